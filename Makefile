@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine:  `make demo`  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv build demo test lint bench clean
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Rebuild the extension in place whenever its sources change (editable installs do not).
+build: $(STAMP)
+	$(PY) setup.py -q build_ext --inplace
+
+demo: build
+	$(PY) -m terminal.demo
+
+test: build
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+bench: build
+	$(PY) -m pytest tests/bench --benchmark-enable --benchmark-columns=min,median,mean,ops -q
+
+clean:
+	rm -rf $(VENV) build core/_cengine.c core/*.so .pytest_cache .benchmarks

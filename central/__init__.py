@@ -1,0 +1,1 @@
+"""Reference central server: batch ingest, updates feed, authoritative card balances."""

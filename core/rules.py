@@ -1,0 +1,655 @@
+"""The rules compiler: a rules tree (TOML file, or the same tree as a dict from the server) → Program.
+
+Validation is complete and happens before anything is built: a bad file is refused whole with a
+`RuleError` naming the source, the rule (or group) id and the field. The Program is immutable plain
+data (ints, strings, tuples) that both engines consume; it also carries the scope index that lets an
+engine find the rules of a line without scanning every rule (category prefix → rules, sku → rules).
+
+Limits: file ≤ 4 MiB, ≤ 10 000 rules, ≤ 1 000 groups nested ≤ 16 deep, ≤ 32 tiers, ≤ 8 referral
+levels, ≤ 1 000 entries in any list, texts ≤ 1 000 characters, money ≤ 10^15 minor units.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from core.errors import RuleError
+
+FILE_BYTES_MAX = 4 * 1024 * 1024
+RULES_MAX = 10_000
+GROUPS_MAX = 1_000
+GROUP_DEPTH_MAX = 16
+TIERS_MAX = 32
+LEVELS_MAX = 8
+LIST_ITEMS_MAX = 1_000
+TEXT_CHARS_MAX = 1_000
+ID_CHARS_MAX = 64
+MONEY_MAX = 10**15
+POINTS_MAX = 10**15
+DAYS_MAX = 36_600
+PRIORITY_MAX = 10**9
+
+COMBINE_POLICIES = ("priority", "max", "min", "sum", "multiply")
+ACCRUAL_POLICIES = ("priority", "max", "min", "sum")
+RULE_KINDS = ("discount", "accrual", "message", "gift", "referral")
+GROUP_KINDS = ("discount", "accrual")
+
+_COMMON_FIELDS = {"id", "kind", "group", "priority", "when", "scope"}
+_KIND_FIELDS = {
+    "discount": {"percent", "amount", "price", "tiers", "basis"},
+    "accrual": {"percent", "per", "points", "max_points", "activation_days", "expiry_days"},
+    "message": {"text", "upgrade_to"},
+    "gift": {"sku", "name", "qty"},
+    "referral": {"levels", "credit"},
+}
+_WHEN_FIELDS = {"card", "card_types", "stores", "weekdays", "time", "dates", "receipt_min", "qty_min"}
+_SCOPE_FIELDS = {"categories", "skus", "exclude_categories", "exclude_skus"}
+_PROGRAM_FIELDS = {
+    "version", "point_value", "max_discount_percent", "discount_combine", "accrual_combine",
+    "activation_days", "expiry_days",
+}
+_REDEEM_FIELDS = {"max_percent", "min_receipt", "min_points", "categories"}
+_GROUP_FIELDS = {"id", "kind", "combine", "cap_percent", "parent", "priority"}
+_TOP_FIELDS = {"program", "redeem", "group", "rule"}
+
+CARD_ANY, CARD_NONE, CARD_REQUIRED = -1, 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    card: int = CARD_ANY
+    card_types: frozenset[str] | None = None
+    stores: frozenset[str] | None = None
+    weekdays_mask: int = 0  # bit d-1 for ISO weekday d; 0 = any day
+    time_from_min: int = -1  # [from, to) minutes of the local day; from > to wraps midnight
+    time_to_min: int = -1
+    date_from: int = -1  # proleptic ordinals, both days included
+    date_to: int = -1
+    receipt_min: int = 0
+    qty_min_milli: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    categories: tuple[str, ...] = ()
+    skus: frozenset[str] = frozenset()
+    exclude_categories: tuple[str, ...] = ()
+    exclude_skus: frozenset[str] = frozenset()
+
+    @property
+    def all_lines(self) -> bool:
+        return not self.categories and not self.skus
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    index: int  # position in the file: "file order"
+    id: str
+    kind: str
+    group: int  # index into Program.groups for discount/accrual rules, else -1
+    priority: int
+    when: Conditions
+    scope: Scope
+    value: str = ""  # discount: percent|amount|price|tiers; accrual: percent|per|points
+    bp: int = 0  # percent in basis points
+    amount: int = 0  # amount X, price P, per-amount A, or fixed points n
+    per_points: int = 0
+    tiers: tuple[tuple[int, int], ...] = ()  # (threshold, bp), thresholds ascending
+    tier_basis: str = ""  # cumulative | receipt
+    max_points: int = -1  # -1 = no cap
+    activation_days: int = -1  # -1 = program default
+    expiry_days: int = -1
+    text: str = ""
+    upgrade_to: str = ""
+    gift_sku: str = ""
+    gift_name: str = ""
+    gift_qty: int = 0
+    levels_bp: tuple[int, ...] = ()
+    credit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    index: int
+    id: str
+    kind: str
+    combine: str
+    cap_bp: int  # -1 = no cap
+    parent: int  # -1 for the two implicit roots
+    members: tuple[tuple[bool, int], ...]  # (is_group, index) in evaluation order
+
+
+@dataclass(frozen=True, slots=True)
+class Redeem:
+    max_bp: int
+    min_receipt: int
+    min_points: int
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    source: str
+    version: str
+    point_value: int
+    max_discount_bp: int
+    activation_days: int
+    expiry_days: int
+    redeem: Redeem | None
+    rules: tuple[Rule, ...]
+    groups: tuple[Group, ...]
+    discount_root: int
+    accrual_root: int
+    # the scope index: which rules can touch a line, found from its sku and category prefixes
+    rules_by_category: dict[str, tuple[int, ...]]
+    rules_by_sku: dict[str, tuple[int, ...]]
+    rules_for_all: tuple[int, ...]
+
+
+# --------------------------------------------------------------------------- field readers
+
+
+class _Ctx:
+    """Names the place being validated, so every error says where it is."""
+
+    def __init__(self, source: str, where: str) -> None:
+        self.source = source
+        self.where = where
+
+    def fail(self, field: str, problem: str) -> RuleError:
+        return RuleError(f"{self.source}: {self.where}: field {field!r}: {problem}")
+
+    def table(self, value: Any, field: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(field, f"must be a table, got {_show(value)}")
+        unknown = sorted(str(k) for k in value if k not in allowed)
+        if unknown:
+            raise self.fail(field, f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+        return value
+
+    def integer(self, value: Any, field: str, lo: int, hi: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(field, f"must be a whole number, got {_show(value)}")
+        if not lo <= value <= hi:
+            raise self.fail(field, f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    def decimal_units(self, value: Any, field: str, places: int, lo: Decimal, hi: Decimal) -> int:
+        """A decimal with at most `places` decimals, returned scaled to an integer."""
+        if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+            raise self.fail(field, f"must be a number, got {_show(value)}")
+        try:
+            number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        except InvalidOperation:
+            raise self.fail(field, f"must be a number, got {_show(value)}") from None
+        if not number.is_finite():
+            raise self.fail(field, f"must be a finite number, got {_show(value)}")
+        scaled = number.scaleb(places)
+        if scaled != scaled.to_integral_value():
+            raise self.fail(field, f"at most {places} decimals allowed, got {_show(value)}")
+        if not lo <= number <= hi:
+            raise self.fail(field, f"must be between {lo} and {hi}, got {_show(value)}")
+        return int(scaled)
+
+    def percent_bp(self, value: Any, field: str, hi: int = 100) -> int:
+        return self.decimal_units(value, field, 2, Decimal(0), Decimal(hi))
+
+    def text(self, value: Any, field: str, max_chars: int = TEXT_CHARS_MAX) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(field, f"must be a non-empty string, got {_show(value)}")
+        if len(value) > max_chars:
+            raise self.fail(field, f"longer than {max_chars} characters")
+        return value
+
+    def text_list(self, value: Any, field: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.fail(field, f"must be a list of strings, got {_show(value)}")
+        if len(value) > LIST_ITEMS_MAX:
+            raise self.fail(field, f"more than {LIST_ITEMS_MAX} entries")
+        items = tuple(self.text(v, field, 256) for v in value)
+        if len(set(items)) != len(items):
+            raise self.fail(field, "lists an entry twice")
+        return items
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _read_time(ctx: _Ctx, value: Any) -> int:
+    if not isinstance(value, str) or len(value) != 5 or value[2] != ":":
+        raise ctx.fail("when.time", f"times are written HH:MM, got {_show(value)}")
+    try:
+        hours, minutes = int(value[:2]), int(value[3:])
+    except ValueError:
+        raise ctx.fail("when.time", f"times are written HH:MM, got {_show(value)}") from None
+    if not (0 <= minutes < 60 and (0 <= hours < 24 or (hours == 24 and minutes == 0))):
+        raise ctx.fail("when.time", f"no such time of day: {value}")
+    return hours * 60 + minutes
+
+
+def _read_date(ctx: _Ctx, value: Any) -> int:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.toordinal()
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value).toordinal()
+        except ValueError:
+            pass
+    raise ctx.fail("when.dates", f"dates are written YYYY-MM-DD, got {_show(value)}")
+
+
+def _read_pair(ctx: _Ctx, value: Any, field: str) -> list[Any]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise ctx.fail(field, f"must be a list of two values [from, to], got {_show(value)}")
+    return value
+
+
+def _read_when(ctx: _Ctx, raw: Any) -> Conditions:
+    when = ctx.table(raw, "when", _WHEN_FIELDS)
+    card = CARD_ANY
+    if "card" in when:
+        if not isinstance(when["card"], bool):
+            raise ctx.fail("when.card", f"must be true or false, got {_show(when['card'])}")
+        card = CARD_REQUIRED if when["card"] else CARD_NONE
+    card_types = None
+    if "card_types" in when:
+        card_types = frozenset(ctx.text_list(when["card_types"], "when.card_types"))
+        if card == CARD_NONE:
+            raise ctx.fail("when.card_types", "contradicts card = false")
+        card = CARD_REQUIRED
+    stores = frozenset(ctx.text_list(when["stores"], "when.stores")) if "stores" in when else None
+    mask = 0
+    if "weekdays" in when:
+        days = when["weekdays"]
+        if not isinstance(days, list) or not days:
+            raise ctx.fail("when.weekdays", f"must be a list of 1 (Mon) … 7 (Sun), got {_show(days)}")
+        for day in days:
+            mask |= 1 << (ctx.integer(day, "when.weekdays", 1, 7) - 1)
+    time_from = time_to = -1
+    if "time" in when:
+        start, end = _read_pair(ctx, when["time"], "when.time")
+        time_from, time_to = _read_time(ctx, start), _read_time(ctx, end)
+        if time_from == time_to:
+            raise ctx.fail("when.time", "the window is empty (from = to)")
+    date_from = date_to = -1
+    if "dates" in when:
+        start, end = _read_pair(ctx, when["dates"], "when.dates")
+        date_from, date_to = _read_date(ctx, start), _read_date(ctx, end)
+        if date_from > date_to:
+            raise ctx.fail("when.dates", "the first date is after the last")
+    receipt_min = ctx.integer(when.get("receipt_min", 0), "when.receipt_min", 0, MONEY_MAX)
+    qty_min = 0
+    if "qty_min" in when:
+        qty_min = ctx.decimal_units(when["qty_min"], "when.qty_min", 3, Decimal(0), Decimal(10**9))
+    return Conditions(
+        card, card_types, stores, mask, time_from, time_to, date_from, date_to, receipt_min, qty_min
+    )
+
+
+def _read_scope(ctx: _Ctx, raw: Any) -> Scope:
+    scope = ctx.table(raw, "scope", _SCOPE_FIELDS)
+
+    def items(name: str) -> tuple[str, ...]:
+        return ctx.text_list(scope[name], f"scope.{name}") if name in scope else ()
+
+    return Scope(
+        items("categories"),
+        frozenset(items("skus")),
+        items("exclude_categories"),
+        frozenset(items("exclude_skus")),
+    )
+
+
+def _one_value(ctx: _Ctx, rule: dict[str, Any], names: tuple[str, ...]) -> str:
+    present = [n for n in names if n in rule]
+    if len(present) != 1:
+        found = ", ".join(present) if present else "none"
+        raise ctx.fail("/".join(names), f"exactly one value field is needed, found {found}")
+    return present[0]
+
+
+def _read_tiers(ctx: _Ctx, raw: Any) -> tuple[tuple[int, int], ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ctx.fail("tiers", f"must be a list of [threshold, percent] pairs, got {_show(raw)}")
+    if len(raw) > TIERS_MAX:
+        raise ctx.fail("tiers", f"more than {TIERS_MAX} tiers")
+    tiers = []
+    for pair in raw:
+        threshold, percent = _read_pair(ctx, pair, "tiers")
+        tiers.append(
+            (ctx.integer(threshold, "tiers", 0, MONEY_MAX), ctx.percent_bp(percent, "tiers"))
+        )
+    for (a, _), (b, _) in zip(tiers, tiers[1:], strict=False):
+        if b <= a:
+            raise ctx.fail("tiers", "thresholds must strictly increase")
+    return tuple(tiers)
+
+
+def _read_discount_value(ctx: _Ctx, rule: dict[str, Any]) -> dict[str, Any]:
+    value = _one_value(ctx, rule, ("percent", "amount", "price", "tiers"))
+    if "basis" in rule and value != "tiers":
+        raise ctx.fail("basis", "only tiered discounts have a basis")
+    if value == "percent":
+        return {"value": value, "bp": ctx.percent_bp(rule["percent"], "percent")}
+    if value in ("amount", "price"):
+        return {"value": value, "amount": ctx.integer(rule[value], value, 0, MONEY_MAX)}
+    basis = rule.get("basis")
+    if basis not in ("cumulative", "receipt"):
+        raise ctx.fail("basis", f"tiers need basis = \"cumulative\" or \"receipt\", got {_show(basis)}")
+    return {"value": value, "tiers": _read_tiers(ctx, rule["tiers"]), "tier_basis": basis}
+
+
+def _read_accrual_value(ctx: _Ctx, rule: dict[str, Any]) -> dict[str, Any]:
+    value = _one_value(ctx, rule, ("percent", "per", "points"))
+    out: dict[str, Any] = {"value": value}
+    if value == "percent":
+        out["bp"] = ctx.percent_bp(rule["percent"], "percent", hi=1000)
+    elif value == "points":
+        out["amount"] = ctx.integer(rule["points"], "points", 1, POINTS_MAX)
+    else:
+        per = ctx.table(rule["per"], "per", {"points", "amount"})
+        if set(per) != {"points", "amount"}:
+            raise ctx.fail("per", "needs both points and amount: per = { points = 1, amount = 10000 }")
+        out["per_points"] = ctx.integer(per["points"], "per.points", 1, POINTS_MAX)
+        out["amount"] = ctx.integer(per["amount"], "per.amount", 1, MONEY_MAX)
+    if "max_points" in rule:
+        out["max_points"] = ctx.integer(rule["max_points"], "max_points", 0, POINTS_MAX)
+    for name in ("activation_days", "expiry_days"):
+        if name in rule:
+            out[name] = ctx.integer(rule[name], name, 0, DAYS_MAX)
+    return out
+
+
+def _read_kind_fields(ctx: _Ctx, kind: str, rule: dict[str, Any]) -> dict[str, Any]:
+    if kind == "discount":
+        return _read_discount_value(ctx, rule)
+    if kind == "accrual":
+        return _read_accrual_value(ctx, rule)
+    if kind == "message":
+        out = {"text": ctx.text(rule.get("text"), "text")}
+        if "upgrade_to" in rule:
+            out["upgrade_to"] = ctx.text(rule["upgrade_to"], "upgrade_to", ID_CHARS_MAX)
+        return out
+    if kind == "gift":
+        sku = ctx.text(rule.get("sku"), "sku", ID_CHARS_MAX)
+        name = ctx.text(rule["name"], "name", 200) if "name" in rule else sku
+        qty = ctx.integer(rule.get("qty", 1), "qty", 1, 1000)
+        return {"gift_sku": sku, "gift_name": name, "gift_qty": qty}
+    levels = rule.get("levels")
+    if not isinstance(levels, list) or not 1 <= len(levels) <= LEVELS_MAX:
+        raise ctx.fail("levels", f"must list 1 to {LEVELS_MAX} percents, got {_show(levels)}")
+    credit = rule.get("credit")
+    if credit not in ("points", "cumulative"):
+        raise ctx.fail("credit", f"must be \"points\" or \"cumulative\", got {_show(credit)}")
+    return {"levels_bp": tuple(ctx.percent_bp(v, "levels") for v in levels), "credit": credit}
+
+
+# --------------------------------------------------------------------------- the tree
+
+
+def _read_program(source: str, raw: Any) -> dict[str, Any]:
+    ctx = _Ctx(source, "[program]")
+    program = ctx.table(raw, "program", _PROGRAM_FIELDS)
+    out = {
+        "version": ctx.text(program["version"], "version", 100) if "version" in program else "",
+        "point_value": ctx.integer(program.get("point_value", 100), "point_value", 1, 10**6),
+        "max_discount_bp": ctx.percent_bp(
+            program.get("max_discount_percent", 100), "max_discount_percent"
+        ),
+        "activation_days": ctx.integer(program.get("activation_days", 0), "activation_days", 0, DAYS_MAX),
+        "expiry_days": ctx.integer(program.get("expiry_days", 0), "expiry_days", 0, DAYS_MAX),
+    }
+    for name, allowed in (("discount_combine", COMBINE_POLICIES), ("accrual_combine", ACCRUAL_POLICIES)):
+        policy = program.get(name, "max" if name == "discount_combine" else "sum")
+        if policy not in allowed:
+            raise ctx.fail(name, f"must be one of {', '.join(allowed)}, got {_show(policy)}")
+        out[name] = policy
+    return out
+
+
+def _read_redeem(source: str, raw: Any) -> Redeem:
+    ctx = _Ctx(source, "[redeem]")
+    redeem = ctx.table(raw, "redeem", _REDEEM_FIELDS)
+    return Redeem(
+        max_bp=ctx.percent_bp(redeem.get("max_percent", 100), "max_percent"),
+        min_receipt=ctx.integer(redeem.get("min_receipt", 0), "min_receipt", 0, MONEY_MAX),
+        min_points=ctx.integer(redeem.get("min_points", 0), "min_points", 0, POINTS_MAX),
+        categories=ctx.text_list(redeem.get("categories", []), "categories"),
+    )
+
+
+def _array_of_tables(source: str, tree: dict[str, Any], name: str, limit: int) -> list[Any]:
+    items = tree.get(name, [])
+    if not isinstance(items, list):
+        raise RuleError(f"{source}: [[{name}]] must be an array of tables")
+    if len(items) > limit:
+        raise RuleError(f"{source}: more than {limit} [[{name}]] entries")
+    return items
+
+
+def _read_groups(source: str, raw_groups: list[Any], program: dict[str, Any]) -> list[dict[str, Any]]:
+    """Groups in declaration order after the two implicit roots (0 = discount, 1 = accrual)."""
+    groups = [
+        {"id": "(discount root)", "kind": "discount", "combine": program["discount_combine"],
+         "cap_bp": -1, "parent": None, "priority": None},
+        {"id": "(accrual root)", "kind": "accrual", "combine": program["accrual_combine"],
+         "cap_bp": -1, "parent": None, "priority": None},
+    ]
+    seen: set[str] = set()
+    for position, raw in enumerate(raw_groups, 1):
+        ctx = _Ctx(source, f"group #{position}")
+        group = ctx.table(raw, "group", _GROUP_FIELDS)
+        gid = ctx.text(group.get("id"), "id", ID_CHARS_MAX)
+        ctx = _Ctx(source, f"group {gid!r}")
+        if gid in seen:
+            raise ctx.fail("id", "this group id is used twice")
+        seen.add(gid)
+        kind = group.get("kind")
+        if kind is not None and kind not in GROUP_KINDS:
+            raise ctx.fail("kind", f"must be \"discount\" or \"accrual\", got {_show(kind)}")
+        combine = group.get("combine", "priority")
+        if combine not in COMBINE_POLICIES:
+            raise ctx.fail("combine", f"must be one of {', '.join(COMBINE_POLICIES)}, got {_show(combine)}")
+        groups.append({
+            "id": gid, "kind": kind, "combine": combine,
+            "cap_bp": ctx.percent_bp(group["cap_percent"], "cap_percent") if "cap_percent" in group else -1,
+            "parent": ctx.text(group["parent"], "parent", ID_CHARS_MAX) if "parent" in group else None,
+            "priority": ctx.integer(group["priority"], "priority", -PRIORITY_MAX, PRIORITY_MAX)
+            if "priority" in group else None,
+        })
+    return groups
+
+
+def _read_rules(source: str, raw_rules: list[Any], group_ids: dict[str, int]) -> list[dict[str, Any]]:
+    rules = []
+    seen: set[str] = set()
+    for position, raw in enumerate(raw_rules, 1):
+        ctx = _Ctx(source, f"rule #{position}")
+        if not isinstance(raw, dict):
+            raise ctx.fail("rule", "must be a table")
+        rid = ctx.text(raw.get("id"), "id", ID_CHARS_MAX)
+        ctx = _Ctx(source, f"rule {rid!r}")
+        if rid in seen:
+            raise ctx.fail("id", "this rule id is used twice")
+        seen.add(rid)
+        kind = raw.get("kind")
+        if kind not in RULE_KINDS:
+            raise ctx.fail("kind", f"must be one of {', '.join(RULE_KINDS)}, got {_show(kind)}")
+        ctx.table(raw, "rule", _COMMON_FIELDS | _KIND_FIELDS[kind])
+        rule: dict[str, Any] = {
+            "index": len(rules), "id": rid, "kind": kind, "group": -1,
+            "priority": ctx.integer(raw.get("priority", 0), "priority", -PRIORITY_MAX, PRIORITY_MAX),
+            "when": _read_when(ctx, raw.get("when", {})),
+            "scope": _read_scope(ctx, raw.get("scope", {})),
+        }
+        if "group" in raw:
+            if kind not in GROUP_KINDS:
+                raise ctx.fail("group", f"{kind} rules do not belong to groups")
+            gname = ctx.text(raw["group"], "group", ID_CHARS_MAX)
+            if gname not in group_ids:
+                raise ctx.fail("group", f"no [[group]] has id {gname!r}")
+            rule["group"] = group_ids[gname]
+        elif kind in GROUP_KINDS:
+            rule["group"] = 0 if kind == "discount" else 1
+        rule.update(_read_kind_fields(ctx, kind, raw))
+        rules.append(rule)
+    return rules
+
+
+def _link_groups(source: str, groups: list[dict[str, Any]], rules: list[dict[str, Any]]) -> None:
+    """Resolve parents and kinds, refuse cycles and mixed kinds, and order every group's members."""
+    ids = {g["id"]: i for i, g in enumerate(groups)}
+    for i, group in enumerate(groups[2:], 2):
+        ctx = _Ctx(source, f"group {group['id']!r}")
+        if group["parent"] is not None and group["parent"] not in ids:
+            raise ctx.fail("parent", f"no [[group]] has id {group['parent']!r}")
+        group["parent_index"] = ids[group["parent"]] if group["parent"] is not None else None
+        group["member_kinds"] = {r["kind"] for r in rules if r["group"] == i}
+    for i, group in enumerate(groups[2:], 2):
+        chain, node = [i], group.get("parent_index")
+        while node is not None and node >= 2:
+            if node in chain:
+                raise _Ctx(source, f"group {group['id']!r}").fail("parent", "groups form a cycle")
+            chain.append(node)
+            if len(chain) > GROUP_DEPTH_MAX:
+                raise _Ctx(source, f"group {group['id']!r}").fail(
+                    "parent", f"groups nest deeper than {GROUP_DEPTH_MAX}")
+            node = groups[node].get("parent_index")
+    _resolve_kinds(source, groups)
+    for group in groups[2:]:
+        ctx = _Ctx(source, f"group {group['id']!r}")
+        if group["kind"] == "accrual" and group["combine"] not in ACCRUAL_POLICIES:
+            raise ctx.fail("combine", "accrual groups combine by priority, max, min or sum")
+        if group["kind"] == "accrual" and group["cap_bp"] >= 0:
+            raise ctx.fail("cap_percent", "only discount groups have a cap")
+        if group["parent_index"] is None:
+            group["parent_index"] = 0 if group["kind"] == "discount" else 1
+    _order_members(groups, rules)
+
+
+def _resolve_kinds(source: str, groups: list[dict[str, Any]]) -> None:
+    """All groups under one top-level group share a kind: the one declared or the one of their rules."""
+    def top_of(i: int) -> int:
+        while groups[i]["parent_index"] is not None:
+            i = groups[i]["parent_index"]
+        return i
+
+    kinds: dict[int, set[str]] = {}
+    for i, group in enumerate(groups[2:], 2):
+        found = kinds.setdefault(top_of(i), set())
+        found |= group["member_kinds"]
+        if group["kind"] is not None:
+            found.add(group["kind"])
+        if len(found) > 1:
+            raise _Ctx(source, f"group {group['id']!r}").fail(
+                "kind", "mixes discount and accrual rules or groups in one group tree")
+    for i, group in enumerate(groups[2:], 2):
+        found = kinds[top_of(i)]
+        group["kind"] = next(iter(found)) if found else "discount"
+
+
+def _order_members(groups: list[dict[str, Any]], rules: list[dict[str, Any]]) -> None:
+    """Members run lowest priority first, ties in file order; a nested group without its own
+    priority sits where its first member would."""
+    children: dict[int, list[tuple[bool, int]]] = {i: [] for i in range(len(groups))}
+    for rule in rules:
+        if rule["group"] >= 0:
+            children[rule["group"]].append((False, rule["index"]))
+    for i, group in enumerate(groups[2:], 2):
+        children[group["parent_index"]].append((True, i))
+    keys: dict[int, tuple[int, int]] = {}
+
+    def key_of(member: tuple[bool, int]) -> tuple[int, int]:
+        is_group, index = member
+        if not is_group:
+            return (rules[index]["priority"], index)
+        if index not in keys:
+            member_keys = [key_of(m) for m in children[index]]
+            first = min(member_keys) if member_keys else (0, len(rules))
+            own = groups[index]["priority"]
+            keys[index] = first if own is None else (own, first[1])
+        return keys[index]
+
+    for i, group in enumerate(groups):
+        group["members"] = tuple(sorted(children[i], key=key_of))
+
+
+def _build_index(rules: tuple[Rule, ...]) -> tuple[dict, dict, tuple[int, ...]]:
+    by_category: dict[str, list[int]] = {}
+    by_sku: dict[str, list[int]] = {}
+    for_all = []
+    for rule in rules:
+        if rule.scope.all_lines:
+            for_all.append(rule.index)
+        for category in rule.scope.categories:
+            by_category.setdefault(category, []).append(rule.index)
+        for sku in sorted(rule.scope.skus):
+            by_sku.setdefault(sku, []).append(rule.index)
+    return (
+        {k: tuple(v) for k, v in by_category.items()},
+        {k: tuple(v) for k, v in by_sku.items()},
+        tuple(for_all),
+    )
+
+
+def compile_rules(tree: Any, source: str = "<rules>") -> Program:
+    """Validate a rules tree and compile it; raises RuleError naming the first fault."""
+    if not isinstance(tree, dict):
+        raise RuleError(f"{source}: the rules must be a table at the top level")
+    unknown = sorted(str(k) for k in tree if k not in _TOP_FIELDS)
+    if unknown:
+        raise RuleError(f"{source}: unknown section {unknown[0]!r} (allowed: {', '.join(sorted(_TOP_FIELDS))})")
+    program = _read_program(source, tree.get("program", {}))
+    redeem = _read_redeem(source, tree["redeem"]) if "redeem" in tree else None
+    groups = _read_groups(source, _array_of_tables(source, tree, "group", GROUPS_MAX), program)
+    group_ids = {g["id"]: i for i, g in enumerate(groups) if i >= 2}
+    rules = _read_rules(source, _array_of_tables(source, tree, "rule", RULES_MAX), group_ids)
+    _link_groups(source, groups, rules)
+    for rule in rules:
+        if rule["group"] >= 0 and groups[rule["group"]]["kind"] != rule["kind"]:
+            raise _Ctx(source, f"rule {rule['id']!r}").fail(
+                "group", f"a {rule['kind']} rule cannot join {groups[rule['group']]['kind']} group "
+                f"{groups[rule['group']]['id']!r}")
+    frozen_rules = tuple(Rule(**rule) for rule in rules)
+    frozen_groups = tuple(
+        Group(i, g["id"], g["kind"], g["combine"], g["cap_bp"],
+              -1 if i < 2 else g["parent_index"], g["members"])
+        for i, g in enumerate(groups)
+    )
+    by_category, by_sku, for_all = _build_index(frozen_rules)
+    return Program(
+        source=source, version=program["version"], point_value=program["point_value"],
+        max_discount_bp=program["max_discount_bp"], activation_days=program["activation_days"],
+        expiry_days=program["expiry_days"], redeem=redeem, rules=frozen_rules, groups=frozen_groups,
+        discount_root=0, accrual_root=1, rules_by_category=by_category, rules_by_sku=by_sku,
+        rules_for_all=for_all,
+    )
+
+
+def load_rules(path: str | Path) -> Program:
+    """Read and compile a TOML rules file; refuses oversized or malformed files with RuleError."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(FILE_BYTES_MAX + 1)
+    except OSError as exc:
+        raise RuleError(f"{path}: cannot read the rules file: {exc.strerror}") from None
+    if len(data) > FILE_BYTES_MAX:
+        raise RuleError(f"{path}: the rules file is larger than {FILE_BYTES_MAX} bytes")
+    try:
+        tree = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RuleError(f"{path}: the rules file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleError(f"{path}: not valid TOML: {exc}") from None
+    return compile_rules(tree, str(path))

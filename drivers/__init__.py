@@ -1,0 +1,1 @@
+"""Device drivers: bytes and input events in, domain events out; receipts out as printer bytes."""

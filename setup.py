@@ -1,0 +1,20 @@
+"""Build the compiled pricing engine; everything else is declared in pyproject.toml.
+
+POSTERM_NO_EXTENSIONS=1 skips the build (the pure-Python twin is then the only engine).
+"""
+
+import os
+
+from setuptools import setup
+
+ext_modules = []
+if not os.environ.get("POSTERM_NO_EXTENSIONS") and os.path.exists("core/_cengine.pyx"):
+    from Cython.Build import cythonize
+
+    ext_modules = cythonize(
+        ["core/_cengine.pyx"],
+        compiler_directives={"language_level": "3"},
+        annotate=bool(os.environ.get("POSTERM_ANNOTATE")),
+    )
+
+setup(ext_modules=ext_modules)

@@ -1,0 +1,1 @@
+"""The posterm daemon and its CLI: wiring, state, persistence, sync, local API."""
