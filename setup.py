@@ -10,9 +10,11 @@ from setuptools import setup
 ext_modules = []
 if not os.environ.get("POSTERM_NO_EXTENSIONS") and os.path.exists("core/_cengine.pyx"):
     from Cython.Build import cythonize
+    from setuptools import Extension
 
     ext_modules = cythonize(
-        ["core/_cengine.pyx"],
+        [Extension("core._cengine", ["core/_cengine.pyx"], include_dirs=["core"],
+                   extra_compile_args=["-O2"])],
         compiler_directives={"language_level": "3"},
         annotate=bool(os.environ.get("POSTERM_ANNOTATE")),
     )

@@ -1,0 +1,997 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+# cython: cdivision=False, overflowcheck=True
+"""The compiled pricing engine: same API and results as `core.fallback`, built for speed.
+
+The Program is converted once into C arrays (rules, groups, tiers, scope-index buckets). A quote
+reads the cart into C structs, pairs lines with the rules of their scope through the index
+(never lines × rules), and runs the group tree over dense per-line arrays. Python objects are
+touched only at the edges: reading the cart, rule conditions that test sets of strings, and
+building the result.
+
+Inputs of an unusual shape (a Decimal quantity, a wrong type) are handed to the reference reader
+in `core.inputs`, so both engines accept and refuse exactly the same carts with the same message.
+All products go through 128-bit helpers (`_muldiv.h`); nothing can overflow within the limits.
+"""
+
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from libc.stdint cimport int64_t
+from libc.stdlib cimport qsort
+from libc.string cimport memcpy, memset
+
+import datetime as _dt
+
+from core import inputs as _inputs
+from core.fallback import category_matches as _category_matches
+from core.refund import compute_refund as _compute_refund
+
+IMPLEMENTATION = "compiled"
+
+cdef extern from "_muldiv.h":
+    int64_t pm_muldiv_floor(int64_t a, int64_t b, int64_t c) nogil
+    int64_t pm_muldiv_half_up(int64_t a, int64_t b, int64_t c) nogil
+    int64_t pm_muldivmod(int64_t a, int64_t b, int64_t c, int64_t *rem) nogil
+
+cdef enum:
+    K_DISCOUNT = 0
+    K_ACCRUAL = 1
+    K_MESSAGE = 2
+    K_GIFT = 3
+    K_REFERRAL = 4
+
+cdef enum:
+    V_PERCENT = 0
+    V_AMOUNT = 1
+    V_PRICE = 2
+    V_TIERS = 3
+    V_PER = 4
+    V_POINTS = 5
+
+cdef enum:
+    C_PRIORITY = 0
+    C_MAX = 1
+    C_MIN = 2
+    C_SUM = 3
+    C_MULTIPLY = 4
+
+cdef int64_t BP_PER_UNIT = 10000
+cdef int64_t MILLI = 1000
+cdef int64_t PRICE_MAX = 10 ** 11
+cdef int64_t QTY_UNITS_MAX = 10 ** 6
+cdef int64_t AMOUNT_MAX = 10 ** 15
+cdef Py_ssize_t CATEGORY_CACHE_MAX = 65536  # distinct category strings remembered per engine
+
+_KINDS = {"discount": K_DISCOUNT, "accrual": K_ACCRUAL, "message": K_MESSAGE, "gift": K_GIFT,
+          "referral": K_REFERRAL}
+_VALUES = {"percent": V_PERCENT, "amount": V_AMOUNT, "price": V_PRICE, "tiers": V_TIERS,
+           "per": V_PER, "points": V_POINTS, "": V_PERCENT}
+_COMBINE = {"priority": C_PRIORITY, "max": C_MAX, "min": C_MIN, "sum": C_SUM, "multiply": C_MULTIPLY}
+
+
+cdef struct RuleC:
+    int kind
+    int value
+    int group
+    int tier_start
+    int tier_count
+    bint tier_cumulative
+    bint has_exclusions
+    int card_cond
+    bint has_card_types
+    bint has_stores
+    int weekdays_mask
+    int time_from
+    int time_to
+    int activation_days
+    int expiry_days
+    int64_t bp
+    int64_t amount
+    int64_t per_points
+    int64_t max_points
+    int64_t date_from
+    int64_t date_to
+    int64_t receipt_min
+    int64_t qty_min
+
+
+cdef struct GroupC:
+    int combine
+    int member_start
+    int member_count
+    int64_t cap_bp
+
+
+cdef struct LineC:
+    int64_t price
+    int64_t qty_milli
+    int64_t amount
+    int64_t min_price
+    bint no_discount
+    bint no_bonus
+    bint redeemable
+
+
+cdef struct Remainder:
+    int64_t rem
+    int position
+
+
+cdef struct Work:
+    # one quote's scratch space; every array is sized before use and freed by _free_work
+    int n_lines
+    LineC *lines
+    int *rule_count       # scope lines per rule
+    int *rule_start       # offset of a rule's lines in csr_lines
+    int *rule_stamp       # last line + 1 that paired with the rule (dedupe)
+    char *holds           # conditions hold (only meaningful where rule_count > 0)
+    int64_t *scope_amount
+    int *pair_rule
+    int *pair_line
+    int n_pairs
+    int cap_pairs
+    int *csr_lines
+    int *node_rule        # attribution lists: which rules gave a line its discount
+    int *node_next
+    int n_nodes
+
+
+# ------------------------------------------------------------------ arithmetic helpers
+
+
+cdef inline int64_t div_floor(int64_t a, int64_t b) except? -1:
+    return pm_muldiv_floor(a, 1, b)
+
+
+cdef inline int64_t div_round_half_up(int64_t a, int64_t b) except? -1:
+    return pm_muldiv_half_up(a, 1, b)
+
+
+cdef inline int64_t percent_of(int64_t base, int64_t bp) noexcept:
+    return pm_muldiv_half_up(base, bp, BP_PER_UNIT)
+
+
+cdef inline int64_t price_times_qty(int64_t price, int64_t qty_milli) noexcept:
+    return pm_muldiv_half_up(price, qty_milli, MILLI)
+
+
+def _div_floor(int64_t a, int64_t b):
+    """Exposed for tests: must equal core.arith.div_floor, negative amounts included."""
+    if b <= 0:
+        raise ValueError("divisor must be positive")
+    return div_floor(a, b)
+
+
+def _div_round_half_up(int64_t a, int64_t b):
+    """Exposed for tests: must equal core.arith.div_round_half_up, negative amounts included."""
+    if b <= 0:
+        raise ValueError("divisor must be positive")
+    return div_round_half_up(a, b)
+
+
+cdef int _by_remainder(const void *a, const void *b) noexcept nogil:
+    cdef const Remainder *x = <const Remainder *>a
+    cdef const Remainder *y = <const Remainder *>b
+    if x.rem != y.rem:
+        return -1 if x.rem > y.rem else 1
+    return x.position - y.position
+
+
+cdef int split_into(int64_t amount, int64_t *bases, int64_t *parts, int count) except -1:
+    """Largest-remainder split of 0 ≤ amount ≤ Σ bases (Σ bases > 0); see core.arith."""
+    cdef int64_t total = 0, given = 0, rem
+    cdef int i
+    cdef Remainder *order
+    for i in range(count):
+        total += bases[i]
+    order = <Remainder *>PyMem_Malloc(count * sizeof(Remainder) + 1)
+    if order == NULL:
+        raise MemoryError()
+    try:
+        for i in range(count):
+            parts[i] = pm_muldivmod(amount, bases[i], total, &rem)
+            given += parts[i]
+            order[i].rem = rem
+            order[i].position = i
+        if amount > given:
+            qsort(order, count, sizeof(Remainder), _by_remainder)
+            for i in range(amount - given):
+                parts[order[i].position] += 1
+    finally:
+        PyMem_Free(order)
+    return 0
+
+
+cdef void *_alloc(Py_ssize_t count, size_t size) except NULL:
+    cdef void *p = PyMem_Malloc(count * size + 8)
+    if p == NULL:
+        raise MemoryError()
+    memset(p, 0, count * size + 8)
+    return p
+
+
+cdef void _free_work(Work *w) noexcept:
+    PyMem_Free(w.lines)
+    PyMem_Free(w.rule_count)
+    PyMem_Free(w.rule_start)
+    PyMem_Free(w.rule_stamp)
+    PyMem_Free(w.holds)
+    PyMem_Free(w.scope_amount)
+    PyMem_Free(w.pair_rule)
+    PyMem_Free(w.pair_line)
+    PyMem_Free(w.csr_lines)
+    PyMem_Free(w.node_rule)
+    PyMem_Free(w.node_next)
+
+
+cdef int _add_pair(Work *w, int rule, int line) except -1:
+    cdef int *grown
+    if w.n_pairs == w.cap_pairs:
+        w.cap_pairs = w.cap_pairs * 2 + 64
+        grown = <int *>PyMem_Realloc(w.pair_rule, w.cap_pairs * sizeof(int))
+        if grown == NULL:
+            raise MemoryError()
+        w.pair_rule = grown
+        grown = <int *>PyMem_Realloc(w.pair_line, w.cap_pairs * sizeof(int))
+        if grown == NULL:
+            raise MemoryError()
+        w.pair_line = grown
+    w.pair_rule[w.n_pairs] = rule
+    w.pair_line[w.n_pairs] = line
+    w.n_pairs += 1
+    return 0
+
+
+cdef class Engine:
+    """Prices carts under one compiled Program. Stateless between calls but for a bounded
+    memo of category strings → index buckets, which never changes a result."""
+
+    cdef readonly object program
+    cdef readonly str implementation
+    cdef int n_rules
+    cdef int n_groups
+    cdef RuleC *rules
+    cdef GroupC *groups
+    cdef int *members          # ≥ 0: a rule; < 0: group −(index + 1)
+    cdef int64_t *tier_threshold
+    cdef int64_t *tier_bp
+    cdef int *bucket_rules
+    cdef int *bucket_start
+    cdef int *bucket_count
+    cdef int all_bucket
+    cdef dict sku_buckets      # sku → bucket
+    cdef dict category_buckets  # rule category → bucket
+    cdef dict category_cache   # line category → (buckets tuple, in redeem scope)
+    cdef list rule_ids
+    cdef list rule_objects
+    cdef tuple message_rules
+    cdef tuple gift_rules
+    cdef tuple referral_rules  # by (priority, file order)
+    cdef int64_t point_value
+    cdef int64_t max_discount_bp
+    cdef int activation_days
+    cdef int expiry_days
+    cdef bint has_redeem
+    cdef int64_t redeem_max_bp
+    cdef int64_t redeem_min_receipt
+    cdef int64_t redeem_min_points
+    cdef tuple redeem_categories
+
+    def __cinit__(self):
+        self.rules = NULL
+        self.groups = NULL
+        self.members = NULL
+        self.tier_threshold = NULL
+        self.tier_bp = NULL
+        self.bucket_rules = NULL
+        self.bucket_start = NULL
+        self.bucket_count = NULL
+
+    def __dealloc__(self):
+        PyMem_Free(self.rules)
+        PyMem_Free(self.groups)
+        PyMem_Free(self.members)
+        PyMem_Free(self.tier_threshold)
+        PyMem_Free(self.tier_bp)
+        PyMem_Free(self.bucket_rules)
+        PyMem_Free(self.bucket_start)
+        PyMem_Free(self.bucket_count)
+
+    def __init__(self, program):
+        self.program = program
+        self.implementation = IMPLEMENTATION
+        self.point_value = program.point_value
+        self.max_discount_bp = program.max_discount_bp
+        self.activation_days = program.activation_days
+        self.expiry_days = program.expiry_days
+        redeem = program.redeem
+        self.has_redeem = redeem is not None
+        if redeem is not None:
+            self.redeem_max_bp = redeem.max_bp
+            self.redeem_min_receipt = redeem.min_receipt
+            self.redeem_min_points = redeem.min_points
+            self.redeem_categories = redeem.categories
+        else:
+            self.redeem_categories = ()
+        self._load_rules(program)
+        self._load_groups(program)
+        self._load_index(program)
+        self.category_cache = {}
+
+    cdef _load_rules(self, program):
+        cdef int i, t, n_tiers = 0
+        cdef RuleC *c
+        rules = program.rules
+        self.n_rules = len(rules)
+        self.rules = <RuleC *>_alloc(self.n_rules, sizeof(RuleC))
+        for rule in rules:
+            n_tiers += len(rule.tiers)
+        self.tier_threshold = <int64_t *>_alloc(n_tiers, sizeof(int64_t))
+        self.tier_bp = <int64_t *>_alloc(n_tiers, sizeof(int64_t))
+        self.rule_ids = [rule.id for rule in rules]
+        self.rule_objects = list(rules)
+        t = 0
+        for i, rule in enumerate(rules):
+            c = &self.rules[i]
+            c.kind = _KINDS[rule.kind]
+            c.value = _VALUES[rule.value]
+            c.group = rule.group
+            c.bp, c.amount, c.per_points, c.max_points = rule.bp, rule.amount, rule.per_points, rule.max_points
+            c.tier_cumulative = rule.tier_basis == "cumulative"
+            c.tier_start, c.tier_count = t, len(rule.tiers)
+            for threshold, bp in rule.tiers:
+                self.tier_threshold[t], self.tier_bp[t] = threshold, bp
+                t += 1
+            c.activation_days, c.expiry_days = rule.activation_days, rule.expiry_days
+            scope = rule.scope
+            c.has_exclusions = bool(scope.exclude_skus or scope.exclude_categories)
+            when = rule.when
+            c.card_cond = when.card
+            c.has_card_types = when.card_types is not None
+            c.has_stores = when.stores is not None
+            c.weekdays_mask = when.weekdays_mask
+            c.time_from, c.time_to = when.time_from_min, when.time_to_min
+            c.date_from, c.date_to = when.date_from, when.date_to
+            c.receipt_min, c.qty_min = when.receipt_min, when.qty_min_milli
+        self.message_rules = tuple(r.index for r in rules if r.kind == "message")
+        self.gift_rules = tuple(r.index for r in rules if r.kind == "gift")
+        self.referral_rules = tuple(
+            r.index for r in sorted((r for r in rules if r.kind == "referral"),
+                                    key=lambda r: (r.priority, r.index)))
+
+    cdef _load_groups(self, program):
+        cdef int i, m = 0
+        groups = program.groups
+        self.n_groups = len(groups)
+        self.groups = <GroupC *>_alloc(self.n_groups, sizeof(GroupC))
+        self.members = <int *>_alloc(sum(len(g.members) for g in groups), sizeof(int))
+        for i, group in enumerate(groups):
+            self.groups[i].combine = _COMBINE[group.combine]
+            self.groups[i].cap_bp = group.cap_bp
+            self.groups[i].member_start = m
+            self.groups[i].member_count = len(group.members)
+            for is_group, index in group.members:
+                self.members[m] = -(index + 1) if is_group else index
+                m += 1
+
+    cdef _load_index(self, program):
+        cdef int b = 0, k = 0
+        buckets = [program.rules_for_all]
+        self.category_buckets = {}
+        self.sku_buckets = {}
+        for category, indices in program.rules_by_category.items():
+            self.category_buckets[category] = len(buckets)
+            buckets.append(indices)
+        for sku, indices in program.rules_by_sku.items():
+            self.sku_buckets[sku] = len(buckets)
+            buckets.append(indices)
+        self.all_bucket = 0
+        self.bucket_start = <int *>_alloc(len(buckets), sizeof(int))
+        self.bucket_count = <int *>_alloc(len(buckets), sizeof(int))
+        self.bucket_rules = <int *>_alloc(sum(len(x) for x in buckets), sizeof(int))
+        for b, indices in enumerate(buckets):
+            self.bucket_start[b] = k
+            self.bucket_count[b] = len(indices)
+            for index in indices:
+                self.bucket_rules[k] = index
+                k += 1
+
+    # -------------------------------------------------------------- reading the cart
+
+    cdef tuple _category_entry(self, str category):
+        """(buckets of every prefix of `category`, whether it is in the redeem scope)."""
+        entry = self.category_cache.get(category)
+        if entry is not None:
+            return <tuple>entry
+        buckets = []
+        pos = category.find("/")
+        while True:
+            prefix = category if pos < 0 else category[:pos]
+            bucket = self.category_buckets.get(prefix)
+            if bucket is not None:
+                buckets.append(bucket)
+            if pos < 0:
+                break
+            pos = category.find("/", pos + 1)
+        redeemable = any(_category_matches(category, p) for p in self.redeem_categories)
+        entry = (tuple(buckets), redeemable)
+        if len(self.category_cache) < CATEGORY_CACHE_MAX:
+            self.category_cache[category] = entry
+        return entry
+
+    cdef int _read_lines(self, Work *w, list raw_lines, list skus, list categories) except -1:
+        cdef Py_ssize_t i, n = len(raw_lines), known
+        cdef LineC *line
+        cdef int64_t subtotal = 0, price, qty
+        for i in range(n):
+            raw = raw_lines[i]
+            line = &w.lines[i]
+            if type(raw) is not dict:
+                self._read_line_slowly(raw, i, line, skus, categories)
+                subtotal += line.amount
+                continue
+            d = <dict>raw
+            sku = d.get("sku")
+            price_obj = d.get("price")
+            qty_obj = d.get("qty")
+            cats = d.get("categories")
+            no_discount = d.get("no_discount", False)
+            no_bonus = d.get("no_bonus", False)
+            min_price = d.get("min_price", 0)
+            name = d.get("name")
+            known = 3 + ("categories" in d) + ("no_discount" in d) + ("no_bonus" in d) \
+                + ("min_price" in d) + (name is not None)
+            if (len(d) != known or type(sku) is not str or not 0 < len(<str>sku) <= 64
+                    or type(price_obj) is not int or type(qty_obj) is not int
+                    or type(min_price) is not int or type(no_discount) is not bool
+                    or type(no_bonus) is not bool
+                    or (name is not None and (type(name) is not str or not 0 < len(<str>name) <= 256))
+                    or ("categories" in d and not self._plain_categories(cats))):
+                self._read_line_slowly(raw, i, line, skus, categories)
+                subtotal += line.amount
+                continue
+            # compared as Python ints first: a huge number must not overflow the C conversion
+            if not (0 <= price_obj <= PRICE_MAX and 0 < qty_obj <= QTY_UNITS_MAX
+                    and 0 <= min_price <= PRICE_MAX):
+                self._read_line_slowly(raw, i, line, skus, categories)
+                subtotal += line.amount
+                continue
+            price = price_obj
+            qty = qty_obj
+            line.price = price
+            line.qty_milli = qty * MILLI
+            line.amount = price * qty
+            if line.amount > AMOUNT_MAX:
+                self._read_line_slowly(raw, i, line, skus, categories)
+            line.min_price = min_price
+            line.no_discount = no_discount
+            line.no_bonus = no_bonus
+            skus.append(sku)
+            categories.append(() if cats is None else cats)
+            subtotal += line.amount
+        if subtotal > AMOUNT_MAX:
+            _inputs.read_cart({"lines": raw_lines})  # raises the reference refusal
+        return 0
+
+    cdef bint _plain_categories(self, object cats) except -1:
+        if type(cats) is not list or len(<list>cats) > 16:
+            return False
+        for c in <list>cats:
+            if type(c) is not str or not 0 < len(<str>c) <= 256:
+                return False
+        return True
+
+    cdef int _read_line_slowly(self, object raw, Py_ssize_t i, LineC *line, list skus,
+                               list categories) except -1:
+        """The reference reader for anything the fast path does not take as it is."""
+        ref = _inputs.read_line(raw, f"cart line {i}")
+        line.price = ref.price
+        line.qty_milli = ref.qty_milli
+        line.amount = ref.amount
+        line.min_price = ref.min_price
+        line.no_discount = ref.no_discount
+        line.no_bonus = ref.no_bonus
+        if len(skus) == i:
+            skus.append(ref.sku)
+            categories.append(ref.categories)
+        return 0
+
+    # -------------------------------------------------------------- scope and conditions
+
+    cdef int _pair_bucket(self, Work *w, int bucket, int line, str sku, object cats) except -1:
+        cdef int k, r
+        cdef int start = self.bucket_start[bucket]
+        cdef int end = start + self.bucket_count[bucket]
+        for k in range(start, end):
+            r = self.bucket_rules[k]
+            if w.rule_stamp[r] == line + 1:
+                continue
+            w.rule_stamp[r] = line + 1
+            if self.rules[r].has_exclusions and self._excluded(r, sku, cats):
+                continue
+            _add_pair(w, r, line)
+        return 0
+
+    cdef bint _excluded(self, int r, str sku, object cats) except -1:
+        scope = self.rule_objects[r].scope
+        if sku in scope.exclude_skus:
+            return True
+        for category in cats:
+            for excluded in scope.exclude_categories:
+                if _category_matches(category, excluded):
+                    return True
+        return False
+
+    cdef int _find_scopes(self, Work *w, list skus, list categories) except -1:
+        cdef int line, r, k, total
+        cdef LineC *c
+        for line in range(w.n_lines):
+            sku = <str>skus[line]
+            cats = categories[line]
+            c = &w.lines[line]
+            c.redeemable = self.has_redeem and not c.no_bonus and not self.redeem_categories
+            self._pair_bucket(w, self.all_bucket, line, sku, cats)
+            bucket = self.sku_buckets.get(sku)
+            if bucket is not None:
+                self._pair_bucket(w, bucket, line, sku, cats)
+            for category in cats:
+                buckets, redeemable = self._category_entry(category)
+                if redeemable and self.has_redeem and not c.no_bonus:
+                    c.redeemable = True
+                for bucket in <tuple>buckets:
+                    self._pair_bucket(w, bucket, line, sku, cats)
+        # counting sort of the pairs by rule, keeping line order inside each rule
+        for k in range(w.n_pairs):
+            w.rule_count[w.pair_rule[k]] += 1
+        total = 0
+        for r in range(self.n_rules):
+            w.rule_start[r] = total
+            total += w.rule_count[r]
+        w.csr_lines = <int *>_alloc(w.n_pairs, sizeof(int))
+        memset(w.rule_stamp, 0, self.n_rules * sizeof(int))  # reused as fill positions
+        for k in range(w.n_pairs):
+            r = w.pair_rule[k]
+            w.csr_lines[w.rule_start[r] + w.rule_stamp[r]] = w.pair_line[k]
+            w.rule_stamp[r] += 1
+        return 0
+
+    cdef int _decide(self, Work *w, str store, object card, str card_type, int weekday,
+                     int minute, int64_t ordinal) except -1:
+        cdef int r, k
+        cdef int64_t amount, qty
+        cdef RuleC *c
+        cdef bint ok
+        for r in range(self.n_rules):
+            if w.rule_count[r] == 0:
+                continue
+            c = &self.rules[r]
+            ok = True
+            if c.card_cond == 1 and card is None:
+                ok = False
+            elif c.card_cond == 0 and card is not None:
+                ok = False
+            elif c.has_card_types and (card is None
+                                       or card_type not in self.rule_objects[r].when.card_types):
+                ok = False
+            elif c.has_stores and store not in self.rule_objects[r].when.stores:
+                ok = False
+            elif c.weekdays_mask and not (c.weekdays_mask >> (weekday - 1)) & 1:
+                ok = False
+            elif c.time_from >= 0:
+                if c.time_from < c.time_to:
+                    ok = c.time_from <= minute < c.time_to
+                else:
+                    ok = minute >= c.time_from or minute < c.time_to
+            if ok and c.date_from >= 0:
+                ok = c.date_from <= ordinal <= c.date_to
+            amount = 0
+            qty = 0
+            for k in range(w.rule_start[r], w.rule_start[r] + w.rule_count[r]):
+                amount += w.lines[w.csr_lines[k]].amount
+                qty += w.lines[w.csr_lines[k]].qty_milli
+            w.scope_amount[r] = amount
+            if ok and (amount < c.receipt_min or qty < c.qty_min):
+                ok = False
+            w.holds[r] = ok
+        return 0
+
+    cdef inline bint _applies(self, Work *w, int r) noexcept:
+        return w.rule_count[r] > 0 and w.holds[r]
+
+    # -------------------------------------------------------------- discounts
+
+    cdef int64_t _tier_bp(self, Work *w, int r, bint has_card, int64_t cumulative) noexcept:
+        cdef RuleC *c = &self.rules[r]
+        cdef int64_t value, bp = 0
+        cdef int t
+        if c.tier_cumulative:
+            if not has_card:
+                return 0
+            value = cumulative
+        else:
+            value = w.scope_amount[r]
+        for t in range(c.tier_start, c.tier_start + c.tier_count):
+            if self.tier_threshold[t] <= value:
+                bp = self.tier_bp[t]
+        return bp
+
+    cdef int _merge(self, Work *w, int combine, int line, int64_t d, int head, int tail,
+                    int64_t *out, int *heads, int *tails, int64_t *remaining) except -1:
+        """Combine one member's discount `d` on `line` into the group's result.
+        head/tail: the member's attribution list; head < 0 means "the rule −(head + 1)"."""
+        cdef bint replace
+        if combine == C_PRIORITY:
+            replace = out[line] == 0
+        elif combine == C_MAX:
+            replace = d > out[line]
+        elif combine == C_MIN:
+            replace = out[line] == 0 or d < out[line]
+        else:
+            replace = False
+        if head < 0:  # a rule: its attribution node is made only when it is kept
+            if not replace and combine != C_SUM and combine != C_MULTIPLY:
+                return 0
+            w.node_rule[w.n_nodes] = -(head + 1)
+            w.node_next[w.n_nodes] = -1
+            head = tail = w.n_nodes
+            w.n_nodes += 1
+        if replace:
+            out[line] = d
+            heads[line] = head
+            tails[line] = tail
+        elif combine == C_SUM or combine == C_MULTIPLY:
+            out[line] += d
+            if heads[line] < 0:
+                heads[line] = head
+            else:
+                w.node_next[tails[line]] = head
+            tails[line] = tail
+            if combine == C_MULTIPLY:
+                remaining[line] -= d
+        return 0
+
+    cdef int _rule_discount(self, Work *w, int r, int combine, int64_t *base, bint has_card,
+                            int64_t cumulative, int64_t *out, int *heads, int *tails,
+                            int64_t *remaining) except -1:
+        cdef RuleC *c = &self.rules[r]
+        cdef int k, line, count = 0, start = w.rule_start[r], end = start + w.rule_count[r]
+        cdef int64_t d, bp, total = 0
+        cdef int64_t *bases
+        cdef int64_t *parts
+        cdef int *targets
+        if c.value == V_AMOUNT:
+            targets = <int *>_alloc(w.rule_count[r], sizeof(int))
+            bases = <int64_t *>_alloc(w.rule_count[r], sizeof(int64_t))
+            parts = <int64_t *>_alloc(w.rule_count[r], sizeof(int64_t))
+            try:
+                for k in range(start, end):
+                    line = w.csr_lines[k]
+                    if not w.lines[line].no_discount:
+                        targets[count] = line
+                        bases[count] = base[line]
+                        total += base[line]
+                        count += 1
+                if total > 0:
+                    split_into(c.amount if c.amount < total else total, bases, parts, count)
+                    for k in range(count):
+                        if parts[k]:
+                            self._merge(w, combine, targets[k], parts[k], -(r + 1), 0,
+                                        out, heads, tails, remaining)
+            finally:
+                PyMem_Free(targets)
+                PyMem_Free(bases)
+                PyMem_Free(parts)
+            return 0
+        bp = self._tier_bp(w, r, has_card, cumulative) if c.value == V_TIERS else c.bp
+        for k in range(start, end):
+            line = w.csr_lines[k]
+            if w.lines[line].no_discount:
+                continue
+            if c.value == V_PRICE:
+                d = base[line] - price_times_qty(c.amount, w.lines[line].qty_milli)
+            else:
+                d = percent_of(base[line], bp)
+            if d > 0:
+                self._merge(w, combine, line, d, -(r + 1), 0, out, heads, tails, remaining)
+        return 0
+
+    cdef int _group_discount(self, Work *w, int g, int64_t *base, bint has_card,
+                             int64_t cumulative, int64_t *out, int *heads, int *tails) except -1:
+        cdef GroupC *group = &self.groups[g]
+        cdef int n = w.n_lines, m, member, line
+        cdef int64_t limit
+        cdef int64_t *remaining = <int64_t *>_alloc(n, sizeof(int64_t))
+        cdef int64_t *child_out = NULL
+        cdef int *child_heads = NULL
+        cdef int *child_tails = NULL
+        cdef int64_t *member_base = remaining if group.combine == C_MULTIPLY else base
+        try:
+            memcpy(remaining, base, n * sizeof(int64_t))
+            for line in range(n):
+                out[line] = 0
+                heads[line] = -1
+                tails[line] = -1
+            for m in range(group.member_start, group.member_start + group.member_count):
+                member = self.members[m]
+                if member >= 0:
+                    if self._applies(w, member):
+                        self._rule_discount(w, member, group.combine, member_base, has_card,
+                                            cumulative, out, heads, tails, remaining)
+                    continue
+                if child_out == NULL:
+                    child_out = <int64_t *>_alloc(n, sizeof(int64_t))
+                    child_heads = <int *>_alloc(n, sizeof(int))
+                    child_tails = <int *>_alloc(n, sizeof(int))
+                self._group_discount(w, -member - 1, member_base, has_card, cumulative,
+                                     child_out, child_heads, child_tails)
+                for line in range(n):
+                    if child_out[line]:
+                        self._merge(w, group.combine, line, child_out[line], child_heads[line],
+                                    child_tails[line], out, heads, tails, remaining)
+            for line in range(n):
+                limit = base[line]
+                if group.cap_bp >= 0 and percent_of(base[line], group.cap_bp) < limit:
+                    limit = percent_of(base[line], group.cap_bp)
+                if out[line] > limit:
+                    out[line] = limit
+        finally:
+            PyMem_Free(remaining)
+            PyMem_Free(child_out)
+            PyMem_Free(child_heads)
+            PyMem_Free(child_tails)
+        return 0
+
+    # -------------------------------------------------------------- accrual
+
+    cdef int64_t _rule_points(self, Work *w, int r, int64_t *paid) except -1:
+        cdef RuleC *c = &self.rules[r]
+        cdef int k, line, targets = 0
+        cdef int64_t base = 0, points
+        for k in range(w.rule_start[r], w.rule_start[r] + w.rule_count[r]):
+            line = w.csr_lines[k]
+            if not w.lines[line].no_bonus:
+                targets += 1
+                base += paid[line]
+        if targets == 0:
+            return 0
+        if c.value == V_PERCENT:
+            points = pm_muldiv_floor(base, c.bp, BP_PER_UNIT * self.point_value)
+        elif c.value == V_PER:
+            points = c.per_points * (base // c.amount)
+        else:
+            points = c.amount
+        if c.max_points >= 0 and points > c.max_points:
+            points = c.max_points
+        return points
+
+    cdef int64_t _group_points(self, Work *w, int g, int64_t *paid, int *override) except -1:
+        """A group's points; *override: the first contributing rule that sets lot days, or −1."""
+        cdef GroupC *group = &self.groups[g]
+        cdef int m, member, member_override
+        cdef int64_t total = 0, points
+        override[0] = -1
+        for m in range(group.member_start, group.member_start + group.member_count):
+            member = self.members[m]
+            if member >= 0:
+                if not self._applies(w, member):
+                    continue
+                points = self._rule_points(w, member, paid)
+                member_override = member if (self.rules[member].activation_days >= 0
+                                             or self.rules[member].expiry_days >= 0) else -1
+            else:
+                points = self._group_points(w, -member - 1, paid, &member_override)
+            if points == 0:
+                continue
+            if ((group.combine == C_PRIORITY and total == 0)
+                    or (group.combine == C_MAX and points > total)
+                    or (group.combine == C_MIN and (total == 0 or points < total))):
+                total = points
+                override[0] = member_override
+            elif group.combine == C_SUM:
+                total += points
+                if override[0] < 0:
+                    override[0] = member_override
+        return total
+
+    # -------------------------------------------------------------- the quote
+
+    def quote(self, cart, card=None, now=None, redeem=None):
+        cdef Work w
+        cdef int n, r, line, override
+        cdef int64_t subtotal = 0, discount_total = 0, redeem_total = 0, eligible_total = 0
+        cdef int64_t max_points = 0, points, asked, ceiling, floor_amount, available = 0
+        cdef int64_t cumulative = 0, to_pay, by_percent
+        cdef int64_t *discount = NULL
+        cdef int64_t *after = NULL
+        cdef int64_t *redeemed = NULL
+        cdef int64_t *paid = NULL
+        cdef int *heads = NULL
+        cdef int *tails = NULL
+        cdef int64_t *bases = NULL
+        cdef int64_t *parts = NULL
+        cdef int *eligible = NULL
+        cdef int n_eligible = 0, k
+
+        moment = _inputs.read_moment(now, "now")
+        if type(cart) is not dict or not (<dict>cart).keys() <= _inputs.CART_FIELDS:
+            _inputs.read_cart(cart)  # raises the reference refusal
+        store = (<dict>cart).get("store", "")
+        raw_lines = (<dict>cart).get("lines")
+        if (type(store) is not str or len(<str>store) > 64 or type(raw_lines) is not list
+                or len(<list>raw_lines) > _inputs.LINES_MAX):
+            _inputs.read_cart(cart)
+        memset(&w, 0, sizeof(Work))
+        n = len(<list>raw_lines)
+        w.n_lines = n
+        skus = []
+        categories = []
+        try:
+            w.lines = <LineC *>_alloc(n, sizeof(LineC))
+            w.rule_count = <int *>_alloc(self.n_rules, sizeof(int))
+            w.rule_start = <int *>_alloc(self.n_rules, sizeof(int))
+            w.rule_stamp = <int *>_alloc(self.n_rules, sizeof(int))
+            w.holds = <char *>_alloc(self.n_rules, sizeof(char))
+            w.scope_amount = <int64_t *>_alloc(self.n_rules, sizeof(int64_t))
+            self._read_lines(&w, <list>raw_lines, skus, categories)
+            card_in = _inputs.read_card(card, moment)  # after the cart: the reference's order
+            asked = _inputs.read_redeem(redeem)
+            card_type = ""
+            if card_in is not None:
+                card_type = card_in.type
+                available = card_in.available
+                cumulative = card_in.cumulative
+            self._find_scopes(&w, skus, categories)
+            self._decide(&w, store, card_in, card_type, moment.isoweekday(),
+                         moment.hour * 60 + moment.minute, moment.toordinal())
+            w.node_rule = <int *>_alloc(w.n_pairs, sizeof(int))
+            w.node_next = <int *>_alloc(w.n_pairs, sizeof(int))
+
+            discount = <int64_t *>_alloc(n, sizeof(int64_t))
+            after = <int64_t *>_alloc(n, sizeof(int64_t))
+            redeemed = <int64_t *>_alloc(n, sizeof(int64_t))
+            paid = <int64_t *>_alloc(n, sizeof(int64_t))
+            heads = <int *>_alloc(n, sizeof(int))
+            tails = <int *>_alloc(n, sizeof(int))
+            for line in range(n):
+                after[line] = w.lines[line].amount
+                subtotal += w.lines[line].amount
+            self._group_discount(&w, 0, after, card_in is not None, cumulative,
+                                 discount, heads, tails)
+            for line in range(n):
+                if w.lines[line].no_discount:
+                    discount[line] = 0
+                ceiling = percent_of(w.lines[line].amount, self.max_discount_bp)
+                floor_amount = w.lines[line].amount - price_times_qty(
+                    w.lines[line].min_price, w.lines[line].qty_milli)
+                if floor_amount < 0:
+                    floor_amount = 0
+                if discount[line] > ceiling:
+                    discount[line] = ceiling
+                if discount[line] > floor_amount:
+                    discount[line] = floor_amount
+                after[line] = w.lines[line].amount - discount[line]
+                discount_total += discount[line]
+
+            # redemption (§5)
+            eligible = <int *>_alloc(n, sizeof(int))
+            bases = <int64_t *>_alloc(n, sizeof(int64_t))
+            parts = <int64_t *>_alloc(n, sizeof(int64_t))
+            for line in range(n):
+                if w.lines[line].redeemable:
+                    eligible[n_eligible] = line
+                    bases[n_eligible] = after[line]
+                    eligible_total += after[line]
+                    n_eligible += 1
+            if (self.has_redeem and card_in is not None
+                    and eligible_total >= self.redeem_min_receipt
+                    and available >= self.redeem_min_points):
+                by_percent = pm_muldiv_floor(eligible_total, self.redeem_max_bp,
+                                             BP_PER_UNIT * self.point_value)
+                max_points = available if available < by_percent else by_percent
+            points = max_points if asked == _inputs.REDEEM_ALL or asked > max_points else asked
+            if points > 0:
+                split_into(points * self.point_value, bases, parts, n_eligible)
+                for k in range(n_eligible):
+                    redeemed[eligible[k]] = parts[k]
+            for line in range(n):
+                paid[line] = after[line] - redeemed[line]
+                redeem_total += redeemed[line]
+            to_pay = subtotal - discount_total - redeem_total
+
+            accrual = {"points": 0, "available_from": None, "expires_at": None}
+            if card_in is not None:
+                accrued = self._group_points(&w, 1, paid, &override)
+                if accrued:
+                    accrual = self._lot(moment, accrued, override)
+            lines_out = self._lines_out(&w, skus, discount, redeemed, paid, heads)
+            messages, card_type_after = self._messages(&w, card_in)
+            gifts = [{"rule": self.rule_ids[r], "sku": self.rule_objects[r].gift_sku,
+                      "name": self.rule_objects[r].gift_name, "qty": self.rule_objects[r].gift_qty}
+                     for r in self.gift_rules if self._applies(&w, r)]
+            referral = self._referral(&w, card_in, to_pay)
+        finally:
+            _free_work(&w)
+            PyMem_Free(discount)
+            PyMem_Free(after)
+            PyMem_Free(redeemed)
+            PyMem_Free(paid)
+            PyMem_Free(heads)
+            PyMem_Free(tails)
+            PyMem_Free(eligible)
+            PyMem_Free(bases)
+            PyMem_Free(parts)
+        return {
+            "subtotal": subtotal,
+            "discount": discount_total,
+            "total": subtotal - discount_total,
+            "redeem": {"points": points, "amount": redeem_total, "max_points": max_points},
+            "to_pay": to_pay,
+            "accrual": accrual,
+            "lines": lines_out,
+            "messages": messages,
+            "gifts": gifts,
+            "referral": referral,
+            "card_type_after": card_type_after,
+            "cumulative_after": None if card_in is None else cumulative + subtotal - discount_total,
+        }
+
+    cdef list _lines_out(self, Work *w, list skus, int64_t *discount, int64_t *redeemed,
+                         int64_t *paid, int *heads):
+        cdef int line, node
+        cdef LineC *c
+        out = []
+        for line in range(w.n_lines):
+            c = &w.lines[line]
+            given_by = []
+            if discount[line] > 0:
+                node = heads[line]
+                while node >= 0:
+                    given_by.append(self.rule_ids[w.node_rule[node]])
+                    node = w.node_next[node]
+            out.append({"sku": skus[line], "qty_milli": c.qty_milli, "price": c.price,
+                        "amount": c.amount, "discount": discount[line],
+                        "redeem_amount": redeemed[line], "paid": paid[line], "rules": given_by})
+        return out
+
+    cdef dict _lot(self, object moment, int64_t points, int override):
+        activation, expiry = self.activation_days, self.expiry_days
+        if override >= 0:
+            if self.rules[override].activation_days >= 0:
+                activation = self.rules[override].activation_days
+            if self.rules[override].expiry_days >= 0:
+                expiry = self.rules[override].expiry_days
+        start = moment + _dt.timedelta(days=activation)
+        end = start + _dt.timedelta(days=expiry) if expiry else None
+        return {"points": points, "available_from": start.isoformat(),
+                "expires_at": None if end is None else end.isoformat()}
+
+    cdef tuple _messages(self, Work *w, object card_in):
+        messages = []
+        upgrade = None
+        for r in self.message_rules:
+            if self._applies(w, r):
+                rule = self.rule_objects[r]
+                messages.append({"rule": rule.id, "text": rule.text})
+                if upgrade is None and rule.upgrade_to:
+                    upgrade = rule.upgrade_to
+        if card_in is None or upgrade == card_in.type:
+            upgrade = None
+        return messages, upgrade
+
+    cdef list _referral(self, Work *w, object card_in, int64_t to_pay):
+        cdef int64_t money
+        if card_in is None:
+            return []
+        for r in self.referral_rules:
+            if not self._applies(w, r):
+                continue
+            rule = self.rule_objects[r]
+            out = []
+            for level, (referrer, bp) in enumerate(zip(card_in.referrers, rule.levels_bp), 1):
+                money = pm_muldiv_floor(to_pay, bp, BP_PER_UNIT)
+                out.append({"card": referrer, "level": level,
+                            "points": money // self.point_value if rule.credit == "points" else 0,
+                            "cumulative": money if rule.credit == "cumulative" else 0})
+            return out
+        return []
+
+    def refund(self, quote, ret):
+        return _compute_refund(quote, ret)
