@@ -25,8 +25,13 @@ test: build
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
+# Benchmarks, measured in one run; prints the README's table. BENCH=tests/bench/test_core_bench.py narrows it.
+BENCH ?= tests/bench
 bench: build
-	$(PY) -m pytest tests/bench --benchmark-enable --benchmark-columns=min,median,mean,ops -q
+	mkdir -p .benchmarks
+	$(PY) -m pytest $(BENCH) --benchmark-enable --benchmark-json=.benchmarks/latest.json \
+		--benchmark-columns=min,median,mean,ops -q
+	$(PY) -m tests.bench.report .benchmarks/latest.json
 
 clean:
 	rm -rf $(VENV) build core/_cengine.c core/*.so .pytest_cache .benchmarks

@@ -30,6 +30,11 @@ cdef extern from "_muldiv.h":
     int64_t pm_muldiv_floor(int64_t a, int64_t b, int64_t c) nogil
     int64_t pm_muldiv_half_up(int64_t a, int64_t b, int64_t c) nogil
     int64_t pm_muldivmod(int64_t a, int64_t b, int64_t c, int64_t *rem) nogil
+    int pm_parse_iso(const char *s, long n, int64_t *epoch_us) nogil
+
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
+    long long PyLong_AsLongLongAndOverflow(object value, int *overflow) except? -1
 
 cdef enum:
     K_DISCOUNT = 0
@@ -59,6 +64,10 @@ cdef int64_t PRICE_MAX = 10 ** 11
 cdef int64_t QTY_UNITS_MAX = 10 ** 6
 cdef int64_t AMOUNT_MAX = 10 ** 15
 cdef Py_ssize_t CATEGORY_CACHE_MAX = 65536  # distinct category strings remembered per engine
+cdef int64_t LOT_POINTS_FAST_MAX = 10 ** 14  # Σ of ≤ 10 000 such lots fits in 64 bits
+cdef object _MISSING = object()
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_ONE_US = _dt.timedelta(microseconds=1)
 
 _KINDS = {"discount": K_DISCOUNT, "accrual": K_ACCRUAL, "message": K_MESSAGE, "gift": K_GIFT,
           "referral": K_REFERRAL}
@@ -198,6 +207,29 @@ cdef int split_into(int64_t amount, int64_t *bases, int64_t *parts, int count) e
     finally:
         PyMem_Free(order)
     return 0
+
+
+cdef inline bint _small_int(object value, int64_t lo, int64_t hi, int64_t *out) except -1:
+    """An exact int (not bool) within [lo, hi], converted without risk of C overflow."""
+    cdef int overflow = 0
+    cdef long long v
+    if type(value) is not int:
+        return False
+    v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow or v < lo or v > hi:
+        return False
+    out[0] = v
+    return True
+
+
+cdef inline bint _iso_us(object text, int64_t *out) except -1:
+    """Microseconds since the epoch of a canonical ISO-8601 string; False for anything else."""
+    cdef Py_ssize_t size
+    cdef const char *data
+    if type(text) is not str:
+        return False
+    data = PyUnicode_AsUTF8AndSize(text, &size)
+    return pm_parse_iso(data, size, out) == 0
 
 
 cdef void *_alloc(Py_ssize_t count, size_t size) except NULL:
@@ -420,7 +452,7 @@ cdef class Engine:
     cdef int _read_lines(self, Work *w, list raw_lines, list skus, list categories) except -1:
         cdef Py_ssize_t i, n = len(raw_lines), known
         cdef LineC *line
-        cdef int64_t subtotal = 0, price, qty
+        cdef int64_t subtotal = 0, price = 0, qty = 0
         for i in range(n):
             raw = raw_lines[i]
             line = &w.lines[i]
@@ -430,42 +462,34 @@ cdef class Engine:
                 continue
             d = <dict>raw
             sku = d.get("sku")
-            price_obj = d.get("price")
-            qty_obj = d.get("qty")
-            cats = d.get("categories")
-            no_discount = d.get("no_discount", False)
-            no_bonus = d.get("no_bonus", False)
-            min_price = d.get("min_price", 0)
-            name = d.get("name")
-            known = 3 + ("categories" in d) + ("no_discount" in d) + ("no_bonus" in d) \
-                + ("min_price" in d) + (name is not None)
+            cats = d.get("categories", _MISSING)
+            no_discount = d.get("no_discount", _MISSING)
+            no_bonus = d.get("no_bonus", _MISSING)
+            min_price = d.get("min_price", _MISSING)
+            name = d.get("name", _MISSING)
+            known = 3 + (cats is not _MISSING) + (no_discount is not _MISSING) \
+                + (no_bonus is not _MISSING) + (min_price is not _MISSING) + (name is not _MISSING)
             if (len(d) != known or type(sku) is not str or not 0 < len(<str>sku) <= 64
-                    or type(price_obj) is not int or type(qty_obj) is not int
-                    or type(min_price) is not int or type(no_discount) is not bool
-                    or type(no_bonus) is not bool
-                    or (name is not None and (type(name) is not str or not 0 < len(<str>name) <= 256))
-                    or ("categories" in d and not self._plain_categories(cats))):
+                    or not _small_int(d.get("price"), 0, PRICE_MAX, &price)
+                    or not _small_int(d.get("qty"), 1, QTY_UNITS_MAX, &qty)
+                    or (min_price is not _MISSING
+                        and not _small_int(min_price, 0, PRICE_MAX, &line.min_price))
+                    or (no_discount is not _MISSING and type(no_discount) is not bool)
+                    or (no_bonus is not _MISSING and type(no_bonus) is not bool)
+                    or (name is not _MISSING
+                        and (type(name) is not str or not 0 < len(<str>name) <= 256))
+                    or (cats is not _MISSING and not self._plain_categories(cats))
+                    or price * qty > AMOUNT_MAX):
                 self._read_line_slowly(raw, i, line, skus, categories)
                 subtotal += line.amount
                 continue
-            # compared as Python ints first: a huge number must not overflow the C conversion
-            if not (0 <= price_obj <= PRICE_MAX and 0 < qty_obj <= QTY_UNITS_MAX
-                    and 0 <= min_price <= PRICE_MAX):
-                self._read_line_slowly(raw, i, line, skus, categories)
-                subtotal += line.amount
-                continue
-            price = price_obj
-            qty = qty_obj
             line.price = price
             line.qty_milli = qty * MILLI
             line.amount = price * qty
-            if line.amount > AMOUNT_MAX:
-                self._read_line_slowly(raw, i, line, skus, categories)
-            line.min_price = min_price
-            line.no_discount = no_discount
-            line.no_bonus = no_bonus
+            line.no_discount = no_discount is True
+            line.no_bonus = no_bonus is True
             skus.append(sku)
-            categories.append(() if cats is None else cats)
+            categories.append(() if cats is _MISSING else cats)
             subtotal += line.amount
         if subtotal > AMOUNT_MAX:
             _inputs.read_cart({"lines": raw_lines})  # raises the reference refusal
@@ -493,6 +517,63 @@ cdef class Engine:
             skus.append(ref.sku)
             categories.append(ref.categories)
         return 0
+
+    # -------------------------------------------------------------- reading the card
+
+    cdef object _read_card(self, object card, object moment, object now):
+        """The reference `read_card` result, computed in C for canonical input; any other
+        shape (or a fault) is handed to the reference reader, which decides."""
+        cdef int64_t now_us, cumulative, points, start_us, end_us, available = 0
+        if card is None:
+            return None
+        if type(card) is not dict:
+            return _inputs.read_card(card, moment)
+        d = <dict>card
+        number = d.get("number")
+        card_type = d.get("type", "")
+        lots = d.get("lots", _MISSING)
+        referrers = d.get("referrers", _MISSING)
+        known = 1 + ("type" in d) + ("cumulative" in d) + (lots is not _MISSING) \
+            + (referrers is not _MISSING) + ("holder" in d)
+        if (len(d) != known or type(number) is not str or not 0 < len(<str>number) <= 64
+                or type(card_type) is not str or len(<str>card_type) > 64
+                or not _small_int(d.get("cumulative", 0), 0, AMOUNT_MAX, &cumulative)
+                or type(lots) is not list or len(<list>lots) > _inputs.LOTS_MAX
+                or not self._plain_referrers(referrers)):
+            return _inputs.read_card(card, moment)
+        if not _iso_us(now, &now_us):
+            now_us = (moment - _EPOCH) // _ONE_US
+        for lot in <list>lots:
+            if type(lot) is not dict or len(<dict>lot) != 3:
+                return _inputs.read_card(card, moment)
+            start = (<dict>lot).get("available_from", _MISSING)
+            end = (<dict>lot).get("expires_at", _MISSING)
+            if (start is _MISSING or end is _MISSING or not _small_int(
+                    (<dict>lot).get("points"), -LOT_POINTS_FAST_MAX, LOT_POINTS_FAST_MAX, &points)):
+                return _inputs.read_card(card, moment)
+            if start is not None:
+                if not _iso_us(start, &start_us):
+                    return _inputs.read_card(card, moment)
+                if start_us > now_us:
+                    continue
+            if end is not None:
+                if not _iso_us(end, &end_us):
+                    return _inputs.read_card(card, moment)
+                if end_us <= now_us:
+                    continue
+            available += points
+        return _inputs.Card(number, card_type, cumulative, available if available > 0 else 0,
+                            () if referrers is _MISSING else tuple(referrers))
+
+    cdef bint _plain_referrers(self, object referrers) except -1:
+        if referrers is _MISSING:
+            return True
+        if type(referrers) is not list or len(<list>referrers) > _inputs.REFERRERS_MAX:
+            return False
+        for r in <list>referrers:
+            if type(r) is not str or not 0 < len(<str>r) <= 64:
+                return False
+        return True
 
     # -------------------------------------------------------------- scope and conditions
 
@@ -831,7 +912,7 @@ cdef class Engine:
             w.holds = <char *>_alloc(self.n_rules, sizeof(char))
             w.scope_amount = <int64_t *>_alloc(self.n_rules, sizeof(int64_t))
             self._read_lines(&w, <list>raw_lines, skus, categories)
-            card_in = _inputs.read_card(card, moment)  # after the cart: the reference's order
+            card_in = self._read_card(card, moment, now)  # after the cart: the reference's order
             asked = _inputs.read_redeem(redeem)
             card_type = ""
             if card_in is not None:

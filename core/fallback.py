@@ -279,7 +279,7 @@ class _Quote:
         if card is None or not rules:
             return []
         rule, out = rules[0], []
-        for level, (referrer, bp) in enumerate(zip(card.referrers, rule.levels_bp), 1):
+        for level, (referrer, bp) in enumerate(zip(card.referrers, rule.levels_bp, strict=False), 1):
             money = to_pay * bp // BP_PER_UNIT
             points = money // self.program.point_value if rule.credit == "points" else 0
             cumulative = money if rule.credit == "cumulative" else 0

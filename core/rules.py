@@ -12,6 +12,7 @@ levels, ≤ 1 000 entries in any list, texts ≤ 1 000 characters, money ≤ 10^
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -329,7 +330,7 @@ def _read_tiers(ctx: _Ctx, raw: Any) -> tuple[tuple[int, int], ...]:
         tiers.append(
             (ctx.integer(threshold, "tiers", 0, MONEY_MAX), ctx.percent_bp(percent, "tiers"))
         )
-    for (a, _), (b, _) in zip(tiers, tiers[1:], strict=False):
+    for (a, _), (b, _) in itertools.pairwise(tiers):
         if b <= a:
             raise ctx.fail("tiers", "thresholds must strictly increase")
     return tuple(tiers)

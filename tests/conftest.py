@@ -20,7 +20,7 @@ else:
 PURE_ONLY = bool(os.environ.get("POSTERM_PURE"))
 
 
-@pytest.fixture(params=ENGINES)
+@pytest.fixture(scope="session", params=ENGINES)
 def engine_cls(request: pytest.FixtureRequest) -> type:
     """Each test using it runs once per engine implementation."""
     return request.param

@@ -1,0 +1,36 @@
+"""Pricing core benchmarks (issue 2): W1 and W2 quotes on both engines, W3 compile.
+
+Run with `make bench`; the README table comes from tests/bench/report.py over the same run.
+Under the default test run (benchmarks disabled) each body runs once, as a smoke test.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import core
+from core import fallback
+from tests.bench import workloads
+from tests.conftest import _cengine
+
+IMPLEMENTATIONS = [pytest.param(fallback.Engine, id="pure")]
+if _cengine is not None:
+    IMPLEMENTATIONS.insert(0, pytest.param(_cengine.Engine, id="compiled"))
+
+
+@pytest.mark.parametrize("engine_cls", IMPLEMENTATIONS)
+@pytest.mark.parametrize("name", ["W1", "W2"])
+def test_quote(benchmark, engine_cls, name) -> None:
+    tree, cart, card = workloads.w1() if name == "W1" else workloads.w2()
+    engine = engine_cls(core.compile_rules(tree))
+    benchmark.group = f"{name} quote"
+    quote = benchmark(engine.quote, cart, card, workloads.NOW, "max")
+    # the workloads are meant to exercise discounts, redemption and messages: keep them so
+    assert quote["discount"] > 0 and quote["redeem"]["points"] > 0 and quote["messages"]
+
+
+def test_compile_w3(benchmark) -> None:
+    tree, _, _ = workloads.w2()
+    benchmark.group = "W3 compile"
+    program = benchmark(core.compile_rules, tree)
+    assert len(program.rules) == 2000
