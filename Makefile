@@ -21,8 +21,12 @@ build: $(STAMP)
 demo: build
 	$(PY) -m terminal.demo
 
-test: build
+lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m mypy core
+	PATH="$(VENV)/bin:$$PATH" cython-lint --max-line-length 120 core/_cengine.pyx
+
+test: build lint
 	$(PY) -m pytest -q
 
 # Benchmarks, measured in one run; prints the README's table. BENCH=tests/bench/test_core_bench.py narrows it.

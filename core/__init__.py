@@ -21,7 +21,7 @@ if os.environ.get("POSTERM_PURE"):
     from core.fallback import IMPLEMENTATION, Engine
 else:
     try:
-        from core._cengine import IMPLEMENTATION, Engine
+        from core._cengine import IMPLEMENTATION, Engine  # type: ignore[assignment]
     except ImportError as exc:  # not built (POSTERM_NO_EXTENSIONS, or no compiler at install)
         compiled_load_error = str(exc)
         from core.fallback import IMPLEMENTATION, Engine

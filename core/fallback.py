@@ -147,7 +147,8 @@ class _Quote:
     def group_discount(self, group: Group, base: list[int]) -> tuple[list[int], list[list[str]]]:
         """A group's discount per line and the ids of the rules that gave it."""
         n = len(self.lines)
-        result, given_by = [0] * n, [[] for _ in range(n)]
+        result = [0] * n
+        given_by: list[list[str]] = [[] for _ in range(n)]
         remaining = list(base)  # what `multiply` members still apply to
         for is_group, index in group.members:
             member_base = remaining if group.combine == "multiply" else base
@@ -239,7 +240,8 @@ class _Quote:
 
     def group_points(self, group: Group, paid: list[int]) -> tuple[int, list[Rule]]:
         """A group's points for the receipt and the rules that gave them, in evaluation order."""
-        total, given_by = 0, []
+        total = 0
+        given_by: list[Rule] = []
         for is_group, index in group.members:
             if is_group:
                 points, who = self.group_points(self.program.groups[index], paid)

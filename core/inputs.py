@@ -185,7 +185,7 @@ def _available(lots: Any, now: dt.datetime) -> int:
         if not isinstance(lot, dict) or not lot.keys() <= LOT_FIELDS:
             raise CartError(f"{where}: must be an object with points, available_from, expires_at")
         points = lot.get("points")
-        if not _is_int(points) or abs(points) > POINTS_MAX:
+        if not isinstance(points, int) or isinstance(points, bool) or abs(points) > POINTS_MAX:
             raise CartError(f"{where}: field 'points' must be a whole number, got {points!r}")
         start, end = lot.get("available_from"), lot.get("expires_at")
         if start is not None and read_moment(start, f"{where} available_from") > now:

@@ -472,7 +472,7 @@ def _read_groups(source: str, raw_groups: list[Any], program: dict[str, Any]) ->
 
 
 def _read_rules(source: str, raw_rules: list[Any], group_ids: dict[str, int]) -> list[dict[str, Any]]:
-    rules = []
+    rules: list[dict[str, Any]] = []
     seen: set[str] = set()
     for position, raw in enumerate(raw_rules, 1):
         ctx = _Ctx(source, f"rule #{position}")

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from core.errors import PricingError
 from drivers.errors import DeviceError
@@ -25,7 +26,7 @@ EXIT_REFUSED = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse prints usage; keep it to one clear line
+    def error(self, message: str) -> NoReturn:  # argparse prints usage; keep it to one clear line
         sys.stderr.write(f"posterm: {message} (see posterm --help)\n")
         raise SystemExit(EXIT_REFUSED)
 
