@@ -76,8 +76,9 @@ def run_scenario(scenario: dict[str, Any], out: Any) -> bool:
                   f"  points paid {_money(line['redeem_amount']):>10}  [{rules}]\n")
     out.write(f"   total {_money(quote['total'])}, paid with {quote['redeem']['points']} points "
               f"({_money(quote['redeem']['amount'])}), to pay {_money(quote['to_pay'])}\n")
-    out.write(f"   points earned {quote['accrual']['points']}"
-              f" (usable {quote['accrual']['available_from'] or '-'}, expire {quote['accrual']['expires_at'] or 'never'})\n")
+    accrual = quote["accrual"]
+    out.write(f"   points earned {accrual['points']} (usable {accrual['available_from'] or '-'},"
+              f" expire {accrual['expires_at'] or 'never'})\n")
     for message in quote["messages"]:
         out.write(f"   message [{message['rule']}]: {message['text']}\n")
     if quote["card_type_after"]:
