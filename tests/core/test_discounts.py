@@ -160,7 +160,8 @@ def test_priority_falls_through_to_the_next_member_per_line(make_engine) -> None
 def test_min_ignores_members_giving_nothing(make_engine) -> None:
     tree = rules(disc("zero", percent=5), disc("ten", percent=10),
                  program={"discount_combine": "min"})
-    assert one_line(make_engine, tree, line(price=9))["discount"] == 1  # zero: 0.45 → 0; ten: 0.9 → 1
+    # zero: 5 % of 9 = 0.45 → 0 (ignored); ten: 0.9 → 1
+    assert one_line(make_engine, tree, line(price=9))["discount"] == 1
 
 
 def test_max_tie_keeps_the_earlier_member(make_engine) -> None:
