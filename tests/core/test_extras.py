@@ -1,4 +1,4 @@
-"""Messages, card upgrades, gifts, referral credit and cumulative_after (spec §7) on both engines."""
+"""Messages, card upgrades, gifts, referral credit and cumulative_after (spec §7), both engines."""
 
 from __future__ import annotations
 
