@@ -28,6 +28,7 @@ from drivers.backoff import Backoff
 from drivers.classify import classify_line
 from drivers.codes import CodeRules
 from drivers.events import DeviceState, Entry, Event, RejectedInput, preview
+from drivers.fdwait import readable
 from drivers.keymaps import Layout, layout
 
 Kind = Literal["scanner", "human", "auto"]
@@ -273,7 +274,7 @@ class EvdevInput:
     ) -> None:
         rest = b""
         while not stop.is_set():
-            if not await _readable(device.fd, stop):
+            if not await readable(device.fd, stop):
                 return
             try:
                 chunk = os.read(device.fd, read_bytes_max)
@@ -297,20 +298,6 @@ class EvdevInput:
             if result is not None:
                 yield result
 
-
-async def _readable(fd: int, stop: asyncio.Event) -> bool:
-    """Wait until `fd` can be read (True) or `stop` is set (False)."""
-    loop = asyncio.get_running_loop()
-    ready = asyncio.Event()
-    loop.add_reader(fd, ready.set)
-    try:
-        waiters = [asyncio.ensure_future(ready.wait()), asyncio.ensure_future(stop.wait())]
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()
-        return ready.is_set()
-    finally:
-        loop.remove_reader(fd)
 
 
 def events_for_text(
