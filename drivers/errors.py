@@ -19,3 +19,7 @@ class PrinterError(DeviceError):
 
 class SpoolError(DeviceError):
     """The reprint queue is full or its directory is unusable."""
+
+
+class ReceiptError(DeviceError):
+    """A receipt handed to the printer driver is malformed or over a limit; nothing was spooled."""
