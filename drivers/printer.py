@@ -120,7 +120,9 @@ def make_transport(spec: PrinterSpec) -> Escpos:
 
 
 # Failures a transport reports while opening, querying or writing; anything else is a bug.
-_FAULTS: tuple[type[BaseException], ...] = (escpos.exceptions.Error, OSError, ValueError)
+_FAULTS: tuple[type[BaseException], ...] = (
+    escpos.exceptions.Error, OSError, ValueError, DeviceError,
+)
 
 
 class ReceiptPrinter:
@@ -156,28 +158,10 @@ class ReceiptPrinter:
 
     def status(self) -> PrinterStatus:
         """Open, ask the printer how it is, close. Never raises for a printer fault."""
-        try:
-            printer = self.factory()
-            printer.open()
-        except _FAULTS as exc:
-            return PrinterStatus(self.spec.name, False, "unknown", _fault(exc))
-        try:
-            return self._query(printer)
-        finally:
-            _close(printer)
+        return query_status(self.spec, self.factory)
 
     def _query(self, printer: Escpos) -> PrinterStatus:
-        if not self.spec.status:
-            return PrinterStatus(self.spec.name, True, "unknown", "status queries disabled")
-        try:
-            online = printer.is_online()
-            paper = _PAPER.get(printer.paper_status(), "unknown") if online else "unknown"
-        except NotImplementedError:
-            return PrinterStatus(self.spec.name, True, "unknown", "printer cannot report status")
-        except _FAULTS as exc:
-            return PrinterStatus(self.spec.name, False, "unknown", _fault(exc))
-        detail = "" if online else "offline - cover open, error or paper out"
-        return PrinterStatus(self.spec.name, online, paper, detail)
+        return _query(self.spec, printer)
 
     def _report(self, status: PrinterStatus) -> None:
         if status != self.last_status:
@@ -225,6 +209,33 @@ class ReceiptPrinter:
             await asyncio.wait(waiters, timeout=retry_s, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
+
+
+def query_status(spec: PrinterSpec, factory: Callable[[], Escpos] | None = None) -> PrinterStatus:
+    """Open the printer, ask how it is, close it. Never raises for a printer fault."""
+    try:
+        printer = (factory or (lambda: make_transport(spec)))()
+        printer.open()
+    except _FAULTS as exc:
+        return PrinterStatus(spec.name, False, "unknown", _fault(exc))
+    try:
+        return _query(spec, printer)
+    finally:
+        _close(printer)
+
+
+def _query(spec: PrinterSpec, printer: Escpos) -> PrinterStatus:
+    if not spec.status:
+        return PrinterStatus(spec.name, True, "unknown", "status queries disabled")
+    try:
+        online = printer.is_online()
+        paper = _PAPER.get(printer.paper_status(), "unknown") if online else "unknown"
+    except NotImplementedError:
+        return PrinterStatus(spec.name, True, "unknown", "printer cannot report status")
+    except _FAULTS as exc:
+        return PrinterStatus(spec.name, False, "unknown", _fault(exc))
+    detail = "" if online else "offline - cover open, error or paper out"
+    return PrinterStatus(spec.name, online, paper, detail)
 
 
 def _profile_columns(printer: Escpos) -> int:
