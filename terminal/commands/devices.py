@@ -136,11 +136,11 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def _printer_verdict(status: PrinterStatus) -> tuple[bool, str]:
     if not status.online:
         detail = status.detail or "offline"
-        return False, f"OFFLINE - {detail} - check power, cable, cover and paper"
+        return False, f"OFFLINE — {detail}; check power, cable, cover and paper"
     if status.paper == "out":
-        return False, "PAPER OUT - load a new roll"
+        return False, "PAPER OUT — load a new roll"
     if status.paper == "near_end":
-        return True, "OK, paper NEAR END - replace the roll soon"
+        return True, "OK, paper NEAR END — replace the roll soon"
     if status.paper == "ok":
         return True, "OK, paper OK"
     return True, f"OK ({status.detail or 'paper status not reported'})"
@@ -163,15 +163,15 @@ def _check_printer(printer: PrinterConfig) -> tuple[bool, str]:
 
 def _check_evdev(dev: InputConfig) -> tuple[bool, str]:
     if not os.path.exists(dev.source):
-        return False, "MISSING - check the USB cable and the udev rule"
+        return False, "MISSING — check the USB cable and the udev rule"
     try:
         from evdev import InputDevice
 
         device = InputDevice(dev.source)
     except PermissionError:
-        return False, "NO ACCESS - install the udev rule (docs/drivers.md) or join group 'input'"
+        return False, "NO ACCESS — install the udev rule (docs/drivers.md) or join group 'input'"
     except OSError as exc:
-        return False, f"NOT AN INPUT DEVICE - {exc.strerror or exc}"
+        return False, f"NOT AN INPUT DEVICE — {exc.strerror or exc}"
     try:
         return True, f"OK, {device.name!r}, {_input_summary(dev)}"
     finally:
@@ -184,16 +184,16 @@ def _check_serial(dev: InputConfig) -> tuple[bool, str]:
     from drivers.serial_input import open_serial
 
     if not os.path.exists(dev.source):
-        return False, "MISSING - check the cable (and /dev/serial/by-id)"
+        return False, "MISSING — check the cable (and /dev/serial/by-id)"
     assert dev.protocol is not None
     try:
         port = open_serial(dev.source, dev.protocol)
     except serial.SerialException as exc:
         if "exclusively lock" in str(exc):
-            return False, "BUSY - another program has the port open (stop it, or ModemManager)"
+            return False, "BUSY — another program has the port open (stop it, or ModemManager)"
         if isinstance(exc.__context__, PermissionError) or "Permission denied" in str(exc):
-            return False, "NO ACCESS - add the user to 'dialout'"
-        return False, f"ERROR - {exc}"
+            return False, "NO ACCESS — add the user to 'dialout'"
+        return False, f"ERROR — {exc}"
     port.close()
     return True, f"OK, {_input_summary(dev)}"
 
@@ -205,9 +205,9 @@ def _check_input(dev: InputConfig) -> tuple[bool, str]:
         return _check_serial(dev)
     path = Path(dev.source)
     if not path.exists():
-        return False, f"MISSING - the script or FIFO {path} does not exist"
+        return False, f"MISSING — the script or FIFO {path} does not exist"
     if not os.access(path, os.R_OK):
-        return False, f"NO ACCESS - cannot read {path}"
+        return False, f"NO ACCESS — cannot read {path}"
     return True, "OK, simulated " + ("FIFO" if path.is_fifo() else "script")
 
 
@@ -268,5 +268,5 @@ def cmd_test_print(args: argparse.Namespace) -> int:
         else:
             failed += 1
             reason = _printer_verdict(statuses[-1])[1] if statuses else "not printed"
-            print(f"{where}: NOT PRINTED - {reason}")
+            print(f"{where}: NOT PRINTED — {reason}")
     return EXIT_FAILED if failed else EXIT_OK
