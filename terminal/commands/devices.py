@@ -16,6 +16,7 @@ from drivers.errors import DeviceError
 from drivers.events import PrinterStatus
 from drivers.printer import ReceiptPrinter, query_status
 from drivers.receipt import Gift, Receipt, ReceiptLine
+from drivers.registry import driver_for
 from drivers.spool import Spool
 from terminal.errors import InputFileError
 
@@ -84,10 +85,10 @@ def _input_verdict(path: str, config: DevicesConfig) -> str:
     for dev in config.inputs:
         if dev.source == path:
             return f"configured: {dev.name} ({_input_summary(dev)})"
-    name = os.path.basename(path)
-    if name.endswith("-event-kbd"):
-        return "evdev would take it: keyboard wedge (scanner, card reader or keyboard)"
-    return "ignored: not a keyboard device"
+    entry = driver_for("input", path)
+    if entry is None:
+        return "ignored: no driver takes it (not a keyboard device)"
+    return f"{entry.name} would take it: {entry.takes}"
 
 
 def _input_summary(dev: InputConfig) -> str:
@@ -113,7 +114,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
     for path in entries:
         users = [d.name for d in config.inputs if d.source == path]
         users += [p.spec.name for p in config.printers if p.spec.serial_port == path]
-        verdict = f"configured: {', '.join(users)}" if users else "serial driver could take it"
+        entry = driver_for("serial", path)
+        verdict = (f"configured: {', '.join(users)}" if users
+                   else f"{entry.name} would take it: {entry.takes}" if entry else "no driver")
         print(f"  {path}: {verdict}")
     if not entries:
         print("  none")

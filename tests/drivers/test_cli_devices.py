@@ -151,8 +151,8 @@ def test_devices_lists_by_id_entries(tmp_path, sim):
     out = result.stdout
     assert (f"  {inputs}/usb-Honeywell_Scanner-event-kbd: evdev would take it: keyboard wedge"
             in out)
-    assert f"  {inputs}/usb-Logitech_Mouse-event-mouse: ignored: not a keyboard device" in out
-    assert f"  {serials}/usb-FTDI_Reader-if00-port0: serial driver could take it" in out
+    assert f"  {inputs}/usb-Logitech_Mouse-event-mouse: ignored: no driver takes it" in out
+    assert f"  {serials}/usb-FTDI_Reader-if00-port0: serial would take it: serial scanner" in out
     assert f"  printer 0: printer, simulated {tmp_path / 'printer'}, profile TM-T88V" in out
     assert "  scanner 1: scanner, simulated, fed from a script or FIFO" in out
 
