@@ -323,3 +323,31 @@ def test_network_printer_down_keeps_the_job(tmp_path):
     assert len(printer.spool.jobs()) == 1
     assert seen[0].online is False
     assert f"cannot connect to 127.0.0.1:{port}: Connection refused" in seen[0].detail
+
+
+def test_serial_printer_on_a_pty(tmp_path):
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        spec = PrinterSpec("printer 0", "serial", "TM-T88V", status=False,
+                           serial_port=os.ttyname(slave), baudrate=19200, timeout_s=1)
+        printer = ReceiptPrinter(spec, Spool(tmp_path))
+        printer.submit(SMALL)
+        assert printer.drain() == 1
+        data, _ = printer.render(SMALL)
+        got = b""
+        while len(got) < len(data):
+            got += os.read(master, 65536)
+        assert got == data
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_usb_printer_without_backend_or_device_is_offline_not_a_crash(tmp_path):
+    status = ReceiptPrinter(
+        PrinterSpec("printer 0", "usb", vendor=0x04B8, product=0x0202), Spool(tmp_path)
+    ).status()
+    assert status.online is False
+    assert "libusb" in status.detail or "not found" in status.detail.lower()
