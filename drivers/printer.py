@@ -46,7 +46,7 @@ class AppendFile(File):
         try:
             self.device = open(self.devfile, "ab")  # noqa: SIM115 - closed by close()
         except OSError as exc:
-            self.device = None
+            self._device = None
             raise escpos.exceptions.DeviceNotFoundError(
                 f"cannot open {self.devfile}: {exc.strerror}"
             ) from None

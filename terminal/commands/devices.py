@@ -13,7 +13,7 @@ from typing import Any
 
 from drivers.config import DevicesConfig, InputConfig, PrinterConfig, parse_devices
 from drivers.errors import DeviceError
-from drivers.events import PrinterStatus
+from drivers.events import Event, PrinterStatus
 from drivers.printer import ReceiptPrinter, query_status
 from drivers.receipt import Gift, Receipt, ReceiptLine
 from drivers.registry import driver_for
@@ -259,7 +259,7 @@ def cmd_test_print(args: argparse.Namespace) -> int:
     for printer in printers:
         # A private spool: a test receipt that did not print must not come out hours later.
         with tempfile.TemporaryDirectory(prefix="posterm-test-print-") as spool_dir:
-            statuses: list[PrinterStatus] = []
+            statuses: list[Event] = []
             driver = ReceiptPrinter(printer.spec, Spool(spool_dir), emit=statuses.append)
             driver.submit(receipt)
             printed = driver.drain()
@@ -270,6 +270,7 @@ def cmd_test_print(args: argparse.Namespace) -> int:
             print(f"{where}: test receipt {receipt.receipt_id} printed")
         else:
             failed += 1
-            reason = _printer_verdict(statuses[-1])[1] if statuses else "not printed"
+            last = statuses[-1] if statuses else None
+            reason = _printer_verdict(last)[1] if isinstance(last, PrinterStatus) else "not printed"
             print(f"{where}: NOT PRINTED — {reason}")
     return EXIT_FAILED if failed else EXIT_OK
