@@ -98,7 +98,11 @@ class KeyDecoder:
         return self._type(code, now_us)
 
     def _gap_us(self) -> int:
-        return (self.gap_ms if self.kind == "scanner" else self.human_gap_ms) * 1000
+        if self.kind == "scanner" or (self.kind == "auto" and self._entry(self._times_us)
+                                      == "scanner"):
+            return self.gap_ms * 1000
+        # A person may pause between digits; their partial input waits longer.
+        return self.human_gap_ms * 1000
 
     def _stale(self, now_us: int) -> bool:
         return bool(self._times_us) and now_us - self._times_us[-1] > self._gap_us()
@@ -124,12 +128,10 @@ class KeyDecoder:
     def _drop_stale(self, now_us: int) -> Event | None:
         if not self._stale(now_us):
             return None
-        partial = "".join(self._chars)
+        partial, gap_ms = "".join(self._chars), self._gap_us() // 1000
         self._reset()
-        return RejectedInput(
-            self.device, f"partial input dropped after a gap over {self._gap_us() // 1000} ms",
-            preview(partial),
-        )
+        reason = f"partial input dropped after a gap over {gap_ms} ms"
+        return RejectedInput(self.device, reason, preview(partial))
 
     def _append(self, text: str, now_us: int) -> None:
         if self._overflow:

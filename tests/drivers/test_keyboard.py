@@ -269,3 +269,15 @@ def test_permission_denied_says_udev():
 
     seen, _ = run_input([PermissionError(13, "denied")], on_event)
     assert seen[0].state == "error" and "udev" in seen[0].detail
+
+
+def test_auto_uses_the_scanner_gap_for_a_scanner_burst_and_the_long_one_for_a_person():
+    burst = events_for_text("4006", "us", end="", interval_us=5000)
+    rest = events_for_text("381333931", "us", start_us=400_000, interval_us=5000)
+    out = decode(burst + rest, kind="auto", gap_ms=100)
+    assert out[0].reason == "partial input dropped after a gap over 100 ms"
+    typed = events_for_text("4006", "us", end="", interval_us=200_000)
+    rest = events_for_text("381333931", "us", start_us=1_400_000, interval_us=200_000)
+    assert decode(typed + rest, kind="auto", gap_ms=100) == [
+        ScanEvent("kbd", "4006381333931", "ean13", "keyboard")
+    ]
