@@ -13,6 +13,7 @@ Limits: `code_chars_max`, `read_bytes_max`, `grab_tries_max`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import itertools
 import os
@@ -167,6 +168,12 @@ class KeyDecoder:
     def _reset(self) -> None:
         self._chars, self._times_us, self._dead, self._overflow = [], [], "", False
 
+    def reattached(self, caps: bool) -> None:
+        """Forget held keys and partial input: a device that was unplugged sends no key-ups."""
+        self._held.clear()
+        self._reset()
+        self.caps = caps
+
 
 class KeyDevice(Protocol):
     """What `EvdevInput` needs of an open device; `evdev.InputDevice` has all of it."""
@@ -227,7 +234,8 @@ class EvdevInput:
                 await self._grab(device, emit)
                 await self._read_until_gone(device, emit, stop)
             finally:
-                device.close()
+                with contextlib.suppress(OSError):  # the fd of an unplugged device may be gone
+                    device.close()
 
     def _set_state(self, emit: Callable[[Event], None], state: str, detail: str) -> None:
         if state != self.state:
@@ -248,9 +256,10 @@ class EvdevInput:
             self._set_state(emit, "error", f"{path}: cannot open: {exc.strerror}")
             return None
         try:
-            self.decoder.caps = ecodes.LED_CAPSL in device.leds()
+            caps = ecodes.LED_CAPSL in device.leds()
         except OSError:
-            self.decoder.caps = False  # unknown LED state: assume off, as the kernel starts
+            caps = False  # unknown LED state: assume off, as the kernel starts
+        self.decoder.reattached(caps)
         self._set_state(emit, "attached", path)
         return device
 

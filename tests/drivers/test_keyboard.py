@@ -281,3 +281,12 @@ def test_auto_uses_the_scanner_gap_for_a_scanner_burst_and_the_long_one_for_a_pe
     assert decode(typed + rest, kind="auto", gap_ms=100) == [
         ScanEvent("kbd", "4006381333931", "ean13", "keyboard")
     ]
+
+
+def test_reattach_forgets_held_shift_and_partial_input():
+    decoder = KeyDecoder("kbd", layout("us"), RULES, kind="scanner", gap_ms=100_000)
+    for event in [press(ecodes.KEY_LEFTSHIFT, 0), press(ecodes.KEY_1, 1000)]:
+        decoder.feed(event)
+    decoder.reattached(caps=False)  # unplugged with Shift down: no key-up will ever come
+    out = [r for r in map(decoder.feed, events_for_text("12", "us", start_us=2000)) if r]
+    assert out == [ScanEvent("kbd", "12", "text", "scanner")]
