@@ -4,6 +4,8 @@ import os
 
 import pytest
 from evdev import InputEvent, ecodes
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers import keyboard
 from drivers.backoff import Backoff
@@ -290,3 +292,29 @@ def test_reattach_forgets_held_shift_and_partial_input():
     decoder.reattached(caps=False)  # unplugged with Shift down: no key-up will ever come
     out = [r for r in map(decoder.feed, events_for_text("12", "us", start_us=2000)) if r]
     assert out == [ScanEvent("kbd", "12", "text", "scanner")]
+
+
+def test_german_wedge_card_reader_sends_track1_with_dead_caret():
+    # On QWERTZ "^" is a dead key: the reader presses it and the next key; no composition
+    # applies to "^" + a letter or digit, so both characters stand.
+    t = 0
+    events = []
+    for part in ("%B4111111111111111", "^", "DOE/JOHN", "^", "2512101?"):
+        if part == "^":
+            events += [press(ecodes.KEY_GRAVE, t), press(ecodes.KEY_GRAVE, t, 0)]
+            t += 5000
+            continue
+        chunk = events_for_text(part, "de", start_us=t, end="")
+        events += chunk
+        t = chunk[-1].sec * 1_000_000 + chunk[-1].usec + 5000
+    events += [press(ecodes.KEY_ENTER, t)]
+    assert decode(events, "de") == [CardSwipe("kbd", "4111111111111111", "track1")]
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 300), st.integers(-1, 3)),
+                max_size=300))
+def test_decoder_never_raises_on_random_events(raw):
+    decoder = KeyDecoder("kbd", layout("fr"), RULES, kind="auto")
+    for i, (etype, code, value) in enumerate(raw):
+        result = decoder.feed(InputEvent(0, i * 1000, etype, code, value))
+        assert result is None or isinstance(result, ScanEvent | CardSwipe | RejectedInput)
