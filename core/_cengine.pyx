@@ -31,6 +31,8 @@ cdef extern from "_muldiv.h":
     int64_t pm_muldiv_half_up(int64_t a, int64_t b, int64_t c) nogil
     int64_t pm_muldivmod(int64_t a, int64_t b, int64_t c, int64_t *rem) nogil
     int pm_parse_iso(const char *s, long n, int64_t *epoch_us) nogil
+    int64_t pm_mul_clamp(int64_t a, int64_t b, int64_t limit) nogil
+    int64_t pm_muldiv_floor_clamp(int64_t a, int64_t b, int64_t c, int64_t limit) nogil
 
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
@@ -63,6 +65,7 @@ cdef int64_t MILLI = 1000
 cdef int64_t PRICE_MAX = 10 ** 11
 cdef int64_t QTY_UNITS_MAX = 10 ** 6
 cdef int64_t AMOUNT_MAX = 10 ** 15
+cdef int64_t POINTS_MAX = 10 ** 15  # core.inputs.POINTS_MAX: no receipt earns or holds more
 cdef Py_ssize_t CATEGORY_CACHE_MAX = 65536  # distinct category strings remembered per engine
 cdef int64_t LOT_POINTS_FAST_MAX = 10 ** 14  # Σ of ≤ 10 000 such lots fits in 64 bits
 cdef object _MISSING = object()
@@ -141,6 +144,13 @@ cdef struct Work:
     int *node_rule        # attribution lists: which rules gave a line its discount
     int *node_next
     int n_nodes
+    int64_t *discount     # per line, from here on
+    int64_t *after        # amount − discount
+    int64_t *redeemed     # money paid with points
+    int64_t *paid
+    int *heads            # attribution list of the line's final discount
+    int *tails
+    char *earning         # the line can earn points (its paid money is the clawback basis)
 
 
 # ------------------------------------------------------------------ arithmetic helpers
@@ -252,6 +262,13 @@ cdef void _free_work(Work *w) noexcept:
     PyMem_Free(w.csr_lines)
     PyMem_Free(w.node_rule)
     PyMem_Free(w.node_next)
+    PyMem_Free(w.discount)
+    PyMem_Free(w.after)
+    PyMem_Free(w.redeemed)
+    PyMem_Free(w.paid)
+    PyMem_Free(w.heads)
+    PyMem_Free(w.tails)
+    PyMem_Free(w.earning)
 
 
 cdef int _add_pair(Work *w, int rule, int line) except -1:
@@ -533,13 +550,16 @@ cdef class Engine:
         card_type = d.get("type", "")
         lots = d.get("lots", _MISSING)
         referrers = d.get("referrers", _MISSING)
+        holder = d.get("holder", _MISSING)
         known = 1 + ("type" in d) + ("cumulative" in d) + (lots is not _MISSING) \
-            + (referrers is not _MISSING) + ("holder" in d)
+            + (referrers is not _MISSING) + (holder is not _MISSING)
         if (len(d) != known or type(number) is not str or not 0 < len(<str>number) <= 64
                 or type(card_type) is not str or len(<str>card_type) > 64
                 or not _small_int(d.get("cumulative", 0), 0, AMOUNT_MAX, &cumulative)
                 or type(lots) is not list or len(<list>lots) > _inputs.LOTS_MAX
-                or not self._plain_referrers(referrers)):
+                or not self._plain_referrers(referrers)
+                or not (holder is _MISSING or holder is None
+                        or (type(holder) is str and 0 < len(<str>holder) <= 256))):
             return _inputs.read_card(card, moment)
         if not _iso_us(now, &now_us):
             now_us = (moment - _EPOCH) // _ONE_US
@@ -551,17 +571,13 @@ cdef class Engine:
             if (start is _MISSING or end is _MISSING or not _small_int(
                     (<dict>lot).get("points"), -LOT_POINTS_FAST_MAX, LOT_POINTS_FAST_MAX, &points)):
                 return _inputs.read_card(card, moment)
-            if start is not None:
-                if not _iso_us(start, &start_us):
-                    return _inputs.read_card(card, moment)
-                if start_us > now_us:
-                    continue
-            if end is not None:
-                if not _iso_us(end, &end_us):
-                    return _inputs.read_card(card, moment)
-                if end_us <= now_us:
-                    continue
-            available += points
+            if ((start is not None and not _iso_us(start, &start_us))
+                    or (end is not None and not _iso_us(end, &end_us))):
+                return _inputs.read_card(card, moment)
+            if (start is None or start_us <= now_us) and (end is None or now_us < end_us):
+                available += points
+        if available > POINTS_MAX:
+            return _inputs.read_card(card, moment)  # refuses it, with the reference's words
         return _inputs.Card(number, card_type, cumulative, available if available > 0 else 0,
                             () if referrers is _MISSING else tuple(referrers))
 
@@ -834,11 +850,11 @@ cdef class Engine:
         if targets == 0:
             return 0
         if c.value == V_PERCENT:
-            points = pm_muldiv_floor(base, c.bp, BP_PER_UNIT * self.point_value)
+            points = pm_muldiv_floor_clamp(base, c.bp, BP_PER_UNIT * self.point_value, POINTS_MAX)
         elif c.value == V_PER:
-            points = c.per_points * (base // c.amount)
+            points = pm_mul_clamp(c.per_points, base // c.amount, POINTS_MAX)
         else:
-            points = c.amount
+            points = c.amount if c.amount < POINTS_MAX else POINTS_MAX
         if c.max_points >= 0 and points > c.max_points:
             points = c.max_points
         return points
@@ -867,7 +883,7 @@ cdef class Engine:
                 total = points
                 override[0] = member_override
             elif group.combine == C_SUM:
-                total += points
+                total = total + points if total + points < POINTS_MAX else POINTS_MAX
                 if override[0] < 0:
                     override[0] = member_override
         return total
@@ -876,20 +892,9 @@ cdef class Engine:
 
     def quote(self, cart, card=None, now=None, redeem=None):
         cdef Work w
-        cdef int n, r, line, override
-        cdef int64_t subtotal = 0, discount_total = 0, redeem_total = 0, eligible_total = 0
-        cdef int64_t max_points = 0, points, asked, ceiling, floor_amount, available = 0
-        cdef int64_t cumulative = 0, to_pay, by_percent
-        cdef int64_t *discount = NULL
-        cdef int64_t *after = NULL
-        cdef int64_t *redeemed = NULL
-        cdef int64_t *paid = NULL
-        cdef int *heads = NULL
-        cdef int *tails = NULL
-        cdef int64_t *bases = NULL
-        cdef int64_t *parts = NULL
-        cdef int *eligible = NULL
-        cdef int n_eligible = 0, k
+        cdef int n, r, override
+        cdef int64_t subtotal = 0, discount_total, redeem_total = 0, max_points = 0, points
+        cdef int64_t asked, cumulative = 0, to_pay
 
         moment = _inputs.read_moment(now, "now")
         if type(cart) is not dict or not (<dict>cart).keys() <= _inputs.CART_FIELDS:
@@ -905,84 +910,33 @@ cdef class Engine:
         skus = []
         categories = []
         try:
-            w.lines = <LineC *>_alloc(n, sizeof(LineC))
-            w.rule_count = <int *>_alloc(self.n_rules, sizeof(int))
-            w.rule_start = <int *>_alloc(self.n_rules, sizeof(int))
-            w.rule_stamp = <int *>_alloc(self.n_rules, sizeof(int))
-            w.holds = <char *>_alloc(self.n_rules, sizeof(char))
-            w.scope_amount = <int64_t *>_alloc(self.n_rules, sizeof(int64_t))
+            self._allocate(&w)
             self._read_lines(&w, <list>raw_lines, skus, categories)
             card_in = self._read_card(card, moment, now)  # after the cart: the reference's order
             asked = _inputs.read_redeem(redeem)
             card_type = ""
             if card_in is not None:
                 card_type = card_in.type
-                available = card_in.available
                 cumulative = card_in.cumulative
             self._find_scopes(&w, skus, categories)
             self._decide(&w, store, card_in, card_type, moment.isoweekday(),
                          moment.hour * 60 + moment.minute, moment.toordinal())
             w.node_rule = <int *>_alloc(w.n_pairs, sizeof(int))
             w.node_next = <int *>_alloc(w.n_pairs, sizeof(int))
-
-            discount = <int64_t *>_alloc(n, sizeof(int64_t))
-            after = <int64_t *>_alloc(n, sizeof(int64_t))
-            redeemed = <int64_t *>_alloc(n, sizeof(int64_t))
-            paid = <int64_t *>_alloc(n, sizeof(int64_t))
-            heads = <int *>_alloc(n, sizeof(int))
-            tails = <int *>_alloc(n, sizeof(int))
+            discount_total = self._discounts(&w, card_in is not None, cumulative)
+            points = self._redemption(&w, card_in, asked, &max_points)
             for line in range(n):
-                after[line] = w.lines[line].amount
                 subtotal += w.lines[line].amount
-            self._group_discount(&w, 0, after, card_in is not None, cumulative,
-                                 discount, heads, tails)
-            for line in range(n):
-                if w.lines[line].no_discount:
-                    discount[line] = 0
-                ceiling = percent_of(w.lines[line].amount, self.max_discount_bp)
-                floor_amount = w.lines[line].amount - price_times_qty(
-                    w.lines[line].min_price, w.lines[line].qty_milli)
-                if floor_amount < 0:
-                    floor_amount = 0
-                if discount[line] > ceiling:
-                    discount[line] = ceiling
-                if discount[line] > floor_amount:
-                    discount[line] = floor_amount
-                after[line] = w.lines[line].amount - discount[line]
-                discount_total += discount[line]
-
-            # redemption (§5)
-            eligible = <int *>_alloc(n, sizeof(int))
-            bases = <int64_t *>_alloc(n, sizeof(int64_t))
-            parts = <int64_t *>_alloc(n, sizeof(int64_t))
-            for line in range(n):
-                if w.lines[line].redeemable:
-                    eligible[n_eligible] = line
-                    bases[n_eligible] = after[line]
-                    eligible_total += after[line]
-                    n_eligible += 1
-            if (self.has_redeem and card_in is not None
-                    and eligible_total >= self.redeem_min_receipt
-                    and available >= self.redeem_min_points):
-                by_percent = pm_muldiv_floor(eligible_total, self.redeem_max_bp,
-                                             BP_PER_UNIT * self.point_value)
-                max_points = available if available < by_percent else by_percent
-            points = max_points if asked == _inputs.REDEEM_ALL or asked > max_points else asked
-            if points > 0:
-                split_into(points * self.point_value, bases, parts, n_eligible)
-                for k in range(n_eligible):
-                    redeemed[eligible[k]] = parts[k]
-            for line in range(n):
-                paid[line] = after[line] - redeemed[line]
-                redeem_total += redeemed[line]
+                w.paid[line] = w.after[line] - w.redeemed[line]
+                redeem_total += w.redeemed[line]
             to_pay = subtotal - discount_total - redeem_total
-
             accrual = {"points": 0, "available_from": None, "expires_at": None}
             if card_in is not None:
-                accrued = self._group_points(&w, 1, paid, &override)
+                accrued = self._group_points(&w, 1, w.paid, &override)
                 if accrued:
                     accrual = self._lot(moment, accrued, override)
-            lines_out = self._lines_out(&w, skus, discount, redeemed, paid, heads)
+                self._mark_earning(&w)
+            lines_out = self._lines_out(&w, skus)
             messages, card_type_after = self._messages(&w, card_in)
             gifts = [{"rule": self.rule_ids[r], "sku": self.rule_objects[r].gift_sku,
                       "name": self.rule_objects[r].gift_name, "qty": self.rule_objects[r].gift_qty}
@@ -990,15 +944,6 @@ cdef class Engine:
             referral = self._referral(&w, card_in, to_pay)
         finally:
             _free_work(&w)
-            PyMem_Free(discount)
-            PyMem_Free(after)
-            PyMem_Free(redeemed)
-            PyMem_Free(paid)
-            PyMem_Free(heads)
-            PyMem_Free(tails)
-            PyMem_Free(eligible)
-            PyMem_Free(bases)
-            PyMem_Free(parts)
         return {
             "subtotal": subtotal,
             "discount": discount_total,
@@ -1014,22 +959,110 @@ cdef class Engine:
             "cumulative_after": None if card_in is None else cumulative + subtotal - discount_total,
         }
 
-    cdef list _lines_out(self, Work *w, list skus, int64_t *discount, int64_t *redeemed,
-                         int64_t *paid, int *heads):
+    cdef int _allocate(self, Work *w) except -1:
+        cdef int n = w.n_lines
+        w.lines = <LineC *>_alloc(n, sizeof(LineC))
+        w.rule_count = <int *>_alloc(self.n_rules, sizeof(int))
+        w.rule_start = <int *>_alloc(self.n_rules, sizeof(int))
+        w.rule_stamp = <int *>_alloc(self.n_rules, sizeof(int))
+        w.holds = <char *>_alloc(self.n_rules, sizeof(char))
+        w.scope_amount = <int64_t *>_alloc(self.n_rules, sizeof(int64_t))
+        w.discount = <int64_t *>_alloc(n, sizeof(int64_t))
+        w.after = <int64_t *>_alloc(n, sizeof(int64_t))
+        w.redeemed = <int64_t *>_alloc(n, sizeof(int64_t))
+        w.paid = <int64_t *>_alloc(n, sizeof(int64_t))
+        w.heads = <int *>_alloc(n, sizeof(int))
+        w.tails = <int *>_alloc(n, sizeof(int))
+        w.earning = <char *>_alloc(n, sizeof(char))
+        return 0
+
+    cdef int64_t _discounts(self, Work *w, bint has_card, int64_t cumulative) except -1:
+        """Final discount per line (§4): the root group, then the program's and the line's
+        limits. Fills w.discount and w.after; returns the receipt's discount."""
+        cdef int line
+        cdef int64_t ceiling, floor_amount, total = 0
+        cdef LineC *c
+        for line in range(w.n_lines):
+            w.after[line] = w.lines[line].amount
+        self._group_discount(w, 0, w.after, has_card, cumulative, w.discount, w.heads, w.tails)
+        for line in range(w.n_lines):
+            c = &w.lines[line]
+            if c.no_discount:
+                w.discount[line] = 0
+            ceiling = percent_of(c.amount, self.max_discount_bp)
+            floor_amount = c.amount - price_times_qty(c.min_price, c.qty_milli)
+            if floor_amount < 0:
+                floor_amount = 0
+            if w.discount[line] > ceiling:
+                w.discount[line] = ceiling
+            if w.discount[line] > floor_amount:
+                w.discount[line] = floor_amount
+            w.after[line] = c.amount - w.discount[line]
+            total += w.discount[line]
+        return total
+
+    cdef int64_t _redemption(self, Work *w, object card_in, int64_t asked,
+                             int64_t *max_points) except -1:
+        """Points paid (§5); fills w.redeemed with the money split over eligible lines."""
+        cdef int line, k, count = 0
+        cdef int64_t total = 0, points, by_percent, available
+        cdef int *eligible = <int *>_alloc(w.n_lines, sizeof(int))
+        cdef int64_t *bases = <int64_t *>_alloc(w.n_lines, sizeof(int64_t))
+        cdef int64_t *parts = <int64_t *>_alloc(w.n_lines, sizeof(int64_t))
+        try:
+            for line in range(w.n_lines):
+                if w.lines[line].redeemable:
+                    eligible[count] = line
+                    bases[count] = w.after[line]
+                    total += w.after[line]
+                    count += 1
+            max_points[0] = 0
+            if self.has_redeem and card_in is not None:
+                available = card_in.available
+                if total >= self.redeem_min_receipt and available >= self.redeem_min_points:
+                    by_percent = pm_muldiv_floor(total, self.redeem_max_bp,
+                                                 BP_PER_UNIT * self.point_value)
+                    max_points[0] = available if available < by_percent else by_percent
+            points = max_points[0] if asked == _inputs.REDEEM_ALL or asked > max_points[0] else asked
+            if points > 0:
+                split_into(points * self.point_value, bases, parts, count)
+                for k in range(count):
+                    w.redeemed[eligible[k]] = parts[k]
+        finally:
+            PyMem_Free(eligible)
+            PyMem_Free(bases)
+            PyMem_Free(parts)
+        return points
+
+    cdef int _mark_earning(self, Work *w) except -1:
+        """Lines in the scope of an applying accrual rule and not no_bonus can earn points."""
+        cdef int r, k, line
+        for r in range(self.n_rules):
+            if self.rules[r].kind != K_ACCRUAL or not self._applies(w, r):
+                continue
+            for k in range(w.rule_start[r], w.rule_start[r] + w.rule_count[r]):
+                line = w.csr_lines[k]
+                if not w.lines[line].no_bonus:
+                    w.earning[line] = 1
+        return 0
+
+    cdef list _lines_out(self, Work *w, list skus):
         cdef int line, node
         cdef LineC *c
         out = []
         for line in range(w.n_lines):
             c = &w.lines[line]
             given_by = []
-            if discount[line] > 0:
-                node = heads[line]
+            if w.discount[line] > 0:
+                node = w.heads[line]
                 while node >= 0:
                     given_by.append(self.rule_ids[w.node_rule[node]])
                     node = w.node_next[node]
             out.append({"sku": skus[line], "qty_milli": c.qty_milli, "price": c.price,
-                        "amount": c.amount, "discount": discount[line],
-                        "redeem_amount": redeemed[line], "paid": paid[line], "rules": given_by})
+                        "amount": c.amount, "discount": w.discount[line],
+                        "redeem_amount": w.redeemed[line], "paid": w.paid[line],
+                        "accrual_base": w.paid[line] if w.earning[line] else 0,
+                        "rules": given_by})
         return out
 
     cdef dict _lot(self, object moment, int64_t points, int override):

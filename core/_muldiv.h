@@ -26,6 +26,18 @@ static inline int64_t pm_muldivmod(int64_t a, int64_t b, int64_t c, int64_t *rem
     return (int64_t)(p / c);
 }
 
+/* min(a × b, limit) for a, b ≥ 0, with the product in 128 bits */
+static inline int64_t pm_mul_clamp(int64_t a, int64_t b, int64_t limit) {
+    __int128 p = (__int128)a * b;
+    return p > limit ? limit : (int64_t)p;
+}
+
+/* min(floor(a × b / c), limit) for a, b ≥ 0, c > 0, with the product in 128 bits */
+static inline int64_t pm_muldiv_floor_clamp(int64_t a, int64_t b, int64_t c, int64_t limit) {
+    __int128 q = (__int128)a * b / c;
+    return q > limit ? limit : (int64_t)q;
+}
+
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
 static inline int64_t pm_days_from_civil(int64_t y, int64_t m, int64_t d) {
     y -= m <= 2;

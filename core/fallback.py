@@ -15,7 +15,16 @@ import datetime as dt
 from typing import Any
 
 from core.arith import BP_PER_UNIT, percent_of, price_times_qty, split_largest_remainder
-from core.inputs import REDEEM_ALL, Card, Line, read_card, read_cart, read_moment, read_redeem
+from core.inputs import (
+    POINTS_MAX,
+    REDEEM_ALL,
+    Card,
+    Line,
+    read_card,
+    read_cart,
+    read_moment,
+    read_redeem,
+)
 from core.refund import compute_refund
 from core.rules import CARD_NONE, CARD_REQUIRED, Group, Program, Rule
 
@@ -236,6 +245,7 @@ class _Quote:
             points = rule.per_points * (base // rule.amount)
         else:
             points = rule.amount
+        points = min(points, POINTS_MAX)  # a receipt never earns more than the points limit
         return points if rule.max_points < 0 else min(points, rule.max_points)
 
     def group_points(self, group: Group, paid: list[int]) -> tuple[int, list[Rule]]:
@@ -255,8 +265,16 @@ class _Quote:
                     or (group.combine == "min" and (total == 0 or points < total))):
                 total, given_by = points, who
             elif group.combine == "sum":
-                total, given_by = total + points, given_by + who
+                total, given_by = min(total + points, POINTS_MAX), given_by + who
         return total, given_by
+
+    def accrual_lines(self) -> set[int]:
+        """Lines that can earn points: in the scope of an applying accrual rule, not no_bonus.
+        A return claws back points in proportion to these lines' paid money only."""
+        if self.card is None:
+            return set()
+        return {i for rule in self.applying("accrual") for i in self.scope_lines[rule.index]
+                if not self.lines[i].no_bonus}
 
     def lot_dates(self, given_by: list[Rule]) -> tuple[str, str | None]:
         """The new lot's window: the program's days unless a contributing rule overrides them
@@ -319,6 +337,7 @@ class Engine:
                 start, end = q.lot_dates(contributors)
                 accrual = {"points": points, "available_from": start, "expires_at": end}
 
+        earning = q.accrual_lines()
         messages = q.applying("message")
         card_type_after = None
         if q.card is not None:
@@ -335,7 +354,8 @@ class Engine:
             "lines": [
                 {"sku": line.sku, "qty_milli": line.qty_milli, "price": line.price,
                  "amount": line.amount, "discount": discount[i], "redeem_amount": redeem_money[i],
-                 "paid": paid[i], "rules": given_by[i]}
+                 "paid": paid[i], "accrual_base": paid[i] if i in earning else 0,
+                 "rules": given_by[i]}
                 for i, line in enumerate(lines)
             ],
             "messages": [{"rule": r.id, "text": r.text} for r in messages],

@@ -11,6 +11,7 @@ The cart reader here is the readable reference; the compiled engine has its own 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
@@ -35,6 +36,7 @@ LINE_FIELDS = frozenset(
 CARD_FIELDS = frozenset({"number", "type", "cumulative", "lots", "balance", "referrers", "holder"})
 LOT_FIELDS = frozenset({"points", "available_from", "expires_at"})
 REDEEM_ALL = -1
+_PLAIN_DECIMAL = re.compile(r"[0-9]{1,7}(\.[0-9]{1,9})?")  # "2", "0.35": no sign, exponent or spaces
 
 
 class Line(NamedTuple):
@@ -70,6 +72,8 @@ def qty_to_milli(value: Any, where: str) -> int:
         raise CartError(f"{where}: field 'qty' must be exact: use a whole number or a decimal string")
     if not isinstance(value, Decimal | str):
         raise CartError(f"{where}: field 'qty' must be a number, got {type(value).__name__}")
+    if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
+        raise CartError(f"{where}: field 'qty' must be written like 2 or 0.350, got {value!r}")
     try:
         number = Decimal(value)
     except InvalidOperation:
@@ -188,11 +192,12 @@ def _available(lots: Any, now: dt.datetime) -> int:
         if not isinstance(points, int) or isinstance(points, bool) or abs(points) > POINTS_MAX:
             raise CartError(f"{where}: field 'points' must be a whole number, got {points!r}")
         start, end = lot.get("available_from"), lot.get("expires_at")
-        if start is not None and read_moment(start, f"{where} available_from") > now:
-            continue
-        if end is not None and read_moment(end, f"{where} expires_at") <= now:
-            continue
-        available += points
+        start = None if start is None else read_moment(start, f"{where} available_from")
+        end = None if end is None else read_moment(end, f"{where} expires_at")
+        if (start is None or start <= now) and (end is None or now < end):
+            available += points
+    if available > POINTS_MAX:
+        raise CartError(f"card: {available} points available is above the limit {POINTS_MAX}")
     return max(0, available)  # a debt lot can eat the balance, never below zero
 
 
@@ -204,6 +209,8 @@ def read_card(card: Any, now: dt.datetime) -> Card | None:
     if not card.keys() <= CARD_FIELDS:
         raise _unknown_field(card, CARD_FIELDS, "card")
     number = _text(card.get("number"), "card", "number", SKU_CHARS_MAX)
+    if "holder" in card and card["holder"] is not None:
+        _text(card["holder"], "card", "holder", TEXT_CHARS_MAX)
     card_type = card.get("type", "")
     if not isinstance(card_type, str) or len(card_type) > SKU_CHARS_MAX:
         raise CartError("card: field 'type' must be a string")

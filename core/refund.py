@@ -8,9 +8,11 @@ to the sale. Shares never give back more than what is left (a series of rounded-
 returns is clamped).
 
 Points restored follow the redeemed money given back: round_half_up(redeemed points × redeemed
-money back / redeemed money). Points clawed back follow the money given back:
-round_half_up(accrued points × money back / to_pay); when the receipt was paid entirely with
-points (to_pay = 0) the accrued points are clawed back with the return that empties the receipt.
+money back / redeemed money). Points clawed back follow the money given back on lines that could
+earn points (a quote line's `accrual_base`; a `no_bonus` line claws back nothing):
+round_half_up(accrued points × accrual base back / Σ accrual base); when that sum is 0 (paid
+entirely with points) the accrued points are clawed back with the return that empties the receipt.
+A quote line without `accrual_base` counts its whole paid amount.
 
 Limits: ≤ 1 000 lines in a return, ≤ 1 000 earlier refunds.
 """
@@ -26,6 +28,7 @@ from core.inputs import qty_to_milli
 RETURN_LINES_MAX = 1_000
 PREVIOUS_MAX = 1_000
 _LINE_KEYS = ("qty_milli", "amount", "discount", "redeem_amount", "paid")
+_RETURNED_KEYS = ("qty_milli", "money", "redeem_amount", "accrual_base", "cumulative_decrease")
 
 
 def _int(value: Any, where: str) -> int:
@@ -42,6 +45,8 @@ def _quote_lines(quote: Any) -> list[dict[str, int]]:
         if not isinstance(line, dict):
             raise RefundError(f"quote line {i}: must be an object")
         lines.append({k: _int(line.get(k), f"quote line {i} field {k!r}") for k in _LINE_KEYS})
+        lines[-1]["accrual_base"] = _int(line.get("accrual_base", lines[-1]["paid"]),
+                                         f"quote line {i} field 'accrual_base'")
         if lines[-1]["qty_milli"] == 0:
             raise RefundError(f"quote line {i}: quantity 0 cannot be returned")
     return lines
@@ -53,10 +58,9 @@ def _receipt_points(quote: dict[str, Any]) -> dict[str, int]:
             "redeemed": _int(quote["redeem"]["points"], "quote redeem.points"),
             "redeemed_money": _int(quote["redeem"]["amount"], "quote redeem.amount"),
             "accrued": _int(quote["accrual"]["points"], "quote accrual.points"),
-            "to_pay": _int(quote["to_pay"], "quote to_pay"),
         }
     except (KeyError, TypeError):
-        raise RefundError("quote: needs redeem.points, redeem.amount, accrual.points and to_pay") from None
+        raise RefundError("quote: needs redeem.points, redeem.amount and accrual.points") from None
 
 
 def _requested(ret: Any, line_count: int) -> list[tuple[int, int]]:
@@ -96,8 +100,7 @@ def _already_returned(previous: Any, line_count: int) -> tuple[list[dict[str, in
     """Per line and per receipt, what earlier refunds of this receipt gave back."""
     if not isinstance(previous, list) or len(previous) > PREVIOUS_MAX:
         raise RefundError(f"return: 'previous' must be a list of at most {PREVIOUS_MAX} refunds")
-    per_line = [dict.fromkeys(("qty_milli", "money", "redeem_amount", "cumulative_decrease"), 0)
-                for _ in range(line_count)]
+    per_line = [dict.fromkeys(_RETURNED_KEYS, 0) for _ in range(line_count)]
     totals = {"points_restored": 0, "points_clawed": 0}
     for p, refund in enumerate(previous):
         where = f"previous refund {p}"
@@ -134,6 +137,7 @@ def compute_refund(quote: Any, ret: Any) -> dict[str, Any]:
     for i, (line, done) in enumerate(zip(lines, before, strict=True)):
         value = line["amount"] - line["discount"]
         if (done["money"] > line["paid"] or done["redeem_amount"] > line["redeem_amount"]
+                or done["accrual_base"] > line["accrual_base"]
                 or done["cumulative_decrease"] > value or done["qty_milli"] > line["qty_milli"]):
             raise RefundError(f"return: earlier refunds gave back more than line {i} holds")
     if (before_totals["points_restored"] > receipt["redeemed"]
@@ -154,6 +158,8 @@ def compute_refund(quote: Any, ret: Any) -> dict[str, Any]:
             "money": _share(line["paid"], qty, line["qty_milli"], line["paid"] - done["money"], last),
             "redeem_amount": _share(line["redeem_amount"], qty, line["qty_milli"],
                                     line["redeem_amount"] - done["redeem_amount"], last),
+            "accrual_base": _share(line["accrual_base"], qty, line["qty_milli"],
+                                   line["accrual_base"] - done["accrual_base"], last),
             "cumulative_decrease": _share(value, qty, line["qty_milli"],
                                           value - done["cumulative_decrease"], last),
         })
@@ -167,10 +173,11 @@ def compute_refund(quote: Any, ret: Any) -> dict[str, Any]:
     redeem_money = sum(item["redeem_amount"] for item in out_lines)
     restored = _share(receipt["redeemed"], redeem_money, receipt["redeemed_money"],
                       receipt["redeemed"] - before_totals["points_restored"], receipt_done)
-    clawed = _share(receipt["accrued"], money, receipt["to_pay"],
+    base_back = sum(item["accrual_base"] for item in out_lines)
+    clawed = _share(receipt["accrued"], base_back, sum(line["accrual_base"] for line in lines),
                     receipt["accrued"] - before_totals["points_clawed"], receipt_done)
     restored_parts = split_largest_remainder(restored, [i["redeem_amount"] for i in out_lines])
-    clawed_parts = split_largest_remainder(clawed, [i["money"] for i in out_lines])
+    clawed_parts = split_largest_remainder(clawed, [i["accrual_base"] for i in out_lines])
     for item, r, c in zip(out_lines, restored_parts, clawed_parts, strict=True):
         item["points_restored"], item["points_clawed"] = r, c
     return {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -59,6 +60,8 @@ _GROUP_FIELDS = {"id", "kind", "combine", "cap_percent", "parent", "priority"}
 _TOP_FIELDS = {"program", "redeem", "group", "rule"}
 
 CARD_ANY, CARD_NONE, CARD_REQUIRED = -1, 0, 1
+_TIME_FORM = re.compile(r"[0-9]{2}:[0-9]{2}")
+_DATE_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +184,10 @@ class _Ctx:
         return value
 
     def decimal_units(self, value: Any, field: str, places: int, lo: Decimal, hi: Decimal) -> int:
-        """A decimal with at most `places` decimals, returned scaled to an integer."""
-        if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        """A decimal with at most `places` decimals, returned scaled to an integer.
+        TOML and msgpack carry numbers as int or float (a float is read by its shortest repr,
+        so 7.25 means exactly 7.25); a string is refused: "5" is not a percentage."""
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
             raise self.fail(field, f"must be a number, got {_show(value)}")
         try:
             number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
@@ -207,6 +212,13 @@ class _Ctx:
             raise self.fail(field, f"longer than {max_chars} characters")
         return value
 
+    def nonempty_text_list(self, value: Any, field: str) -> tuple[str, ...]:
+        """A condition list: empty would match nothing, which is never what was meant."""
+        items = self.text_list(value, field)
+        if not items:
+            raise self.fail(field, "an empty list matches nothing; remove the key to match everything")
+        return items
+
     def text_list(self, value: Any, field: str) -> tuple[str, ...]:
         if not isinstance(value, list):
             raise self.fail(field, f"must be a list of strings, got {_show(value)}")
@@ -227,12 +239,9 @@ def _show(value: Any) -> str:
 
 
 def _read_time(ctx: _Ctx, value: Any) -> int:
-    if not isinstance(value, str) or len(value) != 5 or value[2] != ":":
+    if not isinstance(value, str) or not _TIME_FORM.fullmatch(value):
         raise ctx.fail("when.time", f"times are written HH:MM, got {_show(value)}")
-    try:
-        hours, minutes = int(value[:2]), int(value[3:])
-    except ValueError:
-        raise ctx.fail("when.time", f"times are written HH:MM, got {_show(value)}") from None
+    hours, minutes = int(value[:2]), int(value[3:])
     if not (0 <= minutes < 60 and (0 <= hours < 24 or (hours == 24 and minutes == 0))):
         raise ctx.fail("when.time", f"no such time of day: {value}")
     return hours * 60 + minutes
@@ -241,11 +250,11 @@ def _read_time(ctx: _Ctx, value: Any) -> int:
 def _read_date(ctx: _Ctx, value: Any) -> int:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value.toordinal()
-    if isinstance(value, str):
+    if isinstance(value, str) and _DATE_FORM.fullmatch(value):
         try:
             return dt.date.fromisoformat(value).toordinal()
         except ValueError:
-            pass
+            raise ctx.fail("when.dates", f"no such date: {value}") from None
     raise ctx.fail("when.dates", f"dates are written YYYY-MM-DD, got {_show(value)}")
 
 
@@ -264,11 +273,11 @@ def _read_when(ctx: _Ctx, raw: Any) -> Conditions:
         card = CARD_REQUIRED if when["card"] else CARD_NONE
     card_types = None
     if "card_types" in when:
-        card_types = frozenset(ctx.text_list(when["card_types"], "when.card_types"))
+        card_types = frozenset(ctx.nonempty_text_list(when["card_types"], "when.card_types"))
         if card == CARD_NONE:
             raise ctx.fail("when.card_types", "contradicts card = false")
         card = CARD_REQUIRED
-    stores = frozenset(ctx.text_list(when["stores"], "when.stores")) if "stores" in when else None
+    stores = frozenset(ctx.nonempty_text_list(when["stores"], "when.stores")) if "stores" in when else None
     mask = 0
     if "weekdays" in when:
         days = when["weekdays"]
@@ -449,9 +458,11 @@ def _read_groups(source: str, raw_groups: list[Any], program: dict[str, Any]) ->
     seen: set[str] = set()
     for position, raw in enumerate(raw_groups, 1):
         ctx = _Ctx(source, f"group #{position}")
-        group = ctx.table(raw, "group", _GROUP_FIELDS)
-        gid = ctx.text(group.get("id"), "id", ID_CHARS_MAX)
+        if not isinstance(raw, dict):
+            raise ctx.fail("group", "must be a table")
+        gid = ctx.text(raw.get("id"), "id", ID_CHARS_MAX)
         ctx = _Ctx(source, f"group {gid!r}")
+        group = ctx.table(raw, "group", _GROUP_FIELDS)
         if gid in seen:
             raise ctx.fail("id", "this group id is used twice")
         seen.add(gid)
@@ -509,7 +520,7 @@ def _read_rules(source: str, raw_rules: list[Any], group_ids: dict[str, int]) ->
 
 def _link_groups(source: str, groups: list[dict[str, Any]], rules: list[dict[str, Any]]) -> None:
     """Resolve parents and kinds, refuse cycles and mixed kinds, and order every group's members."""
-    ids = {g["id"]: i for i, g in enumerate(groups)}
+    ids = {g["id"]: i for i, g in enumerate(groups) if i >= 2}  # the roots cannot be named
     for i, group in enumerate(groups[2:], 2):
         ctx = _Ctx(source, f"group {group['id']!r}")
         if group["parent"] is not None and group["parent"] not in ids:

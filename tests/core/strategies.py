@@ -20,7 +20,7 @@ STORES = ["S01", "S02"]
 percents = st.one_of(
     st.integers(0, 100),
     st.decimals(min_value=0, max_value=100, places=2, allow_nan=False, allow_infinity=False),
-).map(lambda p: str(p) if isinstance(p, Decimal) else p)
+).map(lambda p: float(p) if isinstance(p, Decimal) else p)
 money = st.integers(0, 500_000)
 
 
@@ -46,7 +46,7 @@ def when_tables(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.integers(0, 3)) == 0:
         when["receipt_min"] = draw(st.integers(0, 300_000))
     if draw(st.integers(0, 5)) == 0:
-        when["qty_min"] = draw(st.sampled_from([1, 2, "1.5", 3]))
+        when["qty_min"] = draw(st.sampled_from([1, 2, 1.5, 3]))
     return when
 
 
@@ -101,7 +101,7 @@ def accrual_values(draw: st.DrawFn) -> dict[str, Any]:
 def rules_trees(draw: st.DrawFn) -> dict[str, Any]:
     tree: dict[str, Any] = {"program": {
         "point_value": draw(st.sampled_from([1, 10, 100])),
-        "max_discount_percent": draw(st.sampled_from([100, 50, "33.33", 0])),
+        "max_discount_percent": draw(st.sampled_from([100, 50, 33.33, 0])),
         "discount_combine": draw(st.sampled_from(["priority", "max", "min", "sum", "multiply"])),
         "accrual_combine": draw(st.sampled_from(["priority", "max", "min", "sum"])),
         "activation_days": draw(st.integers(0, 14)),

@@ -114,7 +114,7 @@ def test_receipt_min_counts_no_discount_lines_and_amounts_before_discount(make_e
     assert tenth(make_engine, {"receipt_min": 1_001}, lines=lines) == [0, 0]
 
 
-@pytest.mark.parametrize(("qty_min", "expected"), [(2, [50, 150]), ("2.001", [0, 0])])
+@pytest.mark.parametrize(("qty_min", "expected"), [(2, [50, 150]), (2.001, [0, 0])])
 def test_qty_min_sums_scope_quantities(make_engine, qty_min, expected) -> None:
     lines = [line("a", 1_000, "0.5"), line("b", 1_000, "1.5"), line("c", 1_000, 5)]
     # scope = a and b: 0.5 + 1.5 = 2 units; amounts 500 and 1 500

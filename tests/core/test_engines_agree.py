@@ -34,7 +34,7 @@ TREE = {
         {"id": "food", "kind": "discount", "percent": 12.5, "group": "stack",
          "scope": {"categories": ["food"], "exclude_skus": ["s3"]}},
         {"id": "off", "kind": "discount", "amount": 777, "group": "stack",
-         "when": {"qty_min": "1.5"}},
+         "when": {"qty_min": 1.5}},
         {"id": "fix", "kind": "discount", "price": 900, "scope": {"skus": ["s1"]}},
         {"id": "big", "kind": "discount", "tiers": [[2_000, 5], [20_000, 9]], "basis": "receipt",
          "when": {"time": ["22:00", "11:00"]}},

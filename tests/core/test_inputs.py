@@ -69,9 +69,11 @@ REFUSALS: dict[str, tuple[Any, Any, Any, Any, str]] = {
     "qty bool": (carted(line(qty=True)), None, NOW, None,
                  LINE0 + "field 'qty' must be a number, got bool"),
     "qty word": (carted(line(qty="one")), None, NOW, None,
-                 LINE0 + "field 'qty' must be a number, got 'one'"),
+                 LINE0 + "field 'qty' must be written like 2 or 0.350, got 'one'"),
     "qty NaN": (carted(line(qty="NaN")), None, NOW, None,
-                LINE0 + "field 'qty' must be a finite number"),
+                LINE0 + "field 'qty' must be written like 2 or 0.350, got 'NaN'"),
+    "qty Decimal NaN": (carted(line(qty=Decimal("NaN"))), None, NOW, None,
+                        LINE0 + "field 'qty' must be a finite number"),
     "categories not a list": (carted(line(categories="food")), None, NOW, None,
                               LINE0 + "field 'categories' must be a list of at most 16 strings"),
     "17 categories": (carted(line(categories=["a"] * 17)), None, NOW, None,
@@ -170,8 +172,6 @@ def test_optional_fields_are_accepted(engine_cls) -> None:
     assert result["lines"][0]["discount"] == 10
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a lot that is not yet available is skipped before its "
-                                       "expires_at is read, so a malformed expires_at is accepted")
 def test_every_lot_field_is_validated(engine_cls) -> None:
     the_card = {"number": "1", "lots": [{"points": 1, "available_from": LATER,
                                          "expires_at": "garbage"}]}
@@ -179,16 +179,12 @@ def test_every_lot_field_is_validated(engine_cls) -> None:
         engine_cls(PROGRAM).quote(OK, the_card, NOW)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: card field 'holder' is allowed but never validated "
-                                       "(any type and size passes)")
 def test_card_holder_is_validated(engine_cls) -> None:
     with pytest.raises(CartError):
         engine_cls(PROGRAM).quote(OK, {"number": "1", "holder": {"x": [1, 2]}}, NOW)
 
 
 @pytest.mark.parametrize("qty", [" 2 ", "1e3", "1_000", "+2"])
-@pytest.mark.xfail(strict=True, reason="BUG (minor): qty strings outside the plain decimal form "
-                                       "(spaces, exponent, underscores, sign) are accepted")
 def test_only_plain_decimal_strings_are_quantities(engine_cls, qty: str) -> None:
     with pytest.raises(CartError):
         engine_cls(PROGRAM).quote(carted(line(qty=qty)), None, NOW)

@@ -1,21 +1,14 @@
-"""Extreme values that the validators accept must price the same on both engines (the compiled
-engine claims "nothing can overflow within the limits"). Where the compiled engine raises
-OverflowError instead, the test is marked as a known bug for that engine only."""
+"""Extreme values that the validators accept price the same on both engines: the compiled engine
+takes products in 128 bits, points earned are capped at POINTS_MAX, and a card holding more than
+POINTS_MAX available points is refused."""
 
 from __future__ import annotations
 
 import pytest
 
+from core.errors import CartError
 from core.rules import POINTS_MAX
 from tests.core.pricing_helpers import card, line, quote, rule, rules
-
-OVERFLOW_BUG = "BUG: the compiled engine overflows int64 on values the validators accept"
-
-
-def expect_overflow_on_compiled(request: pytest.FixtureRequest, engine_cls: type, why: str) -> None:
-    if engine_cls.__module__ == "core._cengine":
-        request.applymarker(pytest.mark.xfail(strict=True, raises=OverflowError,
-                                              reason=f"{OVERFLOW_BUG}: {why}"))
 
 
 def test_largest_line_prices_exactly(make_engine) -> None:
@@ -31,19 +24,22 @@ def test_largest_weighted_line_rounds_half_up(make_engine) -> None:
     assert q["lines"][0]["amount"] == 500_000_000
 
 
-def test_per_rule_with_the_largest_points(request, engine_cls, make_engine) -> None:
-    expect_overflow_on_compiled(request, engine_cls,
-                                "per.points × floor(base / amount) is taken in 64 bits")
+def test_points_earned_are_capped_at_the_limit(make_engine) -> None:
+    # n × floor(10^11 / 1) = 10^26 by the formula; a receipt never earns more than 10^15
     tree = rules(rule("a", "accrual", per={"points": POINTS_MAX, "amount": 1}))
     q = quote(make_engine, tree, [line(price=10**11)], card=card())
-    assert q["accrual"]["points"] == POINTS_MAX * 10**11  # n × floor(10^11 / 1)
+    assert q["accrual"]["points"] == POINTS_MAX
 
 
-def test_lots_adding_up_past_int64(request, engine_cls, make_engine) -> None:
-    expect_overflow_on_compiled(request, engine_cls,
-                                "Σ lots (≤ 10 000 × 10^15) does not fit the C `available`")
+def test_summed_accrual_rules_are_capped_at_the_limit(make_engine) -> None:
+    # two rules of 10^15 points each in the `sum` root: capped at 10^15, not 2 × 10^15
+    tree = rules(rule("a", "accrual", points=POINTS_MAX), rule("b", "accrual", points=POINTS_MAX))
+    q = quote(make_engine, tree, [line(price=100)], card=card())
+    assert q["accrual"]["points"] == POINTS_MAX
+
+
+def test_lots_adding_up_past_the_limit_are_refused(make_engine) -> None:
     lots = [{"points": POINTS_MAX}] * 10_000  # 10^19 points available
-    tree = rules(redeem={"max_percent": 100})
-    q = quote(make_engine, tree, [line(price=10**11)], card=card(lots=lots), redeem="max")
-    # min(10^19, floor(10^11 × 100 % / 100)) = 10^9 points
-    assert q["redeem"] == {"points": 10**9, "amount": 10**11, "max_points": 10**9}
+    engine = make_engine(rules(redeem={"max_percent": 100}))
+    with pytest.raises(CartError, match="points available is above the limit"):
+        engine.quote({"lines": [line(price=10**11)]}, card(lots=lots), "2026-12-01T10:00:00+03:00", "max")

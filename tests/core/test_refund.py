@@ -34,7 +34,7 @@ def test_three_returns_of_one_give_exact_remainders(make_engine) -> None:
     assert [r["money"] for r in done] == [33, 33, 34]  # 33.33 → 33, 33, then the remainder
     assert [r["cumulative_decrease"] for r in done] == [33, 33, 34]
     assert done[0]["lines"] == [{"line": 0, "qty_milli": 1_000, "money": 33, "redeem_amount": 0,
-                                 "cumulative_decrease": 33, "points_restored": 0,
+                                 "accrual_base": 0, "cumulative_decrease": 33, "points_restored": 0,
                                  "points_clawed": 0}]
 
 
@@ -144,7 +144,8 @@ REFUSALS = {
                             "return: 'previous' must be a list"),
     "previous too big": ({"lines": [{"line": 0, "qty": 1}], "previous": [
         {"lines": [{"line": 0, "qty_milli": 1_000, "money": 500, "redeem_amount": 0,
-                    "cumulative_decrease": 0}], "points_restored": 0, "points_clawed": 0}]},
+                    "accrual_base": 0, "cumulative_decrease": 0}], "points_restored": 0,
+         "points_clawed": 0}]},
         "return: earlier refunds gave back more than line 0 holds"),
     "previous without fields": ({"lines": [{"line": 0, "qty": 1}], "previous": [{"lines": []}]},
                                 "previous refund 0 field 'points_restored'"),
@@ -179,3 +180,17 @@ def test_a_quote_is_not_changed_by_a_refund(make_engine) -> None:
     assert repr(sale) == before
     assert quote(make_engine, POINTS_TREE, POINTS_LINES, card=card(balance=10**6),
                  redeem="max") == sale
+
+
+def test_returning_a_line_that_earned_nothing_claws_back_nothing(make_engine) -> None:
+    # 10 % accrual, point_value 100: line A pays 1 000 → 1 point; line B is no_bonus (9 000).
+    # Returning B gives 9 000 back but claws back 0 points: B could not earn any.
+    tree = rules(rule("acc", "accrual", percent=10))
+    engine, sale = sale_of(make_engine, tree, [line("A", price=1_000), line("B", price=9_000, no_bonus=True)],
+                           card=card())
+    assert sale["accrual"]["points"] == 1
+    assert [ln["accrual_base"] for ln in sale["lines"]] == [1_000, 0]
+    first = engine.refund(sale, {"lines": [{"line": 1, "qty": 1}]})
+    assert (first["money"], first["points_clawed"]) == (9_000, 0)
+    last = engine.refund(sale, {"lines": [{"line": 0, "qty": 1}], "previous": [first]})
+    assert (last["money"], last["points_clawed"]) == (1_000, 1)

@@ -146,16 +146,10 @@ def test_refusal_names_source_place_and_field(tree: dict, where: str, field: str
 
 
 @pytest.mark.parametrize("root", ["(discount root)", "(accrual root)"])
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="BUG: parent naming an implicit root crashes _resolve_kinds with "
-                          "KeyError('parent_index') instead of a RuleError")
 def test_parent_naming_an_implicit_root_is_refused(root: str) -> None:
     assert "'parent'" in refused(rules(group=[{"id": "g", "parent": root}]))
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG: an unknown [[group]] key is reported as 'group #1', not by the "
-                          "group's id (spec §3: the id and field are named)")
 def test_unknown_group_key_names_the_group_id() -> None:
     assert "group 'promo'" in refused(rules(group=[{"id": "promo", "colour": "red"}]))
 
@@ -169,9 +163,6 @@ LENIENT = {
 
 
 @pytest.mark.parametrize("tree", LENIENT.values(), ids=LENIENT.keys())
-@pytest.mark.xfail(strict=True,
-                   reason="BUG: validation accepts values outside the documented forms "
-                          "(percent is a number; times are HH:MM; dates are YYYY-MM-DD)")
 def test_values_outside_the_documented_forms_are_refused(tree: dict) -> None:
     refused(tree)
 
