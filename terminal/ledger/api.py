@@ -12,7 +12,7 @@ always passed in.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from terminal.ledger import (
     adjust,
@@ -21,13 +21,16 @@ from terminal.ledger import (
     codec,
     expiry,
     holds,
+    importing,
     keys,
     moments,
     outbox,
+    reports,
     returns,
     sales,
     shifts,
     updates,
+    verify,
 )
 from terminal.ledger.errors import LedgerError
 from terminal.ledger.store import FORMAT_VERSION, MAP_SIZE_DEFAULT_BYTES, META_KEY, Store
@@ -71,6 +74,7 @@ class Ledger:
                         "acked_seq": 0,
                         "next_lot_id": 0,
                         "shift": 1,
+                        "shift_first_seq": 1,
                         "shift_opened_at": None,
                         "versions": {},
                         "last_update": None,
@@ -199,3 +203,33 @@ class Ledger:
 
     def backlog(self) -> int:
         return outbox.backlog(self.store)
+
+    # ------------------------------------------------------------------ technicians
+
+    def import_cards(self, path: str | Path, now: Any, force: bool = False) -> dict[str, Any]:
+        return importing.import_cards(self.store, path, now, force)
+
+    def import_catalog(self, path: str | Path, now: Any, force: bool = False) -> dict[str, Any]:
+        return importing.import_catalog(self.store, path, now, force)
+
+    def export_balances(self, out: TextIO, now: Any) -> int:
+        return importing.export_balances(self.store, out, now)
+
+    def verify(self) -> dict[str, Any]:
+        return verify.verify(self.store)
+
+    # ------------------------------------------------------------------ reports
+
+    def report_balances(
+        self, now: Any, rows_max: int = reports.CARDS_SCAN_MAX
+    ) -> list[dict[str, Any]]:
+        return list(reports.balances(self.store, now, rows_max))
+
+    def report_points(self, start: Any = None, end: Any = None) -> dict[str, int]:
+        return reports.points(self.store, start, end)
+
+    def report_sales(self, start: Any = None, end: Any = None) -> dict[str, dict[str, int]]:
+        return reports.sales_by_card_type(self.store, start, end)
+
+    def report_shift(self) -> dict[str, Any]:
+        return reports.shift(self.store)

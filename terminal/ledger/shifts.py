@@ -18,6 +18,7 @@ def close(store: Store, op_id: str, totals: dict[str, Any], now: Any) -> dict[st
         seq = tx.event("shift_close", at, {"closed_shift": shift, "totals": totals})
         tx.meta["shift"] = shift + 1
         tx.meta["shift_opened_at"] = at.iso
+        tx.meta["shift_first_seq"] = seq + 1
         return {"closed_shift": shift, "seq": seq, "totals": totals}
 
     return write(store, op_id, "shift_close", {"totals": totals}, body)
