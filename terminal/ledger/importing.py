@@ -192,7 +192,9 @@ def import_cards(store: Store, path: str | Path, now: Any, force: bool = False) 
                 if item["end"] is not None and item["end"].ms <= at.ms:
                     late.append((number, "expires_at", "already expired"))
                     continue
-                updates.correct_balance(tx, record["number"], item["balance"], at, "import")
+                updates.correct_balance(
+                    tx, record["number"], item["balance"], at, "import", item["end"]
+                )
             imported += 1
         if late and not force:
             raise ImportRowsError(str(path), late)

@@ -29,12 +29,19 @@ CARD_FIELDS = frozenset(
 BALANCE_FIELDS = frozenset({"number", "balance", "version"})
 
 
-def correct_balance(tx: Tx, number: str, balance: int, at: moments.Moment, source: str) -> int:
+def correct_balance(
+    tx: Tx,
+    number: str,
+    balance: int,
+    at: moments.Moment,
+    source: str,
+    end: moments.Moment | None = None,
+) -> int:
     """Make server_balance = `balance`, moving the lots by the difference. Returns it."""
     card = tx.card(number)
     diff = balance - card["server_balance"]
     if diff > 0:
-        lots.add(tx, number, diff, at, None, source)
+        lots.add(tx, number, diff, at, end, source)
     elif diff < 0:
         _, short = lots.take(tx, number, -diff, at.ms, only_available=False)
         lots.add_debt(tx, number, short)
