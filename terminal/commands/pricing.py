@@ -77,11 +77,9 @@ def _describe_rule(rule: Rule) -> str:
             steps = ", ".join(f"{_percent(bp)} from {t}" for t, bp in rule.tiers)
             what = f"tiers on {rule.tier_basis}: {steps}"
     elif rule.kind == "accrual":
-        what = {
-            "percent": f"{_percent(rule.bp)} in points",
-            "per": f"{rule.per_points} point(s) per {rule.amount}",
-            "points": f"{rule.amount} points a receipt",
-        }[rule.value]
+        what = {"percent": f"{_percent(rule.bp)} in points",
+                "per": f"{rule.per_points} point(s) per {rule.amount}",
+                "points": f"{rule.amount} points a receipt"}[rule.value]
         if rule.max_points >= 0:
             what += f", at most {rule.max_points}"
     elif rule.kind == "message":
@@ -118,12 +116,9 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
         f"expiry {program.expiry_days or 'never'}{' d' if program.expiry_days else ''}",
     ]
     redeem = program.redeem
-    lines.append(
-        "redeem: not allowed"
-        if redeem is None
-        else f"redeem: up to {_percent(redeem.max_bp)}, receipt ≥ {redeem.min_receipt}, "
-        f"balance ≥ {redeem.min_points}, scope {', '.join(redeem.categories) or 'all'}"
-    )
+    lines.append("redeem: not allowed" if redeem is None else
+                 f"redeem: up to {_percent(redeem.max_bp)}, receipt ≥ {redeem.min_receipt}, "
+                 f"balance ≥ {redeem.min_points}, scope {', '.join(redeem.categories) or 'all'}")
     lines.append("rules:")
     lines.extend(_describe_rule(rule) for rule in program.rules)
     lines.append("combining:")
