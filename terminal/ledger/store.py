@@ -85,7 +85,7 @@ class Store:
         except lmdb.Error as exc:
             raise LedgerError(f"{self.path}: cannot open the ledger: {exc}") from None
         # Readers left behind by killed processes pin old pages; clear them at every open.
-        self.env.reader_check()
+        self.stale_readers = self.env.reader_check()
         try:
             self.dbs = {name: self.env.open_db(name.encode()) for name in DB_NAMES}
         except lmdb.MapFullError:
