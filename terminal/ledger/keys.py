@@ -1,8 +1,8 @@
 """Fixed-width big-endian keys, so LMDB's byte order is the order we want to walk in.
 
 - u64 keys (outbox sequence numbers): 8 bytes big-endian.
-- text keys (card numbers, skus, barcodes, operation ids): 1 length byte + UTF-8, zero-padded
-  to `TEXT_KEY_BYTES`; equal-length keys make a card's lot keys share an exact prefix.
+- text keys (card numbers, skus, barcodes, operation ids): 1 length byte + UTF-8 (≤ 64 bytes),
+  zero-padded to `TEXT_KEY_BYTES`; equal-length keys make a card's lot keys share an exact prefix.
 - lot keys: card key + expiry (ms since the epoch, u64; `NEVER_MS` for lots that never expire;
   0 for debt lots so they come first) + lot id (u64). A cursor from `card key` walks one card's
   lots soonest-expiring first.
@@ -16,7 +16,7 @@ import struct
 from terminal.ledger.errors import LedgerInputError
 
 TEXT_CHARS_MAX = 64
-TEXT_KEY_BYTES = 1 + 4 * TEXT_CHARS_MAX  # UTF-8 takes at most 4 bytes a character
+TEXT_KEY_BYTES = 1 + TEXT_CHARS_MAX  # the limit is in UTF-8 bytes: short keys, small pages
 U64_MAX = 2**64 - 1
 NEVER_MS = U64_MAX
 DEBT_MS = 0
@@ -43,8 +43,8 @@ def text(value: str, what: str = "id") -> bytes:
     if not isinstance(value, str) or not value:
         raise LedgerInputError(f"{what}: must be a non-empty string, got {value!r}")
     raw = value.encode("utf-8")
-    if len(value) > TEXT_CHARS_MAX or len(raw) >= TEXT_KEY_BYTES:
-        raise LedgerInputError(f"{what} {value[:80]!r}: longer than {TEXT_CHARS_MAX} characters")
+    if len(raw) > TEXT_CHARS_MAX:
+        raise LedgerInputError(f"{what} {value[:80]!r}: longer than {TEXT_CHARS_MAX} bytes (UTF-8)")
     if "\x00" in value:
         raise LedgerInputError(f"{what} {value[:80]!r}: contains a NUL character")
     return bytes((len(raw),)) + raw + bytes(TEXT_KEY_BYTES - 1 - len(raw))

@@ -162,14 +162,19 @@ def restore(
 ) -> tuple[int, int]:
     """Put `points` back into the lots they were taken from, latest-expiring first.
 
-    Points whose lot has expired meanwhile are annulled. Returns (restored, annulled).
+    Points whose lot has expired meanwhile are annulled. Each move remembers how much of it
+    came back (`returned`), so later returns continue where earlier ones stopped.
+    Returns (restored, annulled).
     """
     restored = annulled = 0
     left = points
     for move in sorted(moves, key=lambda m: m["key"], reverse=True):
         if left == 0:
             break
-        part = min(left, move["points"])
+        part = min(left, move["points"] - move.get("returned", 0))
+        if part <= 0:
+            continue
+        move["returned"] = move.get("returned", 0) + part  # the receipt keeps this
         left -= part
         key = move["key"]
         _, expires_ms, _ = keys.read_lot(key)

@@ -18,13 +18,13 @@ def test_u64_refuses_out_of_range():
 
 
 def test_text_keys_are_fixed_width_and_round_trip():
-    for value in ("1", "2000001", "карта-7", "x" * keys.TEXT_CHARS_MAX):
+    for value in ("1", "2000001", "карта-7", "x" * keys.TEXT_CHARS_MAX, "ж" * 32):
         key = keys.text(value)
         assert len(key) == keys.TEXT_KEY_BYTES
         assert keys.read_text(key) == value
 
 
-@pytest.mark.parametrize("bad", ["", "x" * 65, "a\x00b", 7, None])
+@pytest.mark.parametrize("bad", ["", "x" * 65, "ж" * 33, "a\x00b", 7, None])
 def test_text_keys_refuse_bad_values(bad):
     with pytest.raises(LedgerInputError, match="card number"):
         keys.text(bad, "card number")
