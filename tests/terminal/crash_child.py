@@ -34,7 +34,7 @@ def next_op(ledger: Ledger, engine: Any, rng: random.Random, run: int, i: int,
     if sold and rng.random() < 0.2:
         return {"kind": "return", "id": f"{run}-r{i}", "receipt": sold.pop(),
                 "lines": [{"line": 0, "qty": 1}]}
-    card = rng.choice(CARDS + [None])
+    card = rng.choice([*CARDS, None])
     cart = {"store": "S01", "lines": [{"sku": f"P{j}", "price": rng.randint(100, 500000),
                                        "qty": rng.randint(1, 3)} for j in range(rng.randint(1, 4))]}
     card_dict = ledger.card_for_quote(card, NOW) if card else None
