@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminal.ledger import codec, keys, moments
+from terminal.ledger import codec, keys, lots, moments
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
 
@@ -27,7 +27,7 @@ def _expired_lots(tx: Tx, now_ms: int) -> tuple[dict[str, int], bool]:
         number, expires_ms, _ = keys.read_lot(key)
         if expires_ms == keys.DEBT_MS or expires_ms > now_ms:
             continue
-        lot = codec.unpack(raw, f"lot of card {number}")
+        lot = lots.decode(bytes(key), raw, f"lot of card {number}")
         expired[number] = expired.get(number, 0) + lot["points"]
         doomed.append(bytes(key))
     for key in doomed:

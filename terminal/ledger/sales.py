@@ -96,12 +96,13 @@ def _card_part(
         raise LedgerBalanceError(f"card {number}: blocked; the sale cannot use it")
     posted = holds.take(tx, number, checkout) if checkout else None
     redeem = quote["redeem"]["points"]
-    others = sum(h["points"] for h in holds.active(tx.txn, tx.dbs, number, at.ms))
-    free = lots.available(tx.txn, tx.dbs, number, at.ms) - others
-    if redeem > free:
-        raise LedgerBalanceError(
-            f"card {number}: {free} points available, sale {sale_id} redeems {redeem}"
-        )
+    if redeem:
+        others = sum(h["points"] for h in holds.active(tx.txn, tx.dbs, number, at.ms))
+        free = lots.available(tx.txn, tx.dbs, number, at.ms) - others
+        if redeem > free:
+            raise LedgerBalanceError(
+                f"card {number}: {free} points available, sale {sale_id} redeems {redeem}"
+            )
     moves, short = lots.take(tx, number, redeem, at.ms, only_available=True)
     if short:
         raise LedgerBalanceError(f"card {number}: {short} points short for sale {sale_id}")

@@ -151,16 +151,10 @@ class Tx:
     # ------------------------------------------------------------------ invariants and commit
 
     def lots_sum(self, number: str) -> int:
-        """Σ lots of a card, checking each lot on the way (always on, not `assert`)."""
+        """Σ lots of a card, checking each lot's sign on the way (always on, not `assert`)."""
         from terminal.ledger import lots  # lots imports Tx for typing only
 
-        total = 0
-        for count, (key, lot) in enumerate(lots.card_lots(self.txn, self.dbs, number)):
-            if count >= LOTS_PER_CARD_MAX:
-                raise LedgerInvariantError(f"card {number}: more than {LOTS_PER_CARD_MAX} lots")
-            lots.check_lot(number, key, lot)
-            total += lot["points"]
-        return total
+        return lots.checked_sum(self.txn, self.dbs, number)
 
     def finish(self) -> None:
         if self.unattributed():

@@ -29,18 +29,33 @@ def run_op(ledger: Ledger, op: dict[str, Any]) -> None:
         ledger.commit_return(op["id"], op["receipt"], op["lines"], NOW)
 
 
-def next_op(ledger: Ledger, engine: Any, rng: random.Random, run: int, i: int,
-            sold: list[str]) -> dict[str, Any]:
+def next_op(
+    ledger: Ledger, engine: Any, rng: random.Random, run: int, i: int, sold: list[str]
+) -> dict[str, Any]:
     if sold and rng.random() < 0.2:
-        return {"kind": "return", "id": f"{run}-r{i}", "receipt": sold.pop(),
-                "lines": [{"line": 0, "qty": 1}]}
+        return {
+            "kind": "return",
+            "id": f"{run}-r{i}",
+            "receipt": sold.pop(),
+            "lines": [{"line": 0, "qty": 1}],
+        }
     card = rng.choice([*CARDS, None])
-    cart = {"store": "S01", "lines": [{"sku": f"P{j}", "price": rng.randint(100, 500000),
-                                       "qty": rng.randint(1, 3)} for j in range(rng.randint(1, 4))]}
+    cart = {
+        "store": "S01",
+        "lines": [
+            {"sku": f"P{j}", "price": rng.randint(100, 500000), "qty": rng.randint(1, 3)}
+            for j in range(rng.randint(1, 4))
+        ],
+    }
     card_dict = ledger.card_for_quote(card, NOW) if card else None
     quote = engine.quote(cart, card_dict, NOW, rng.choice([None, 10, "max"]) if card else None)
-    return {"kind": "sale", "id": f"{run}-{i}", "card": card, "quote": quote,
-            "payment": {"tenders": [{"method": "cash", "amount": quote["to_pay"]}]}}
+    return {
+        "kind": "sale",
+        "id": f"{run}-{i}",
+        "card": card,
+        "quote": quote,
+        "payment": {"tenders": [{"method": "cash", "amount": quote["to_pay"]}]},
+    }
 
 
 def main() -> int:

@@ -30,10 +30,14 @@ SEED = 20261123
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_child(path: Path, run: int, seed: int, retry: dict | None, delay_s: float,
-               errors: Path):
-    argv = [sys.executable, str(ROOT / "tests" / "terminal" / "crash_child.py"), str(path),
-            str(run), str(seed)]
+def _run_child(path: Path, run: int, seed: int, retry: dict | None, delay_s: float, errors: Path):
+    argv = [
+        sys.executable,
+        str(ROOT / "tests" / "terminal" / "crash_child.py"),
+        str(path),
+        str(run),
+        str(seed),
+    ]
     if retry is not None:
         argv.append(json.dumps(retry))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "POSTERM_PURE": "1"}
@@ -68,8 +72,9 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates_a_sale(tmp_path):
     kills = 0
     started = time.monotonic()
     while kills < KILLS and time.monotonic() - started < WALL_S_MAX:
-        lines = _run_child(path, kills, rng.randrange(2**32), retry, rng.uniform(0.0, 0.04),
-                           tmp_path / "child.err")
+        lines = _run_child(
+            path, kills, rng.randrange(2**32), retry, rng.uniform(0.0, 0.04), tmp_path / "child.err"
+        )
         kills += 1
         in_flight = retry
         for line in lines:
@@ -114,4 +119,3 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates_a_sale(tmp_path):
     assert len(acked) > kills, "the children hardly committed anything"
     ledger.close()
     print(f"crash test: {kills} kills, {len(acked)} acknowledged, {len(committed)} committed")
-

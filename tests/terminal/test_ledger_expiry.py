@@ -16,7 +16,9 @@ def test_sweep_annuls_expired_lots_with_one_event_per_card(ledger):
     assert [lot["points"] for lot in lots_of(ledger, "C1")] == [50]
     events = [e for e in ledger.outbox_pending() if e["type"] == "expiry"]
     assert [(e["card"], e["points"], e["deltas"]) for e in events] == [
-        ("C1", 200, {"C1": -200}), ("C2", 70, {"C2": -70})]
+        ("C1", 200, {"C1": -200}),
+        ("C2", 70, {"C2": -70}),
+    ]
     assert ledger.report_points()["expired"] == 270
     assert_ok(ledger)
 

@@ -17,14 +17,21 @@ def _write(tmp_path, name, text):
 
 
 def test_cards_import_with_opening_balances(ledger, tmp_path):
-    path = _write(tmp_path, "cards.csv", CARDS_HEADER +
-                  "2000001,standard,Ann Lee,6650000,1200,2027-12-31T23:59:59+03:00,\n"
-                  "2000002,gold,\"Bob, Jr\",0,0,,2000001\n")
+    path = _write(
+        tmp_path,
+        "cards.csv",
+        CARDS_HEADER + "2000001,standard,Ann Lee,6650000,1200,2027-12-31T23:59:59+03:00,\n"
+        '2000002,gold,"Bob, Jr",0,0,,2000001\n',
+    )
     result = ledger.import_cards(path, NOW)
     assert result["imported"] == 2 and result["problems"] == []
     card = ledger.card("2000001", NOW)
     assert (card["cumulative"], card["balance"], card["server_balance"], card["local_delta"]) == (
-        6650000, 1200, 1200, 0)
+        6650000,
+        1200,
+        1200,
+        0,
+    )
     assert card["lots"][0]["expires_at"] == "2027-12-31T23:59:59+03:00"
     assert ledger.card("2000002", NOW)["holder"] == "Bob, Jr"
     assert ledger.card("2000002", NOW)["referrers"] == ["2000001"]
@@ -33,13 +40,16 @@ def test_cards_import_with_opening_balances(ledger, tmp_path):
 
 
 def test_bad_rows_are_reported_by_row_and_field_and_nothing_is_imported(ledger, tmp_path):
-    path = _write(tmp_path, "cards.csv", CARDS_HEADER +
-                  "C1,standard,A,100,10,,\n"
-                  "C2,standard,B,-5,10,,\n"
-                  "C3,standard,C,0,ten,,\n"
-                  "C4,standard,D,0,1,yesterday,\n"
-                  "C1,standard,E,0,1,,\n"
-                  "C6,standard\n")
+    path = _write(
+        tmp_path,
+        "cards.csv",
+        CARDS_HEADER + "C1,standard,A,100,10,,\n"
+        "C2,standard,B,-5,10,,\n"
+        "C3,standard,C,0,ten,,\n"
+        "C4,standard,D,0,1,yesterday,\n"
+        "C1,standard,E,0,1,,\n"
+        "C6,standard\n",
+    )
     with pytest.raises(ImportRowsError) as info:
         ledger.import_cards(path, NOW)
     assert info.value.problems == [
@@ -75,12 +85,16 @@ def test_file_level_refusals(ledger, tmp_path):
 
 
 def test_catalog_import(ledger, tmp_path):
-    path = _write(tmp_path, "catalog.csv", CATALOG_HEADER +
-                  "A1,4006381333931|4006381333948,Kettle,349900,appliances/kitchen|sale,0,yes,"
-                  "100000\n"
-                  "A2,,Bread,5900,food,1,0,\n"
-                  "A3,,Bad,12.50,food,0,0,\n"
-                  "A4,,Flag,100,food,maybe,0,\n")
+    path = _write(
+        tmp_path,
+        "catalog.csv",
+        CATALOG_HEADER
+        + "A1,4006381333931|4006381333948,Kettle,349900,appliances/kitchen|sale,0,yes,"
+        "100000\n"
+        "A2,,Bread,5900,food,1,0,\n"
+        "A3,,Bad,12.50,food,0,0,\n"
+        "A4,,Flag,100,food,maybe,0,\n",
+    )
     with pytest.raises(ImportRowsError) as info:
         ledger.import_catalog(path, NOW)
     assert [(r, f) for r, f, _ in info.value.problems] == [(4, "price"), (5, "no_discount")]
@@ -93,8 +107,9 @@ def test_catalog_import(ledger, tmp_path):
 
 
 def test_export_balances(ledger, tmp_path):
-    ledger.import_cards(_write(tmp_path, "a.csv", CARDS_HEADER + "C1,s,A,10,5,,\nC2,g,B,0,0,,\n"),
-                        NOW)
+    ledger.import_cards(
+        _write(tmp_path, "a.csv", CARDS_HEADER + "C1,s,A,10,5,,\nC2,g,B,0,0,,\n"), NOW
+    )
     out = io.StringIO()
     assert ledger.export_balances(out, NOW) == 2
     lines = out.getvalue().splitlines()

@@ -17,12 +17,19 @@ START = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=3
 CARDS = ["C1", "C2", "C3"]
 
 op = st.one_of(
-    st.tuples(st.just("sale"), st.sampled_from([*CARDS, None]),
-              st.lists(st.tuples(st.integers(1, 10**6), st.integers(1, 4)), min_size=1, max_size=3),
-              st.sampled_from([None, 1, 50, "max"])),
+    st.tuples(
+        st.just("sale"),
+        st.sampled_from([*CARDS, None]),
+        st.lists(st.tuples(st.integers(1, 10**6), st.integers(1, 4)), min_size=1, max_size=3),
+        st.sampled_from([None, 1, 50, "max"]),
+    ),
     st.tuples(st.just("return"), st.integers(0, 50), st.integers(0, 3), st.integers(1, 4)),
-    st.tuples(st.just("adjust"), st.sampled_from(CARDS), st.integers(-500, 500),
-              st.sampled_from([None, 30, 400])),
+    st.tuples(
+        st.just("adjust"),
+        st.sampled_from(CARDS),
+        st.integers(-500, 500),
+        st.sampled_from([None, 30, 400]),
+    ),
     st.tuples(st.just("hold"), st.sampled_from(CARDS), st.integers(1, 300)),
     st.tuples(st.just("time"), st.integers(1, 200)),
 )
@@ -34,10 +41,13 @@ def _apply(led: Ledger, engine, step: tuple, i: int, now: dt.datetime, sales: li
     try:
         if kind == "sale":
             _, card, lines, redeem = step
-            cart = {"store": "S01", "lines": [{"sku": f"P{j}", "price": p, "qty": q}
-                                              for j, (p, q) in enumerate(lines)]}
-            quote = engine.quote(cart, led.card_for_quote(card, iso) if card else None, iso,
-                                 redeem if card else None)
+            cart = {
+                "store": "S01",
+                "lines": [{"sku": f"P{j}", "price": p, "qty": q} for j, (p, q) in enumerate(lines)],
+            }
+            quote = engine.quote(
+                cart, led.card_for_quote(card, iso) if card else None, iso, redeem if card else None
+            )
             led.commit_sale(f"s{i}", quote, card, tenders(quote), iso)
             sales.append((f"s{i}", quote))
         elif kind == "return" and sales:
@@ -49,8 +59,9 @@ def _apply(led: Ledger, engine, step: tuple, i: int, now: dt.datetime, sales: li
             end = None if step[3] is None else (now + dt.timedelta(days=step[3])).isoformat()
             led.adjust(f"a{i}", step[1], step[2], "property", "t", iso, end)
         elif kind == "hold":
-            led.hold(f"h{i}", step[1], f"K{i}", step[2], iso,
-                     (now + dt.timedelta(minutes=5)).isoformat())
+            led.hold(
+                f"h{i}", step[1], f"K{i}", step[2], iso, (now + dt.timedelta(minutes=5)).isoformat()
+            )
         elif kind == "time":
             now += dt.timedelta(days=step[1])
             led.expire(f"e{i}", now.isoformat())
@@ -60,7 +71,9 @@ def _apply(led: Ledger, engine, step: tuple, i: int, now: dt.datetime, sales: li
     return now
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(op, min_size=1, max_size=25))
 def test_random_operations_keep_every_invariant(engine, steps):
     with tempfile.TemporaryDirectory() as path:
@@ -84,19 +97,27 @@ def test_random_operations_keep_every_invariant(engine, steps):
         led.close()
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.integers(0, 5000), st.lists(st.tuples(st.integers(1, 10**6), st.integers(1, 5)),
-                                      min_size=1, max_size=4),
-       st.sampled_from([None, 7, "max"]), st.randoms(use_true_random=False))
-def test_returning_everything_in_any_split_restores_the_card_exactly(engine, balance, lines,
-                                                                    redeem, rnd):
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.integers(0, 5000),
+    st.lists(st.tuples(st.integers(1, 10**6), st.integers(1, 5)), min_size=1, max_size=4),
+    st.sampled_from([None, 7, "max"]),
+    st.randoms(use_true_random=False),
+)
+def test_returning_everything_in_any_split_restores_the_card_exactly(
+    engine, balance, lines, redeem, rnd
+):
     with tempfile.TemporaryDirectory() as path:
         led = Ledger.init(path, "T01", map_size_bytes=32 * 1024 * 1024, sync=False)
         iso = START.isoformat()
         add_card(led, "C1", balance, now=iso)
         before = led.card("C1", iso)
-        cart = {"store": "S01", "lines": [{"sku": f"P{j}", "price": p, "qty": q}
-                                          for j, (p, q) in enumerate(lines)]}
+        cart = {
+            "store": "S01",
+            "lines": [{"sku": f"P{j}", "price": p, "qty": q} for j, (p, q) in enumerate(lines)],
+        }
         quote = engine.quote(cart, led.card_for_quote("C1", iso), iso, redeem)
         led.commit_sale("s", quote, "C1", tenders(quote), iso)
         left = {i: q * 1000 for i, (_, q) in enumerate(lines)}

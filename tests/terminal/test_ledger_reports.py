@@ -35,7 +35,9 @@ def test_shift_x_and_z(ledger, engine):
     add_card(ledger, "C1", 100)
     quote, _ = sell(ledger, engine, "s1", "C1", [10000])
     x = ledger.report_shift()
-    assert x["shift"] == 1 and x["totals"]["sales"] == 1 and x["tenders"] == {"cash": quote["to_pay"]}
+    assert (
+        x["shift"] == 1 and x["totals"]["sales"] == 1 and x["tenders"] == {"cash": quote["to_pay"]}
+    )
     z = ledger.close_shift("z-1", x["totals"], NOW)
     assert z["closed_shift"] == 1
     assert ledger.report_shift()["totals"]["sales"] == 0 and ledger.meta()["shift"] == 2

@@ -1,4 +1,4 @@
-from terminal.ledger import codec, keys
+from terminal.ledger import codec, keys, lots
 
 from .conftest import NOW, add_card, sell
 
@@ -35,9 +35,20 @@ def test_verify_finds_a_negative_lot_and_an_outbox_gap(ledger):
     ledger.adjust("b", "C1", 5, "x", "t", NOW)
 
     def damage(txn, dbs):
-        txn.put(keys.lot(keys.text("C1"), 5, 99), codec.pack(
-            {"points": -1, "available_from": None, "from_ms": 0, "expires_at": None,
-             "source": "x", "debt": False}), db=dbs["lots"])
+        txn.put(
+            keys.lot(keys.text("C1"), 5, 99),
+            lots.encode(
+                {
+                    "points": -1,
+                    "available_from": None,
+                    "from_ms": 0,
+                    "expires_at": None,
+                    "source": "x",
+                },
+                "lot",
+            ),
+            db=dbs["lots"],
+        )
         txn.delete(keys.u64(2), db=dbs["outbox"])
 
     _tamper(ledger, damage)
