@@ -78,12 +78,15 @@ def test_redeeming_more_than_available_is_refused_and_changes_nothing(ledger, en
 
 
 def test_blocked_or_unknown_card_is_refused(ledger, engine):
-    ledger.apply_updates("b", {"cards": [{"number": "C9", "version": 1, "blocked": True}]}, NOW)
+    ledger.apply_updates("b", {"cards": [{"number": "C9", "version": 1}]}, NOW)
     quote = engine.quote(
         {"store": "S01", "lines": [{"sku": "A", "price": 100, "qty": 1}]},
         ledger.card_for_quote("C9", NOW),
         NOW,
     )
+    ledger.apply_updates("b2", {"cards": [{"number": "C9", "version": 2, "blocked": True}]}, NOW)
+    with pytest.raises(LedgerBalanceError, match="C9: blocked; price the cart without it"):
+        ledger.card_for_quote("C9", NOW)
     with pytest.raises(LedgerBalanceError, match="C9: blocked"):
         ledger.commit_sale("s1", quote, "C9", tenders(quote), NOW)
     with pytest.raises(LedgerNotFoundError, match="card C8"):
