@@ -170,7 +170,7 @@ def commit(
             "refunds": [],
             **(part or {"moves": [], "accrual_lot": "", "type_before": None}),
         }
-        tx.put("receipts", key, receipt, f"receipt {sale_id}")
+        tx.put_new("receipts", key, receipt, f"receipt {sale_id}")
         balance = None
         if card:
             record = tx.card(card)
