@@ -61,7 +61,8 @@ def place(
         if card["blocked"]:
             raise LedgerBalanceError(f"card {number}: blocked; points cannot be held")
         key = keys.hold(keys.text(number), checkout)
-        if tx.get("holds", key, "hold") is not None:
+        held = tx.get("holds", key, "hold")
+        if held is not None and held["expires_ms"] > at.ms:  # a timed-out hold is replaced
             raise LedgerInputError(f"card {number}: checkout {checkout} already holds points")
         others = sum(h["points"] for h in active(tx.txn, tx.dbs, number, at.ms))
         free = lots.available(tx.txn, tx.dbs, number, at.ms) - others

@@ -85,3 +85,10 @@ def test_hold_limits(ledger):
     ledger.hold("h1", "C1", "K1", 1, NOW, SOON)
     with pytest.raises(LedgerInputError, match="already holds"):
         ledger.hold("h2", "C1", "K1", 1, NOW, SOON)
+
+
+def test_a_timed_out_hold_of_the_same_checkout_is_replaced(ledger):
+    add_card(ledger, "C1", 1000)
+    ledger.hold("h1", "C1", "K1", 100, NOW, SOON)
+    ledger.hold("h2", "C1", "K1", 200, LATER, "2026-11-23T10:15:00+03:00")
+    assert ledger.card("C1", LATER)["held"] == 200

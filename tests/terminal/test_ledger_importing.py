@@ -115,3 +115,25 @@ def test_export_balances(ledger, tmp_path):
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("number,type,holder,cumulative,balance,available")
     assert lines[1].startswith("C1,s,A,10,5,5,0,0,")
+
+
+def test_each_card_field_is_named_in_the_report(ledger, tmp_path):
+    long = "x" * 200
+    path = _write(
+        tmp_path,
+        "cards.csv",
+        CARDS_HEADER + f"{'9' * 70},s,A,0,0,,\n"
+        f"C2,{'t' * 70},A,0,0,,\n"
+        f"C3,s,{long},0,0,,\n"
+        f"C4,s,A,0,0,,{'r' * 70}\n"
+        f"C5,s,A,0,0,,{'|'.join(['R'] * 9)}\n",
+    )
+    with pytest.raises(ImportRowsError) as info:
+        ledger.import_cards(path, NOW)
+    assert [(r, f) for r, f, _ in info.value.problems] == [
+        (2, "number"),
+        (3, "type"),
+        (4, "holder"),
+        (5, "referrer"),
+        (6, "referrer"),
+    ]

@@ -50,3 +50,9 @@ def test_balances_report(ledger, engine):
     ledger.hold("h", "C1", "K", 30, NOW, "2026-11-23T10:05:00+03:00")
     (row,) = ledger.report_balances(NOW)
     assert (row["balance"], row["available"], row["held"], row["debt"]) == (100, 70, 30, 0)
+
+
+def test_balances_report_stops_at_its_limit(ledger):
+    for number in ("A", "B", "C"):
+        add_card(ledger, number, 1)
+    assert [r["number"] for r in ledger.report_balances(NOW, rows_max=2)] == ["A", "B"]
