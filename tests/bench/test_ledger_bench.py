@@ -26,7 +26,7 @@ import pytest
 
 import core
 from terminal.ledger import Ledger, keys
-from tests.terminal.conftest import RULES
+from tests.terminal.ledger_rules import RULES
 
 NOW = "2026-11-23T10:00:00+03:00"
 ROOT = Path(__file__).resolve().parents[2]

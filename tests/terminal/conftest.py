@@ -10,23 +10,9 @@ import pytest
 import core
 from terminal.ledger import Ledger
 
-NOW = "2026-11-23T10:00:00+03:00"
-RULES = {
-    "program": {"point_value": 100, "expiry_days": 365},
-    "redeem": {"max_percent": 50},
-    "rule": [
-        {"id": "std-5", "kind": "discount", "percent": 5, "when": {"card_types": ["standard"]}},
-        {"id": "earn-2", "kind": "accrual", "percent": 2},
-        {
-            "id": "silver",
-            "kind": "message",
-            "text": "Issue a Silver card",
-            "upgrade_to": "silver",
-            "when": {"receipt_min": 1000000, "card_types": ["standard"]},
-        },
-        {"id": "ref", "kind": "referral", "levels": [3, 1], "credit": "points"},
-    ],
-}
+from .ledger_rules import NOW, RULES
+
+__all__ = ["NOW", "RULES"]
 
 
 @pytest.fixture(scope="session")

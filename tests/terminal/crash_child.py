@@ -15,7 +15,7 @@ from typing import Any
 
 import core
 from terminal.ledger import Ledger
-from tests.terminal.conftest import RULES
+from tests.terminal.ledger_rules import RULES
 
 NOW = "2026-11-23T10:00:00+03:00"
 CARDS = ["C1", "C2", "C3", "C4", "C5"]
