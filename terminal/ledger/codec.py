@@ -30,7 +30,7 @@ def pack(value: Any, what: str = "value") -> bytes:
     return data
 
 
-def unpack(data: bytes, what: str = "value") -> Any:
+def unpack(data: bytes | memoryview, what: str = "value") -> Any:
     if len(data) > VALUE_BYTES_MAX:
         raise LedgerInvariantError(f"{what}: stored value of {len(data)} bytes is over the limit")
     try:

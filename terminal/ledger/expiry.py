@@ -27,12 +27,13 @@ def _expired_lots(tx: Tx, now_ms: int) -> tuple[dict[str, int], bool]:
         if visited >= SWEEP_VISIT_MAX or len(doomed) >= SWEEP_EXPIRED_MAX:
             more = True
             break
+        key = bytes(key)
         number, expires_ms, _ = keys.read_lot(key)
         if expires_ms == keys.DEBT_MS or expires_ms > now_ms:
             continue
-        lot = lots.decode(bytes(key), raw, f"lot of card {number}")
+        lot = lots.decode(key, raw, f"lot of card {number}")
         expired[number] = expired.get(number, 0) + lot["points"]
-        doomed.append(bytes(key))
+        doomed.append(key)
     for key in doomed:
         tx.delete("lots", key)
     return expired, more

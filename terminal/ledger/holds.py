@@ -28,12 +28,13 @@ def all_of(
     out: list[tuple[bytes, dict[str, Any]]] = []
     if not cursor.set_range(prefix):
         return out
-    for key, raw in cursor.iternext():
+    for found, raw in cursor.iternext():
+        key = bytes(found)
         if not key.startswith(prefix):
             break
         if len(out) >= HOLDS_PER_CARD_MAX:
             raise LedgerInputError(f"card {number}: more than {HOLDS_PER_CARD_MAX} holds")
-        out.append((bytes(key), codec.unpack(raw, f"hold of card {number}")))
+        out.append((key, codec.unpack(raw, f"hold of card {number}")))
     return out
 
 

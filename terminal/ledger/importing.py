@@ -76,7 +76,7 @@ def read_rows(
     header = next(reader, None)
     if header is None or [h.strip() for h in header] != columns:
         raise LedgerError(f"{path}: row 1 must be the header {','.join(columns)}")
-    rows = []
+    rows: list[tuple[int, dict[str, str]]] = []
     for number, row in enumerate(reader, start=2):
         if len(rows) >= ROWS_MAX:
             raise LedgerError(f"{path}: more than {ROWS_MAX} rows")

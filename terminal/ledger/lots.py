@@ -39,7 +39,7 @@ def encode(lot: dict[str, Any], what: str) -> bytes:
     return _HEADER.pack(lot["points"], lot["from_ms"]) + codec.pack(rest, what)
 
 
-def decode(key: bytes, raw: bytes, what: str) -> dict[str, Any]:
+def decode(key: bytes, raw: bytes | memoryview, what: str) -> dict[str, Any]:
     if len(raw) < _HEADER.size:
         raise LedgerInvariantError(f"{what}: stored lot of {len(raw)} bytes is truncated")
     points, from_ms = _HEADER.unpack_from(raw)
@@ -61,12 +61,13 @@ def _raw(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> Iterator[tu
     cursor = txn.cursor(db=dbs["lots"])
     if not cursor.set_range(prefix):
         return
-    for count, (key, raw) in enumerate(cursor.iternext()):
+    for count, (found, raw) in enumerate(cursor.iternext()):
+        key = bytes(found)  # already bytes (no copy); the stubs also allow memoryview
         if not key.startswith(prefix):
             return
         if count >= LOT_WALK_MAX:
             raise LedgerInvariantError(f"card {number}: more than {LOT_WALK_MAX} lots")
-        yield key, raw
+        yield key, bytes(raw)
 
 
 def checked_sum(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> int:
@@ -90,12 +91,13 @@ def card_lots(
     cursor = txn.cursor(db=dbs["lots"])
     if not cursor.set_range(prefix):
         return
-    for count, (key, raw) in enumerate(cursor.iternext()):
+    for count, (found, raw) in enumerate(cursor.iternext()):
+        key = bytes(found)
         if not key.startswith(prefix):
             return
         if count >= LOT_WALK_MAX:
             raise LedgerInvariantError(f"card {number}: more than {LOT_WALK_MAX} lots")
-        yield bytes(key), decode(bytes(key), raw, f"lot of card {number}")
+        yield key, decode(key, raw, f"lot of card {number}")
 
 
 def check_lot(number: str, key: bytes, lot: dict[str, Any]) -> None:
