@@ -1,0 +1,70 @@
+"""The expiry sweep: annuls points of lots whose `expires_at` has passed (one `expiry` event per
+card, naming the points) and deletes holds past their timeout. Idempotent by the sweep's id.
+
+Limits: one sweep annuls at most `SWEEP_EXPIRED_MAX` lots (`more` in the result says to run
+again: the next sweep starts over and finds the rest, since annulled lots are gone) and visits at
+most `SWEEP_VISIT_MAX` lots.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from terminal.ledger import codec, keys, lots, moments
+from terminal.ledger.store import Store
+from terminal.ledger.tx import Tx, write
+
+SWEEP_EXPIRED_MAX = 100_000
+SWEEP_VISIT_MAX = 20_000_000
+SWEEP_HOLDS_MAX = 100_000
+
+
+def _expired_lots(tx: Tx, now_ms: int) -> tuple[dict[str, int], bool]:
+    expired: dict[str, int] = {}
+    doomed: list[bytes] = []
+    more = False
+    for visited, (key, raw) in enumerate(tx.txn.cursor(db=tx.dbs["lots"])):
+        if visited >= SWEEP_VISIT_MAX or len(doomed) >= SWEEP_EXPIRED_MAX:
+            more = True
+            break
+        key = bytes(key)
+        number, expires_ms, _ = keys.read_lot(key)
+        if expires_ms == keys.DEBT_MS or expires_ms > now_ms:
+            continue
+        lot = lots.decode(key, raw, f"lot of card {number}")
+        expired[number] = expired.get(number, 0) + lot["points"]
+        doomed.append(key)
+    for key in doomed:
+        tx.delete("lots", key)
+    return expired, more
+
+
+def _expired_holds(tx: Tx, now_ms: int) -> int:
+    doomed = []
+    for count, (key, raw) in enumerate(tx.txn.cursor(db=tx.dbs["holds"])):
+        if count >= SWEEP_HOLDS_MAX:
+            break
+        if codec.unpack(raw, "hold")["expires_ms"] <= now_ms:
+            doomed.append(bytes(key))
+    for key in doomed:
+        tx.delete("holds", key)
+    return len(doomed)
+
+
+def sweep(store: Store, op_id: str, now: Any) -> dict[str, Any]:
+    at = moments.moment(now, "now")
+
+    def body(tx: Tx) -> dict[str, Any]:
+        expired, more = _expired_lots(tx, at.ms)
+        for number in sorted(expired):
+            tx.card(number)["local_delta"] -= expired[number]
+            tx.event("expiry", at, {"card": number, "points": expired[number]})
+        holds_dropped = _expired_holds(tx, at.ms)
+        return {
+            "cards": len(expired),
+            "points": sum(expired.values()),
+            "holds_dropped": holds_dropped,
+            "more": more,
+        }
+
+    return write(store, op_id, "expiry", {"now": at.iso}, body)
