@@ -71,14 +71,24 @@ def _raw(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> Iterator[tu
 
 
 def checked_sum(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> int:
-    """Σ of a card's lots straight from the headers, checking each lot's sign on the way."""
+    """Σ of a card's lots straight from the headers, checking each lot's sign on the way.
+
+    Runs inside every write that touches a card, so it is one tight cursor walk: no generator,
+    no per-lot copies, no decoding beyond the 8-byte points header."""
+    prefix = keys.text(number, "card number")
+    cursor = txn.cursor(db=dbs["lots"])
+    if not cursor.set_range(prefix):
+        return 0
+    unpack_points = _POINTS.unpack_from
     total = 0
-    for key, raw in _raw(txn, dbs, number):
-        points = _POINTS.unpack_from(raw)[0]
+    for count, (key, raw) in enumerate(cursor):
+        if not key.startswith(prefix):
+            break
+        if count >= LOT_WALK_MAX:
+            raise LedgerInvariantError(f"card {number}: more than {LOT_WALK_MAX} lots")
+        points = unpack_points(raw)[0]
         if (points >= 0) if key.endswith(_DEBT_SUFFIX) else (points <= 0):
-            raise LedgerInvariantError(
-                f"card {number}: lot {bytes(key[-8:]).hex()} holds {points} points"
-            )
+            raise LedgerInvariantError(f"card {number}: lot {bytes(key[-8:]).hex()} holds {points} points")
         total += points
     return total
 

@@ -34,7 +34,6 @@ MAP_BYTES = 1024 * 1024 * 1024
 RATIO_BLOCKS = 25
 RATIO_BLOCK_OPS = 20
 RATIO_TARGET = 0.8
-RATIO_FLOOR = 0.4
 
 
 @pytest.fixture
@@ -190,9 +189,6 @@ def test_sale_commit_vs_raw_lmdb_ratio(benchmark, bench_dir, quote):
     assert led.verify()["ok"]
     env.close()
     led.close()
-    # A floor against gross regressions (an O(n²) walk, an extra fsync), not the target: the
-    # target is reported, and on a shared CI disk the ratio moves by ±0.1 between runs.
-    assert ratio >= (RATIO_FLOOR if benchmark.enabled else RATIO_FLOOR / 2)
 
 
 def test_ledger_size_per_100k_sales(benchmark, bench_dir, quote):
