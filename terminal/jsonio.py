@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.errors import InputFileError
+from terminal.files import read_bounded
 
 JSON_BYTES_MAX = 16 * 1024 * 1024
 
@@ -19,14 +20,7 @@ def _no_constants(name: str) -> Any:
 
 def load_json(path: str | Path, what: str) -> Any:
     """Parse a JSON file with decimals kept exact; refuses big or malformed files clearly."""
-    path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(JSON_BYTES_MAX + 1)
-    except OSError as exc:
-        raise InputFileError(f"{path}: cannot read the {what} file: {exc.strerror}") from None
-    if len(data) > JSON_BYTES_MAX:
-        raise InputFileError(f"{path}: the {what} file is larger than {JSON_BYTES_MAX} bytes")
+    data = read_bounded(path, JSON_BYTES_MAX, what)
     try:
         return json.loads(data, parse_float=Decimal, parse_constant=_no_constants)
     except (ValueError, RecursionError) as exc:

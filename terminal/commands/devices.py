@@ -19,6 +19,7 @@ from drivers.receipt import Gift, Receipt, ReceiptLine
 from drivers.registry import driver_for
 from drivers.spool import Spool
 from terminal.errors import InputFileError
+from terminal.files import read_bounded
 
 DEFAULT_CONFIG = "/etc/posterm/terminal.toml"
 CONFIG_BYTES_MAX = 1024 * 1024
@@ -46,13 +47,7 @@ def register(subparsers: Any) -> None:
 
 
 def load_config(path: str) -> DevicesConfig:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(CONFIG_BYTES_MAX + 1)
-    except OSError as exc:
-        raise InputFileError(f"{path}: cannot read the config file: {exc.strerror}") from None
-    if len(data) > CONFIG_BYTES_MAX:
-        raise InputFileError(f"{path}: the config file is larger than {CONFIG_BYTES_MAX} bytes")
+    data = read_bounded(path, CONFIG_BYTES_MAX, "config")
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
