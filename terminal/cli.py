@@ -20,6 +20,8 @@ from terminal.errors import TerminalError
 
 COMMAND_MODULES = (
     "terminal.commands.pricing",
+    "terminal.commands.ledger",
+    "terminal.commands.devices",
 )
 USER_ERRORS = (PricingError, TerminalError, DeviceError)
 EXIT_REFUSED = 2

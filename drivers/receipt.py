@@ -1,0 +1,202 @@
+"""The receipt as the printer driver sees it: a frozen dataclass of display values.
+
+Money is integer minor units (kopecks) printed as "1234.56"; quantities are integer thousandths
+printed as "2" or "0.350"; no floats anywhere. `Receipt.from_quote` fills one from a pricing
+quote (core's dict) plus the names and card details the terminal knows.
+Limits: `lines_max`, `text_chars_max`, `messages_max`, `receipt_id_chars_max`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from drivers.errors import ReceiptError
+
+Kind = Literal["sale", "return", "test"]
+lines_max = 500
+messages_max = 20
+text_chars_max = 500
+receipt_id_chars_max = 32
+amount_minor_max = 10**15
+
+
+def format_minor(amount_minor: int) -> str:
+    """1234 → "12.34", -5 → "-0.05"; integer arithmetic only."""
+    sign = "-" if amount_minor < 0 else ""
+    whole, cents = divmod(abs(amount_minor), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
+def format_qty(qty_milli: int) -> str:
+    """2000 → "2", 350 → "0.350" (weighed goods keep all three decimals)."""
+    sign = "-" if qty_milli < 0 else ""
+    whole, milli = divmod(abs(qty_milli), 1000)
+    return f"{sign}{whole}" if milli == 0 else f"{sign}{whole}.{milli:03d}"
+
+
+def mask_card(number: str) -> str:
+    """Keep the last four characters: the receipt is a public piece of paper."""
+    if len(number) <= 4:
+        return "*" * len(number)
+    return "*" * (len(number) - 4) + number[-4:]
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLine:
+    name: str
+    qty_milli: int
+    price: int
+    amount: int
+    discount: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Gift:
+    name: str
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    receipt_id: str
+    time: str
+    store_name: str
+    kind: Kind = "sale"
+    store_address: str = ""
+    terminal_id: str = ""
+    lines: tuple[ReceiptLine, ...] = ()
+    subtotal: int = 0
+    discount: int = 0
+    total: int = 0
+    points_paid: int = 0
+    points_paid_amount: int = 0
+    to_pay: int = 0
+    payment_method: str = ""
+    card_number: str = ""
+    points_before: int | None = None
+    points_earned: int = 0
+    points_available_from: str = ""
+    points_after: int | None = None
+    points_expiring: int = 0
+    points_expiring_date: str = ""
+    messages: tuple[str, ...] = ()
+    gifts: tuple[Gift, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        _check_text(self.receipt_id, "receipt_id", receipt_id_chars_max)
+        if not (self.receipt_id.isascii() and self.receipt_id.isprintable() and self.receipt_id):
+            raise ReceiptError("receipt_id must be 1..32 printable ASCII characters")
+        if self.kind not in ("sale", "return", "test"):
+            raise ReceiptError(f"receipt kind must be sale, return or test, got {self.kind!r}")
+        if len(self.lines) > lines_max:
+            raise ReceiptError(f"receipt {self.receipt_id}: more than {lines_max} lines")
+        if len(self.messages) + len(self.gifts) > messages_max:
+            raise ReceiptError(f"receipt {self.receipt_id}: more than {messages_max} messages")
+        for name in ("time", "store_name", "store_address", "terminal_id", "payment_method",
+                     "card_number", "points_available_from", "points_expiring_date"):
+            _check_text(getattr(self, name), name, text_chars_max)
+        for text in self.messages:
+            _check_text(text, "message", text_chars_max)
+        for line in self.lines:
+            _check_text(line.name, "line name", text_chars_max)
+            for value in (line.qty_milli, line.price, line.amount, line.discount):
+                _check_int(value, f"line {line.name!r}")
+        for name in ("subtotal", "discount", "total", "points_paid", "points_paid_amount",
+                     "to_pay", "points_earned", "points_expiring"):
+            _check_int(getattr(self, name), name)
+
+    @classmethod
+    def from_quote(
+        cls,
+        quote: Mapping[str, Any],
+        names: Mapping[str, str],
+        *,
+        receipt_id: str,
+        time: str,
+        store_name: str,
+        kind: Kind = "sale",
+        store_address: str = "",
+        terminal_id: str = "",
+        payment_method: str = "",
+        card_number: str = "",
+        points_before: int | None = None,
+        points_expiring: int = 0,
+        points_expiring_date: str = "",
+    ) -> Receipt:
+        """A receipt from core's quote; `names` maps sku → printed name (the sku if missing)."""
+        try:
+            return _from_quote(cls, quote, names, locals())
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ReceiptError(f"receipt {receipt_id}: the quote is incomplete: {exc!r}") from None
+
+
+def _from_quote(cls: type[Receipt], quote: Mapping[str, Any], names: Mapping[str, str],
+                given: dict[str, Any]) -> Receipt:
+    totals = quote.get("totals", quote)
+    redeem = totals.get("redeem") or {}
+    accrual = quote.get("accrual") or {}
+    lines = tuple(
+        ReceiptLine(
+            name=str(names.get(line["sku"], line["sku"])),
+            qty_milli=_int(line["qty_milli"]),
+            price=_int(line["price"]),
+            amount=_int(line["amount"]),
+            discount=_int(line.get("discount", 0)),
+        )
+        for line in quote.get("lines", ())
+    )
+    points_paid = _int(redeem.get("points", 0))
+    earned = _int(accrual.get("points", 0))
+    before = given["points_before"]
+    return cls(
+        receipt_id=given["receipt_id"], time=given["time"], store_name=given["store_name"],
+        kind=given["kind"], store_address=given["store_address"],
+        terminal_id=given["terminal_id"], lines=lines,
+        subtotal=_int(totals["subtotal"]), discount=_int(totals.get("discount", 0)),
+        total=_int(totals["total"]), points_paid=points_paid,
+        points_paid_amount=_int(redeem.get("amount", 0)), to_pay=_int(totals["to_pay"]),
+        payment_method=given["payment_method"], card_number=given["card_number"],
+        points_before=before, points_earned=earned,
+        points_available_from=_moment(accrual.get("available_from")),
+        points_after=None if before is None else before - points_paid + earned,
+        points_expiring=given["points_expiring"],
+        points_expiring_date=given["points_expiring_date"],
+        messages=tuple(str(m["text"]) for m in quote.get("messages", ()) if m.get("text")),
+        gifts=tuple(Gift(str(g.get("name") or g["sku"]), _int(g.get("qty", 1)))
+                    for g in quote.get("gifts", ())),
+    )
+
+
+def _int(value: Any) -> int:
+    # JSON decoded with exact decimals gives Decimal("12") for 12; a fraction is a bug upstream.
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise ValueError(f"expected an integer, got {value!r}")
+    if isinstance(value, Decimal) and value != value.to_integral_value():
+        raise ValueError(f"expected an integer, got {value}")
+    return int(value)
+
+
+def _moment(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _check_text(value: Any, name: str, chars_max: int) -> None:
+    if not isinstance(value, str):
+        raise ReceiptError(f"receipt field {name} must be text, got {type(value).__name__}")
+    if len(value) > chars_max:
+        raise ReceiptError(f"receipt field {name} is longer than {chars_max} characters")
+
+
+def _check_int(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ReceiptError(f"receipt field {name} must be an integer, got {value!r}")
+    if abs(value) > amount_minor_max:
+        raise ReceiptError(f"receipt field {name} is out of range")

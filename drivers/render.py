@@ -1,0 +1,150 @@
+"""Receipt layout as data: a `Receipt` becomes a list of `Op`s, which one executor plays on a
+python-escpos printer and another turns into the text preview — so both always agree.
+
+Limits: `columns_min`..`columns_max` characters per line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import textwrap
+from typing import Any, NamedTuple
+
+from escpos.escpos import Escpos
+
+from drivers.receipt import Receipt, format_minor, format_qty, mask_card
+
+columns_min = 24
+columns_max = 64
+qr_size = 6
+
+
+class Op(NamedTuple):
+    """One printer action: style (kwargs for `Escpos.set`), line, qr, barcode or cut."""
+
+    kind: str
+    arg: Any = None
+
+
+def _pair(left: str, right: str, columns: int) -> str:
+    """Left text and right-aligned value on one line; the left side is cut, never the value."""
+    room = columns - len(right) - 1
+    if len(left) > room:
+        left = left[: max(room - 1, 0)] + "…" if room > 1 else ""
+    return f"{left:<{room}} {right}"
+
+
+def receipt_ops(receipt: Receipt, columns: int, qr: bool = True) -> list[Op]:
+    """The receipt laid out for a printer `columns` characters wide."""
+    rule = Op("line", "-" * columns)
+    ops = [*_header(receipt, columns), rule]
+    for line in receipt.lines:
+        ops += [Op("line", ln) for ln in textwrap.wrap(line.name, columns)[:2] or [""]]
+        qty = f"  {format_qty(line.qty_milli)} x {format_minor(line.price)}"
+        ops.append(Op("line", _pair(qty, format_minor(line.amount), columns)))
+        if line.discount:
+            ops.append(Op("line", _pair("  discount", format_minor(-line.discount), columns)))
+    ops += [rule, *_totals(receipt, columns), *_points(receipt, columns)]
+    ops += _messages(receipt, columns)
+    ops += [Op("style", {"align": "center"})]
+    ops.append(Op("qr" if qr else "barcode", receipt.receipt_id))
+    ops += [Op("line", receipt.receipt_id), Op("style", {"align": "left"}), Op("cut")]
+    return ops
+
+
+def _header(receipt: Receipt, columns: int) -> list[Op]:
+    ops = [Op("style", {"align": "center", "bold": True, "double_height": True})]
+    ops += [Op("line", ln) for ln in textwrap.wrap(receipt.store_name, columns)[:2]]
+    ops.append(Op("style", {"align": "center", "bold": False, "normal_textsize": True}))
+    ops += [Op("line", ln) for ln in textwrap.wrap(receipt.store_address, columns)[:3]]
+    ident = f"Terminal {receipt.terminal_id}  " if receipt.terminal_id else ""
+    ops += [Op("line", f"{ident}Receipt {receipt.receipt_id}"), Op("line", receipt.time)]
+    if receipt.kind != "sale":
+        banner = "RETURN" if receipt.kind == "return" else "TEST RECEIPT - NOT A SALE"
+        ops += [Op("style", {"bold": True}), Op("line", banner), Op("style", {"bold": False})]
+    ops.append(Op("style", {"align": "left"}))
+    return ops
+
+
+def _totals(receipt: Receipt, columns: int) -> list[Op]:
+    ops = [Op("line", _pair("Subtotal", format_minor(receipt.subtotal), columns))]
+    if receipt.discount:
+        ops.append(Op("line", _pair("Discount", format_minor(-receipt.discount), columns)))
+    ops += [Op("style", {"bold": True}),
+            Op("line", _pair("Total", format_minor(receipt.total), columns)),
+            Op("style", {"bold": False})]
+    if receipt.points_paid:
+        label = f"Paid with {receipt.points_paid} points"
+        ops.append(Op("line", _pair(label, format_minor(-receipt.points_paid_amount), columns)))
+    ops += [Op("style", {"bold": True}),
+            Op("line", _pair("TO PAY", format_minor(receipt.to_pay), columns)),
+            Op("style", {"bold": False})]
+    if receipt.payment_method:
+        ops.append(Op("line", _pair("Payment", receipt.payment_method, columns)))
+    return ops
+
+
+def _points(receipt: Receipt, columns: int) -> list[Op]:
+    if not receipt.card_number:
+        return []
+    rows = [("Card", mask_card(receipt.card_number))]
+    if receipt.points_before is not None:
+        rows.append(("Points before", str(receipt.points_before)))
+    if receipt.points_paid:
+        rows.append(("Points paid", f"-{receipt.points_paid}"))
+    if receipt.points_earned:
+        rows.append(("Points earned", f"+{receipt.points_earned}"))
+    if receipt.points_after is not None:
+        rows.append(("Points after", str(receipt.points_after)))
+    ops = [Op("line", "-" * columns)] + [Op("line", _pair(k, v, columns)) for k, v in rows]
+    if receipt.points_earned and receipt.points_available_from:
+        ops += [Op("line", ln) for ln in textwrap.wrap(
+            f"Earned points usable from {receipt.points_available_from}", columns)]
+    if receipt.points_expiring:
+        ops += [Op("line", ln) for ln in textwrap.wrap(
+            f"{receipt.points_expiring} points expire on {receipt.points_expiring_date}", columns)]
+    return ops
+
+
+def _messages(receipt: Receipt, columns: int) -> list[Op]:
+    texts = list(receipt.messages) + [f"Gift: {g.name} x {g.qty}" for g in receipt.gifts]
+    if not texts:
+        return []
+    ops = [Op("line", "-" * columns)]
+    for text in texts:
+        ops += [Op("line", ln) for ln in textwrap.wrap(text, columns)]
+    return ops
+
+
+def play(ops: list[Op], printer: Escpos) -> None:
+    """Issue the ops as python-escpos calls; codes the profile cannot print are left out."""
+    for op in ops:
+        if op.kind == "style":
+            printer.set(**op.arg)
+        elif op.kind == "line":
+            printer.textln(op.arg)
+        elif op.kind == "qr" and printer.profile.supports("qrCode"):
+            printer.qr(op.arg, native=True, size=qr_size)
+        elif op.kind in ("qr", "barcode") and printer.profile.supports("barcodeB"):
+            # barcode() reports its renderer choice with print(); keep stdout for the CLI.
+            with contextlib.redirect_stdout(io.StringIO()):
+                printer.barcode("{B" + op.arg, "CODE128", function_type="B")
+        elif op.kind == "cut":
+            printer.cut()
+
+
+def preview(ops: list[Op], columns: int) -> str:
+    """The same ops as plain text: what the receipt says, for screens, logs and tests."""
+    out: list[str] = []
+    align = "left"
+    for op in ops:
+        if op.kind == "style":
+            align = op.arg.get("align", align)
+        elif op.kind == "line":
+            out.append(op.arg.center(columns).rstrip() if align == "center" else op.arg)
+        elif op.kind in ("qr", "barcode"):
+            out.append(f"[{op.kind.upper()} {op.arg}]".center(columns).rstrip())
+        elif op.kind == "cut":
+            out.append("=" * columns)
+    return "\n".join(out) + "\n"

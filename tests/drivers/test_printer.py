@@ -1,0 +1,325 @@
+import os
+import socket
+import threading
+from decimal import Decimal
+
+import escpos.exceptions
+import pytest
+from escpos.constants import RT_STATUS_ONLINE, RT_STATUS_PAPER
+from escpos.printer import Dummy
+
+from drivers.errors import ReceiptError, SpoolError
+from drivers.events import PrinterStatus
+from drivers.printer import PrinterSpec, ReceiptPrinter
+from drivers.receipt import Gift, Receipt, ReceiptLine, format_minor, format_qty, mask_card
+from drivers.render import preview, receipt_ops
+from drivers.spool import Spool
+
+SMALL = Receipt(
+    "R-1", "2026-11-23T12:00:00+03:00", "Shop",
+    lines=(ReceiptLine("Milk", 2000, 8990, 17980, 1000),),
+    subtotal=17980, discount=1000, total=16980, to_pay=16980, payment_method="cash",
+)
+
+ONLINE, OFFLINE = b"\x12", b"\x1a"
+PAPER_OK, PAPER_LOW, PAPER_OUT = b"\x12", b"\x1e", b"\x72"
+
+
+class ScriptedDummy(Dummy):
+    """A Dummy whose status replies come from a script; `fail_raw` makes job writes fail."""
+
+    def __init__(self, replies, fail_raw=False, **kw):
+        super().__init__(**kw)
+        self.replies = list(replies)
+        self.fail_raw = fail_raw
+        self.queries = []
+
+    def _raw(self, msg):
+        if msg in (RT_STATUS_ONLINE, RT_STATUS_PAPER):
+            self.queries.append(msg)
+            return
+        if self.fail_raw:
+            raise OSError(5, "Input/output error")
+        super()._raw(msg)
+
+    def _read(self):
+        return self.replies.pop(0) if self.replies else b""
+
+
+def spec(**kw):
+    return PrinterSpec("printer 0", "network", profile="TM-T88V", host="127.0.0.1", **kw)
+
+
+def test_formatting_without_floats():
+    assert format_minor(123456) == "1234.56"
+    assert format_minor(-5) == "-0.05"
+    assert format_minor(0) == "0.00"
+    assert format_qty(2000) == "2"
+    assert format_qty(350) == "0.350"
+    assert format_qty(1005) == "1.005"
+    assert mask_card("7777123456789") == "*********6789"
+    assert mask_card("123") == "***"
+
+
+def test_receipt_bytes_are_exactly_the_escpos_calls(tmp_path):
+    printer = ReceiptPrinter(spec(), Spool(tmp_path))
+    data, text = printer.render(SMALL)
+    want = Dummy(profile="TM-T88V")
+    want.set(align="center", bold=True, double_height=True)
+    want.textln("Shop")
+    want.set(align="center", bold=False, normal_textsize=True)
+    want.textln("Receipt R-1")
+    want.textln("2026-11-23T12:00:00+03:00")
+    want.set(align="left")
+    want.textln("-" * 42)
+    want.textln("Milk")
+    want.textln("  2 x 89.90" + " " * 24 + " 179.80")
+    want.textln("  discount" + " " * 25 + " -10.00")
+    want.textln("-" * 42)
+    want.textln("Subtotal" + " " * 27 + " 179.80")
+    want.textln("Discount" + " " * 27 + " -10.00")
+    want.set(bold=True)
+    want.textln("Total" + " " * 30 + " 169.80")
+    want.set(bold=False)
+    want.set(bold=True)
+    want.textln("TO PAY" + " " * 29 + " 169.80")
+    want.set(bold=False)
+    want.textln("Payment" + " " * 30 + " cash")
+    want.set(align="center")
+    want.qr("R-1", native=True, size=6)
+    want.textln("R-1")
+    want.set(align="left")
+    want.cut()
+    assert data == want.output
+    # a few bytes pinned literally: native QR model 2 store + print, then a full cut
+    assert b"\x1d(k\x06\x001P0R-1\x1d(k\x03\x001Q0" in data
+    assert data.endswith(b"\x1dV\x00") or data.endswith(b"\n\n\n\n\n\n\x1dV\x00")
+    assert "Milk" in text and "TO PAY" in text and "[QR R-1]" in text
+
+
+def test_capability_profiles_decide_qr_code128_or_text(tmp_path):
+    # TH230 has hardware Code128 but no QR; "simple" has neither: the id is printed as text
+    th230 = ReceiptPrinter(PrinterSpec("p", "file", profile="TH230"), Spool(tmp_path / "a"))
+    data, _ = th230.render(SMALL)
+    want = Dummy(profile="TH230")
+    want.barcode("{BR-1", "CODE128", function_type="B")
+    assert want.output in data and b"\x1dkI\x05{BR-1" in data and b"\x1d(k" not in data
+    simple = ReceiptPrinter(PrinterSpec("p", "file", profile="simple"), Spool(tmp_path / "b"))
+    data, _ = simple.render(SMALL)
+    assert b"\x1d(k" not in data and b"\x1dk" not in data and data.count(b"R-1\n") == 2
+
+
+def test_full_receipt_preview_from_quote():
+    quote = {
+        "subtotal": 27945, "discount": 1000, "total": 26945,
+        "redeem": {"points": 100, "amount": 100, "max_points": 500}, "to_pay": 26845,
+        "accrual": {"points": 268, "available_from": "2026-12-07", "expires_at": "2027-12-07"},
+        "lines": [
+            {"sku": "milk", "qty_milli": 2000, "price": 8990, "amount": 17980, "discount": 1000,
+             "redeem_amount": 60, "paid": 16920, "rules": ["r1"]},
+            {"sku": "apples", "qty_milli": 500, "price": Decimal(19930), "amount": 9965,
+             "discount": 0, "redeem_amount": 40, "paid": 9925, "rules": []},
+        ],
+        "messages": [{"rule": "m1", "text": "Thank you! Double points on Fridays."}],
+        "gifts": [{"rule": "g1", "sku": "bag", "name": "Bag", "qty": 1}],
+    }
+    receipt = Receipt.from_quote(
+        quote, {"milk": "Milk 3.2% 1 l"}, receipt_id="T1-000042", time="2026-11-23T12:00:00",
+        store_name="Corner Shop", terminal_id="T1", payment_method="card",
+        card_number="7777123456789", points_before=500, points_expiring=50,
+        points_expiring_date="2026-12-31",
+    )
+    assert receipt.points_after == 500 - 100 + 268
+    text = preview(receipt_ops(receipt, 32), 32)
+    assert text.splitlines() == [
+        "          Corner Shop",
+        " Terminal T1  Receipt T1-000042",
+        "      2026-11-23T12:00:00",
+        "-" * 32,
+        "Milk 3.2% 1 l",
+        "  2 x 89.90               179.80",
+        "  discount                -10.00",
+        "apples",
+        "  0.500 x 199.30           99.65",
+        "-" * 32,
+        "Subtotal                  279.45",
+        "Discount                  -10.00",
+        "Total                     269.45",
+        "Paid with 100 points       -1.00",
+        "TO PAY                    268.45",
+        "Payment                     card",
+        "-" * 32,
+        "Card               *********6789",
+        "Points before                500",
+        "Points paid                 -100",
+        "Points earned               +268",
+        "Points after                 668",
+        "Earned points usable from",
+        "2026-12-07",
+        "50 points expire on 2026-12-31",
+        "-" * 32,
+        "Thank you! Double points on",
+        "Fridays.",
+        "Gift: Bag x 1",
+        "         [QR T1-000042]",
+        "           T1-000042",
+        "=" * 32,
+    ]
+    assert "7777123456789" not in text
+
+
+def test_bad_receipts_are_refused():
+    with pytest.raises(ReceiptError, match="receipt_id"):
+        Receipt("", "t", "s")
+    with pytest.raises(ReceiptError, match="integer"):
+        Receipt("R", "t", "s", total=1.5)
+    with pytest.raises(ReceiptError, match="quote is incomplete"):
+        Receipt.from_quote({"lines": []}, {}, receipt_id="R", time="t", store_name="s")
+    with pytest.raises(ReceiptError, match="quote is incomplete"):
+        Receipt.from_quote({"subtotal": Decimal("1.5"), "total": 1, "to_pay": 1}, {},
+                           receipt_id="R", time="t", store_name="s")
+    with pytest.raises(ReceiptError, match="more than 20 messages"):
+        Receipt("R", "t", "s", messages=("x",) * 15, gifts=(Gift("g", 1),) * 6)
+
+
+@pytest.mark.parametrize(
+    ("replies", "want"),
+    [
+        ([ONLINE, PAPER_OK], PrinterStatus("printer 0", True, "ok")),
+        ([ONLINE, PAPER_LOW], PrinterStatus("printer 0", True, "near_end")),
+        ([ONLINE, PAPER_OUT], PrinterStatus("printer 0", True, "out")),
+        ([OFFLINE], PrinterStatus("printer 0", False, "unknown",
+                                  "offline - cover open, error or paper out")),
+        ([], PrinterStatus("printer 0", False, "unknown",
+                           "offline - cover open, error or paper out")),
+    ],
+)
+def test_status_from_scripted_replies(tmp_path, replies, want):
+    dummy = ScriptedDummy(replies, profile="TM-T88V")
+    printer = ReceiptPrinter(spec(), Spool(tmp_path), factory=lambda: dummy)
+    assert printer.status() == want
+
+
+def test_reprint_queue_survives_a_failing_printer_and_a_restart(tmp_path):
+    seen = []
+    offline = ScriptedDummy([OFFLINE], profile="TM-T88V")
+    first = ReceiptPrinter(spec(), Spool(tmp_path / "spool"), lambda: offline, seen.append)
+    job = first.submit(SMALL)
+    assert first.drain() == 0 and offline.output == b""
+    assert seen == [PrinterStatus("printer 0", False, "unknown",
+                                  "offline - cover open, error or paper out")]
+    assert job.path.exists()
+
+    out = ScriptedDummy([ONLINE, PAPER_OUT], profile="TM-T88V")
+    second = ReceiptPrinter(spec(), Spool(tmp_path / "spool"), lambda: out, seen.append)
+    assert second.drain() == 0 and seen[-1] == PrinterStatus("printer 0", True, "out")
+
+    broken = ScriptedDummy([ONLINE, PAPER_OK], fail_raw=True, profile="TM-T88V")
+    third = ReceiptPrinter(spec(), Spool(tmp_path / "spool"), lambda: broken, seen.append)
+    assert third.drain() == 0 and seen[-1].detail == "[Errno 5] Input/output error"
+
+    def unreachable():
+        raise escpos.exceptions.DeviceNotFoundError("Could not open socket for 127.0.0.1")
+
+    fourth = ReceiptPrinter(spec(), Spool(tmp_path / "spool"), unreachable, seen.append)
+    assert fourth.drain() == 0 and "Could not open socket" in seen[-1].detail
+
+    # after a "restart" (new objects on the same directory) the printer recovers
+    second_receipt = Receipt("R-2", "t", "Shop", total=1, to_pay=1)
+    ok = ScriptedDummy([ONLINE, PAPER_OK, ONLINE, PAPER_OK], profile="TM-T88V")
+    fifth = ReceiptPrinter(spec(), Spool(tmp_path / "spool"), lambda: ok, seen.append)
+    fifth.spool.put("R-2", fifth.render(second_receipt)[0])
+    assert [j.job_id for j in fifth.spool.jobs()] == ["R-1", "R-2"]  # oldest first
+    assert fifth.drain() == 2
+    assert ok.output == fifth.render(SMALL)[0] + fifth.render(second_receipt)[0]
+    assert fifth.spool.jobs() == [] and os.listdir(tmp_path / "spool") == []
+    assert seen[-1] == PrinterStatus("printer 0", True, "ok")
+
+
+def test_spool_limits_and_leftovers(tmp_path):
+    (tmp_path / ".tmp-0000000001.R.bin").write_bytes(b"half")
+    spool = Spool(tmp_path, jobs_max=2, bytes_max=10)
+    assert not list(tmp_path.glob(".tmp-*"))
+    spool.put("a/../b", b"1234")
+    assert spool.jobs()[0].job_id == "a____b"
+    with pytest.raises(SpoolError, match="exceed 10 bytes"):
+        spool.put("c", b"1234567")
+    spool.put("c", b"123")
+    with pytest.raises(SpoolError, match="holds 2 jobs"):
+        spool.put("d", b"1")
+    with pytest.raises(SpoolError, match="empty"):
+        spool.put("e", b"")
+    assert len(spool.jobs()) == 2
+
+
+class EscposServer:
+    """A loopback TCP 9100 printer: answers DLE EOT status queries, records everything else."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.received = bytearray()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                buf = b""
+                while chunk := conn.recv(65536):
+                    buf += chunk
+                    while True:
+                        at = buf.find(b"\x10\x04")
+                        if at < 0 or len(buf) < at + 3:
+                            break
+                        self.received += buf[:at]
+                        conn.sendall(b"\x12")
+                        buf = buf[at + 3 :]
+                    if b"\x10" not in buf[-2:]:
+                        self.received += buf
+                        buf = b""
+                self.received += buf
+
+    def close(self):
+        self.sock.close()
+        self.thread.join(timeout=2)
+
+
+def test_network_printer_over_loopback(tmp_path):
+    server = EscposServer()
+    try:
+        seen = []
+        printer = ReceiptPrinter(
+            PrinterSpec("printer 0", "network", "TM-T88V", host="127.0.0.1", port=server.port),
+            Spool(tmp_path), emit=seen.append,
+        )
+        assert printer.status() == PrinterStatus("printer 0", True, "ok")
+        printer.submit(SMALL)
+        assert printer.drain() == 1
+        data, _ = printer.render(SMALL)
+        for _ in range(100):
+            if len(server.received) >= len(data):
+                break
+            threading.Event().wait(0.01)
+        assert bytes(server.received) == data
+    finally:
+        server.close()
+
+
+def test_network_printer_down_keeps_the_job(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    seen = []
+    printer = ReceiptPrinter(
+        PrinterSpec("printer 0", "network", "TM-T88V", host="127.0.0.1", port=port, timeout_s=1),
+        Spool(tmp_path), emit=seen.append,
+    )
+    printer.submit(SMALL)
+    assert printer.drain() == 0
+    assert len(printer.spool.jobs()) == 1
+    assert seen[0].online is False
+    assert f"cannot connect to 127.0.0.1:{port}: Connection refused" in seen[0].detail
