@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "terminal.commands.pricing",
     "terminal.commands.ledger",
     "terminal.commands.devices",
+    "terminal.commands.daemon",
 )
 USER_ERRORS = (PricingError, TerminalError, DeviceError)
 EXIT_REFUSED = 2
