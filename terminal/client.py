@@ -28,6 +28,7 @@ READY_TIMEOUT_S = 15.0
 REQUEST_TIMEOUT_S = 10.0
 EVENT_BYTES_MAX = 1024 * 1024
 STOP_TIMEOUT_S = 10.0
+MESSAGES_KEPT_MAX = 100
 
 
 class ApiClient:
@@ -172,19 +173,22 @@ class DaemonProcess:
                 return seen
         while True:
             left = deadline - time.monotonic()
-            if self.proc.poll() is not None:
-                raise TerminalError(f"daemon exited with code {self.proc.returncode} before {prefix}; "
-                                    f"log: {self.log_tail()}")
-            if left <= 0:
-                raise TerminalError(f"daemon did not send {prefix} within {timeout_s:g} s; log: {self.log_tail()}")
-            self.sock.settimeout(min(left, 0.2))
+            self.sock.settimeout(max(0.001, min(left, 0.2)))
             try:
                 message = self.sock.recv(4096).decode()
             except TimeoutError:
+                # Checked only when nothing is queued: a daemon that said STOPPING=1 and exited
+                # has still said it.
+                if self.proc.poll() is not None:
+                    raise TerminalError(f"daemon exited with code {self.proc.returncode} before {prefix}; "
+                                        f"log: {self.log_tail()}") from None
+                if left <= 0:
+                    raise TerminalError(f"daemon did not send {prefix} within {timeout_s:g} s; "
+                                        f"log: {self.log_tail()}") from None
                 continue
             if message.startswith(prefix):
                 return message
-            self.messages.append(message)
+            self.messages = [*self.messages[-MESSAGES_KEPT_MAX + 1:], message]
 
     def log_tail(self, chars: int = 2000) -> str:
         try:
