@@ -217,3 +217,13 @@ def test_ready_watchdog_and_stopping_notifications(terminal: Terminal) -> None:
     daemon.proc.terminate()
     daemon.wait_message("STOPPING=1", 5.0)
     assert daemon.proc.wait(10) == 0
+
+
+def test_status_shows_the_running_daemon_and_its_devices(terminal: Terminal, capsys: Any) -> None:
+    from terminal.cli import main
+
+    terminal.start()
+    assert main(["status", "--config", str(terminal.config)]) == 0
+    out = capsys.readouterr().out
+    assert "daemon      pid" in out and "device      scanner0: scanner attached" in out
+    assert "device      card-reader0: card_reader attached" in out
