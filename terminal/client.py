@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -114,14 +114,16 @@ class EventWatcher:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
 
-    async def wait_for(self, *kinds: str, timeout_s: float = 5.0) -> tuple[str, dict[str, Any]]:
+    async def wait_for(self, *kinds: str, timeout_s: float = 5.0,
+                       match: Callable[[dict[str, Any]], bool] | None = None) -> tuple[str, dict[str, Any]]:
+        """The next event of one of `kinds` (and satisfying `match`); earlier ones are skipped."""
         deadline = time.monotonic() + timeout_s
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no {'/'.join(kinds)} event within {timeout_s:g} s")
             kind, data = await asyncio.wait_for(self.queue.get(), left)
-            if kind in kinds:
+            if kind in kinds and (match is None or match(data)):
                 return kind, data
 
     def drain(self) -> list[tuple[str, dict[str, Any]]]:

@@ -47,8 +47,7 @@ T = TypeVar("T")
 
 
 def now_local() -> dt.datetime:
-    # Whole seconds: the time is printed on receipts and kept in the ledger's ISO text.
-    return dt.datetime.now().astimezone().replace(microsecond=0)
+    return dt.datetime.now().astimezone()
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -192,8 +191,11 @@ class Daemon:
         if self.printer is None:
             return
         method = "+".join(t["method"] for t in sale["tenders"]) or "points"
+        quote = sale["quote"]
+        if quote["accrual"].get("available_from"):  # printed to the minute, not the microsecond
+            quote = {**quote, "accrual": {**quote["accrual"], "available_from": _shown(quote["accrual"]["available_from"])}}
         receipt = Receipt.from_quote(
-            sale["quote"], sale["names"], receipt_id=sale["receipt"], time=_shown(sale["at"]),
+            quote, sale["names"], receipt_id=sale["receipt"], time=_shown(sale["at"]),
             store_name=self.config.store_name or self.config.store, terminal_id=self.config.terminal_id,
             payment_method=method, card_number=sale["card"] or "", points_before=sale["points_before"])
         self.submit(receipt)

@@ -77,8 +77,9 @@ class Demo:
         self.say(f"     check {what}: {got} ({mark})")
 
     async def scan(self, code: str, note: str = "") -> dict[str, Any]:
-        self.events.drain()  # only what this scan causes counts
         self.scanner.write(f"scan {code}\n")
+        # Events arrive in order: what follows this scan's own `scan` event is what it caused.
+        await self.events.wait_for("scan", match=lambda e: e["code"] == code)
         kind, data = await self.events.wait_for("quote", "unknown_code", "receipt_scanned", "error")
         if kind != "quote":
             self.say(f"   scanner  {code}: {kind} {data}")
@@ -87,8 +88,8 @@ class Demo:
         return data
 
     async def swipe(self, line: str, note: str) -> dict[str, Any]:
-        self.events.drain()
         self.card.write(f"swipe {line}\n")
+        await self.events.wait_for("swipe", "rejected_input")
         kind, data = await self.events.wait_for("quote", "error")
         self.say(f"   card     {note} → {self._summary(data) if kind == 'quote' else data}")
         return data
@@ -171,8 +172,8 @@ async def checkout_weighed(d: Demo) -> None:
 
 async def checkout_gold(d: Demo) -> None:
     d.say("\n== 3. Gold card 17 % against the 30 % BrandX promo: the best discount wins (spec §10.3)")
-    d.events.drain()
     d.card.write(f"scan {GOLD}\n")  # a card barcode read by the card reader's scanner
+    await d.events.wait_for("swipe", "rejected_input")
     kind, data = await d.events.wait_for("quote", "error")
     d.say(f"   card     card barcode {GOLD} (gold): {'attached' if kind == 'quote' else data}")
     view = await d.scan("4600000000015", " (BrandX blender, 1000.00)")
@@ -184,8 +185,8 @@ async def checkout_gold(d: Demo) -> None:
 
 async def return_by_barcode(d: Demo, receipt: str) -> None:
     d.say("\n== 4. Return of the fridge: the receipt's barcode is scanned, the UI confirms")
-    d.events.drain()
     d.scanner.write(f"scan {receipt}\n")
+    await d.events.wait_for("scan", match=lambda e: e["code"] == receipt)
     kind, data = await d.events.wait_for("receipt_scanned", "unknown_code", "error")
     d.say(f"   scanner  {receipt} → {kind}")
     ret = await d.client.ok("POST", "/v1/returns", {"receipt": data.get("receipt", receipt)})
