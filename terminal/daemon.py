@@ -193,7 +193,8 @@ class Daemon:
         method = "+".join(t["method"] for t in sale["tenders"]) or "points"
         quote = sale["quote"]
         if quote["accrual"].get("available_from"):  # printed to the minute, not the microsecond
-            quote = {**quote, "accrual": {**quote["accrual"], "available_from": _shown(quote["accrual"]["available_from"])}}
+            accrual = {**quote["accrual"], "available_from": _shown(quote["accrual"]["available_from"])}
+            quote = {**quote, "accrual": accrual}
         receipt = Receipt.from_quote(
             quote, sale["names"], receipt_id=sale["receipt"], time=_shown(sale["at"]),
             store_name=self.config.store_name or self.config.store, terminal_id=self.config.terminal_id,

@@ -46,7 +46,7 @@ def test_sale_with_points_then_return_by_receipt_barcode(terminal: Terminal) -> 
     async def scenario() -> None:
         async with ApiClient(terminal.socket) as api, EventWatcher(api) as events:
             terminal.scan(FRIDGE)
-            kind, view = await events.wait_for("quote")
+            _, view = await events.wait_for("quote")
             assert view["quote"]["total"] == 1200000
             terminal.swipe(f";{STANDARD}=2512?")
             await events.wait_for("swipe")

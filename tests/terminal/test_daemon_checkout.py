@@ -171,10 +171,11 @@ def test_crash_with_confirmed_payment_not_yet_committed_commits_on_restart(ledge
     reg.begin_payment(NOW)
     co = reg.current
     assert co is not None
-    co.state, co.payment, co.commit_at = "committing", {"tenders": [{"method": "cash", "amount": 8990}]}, NOW.isoformat()
+    co.state, co.commit_at = "committing", NOW.isoformat()
+    co.payment = {"tenders": [{"method": "cash", "amount": 8990}]}
     reg._save()  # the record as it is between "payment confirmed" and the ledger commit
     outcome, sale = make_register(ledger, tmp_path).recover(NOW)
-    assert outcome == "committed" and ledger.receipt(co.id) is not None
+    assert outcome == "committed" and sale is not None and ledger.receipt(co.id) is not None
 
 
 def test_open_checkout_resumes_after_restart_and_keeps_its_hold(ledger: Ledger, tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ def listener(tmp_path: Path) -> Iterator[tuple[str, socket.socket]]:
     sock.close()
 
 
-def test_ready_watchdog_stopping_datagrams(listener: tuple[str, socket.socket], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ready_watchdog_stopping_datagrams(listener: tuple[str, socket.socket],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     path, sock = listener
     monkeypatch.setenv("NOTIFY_SOCKET", path)
     monkeypatch.setenv("WATCHDOG_USEC", "10000000")
