@@ -164,7 +164,9 @@ def _printer(index: int, t: _Table) -> PrinterConfig:
         kw = {"serial_port": t.text("port"), "baudrate": _baud(t, 19200)}
     if driver in ("network", "usb", "serial"):
         kw["timeout_s"] = t.integer("timeout_s", 3, 1, 60)
-    spec = PrinterSpec(name, driver, profile, columns, t.boolean("status", True), **kw)
+    # A file or device node cannot answer DLE EOT; asking would write the query into it.
+    status = t.boolean("status", driver in ("network", "usb", "serial", "simulated"))
+    spec = PrinterSpec(name, driver, profile, columns, status, **kw)
     spool = t.text("spool", f"{default_spool_root}/printer-{index}")
     return PrinterConfig(index, spec, spool)
 

@@ -13,6 +13,7 @@ Limits: `code_chars_max`, `read_bytes_max`, `grab_tries_max`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import itertools
 import os
@@ -98,7 +99,11 @@ class KeyDecoder:
         return self._type(code, now_us)
 
     def _gap_us(self) -> int:
-        return (self.gap_ms if self.kind == "scanner" else self.human_gap_ms) * 1000
+        if self.kind == "scanner" or (self.kind == "auto" and self._entry(self._times_us)
+                                      == "scanner"):
+            return self.gap_ms * 1000
+        # A person may pause between digits; their partial input waits longer.
+        return self.human_gap_ms * 1000
 
     def _stale(self, now_us: int) -> bool:
         return bool(self._times_us) and now_us - self._times_us[-1] > self._gap_us()
@@ -124,12 +129,10 @@ class KeyDecoder:
     def _drop_stale(self, now_us: int) -> Event | None:
         if not self._stale(now_us):
             return None
-        partial = "".join(self._chars)
+        partial, gap_ms = "".join(self._chars), self._gap_us() // 1000
         self._reset()
-        return RejectedInput(
-            self.device, f"partial input dropped after a gap over {self._gap_us() // 1000} ms",
-            preview(partial),
-        )
+        reason = f"partial input dropped after a gap over {gap_ms} ms"
+        return RejectedInput(self.device, reason, preview(partial))
 
     def _append(self, text: str, now_us: int) -> None:
         if self._overflow:
@@ -164,6 +167,12 @@ class KeyDecoder:
 
     def _reset(self) -> None:
         self._chars, self._times_us, self._dead, self._overflow = [], [], "", False
+
+    def reattached(self, caps: bool) -> None:
+        """Forget held keys and partial input: a device that was unplugged sends no key-ups."""
+        self._held.clear()
+        self._reset()
+        self.caps = caps
 
 
 class KeyDevice(Protocol):
@@ -225,7 +234,8 @@ class EvdevInput:
                 await self._grab(device, emit)
                 await self._read_until_gone(device, emit, stop)
             finally:
-                device.close()
+                with contextlib.suppress(OSError):  # the fd of an unplugged device may be gone
+                    device.close()
 
     def _set_state(self, emit: Callable[[Event], None], state: str, detail: str) -> None:
         if state != self.state:
@@ -246,9 +256,10 @@ class EvdevInput:
             self._set_state(emit, "error", f"{path}: cannot open: {exc.strerror}")
             return None
         try:
-            self.decoder.caps = ecodes.LED_CAPSL in device.leds()
+            caps = ecodes.LED_CAPSL in device.leds()
         except OSError:
-            self.decoder.caps = False  # unknown LED state: assume off, as the kernel starts
+            caps = False  # unknown LED state: assume off, as the kernel starts
+        self.decoder.reattached(caps)
         self._set_state(emit, "attached", path)
         return device
 

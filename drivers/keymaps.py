@@ -50,7 +50,7 @@ _LAYOUTS: dict[str, dict[str, tuple[str, str, str, str]]] = {
 _DEAD: dict[str, frozenset[str]] = {
     "us": frozenset(),
     "de": frozenset("^´`"),
-    "fr": frozenset("^¨"),
+    "fr": frozenset("^¨~`"),
     "ru": frozenset(),
 }
 _KEYPAD = {

@@ -46,7 +46,7 @@ class AppendFile(File):
         try:
             self.device = open(self.devfile, "ab")  # noqa: SIM115 - closed by close()
         except OSError as exc:
-            self.device = None
+            self._device = None
             raise escpos.exceptions.DeviceNotFoundError(
                 f"cannot open {self.devfile}: {exc.strerror}"
             ) from None
@@ -249,6 +249,8 @@ def _profile_columns(printer: Escpos) -> int:
 
 
 def _fault(exc: BaseException) -> str:
+    if type(exc).__name__ == "NoBackendError":  # pyusb found no libusb on this machine
+        return "no USB backend: install libusb (apt install libusb-1.0-0)"
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:200]
 

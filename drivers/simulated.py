@@ -102,7 +102,7 @@ class SimulatedInput:
                     if lineno > script_lines_max:
                         emit(self._bad(where, f"script longer than {script_lines_max} lines", ""))
                         return
-                    await self._do(line[:line_chars_max], where, emit)
+                    await self._do(line.rstrip("\r\n")[:line_chars_max], where, emit)
         except OSError as exc:
             emit(DeviceState(self.name, "error", f"{self.source}: {exc.strerror}"))
 

@@ -13,9 +13,10 @@ from typing import Any
 
 from drivers.config import DevicesConfig, InputConfig, PrinterConfig, parse_devices
 from drivers.errors import DeviceError
-from drivers.events import PrinterStatus
+from drivers.events import Event, PrinterStatus
 from drivers.printer import ReceiptPrinter, query_status
 from drivers.receipt import Gift, Receipt, ReceiptLine
+from drivers.registry import driver_for
 from drivers.spool import Spool
 from terminal.errors import InputFileError
 
@@ -84,10 +85,10 @@ def _input_verdict(path: str, config: DevicesConfig) -> str:
     for dev in config.inputs:
         if dev.source == path:
             return f"configured: {dev.name} ({_input_summary(dev)})"
-    name = os.path.basename(path)
-    if name.endswith("-event-kbd"):
-        return "evdev would take it: keyboard wedge (scanner, card reader or keyboard)"
-    return "ignored: not a keyboard device"
+    entry = driver_for("input", path)
+    if entry is None:
+        return "ignored: no driver takes it (not a keyboard device)"
+    return f"{entry.name} would take it: {entry.takes}"
 
 
 def _input_summary(dev: InputConfig) -> str:
@@ -113,7 +114,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
     for path in entries:
         users = [d.name for d in config.inputs if d.source == path]
         users += [p.spec.name for p in config.printers if p.spec.serial_port == path]
-        verdict = f"configured: {', '.join(users)}" if users else "serial driver could take it"
+        entry = driver_for("serial", path)
+        verdict = (f"configured: {', '.join(users)}" if users
+                   else f"{entry.name} would take it: {entry.takes}" if entry else "no driver")
         print(f"  {path}: {verdict}")
     if not entries:
         print("  none")
@@ -136,11 +139,11 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def _printer_verdict(status: PrinterStatus) -> tuple[bool, str]:
     if not status.online:
         detail = status.detail or "offline"
-        return False, f"OFFLINE - {detail} - check power, cable, cover and paper"
+        return False, f"OFFLINE — {detail}; check power, cable, cover and paper"
     if status.paper == "out":
-        return False, "PAPER OUT - load a new roll"
+        return False, "PAPER OUT — load a new roll"
     if status.paper == "near_end":
-        return True, "OK, paper NEAR END - replace the roll soon"
+        return True, "OK, paper NEAR END — replace the roll soon"
     if status.paper == "ok":
         return True, "OK, paper OK"
     return True, f"OK ({status.detail or 'paper status not reported'})"
@@ -163,15 +166,15 @@ def _check_printer(printer: PrinterConfig) -> tuple[bool, str]:
 
 def _check_evdev(dev: InputConfig) -> tuple[bool, str]:
     if not os.path.exists(dev.source):
-        return False, "MISSING - check the USB cable and the udev rule"
+        return False, "MISSING — check the USB cable and the udev rule"
     try:
         from evdev import InputDevice
 
         device = InputDevice(dev.source)
     except PermissionError:
-        return False, "NO ACCESS - install the udev rule (docs/drivers.md) or join group 'input'"
+        return False, "NO ACCESS — install the udev rule (docs/drivers.md) or join group 'input'"
     except OSError as exc:
-        return False, f"NOT AN INPUT DEVICE - {exc.strerror or exc}"
+        return False, f"NOT AN INPUT DEVICE — {exc.strerror or exc}"
     try:
         return True, f"OK, {device.name!r}, {_input_summary(dev)}"
     finally:
@@ -184,16 +187,16 @@ def _check_serial(dev: InputConfig) -> tuple[bool, str]:
     from drivers.serial_input import open_serial
 
     if not os.path.exists(dev.source):
-        return False, "MISSING - check the cable (and /dev/serial/by-id)"
+        return False, "MISSING — check the cable (and /dev/serial/by-id)"
     assert dev.protocol is not None
     try:
         port = open_serial(dev.source, dev.protocol)
     except serial.SerialException as exc:
         if "exclusively lock" in str(exc):
-            return False, "BUSY - another program has the port open (stop it, or ModemManager)"
+            return False, "BUSY — another program has the port open (stop it, or ModemManager)"
         if isinstance(exc.__context__, PermissionError) or "Permission denied" in str(exc):
-            return False, "NO ACCESS - add the user to 'dialout'"
-        return False, f"ERROR - {exc}"
+            return False, "NO ACCESS — add the user to 'dialout'"
+        return False, f"ERROR — {exc}"
     port.close()
     return True, f"OK, {_input_summary(dev)}"
 
@@ -205,9 +208,9 @@ def _check_input(dev: InputConfig) -> tuple[bool, str]:
         return _check_serial(dev)
     path = Path(dev.source)
     if not path.exists():
-        return False, f"MISSING - the script or FIFO {path} does not exist"
+        return False, f"MISSING — the script or FIFO {path} does not exist"
     if not os.access(path, os.R_OK):
-        return False, f"NO ACCESS - cannot read {path}"
+        return False, f"NO ACCESS — cannot read {path}"
     return True, "OK, simulated " + ("FIFO" if path.is_fifo() else "script")
 
 
@@ -256,7 +259,7 @@ def cmd_test_print(args: argparse.Namespace) -> int:
     for printer in printers:
         # A private spool: a test receipt that did not print must not come out hours later.
         with tempfile.TemporaryDirectory(prefix="posterm-test-print-") as spool_dir:
-            statuses: list[PrinterStatus] = []
+            statuses: list[Event] = []
             driver = ReceiptPrinter(printer.spec, Spool(spool_dir), emit=statuses.append)
             driver.submit(receipt)
             printed = driver.drain()
@@ -267,6 +270,7 @@ def cmd_test_print(args: argparse.Namespace) -> int:
             print(f"{where}: test receipt {receipt.receipt_id} printed")
         else:
             failed += 1
-            reason = _printer_verdict(statuses[-1])[1] if statuses else "not printed"
-            print(f"{where}: NOT PRINTED - {reason}")
+            last = statuses[-1] if statuses else None
+            reason = _printer_verdict(last)[1] if isinstance(last, PrinterStatus) else "not printed"
+            print(f"{where}: NOT PRINTED — {reason}")
     return EXIT_FAILED if failed else EXIT_OK

@@ -4,6 +4,8 @@ import os
 
 import pytest
 from evdev import InputEvent, ecodes
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers import keyboard
 from drivers.backoff import Backoff
@@ -269,3 +271,50 @@ def test_permission_denied_says_udev():
 
     seen, _ = run_input([PermissionError(13, "denied")], on_event)
     assert seen[0].state == "error" and "udev" in seen[0].detail
+
+
+def test_auto_uses_the_scanner_gap_for_a_scanner_burst_and_the_long_one_for_a_person():
+    burst = events_for_text("4006", "us", end="", interval_us=5000)
+    rest = events_for_text("381333931", "us", start_us=400_000, interval_us=5000)
+    out = decode(burst + rest, kind="auto", gap_ms=100)
+    assert out[0].reason == "partial input dropped after a gap over 100 ms"
+    typed = events_for_text("4006", "us", end="", interval_us=200_000)
+    rest = events_for_text("381333931", "us", start_us=1_400_000, interval_us=200_000)
+    assert decode(typed + rest, kind="auto", gap_ms=100) == [
+        ScanEvent("kbd", "4006381333931", "ean13", "keyboard")
+    ]
+
+
+def test_reattach_forgets_held_shift_and_partial_input():
+    decoder = KeyDecoder("kbd", layout("us"), RULES, kind="scanner", gap_ms=100_000)
+    for event in [press(ecodes.KEY_LEFTSHIFT, 0), press(ecodes.KEY_1, 1000)]:
+        decoder.feed(event)
+    decoder.reattached(caps=False)  # unplugged with Shift down: no key-up will ever come
+    out = [r for r in map(decoder.feed, events_for_text("12", "us", start_us=2000)) if r]
+    assert out == [ScanEvent("kbd", "12", "text", "scanner")]
+
+
+def test_german_wedge_card_reader_sends_track1_with_dead_caret():
+    # On QWERTZ "^" is a dead key: the reader presses it and the next key; no composition
+    # applies to "^" + a letter or digit, so both characters stand.
+    t = 0
+    events = []
+    for part in ("%B4111111111111111", "^", "DOE/JOHN", "^", "2512101?"):
+        if part == "^":
+            events += [press(ecodes.KEY_GRAVE, t), press(ecodes.KEY_GRAVE, t, 0)]
+            t += 5000
+            continue
+        chunk = events_for_text(part, "de", start_us=t, end="")
+        events += chunk
+        t = chunk[-1].sec * 1_000_000 + chunk[-1].usec + 5000
+    events += [press(ecodes.KEY_ENTER, t)]
+    assert decode(events, "de") == [CardSwipe("kbd", "4111111111111111", "track1")]
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 300), st.integers(-1, 3)),
+                max_size=300))
+def test_decoder_never_raises_on_random_events(raw):
+    decoder = KeyDecoder("kbd", layout("fr"), RULES, kind="auto")
+    for i, (etype, code, value) in enumerate(raw):
+        result = decoder.feed(InputEvent(0, i * 1000, etype, code, value))
+        assert result is None or isinstance(result, ScanEvent | CardSwipe | RejectedInput)

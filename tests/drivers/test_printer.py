@@ -323,3 +323,66 @@ def test_network_printer_down_keeps_the_job(tmp_path):
     assert len(printer.spool.jobs()) == 1
     assert seen[0].online is False
     assert f"cannot connect to 127.0.0.1:{port}: Connection refused" in seen[0].detail
+
+
+def test_serial_printer_on_a_pty(tmp_path):
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        spec = PrinterSpec("printer 0", "serial", "TM-T88V", status=False,
+                           serial_port=os.ttyname(slave), baudrate=19200, timeout_s=1)
+        printer = ReceiptPrinter(spec, Spool(tmp_path))
+        printer.submit(SMALL)
+        assert printer.drain() == 1
+        data, _ = printer.render(SMALL)
+        got = b""
+        while len(got) < len(data):
+            got += os.read(master, 65536)
+        assert got == data
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_usb_printer_without_backend_or_device_is_offline_not_a_crash(tmp_path):
+    status = ReceiptPrinter(
+        PrinterSpec("printer 0", "usb", vendor=0x04B8, product=0x0202), Spool(tmp_path)
+    ).status()
+    assert status.online is False
+    assert "libusb" in status.detail or "not found" in status.detail.lower()
+
+
+def test_run_loop_prints_after_submit(tmp_path):
+    import asyncio
+
+    dummy = ScriptedDummy([ONLINE, PAPER_OK] * 4, profile="TM-T88V")
+    printer = ReceiptPrinter(spec(), Spool(tmp_path), lambda: dummy)
+
+    async def main():
+        stop = asyncio.Event()
+        task = asyncio.create_task(printer.run(stop, retry_s=5))
+        await asyncio.sleep(0.05)
+        printer.submit(SMALL)
+        for _ in range(200):
+            if not printer.spool.jobs():
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+
+    asyncio.run(main())
+    assert dummy.output == printer.render(SMALL)[0]
+
+
+def test_file_printer_appends_and_asks_no_status(tmp_path):
+    from drivers.config import parse_devices
+
+    out = tmp_path / "receipts.bin"
+    out.write_bytes(b"old")
+    (cfg,) = parse_devices([{"role": "printer", "driver": "file", "path": str(out),
+                             "spool": str(tmp_path / "spool")}]).printers
+    printer = ReceiptPrinter(cfg.spec, Spool(cfg.spool))
+    printer.submit(SMALL)
+    assert printer.drain() == 1
+    assert out.read_bytes() == b"old" + printer.render(SMALL)[0]
