@@ -20,6 +20,7 @@ from terminal.errors import TerminalError
 
 COMMAND_MODULES = (
     "terminal.commands.pricing",
+    "terminal.commands.ledger",
 )
 USER_ERRORS = (PricingError, TerminalError, DeviceError)
 EXIT_REFUSED = 2

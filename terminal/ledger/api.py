@@ -1,0 +1,235 @@
+"""`Ledger`: the one object the terminal holds — opens the file and offers every operation.
+
+    ledger = Ledger.init("/var/lib/posterm/ledger", terminal_id="T01")   # once
+    ledger = Ledger("/var/lib/posterm/ledger")
+    card = ledger.card_for_quote("2000001", now)          # → core.Engine(...).quote(..., card, ...)
+    ledger.commit_sale("s-1", quote, "2000001", {"tenders": [...]}, now)
+
+Every write is one LMDB transaction, atomic and idempotent by its caller-given id; time is
+always passed in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TextIO
+
+from terminal.ledger import (
+    adjust,
+    cards,
+    catalog,
+    codec,
+    expiry,
+    holds,
+    importing,
+    keys,
+    moments,
+    outbox,
+    reports,
+    returns,
+    sales,
+    shifts,
+    updates,
+    verify,
+)
+from terminal.ledger.errors import LedgerError
+from terminal.ledger.store import FORMAT_VERSION, MAP_SIZE_DEFAULT_BYTES, META_KEY, Store
+
+
+class Ledger:
+    def __init__(
+        self, path: str | Path, map_size_bytes: int = MAP_SIZE_DEFAULT_BYTES, sync: bool = True
+    ) -> None:
+        self.store = Store(path, map_size_bytes, sync=sync)
+        with self.store.env.begin() as txn:
+            meta = self.store.read_meta(txn)
+        if meta.get("format") != FORMAT_VERSION:
+            self.store.close()
+            raise LedgerError(
+                f"{path}: ledger format {meta.get('format')}, this build reads {FORMAT_VERSION}"
+            )
+        self.terminal_id: str = meta["terminal"]
+
+    @classmethod
+    def init(
+        cls,
+        path: str | Path,
+        terminal_id: str,
+        map_size_bytes: int = MAP_SIZE_DEFAULT_BYTES,
+        sync: bool = True,
+    ) -> Ledger:
+        """Create the ledger (or open it again: init is idempotent for the same terminal id)."""
+        keys.text(terminal_id, "terminal id")
+        Path(path).mkdir(parents=True, exist_ok=True)
+        store = Store(path, map_size_bytes, sync=sync, create=True)
+        try:
+            with store.env.begin(write=True) as txn:
+                raw = txn.get(META_KEY, db=store.dbs["meta"])
+                if raw is None:
+                    meta = {
+                        "format": FORMAT_VERSION,
+                        "terminal": terminal_id,
+                        "epoch": 1,
+                        "next_seq": 1,
+                        "acked_seq": 0,
+                        "next_lot_id": 0,
+                        "shift": 1,
+                        "shift_first_seq": 1,
+                        "shift_opened_at": None,
+                        "versions": {},
+                        "last_update": None,
+                    }
+                    txn.put(META_KEY, codec.pack(meta), db=store.dbs["meta"])
+                elif codec.unpack(raw, "meta")["terminal"] != terminal_id:
+                    raise LedgerError(
+                        f"{path}: already a ledger of terminal "
+                        f"{codec.unpack(raw, 'meta')['terminal']}"
+                    )
+        finally:
+            store.close()
+        return cls(path, map_size_bytes, sync=sync)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ reads
+
+    def meta(self) -> dict[str, Any]:
+        with self.store.env.begin() as txn:
+            return self.store.read_meta(txn)
+
+    def card_for_quote(self, number: str, now: Any, checkout: str | None = None) -> dict[str, Any]:
+        with self.store.env.begin() as txn:
+            return cards.for_quote(
+                txn, self.store.dbs, number, moments.moment(now, "now"), checkout
+            )
+
+    def card(self, number: str, now: Any) -> dict[str, Any]:
+        with self.store.env.begin() as txn:
+            return cards.summary(txn, self.store.dbs, number, moments.moment(now, "now"))
+
+    def product(self, code: str) -> dict[str, Any]:
+        with self.store.env.begin() as txn:
+            return catalog.lookup(txn, self.store.dbs, code)
+
+    def receipt(self, receipt_id: str) -> dict[str, Any] | None:
+        with self.store.env.begin() as txn:
+            raw = txn.get(keys.text(receipt_id, "receipt id"), db=self.store.dbs["receipts"])
+            return None if raw is None else codec.unpack(raw, f"receipt {receipt_id}")
+
+    def usage(self) -> float:
+        return self.store.usage()
+
+    def stats(self) -> dict[str, Any]:
+        meta = self.meta()
+        with self.store.env.begin() as txn:
+            counts = {name: txn.stat(db)["entries"] for name, db in self.store.dbs.items()}
+        data = self.store.path / "data.mdb"
+        return {
+            "path": str(self.store.path),
+            "terminal": meta["terminal"],
+            "epoch": meta["epoch"],
+            "file_bytes": data.stat().st_size,
+            "map_size_bytes": self.store.map_size_bytes,
+            "usage_percent": round(self.usage() * 100, 2),
+            "backlog": meta["next_seq"] - 1 - meta["acked_seq"],
+            "next_seq": meta["next_seq"],
+            "acked_seq": meta["acked_seq"],
+            "shift": meta["shift"],
+            "versions": meta["versions"],
+            "entries": counts,
+        }
+
+    # ------------------------------------------------------------------ writes
+
+    def commit_sale(
+        self,
+        sale_id: str,
+        quote: Any,
+        card: str | None,
+        payment: Any,
+        now: Any,
+        checkout: str | None = None,
+    ) -> dict[str, Any]:
+        return sales.commit(self.store, sale_id, quote, card, payment, now, checkout)
+
+    def commit_return(
+        self, return_id: str, receipt_id: str, lines: Any, now: Any
+    ) -> dict[str, Any]:
+        return returns.commit(self.store, return_id, receipt_id, lines, now)
+
+    def expire(self, op_id: str, now: Any) -> dict[str, Any]:
+        return expiry.sweep(self.store, op_id, now)
+
+    def adjust(
+        self,
+        op_id: str,
+        number: str,
+        points: int,
+        reason: str,
+        technician: str,
+        now: Any,
+        expires_at: Any = None,
+    ) -> dict[str, Any]:
+        return adjust.adjust(self.store, op_id, number, points, reason, technician, now, expires_at)
+
+    def hold(
+        self, op_id: str, number: str, checkout: str, points: int, now: Any, expires_at: Any
+    ) -> dict[str, Any]:
+        return holds.place(self.store, op_id, number, checkout, points, now, expires_at)
+
+    def void_hold(self, op_id: str, number: str, checkout: str, now: Any) -> dict[str, Any]:
+        return holds.void(self.store, op_id, number, checkout, now)
+
+    def apply_updates(self, batch_id: str, batch: Any, now: Any) -> dict[str, Any]:
+        return updates.apply(self.store, batch_id, batch, now)
+
+    def close_shift(self, op_id: str, totals: dict[str, Any], now: Any) -> dict[str, Any]:
+        return shifts.close(self.store, op_id, totals, now)
+
+    # ------------------------------------------------------------------ outbox
+
+    def outbox_pending(self, limit: int = outbox.BATCH_EVENTS_MAX) -> list[dict[str, Any]]:
+        return outbox.pending(self.store, limit)
+
+    def mark_acked(self, through_seq: int) -> dict[str, Any]:
+        return outbox.mark_acked(self.store, through_seq)
+
+    def backlog(self) -> int:
+        return outbox.backlog(self.store)
+
+    # ------------------------------------------------------------------ technicians
+
+    def import_cards(self, path: str | Path, now: Any, force: bool = False) -> dict[str, Any]:
+        return importing.import_cards(self.store, path, now, force)
+
+    def import_catalog(self, path: str | Path, now: Any, force: bool = False) -> dict[str, Any]:
+        return importing.import_catalog(self.store, path, now, force)
+
+    def export_balances(self, out: TextIO, now: Any) -> int:
+        return importing.export_balances(self.store, out, now)
+
+    def verify(self) -> dict[str, Any]:
+        return verify.verify(self.store)
+
+    # ------------------------------------------------------------------ reports
+
+    def report_balances(
+        self, now: Any, rows_max: int = reports.CARDS_SCAN_MAX
+    ) -> list[dict[str, Any]]:
+        return list(reports.balances(self.store, now, rows_max))
+
+    def report_points(self, start: Any = None, end: Any = None) -> dict[str, int]:
+        return reports.points(self.store, start, end)
+
+    def report_sales(self, start: Any = None, end: Any = None) -> dict[str, dict[str, int]]:
+        return reports.sales_by_card_type(self.store, start, end)
+
+    def report_shift(self) -> dict[str, Any]:
+        return reports.shift(self.store)

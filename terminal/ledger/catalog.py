@@ -1,0 +1,96 @@
+"""The local catalog: products by sku, and a barcode index (barcode → sku).
+
+A product: {sku, barcodes, name, price, categories, no_discount, no_bonus, min_price}; prices in
+minor units. Limits: sku/barcode ≤ 64 chars, name ≤ 256, ≤ 16 categories, ≤ 16 barcodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lmdb
+
+from terminal.ledger import codec, fields, keys
+from terminal.ledger.errors import LedgerInputError, LedgerNotFoundError
+from terminal.ledger.tx import Tx
+
+CATEGORIES_MAX = 16
+BARCODES_MAX = 16
+PRICE_MAX = 10**11
+PRODUCT_FIELDS = frozenset(
+    {
+        "sku",
+        "barcodes",
+        "name",
+        "price",
+        "categories",
+        "no_discount",
+        "no_bonus",
+        "min_price",
+        "deleted",
+    }
+)
+
+
+def check_product(raw: Any, where: str) -> dict[str, Any]:
+    p = fields.mapping(raw, where, PRODUCT_FIELDS)
+    sku = p.get("sku")
+    keys.text(sku, f"{where} field 'sku'")
+    if p.get("deleted"):
+        return {"sku": sku, "deleted": True}
+    barcodes = fields.items(p.get("barcodes", []), f"{where} field 'barcodes'", BARCODES_MAX)
+    for code in barcodes:
+        keys.text(code, f"{where} barcode")
+    categories = fields.items(
+        p.get("categories", []), f"{where} field 'categories'", CATEGORIES_MAX
+    )
+    for cat in categories:
+        fields.text(cat, f"{where} category", 128)
+    price = fields.whole(p.get("price"), f"{where} field 'price'", 0, PRICE_MAX)
+    min_price = fields.whole(p.get("min_price", 0), f"{where} field 'min_price'", 0, PRICE_MAX)
+    if min_price > price:
+        raise LedgerInputError(f"{where}: min_price {min_price} is above price {price}")
+    return {
+        "sku": sku,
+        "barcodes": list(barcodes),
+        "name": fields.text(p.get("name"), f"{where} field 'name'"),
+        "price": price,
+        "categories": list(categories),
+        "no_discount": fields.flag(p.get("no_discount", False), f"{where} 'no_discount'"),
+        "no_bonus": fields.flag(p.get("no_bonus", False), f"{where} 'no_bonus'"),
+        "min_price": min_price,
+    }
+
+
+def put(tx: Tx, product: dict[str, Any]) -> None:
+    """Insert, replace or (with `deleted`) remove a product, keeping the barcode index right."""
+    key = keys.text(product["sku"], "sku")
+    old = tx.get("catalog", key, f"product {product['sku']}")
+    if old is not None:
+        for code in old["barcodes"]:
+            tx.delete("barcodes", keys.text(code, "barcode"))
+    if product.get("deleted"):
+        if old is not None:
+            tx.delete("catalog", key)
+        return
+    for code in product["barcodes"]:
+        owner = tx.txn.get(keys.text(code, "barcode"), db=tx.dbs["barcodes"])
+        if owner is not None and keys.read_text(owner) != product["sku"]:
+            raise LedgerInputError(
+                f"barcode {code}: already belongs to sku {keys.read_text(owner)}"
+            )
+        tx.txn.put(keys.text(code, "barcode"), key, db=tx.dbs["barcodes"])
+    tx.put("catalog", key, product, f"product {product['sku']}")
+
+
+def lookup(txn: lmdb.Transaction, dbs: dict[str, Any], code: str) -> dict[str, Any]:
+    """A product by sku or barcode."""
+    key = keys.text(code, "sku or barcode")
+    raw = txn.get(key, db=dbs["catalog"])
+    if raw is None:
+        sku_key = txn.get(key, db=dbs["barcodes"])
+        raw = None if sku_key is None else txn.get(sku_key, db=dbs["catalog"])
+    if raw is None:
+        raise LedgerNotFoundError(f"product {code}: no such sku or barcode in the catalog")
+    product: dict[str, Any] = codec.unpack(raw, f"product {code}")
+    return product

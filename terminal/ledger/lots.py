@@ -1,0 +1,200 @@
+"""Point lots of a card: add (paying a debt first), take soonest-expiring first, restore to the
+lots they came from latest-expiring first, and the single debt lot.
+
+A lot: {"points", "available_from" (ISO|None), "from_ms", "expires_at" (ISO|None), "source",
+"debt"}. Only the debt lot (expiry key 0, lot id 0) may be negative, and it is never positive.
+Every change also moves the card's `local_delta`, so balance = server + local = Σ lots holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import lmdb
+
+from terminal.ledger import codec, keys
+from terminal.ledger.errors import LedgerInvariantError
+from terminal.ledger.moments import Moment
+
+if TYPE_CHECKING:
+    from terminal.ledger.tx import Tx
+
+LOT_WALK_MAX = 10_000
+
+
+def card_lots(
+    txn: lmdb.Transaction, dbs: dict[str, Any], number: str
+) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """A card's lots in key order: debt lot, soonest-expiring first, never-expiring last."""
+    prefix = keys.text(number, "card number")
+    cursor = txn.cursor(db=dbs["lots"])
+    if not cursor.set_range(prefix):
+        return
+    for count, (key, raw) in enumerate(cursor.iternext()):
+        if not key.startswith(prefix):
+            return
+        if count >= LOT_WALK_MAX:
+            raise LedgerInvariantError(f"card {number}: more than {LOT_WALK_MAX} lots")
+        yield bytes(key), codec.unpack(raw, f"lot of card {number}")
+
+
+def check_lot(number: str, key: bytes, lot: dict[str, Any]) -> None:
+    _, expires_ms, lot_id = keys.read_lot(key)
+    points = lot["points"]
+    if lot.get("debt"):
+        if expires_ms != keys.DEBT_MS or lot_id != 0 or points >= 0:
+            raise LedgerInvariantError(f"card {number}: malformed debt lot ({points} points)")
+    elif points <= 0:
+        raise LedgerInvariantError(f"card {number}: lot {lot_id} holds {points} points")
+
+
+def is_usable(lot: dict[str, Any], expires_ms: int, now_ms: int, only_available: bool) -> bool:
+    if lot.get("debt") or expires_ms <= now_ms:
+        return False
+    return not (only_available and lot["from_ms"] > now_ms)
+
+
+def available(txn: lmdb.Transaction, dbs: dict[str, Any], number: str, now_ms: int) -> int:
+    """Points usable at `now`: available lots plus the debt lot, never below zero (like core)."""
+    total = 0
+    for key, lot in card_lots(txn, dbs, number):
+        _, expires_ms, _ = keys.read_lot(key)
+        if lot.get("debt") or is_usable(lot, expires_ms, now_ms, True):
+            total += lot["points"]
+    return max(0, total)
+
+
+def _debt_key(number: str) -> bytes:
+    return keys.lot(keys.text(number, "card number"), keys.DEBT_MS, 0)
+
+
+def add(
+    tx: Tx, number: str, points: int, start: Moment | None, end: Moment | None, source: str
+) -> dict[str, Any]:
+    """Credit `points` to a card: a debt is paid first, the rest becomes a new lot."""
+    if points <= 0:
+        raise LedgerInvariantError(f"card {number}: cannot add a lot of {points} points")
+    card = tx.card(number)
+    card["local_delta"] += points
+    debt_key = _debt_key(number)
+    debt = tx.get("lots", debt_key, f"debt of card {number}")
+    paid = 0
+    if debt is not None:
+        paid = min(points, -debt["points"])
+        debt["points"] += paid
+        if debt["points"] == 0:
+            tx.delete("lots", debt_key)
+        else:
+            tx.put("lots", debt_key, debt, f"debt of card {number}")
+    rest = points - paid
+    key = b""
+    if rest:
+        expires_ms = keys.NEVER_MS if end is None else end.ms
+        key = keys.lot(keys.text(number), expires_ms, tx.next_lot_id())
+        lot = {
+            "points": rest,
+            "available_from": None if start is None else start.iso,
+            "from_ms": 0 if start is None else start.ms,
+            "expires_at": None if end is None else end.iso,
+            "source": source,
+            "debt": False,
+        }
+        tx.put("lots", key, lot, f"lot of card {number}")
+    return {"lot": key.hex(), "points": rest, "debt_paid": paid}
+
+
+def add_debt(tx: Tx, number: str, points: int) -> None:
+    if points <= 0:
+        return
+    tx.card(number)["local_delta"] -= points
+    key = _debt_key(number)
+    debt = tx.get("lots", key, f"debt of card {number}") or {
+        "points": 0,
+        "available_from": None,
+        "from_ms": 0,
+        "expires_at": None,
+        "source": "debt",
+        "debt": True,
+    }
+    debt["points"] -= points
+    tx.put("lots", key, debt, f"debt of card {number}")
+
+
+def take(
+    tx: Tx,
+    number: str,
+    points: int,
+    now_ms: int,
+    only_available: bool,
+    first_key: bytes | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Take up to `points` from usable lots, `first_key`'s lot first, then soonest-expiring first.
+
+    Returns the moves (each with the lot's key and its value before the move, so a return can
+    put the points back) and the shortfall.
+    """
+    moves: list[dict[str, Any]] = []
+    left = points
+    ordered = list(card_lots(tx.txn, tx.dbs, number))
+    if first_key:
+        ordered.sort(key=lambda item: item[0] != first_key)  # stable: the rest keep key order
+    for key, lot in ordered:
+        if left == 0:
+            break
+        _, expires_ms, _ = keys.read_lot(key)
+        if not is_usable(lot, expires_ms, now_ms, only_available):
+            continue
+        part = min(left, lot["points"])
+        moves.append({"key": key, "points": part, "lot": dict(lot)})
+        lot["points"] -= part
+        left -= part
+        if lot["points"] == 0:
+            tx.delete("lots", key)
+        else:
+            tx.put("lots", key, lot, f"lot of card {number}")
+    tx.card(number)["local_delta"] -= points - left
+    return moves, left
+
+
+def restore(
+    tx: Tx, number: str, moves: list[dict[str, Any]], points: int, now_ms: int
+) -> tuple[int, int]:
+    """Put `points` back into the lots they were taken from, latest-expiring first.
+
+    Points whose lot has expired meanwhile are annulled. Each move remembers how much of it
+    came back (`returned`), so later returns continue where earlier ones stopped.
+    Returns (restored, annulled).
+    """
+    restored = annulled = 0
+    left = points
+    for move in sorted(moves, key=lambda m: m["key"], reverse=True):
+        if left == 0:
+            break
+        part = min(left, move["points"] - move.get("returned", 0))
+        if part <= 0:
+            continue
+        move["returned"] = move.get("returned", 0) + part  # the receipt keeps this
+        left -= part
+        key = move["key"]
+        _, expires_ms, _ = keys.read_lot(key)
+        if expires_ms <= now_ms:
+            annulled += part
+            continue
+        lot = tx.get("lots", key, f"lot of card {number}") or {**move["lot"], "points": 0}
+        lot["points"] += part
+        tx.put("lots", key, lot, f"lot of card {number}")
+        restored += part
+    if left:
+        raise LedgerInvariantError(f"card {number}: {left} points to restore have no lot to go to")
+    tx.card(number)["local_delta"] += restored
+    return restored, annulled
+
+
+def public(lot: dict[str, Any]) -> dict[str, Any]:
+    """The lot as the pricing core's card dict wants it."""
+    return {
+        "points": lot["points"],
+        "available_from": lot["available_from"],
+        "expires_at": lot["expires_at"],
+    }

@@ -1,0 +1,48 @@
+"""Times handed to the ledger: aware datetimes or ISO-8601 strings with an offset.
+
+The ledger keeps the caller's ISO text (so the card dict round-trips exactly) and the
+milliseconds since the Unix epoch (for ordering and comparisons). There is no clock in here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, NamedTuple
+
+from terminal.ledger.errors import LedgerInputError
+
+ISO_CHARS_MAX = 64
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class Moment(NamedTuple):
+    iso: str
+    ms: int
+
+
+def moment(value: Any, what: str) -> Moment:
+    if isinstance(value, str):
+        if len(value) > ISO_CHARS_MAX:
+            raise LedgerInputError(f"{what}: not an ISO-8601 time")
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise LedgerInputError(f"{what}: not an ISO-8601 time: {value!r}") from None
+    elif isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        raise LedgerInputError(f"{what}: must be an ISO-8601 time with offset, got {value!r}")
+    if parsed.utcoffset() is None:
+        raise LedgerInputError(f"{what}: the time {parsed.isoformat()} has no UTC offset")
+    ms = (parsed - _EPOCH) // dt.timedelta(milliseconds=1)
+    if ms < 1:
+        raise LedgerInputError(f"{what}: {parsed.isoformat()} is before 1970")
+    return Moment(parsed.isoformat(), ms)
+
+
+def optional(value: Any, what: str) -> Moment | None:
+    return None if value is None else moment(value, what)
+
+
+def iso_from_ms(ms: int) -> str:
+    return (_EPOCH + dt.timedelta(milliseconds=ms)).isoformat()

@@ -1,0 +1,101 @@
+"""Returns (spec §9): by receipt and lines, in one write transaction, idempotent by return id.
+
+The arithmetic is the pricing core's (`core.refund.compute_refund`, the same function both
+engines call), fed with every earlier refund of the receipt kept in the receipt record, so the
+last return of a line or receipt gives the exact remainder and the stored refunds add up to the
+sale. Points: the redeemed points given back go to the lots they were taken from, latest-expiring
+first (annulled when that lot has expired); accrued points are clawed back from the sale's
+accrual lot first, then soonest-expiring first; what the balance cannot cover becomes the debt
+lot that the next accruals pay first. The card's cumulative total falls; its type stays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.errors import RefundError
+from core.refund import compute_refund
+from terminal.ledger import fields, keys, lots, moments
+from terminal.ledger.errors import LedgerInputError, LedgerNotFoundError
+from terminal.ledger.store import Store
+from terminal.ledger.tx import Tx, write
+
+RETURNS_PER_RECEIPT_MAX = 1_000
+
+
+def _points(
+    tx: Tx, receipt: dict[str, Any], refund: dict[str, Any], return_id: str, now_ms: int
+) -> dict[str, int]:
+    number = receipt["card"]
+    card = tx.card(number)
+    restored, annulled = lots.restore(
+        tx, number, receipt["moves"], refund["points_restored"], now_ms
+    )
+    clawed = refund["points_clawed"]
+    first = bytes.fromhex(receipt["accrual_lot"]) if receipt["accrual_lot"] else None
+    _, short = lots.take(tx, number, clawed, now_ms, only_available=False, first_key=first)
+    lots.add_debt(tx, number, short)
+    card["cumulative"] = max(0, card["cumulative"] - refund["cumulative_decrease"])
+    return {"restored": restored, "annulled": annulled, "clawed": clawed - short, "debt": short}
+
+
+def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any) -> dict[str, Any]:
+    """Return `lines` ([{"line", "qty" | "qty_milli"}]) of a receipt; returns the refund."""
+    at = moments.moment(now, "now")
+    fields.items(lines, f"return {return_id} lines")
+    request = {"receipt": receipt_id, "lines": lines}
+
+    def body(tx: Tx) -> dict[str, Any]:
+        key = keys.text(receipt_id, "receipt id")
+        receipt = tx.get("receipts", key, f"receipt {receipt_id}")
+        if receipt is None:
+            raise LedgerNotFoundError(f"receipt {receipt_id}: not in the ledger")
+        if len(receipt["returns"]) >= RETURNS_PER_RECEIPT_MAX:
+            raise LedgerInputError(
+                f"receipt {receipt_id}: more than {RETURNS_PER_RECEIPT_MAX} returns"
+            )
+        try:
+            refund = compute_refund(
+                receipt["quote"], {"lines": lines, "previous": receipt["refunds"]}
+            )
+        except RefundError as exc:
+            raise LedgerInputError(f"return {return_id} of receipt {receipt_id}: {exc}") from None
+        moved = _points(tx, receipt, refund, return_id, at.ms) if receipt["card"] else {}
+        receipt["returns"].append(return_id)
+        receipt["refunds"].append(refund)
+        tx.put("receipts", key, receipt, f"receipt {receipt_id}")
+        record = {
+            "id": return_id,
+            "receipt": receipt_id,
+            "at": at.iso,
+            "refund": refund,
+            "points": moved,
+            "shift": tx.meta["shift"],
+        }
+        tx.put("returns", keys.text(return_id, "return id"), record, f"return {return_id}")
+        seq = tx.event(
+            "return",
+            at,
+            {
+                "return": return_id,
+                "receipt": receipt_id,
+                "card": receipt["card"],
+                "card_type": receipt["type_before"],
+                "money": refund["money"],
+                "redeem_amount": refund["redeem_amount"],
+                "cumulative_decrease": refund["cumulative_decrease"],
+                "restored": moved.get("restored", 0),
+                "annulled": moved.get("annulled", 0),
+                "clawed": moved.get("clawed", 0),
+                "debt": moved.get("debt", 0),
+            },
+        )
+        return {
+            "return": return_id,
+            "receipt": receipt_id,
+            "seq": seq,
+            "refund": refund,
+            "points": moved,
+        }
+
+    return write(store, return_id, "return", request, body)

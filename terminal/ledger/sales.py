@@ -1,0 +1,194 @@
+"""Committing a sale: the quote from the pricing core plus the payment facts, in ONE write
+transaction — receipt, redeemed points taken soonest-expiring first, the accrual lot (paying a
+debt first), cumulative total and card type, referrer credits, the checkout's hold posted, and
+the outbox event. Idempotent by the sale's client id (which is also the receipt id).
+
+The ledger does not price: it checks the quote is self-consistent (to_pay = total − redeemed
+money = Σ line paid; tenders add up to to_pay) and that the card can cover the redemption.
+Limits: ≤ 1 000 lines, ≤ 16 tenders, ≤ 8 referral credits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from terminal.ledger import fields, holds, keys, lots, moments
+from terminal.ledger.errors import LedgerBalanceError, LedgerInputError
+from terminal.ledger.moments import Moment
+from terminal.ledger.store import Store
+from terminal.ledger.tx import Tx, write
+
+LINES_MAX = 1_000
+TENDERS_MAX = 16
+REFERRAL_MAX = 8
+LINE_INT_FIELDS = ("qty_milli", "price", "amount", "discount", "redeem_amount", "paid")
+
+
+def check_quote(quote: Any, where: str) -> dict[str, Any]:
+    q = fields.mapping(quote, f"{where} quote")
+    for name in ("subtotal", "discount", "total", "to_pay"):
+        fields.whole(q.get(name), f"{where} quote field {name!r}")
+    redeem = fields.mapping(q.get("redeem"), f"{where} quote field 'redeem'")
+    fields.whole(redeem.get("points"), f"{where} quote redeem.points", 0, fields.POINTS_MAX)
+    fields.whole(redeem.get("amount"), f"{where} quote redeem.amount")
+    accrual = fields.mapping(q.get("accrual"), f"{where} quote field 'accrual'")
+    fields.whole(accrual.get("points"), f"{where} quote accrual.points", 0, fields.POINTS_MAX)
+    lines = fields.items(q.get("lines"), f"{where} quote field 'lines'", LINES_MAX)
+    for i, line in enumerate(lines):
+        fields.mapping(line, f"{where} quote line {i}")
+        for name in LINE_INT_FIELDS:
+            fields.whole(line.get(name), f"{where} quote line {i} field {name!r}")
+    if q["to_pay"] != q["total"] - redeem["amount"] or q["to_pay"] != sum(
+        ln["paid"] for ln in lines
+    ):
+        raise LedgerInputError(
+            f"{where}: quote does not add up (to_pay ≠ total − redeemed money or ≠ Σ line paid)"
+        )
+    for i, ref in enumerate(fields.items(q.get("referral", []), f"{where} referral", REFERRAL_MAX)):
+        fields.mapping(ref, f"{where} referral {i}")
+        keys.text(ref.get("card"), f"{where} referral {i} card")
+        fields.whole(ref.get("points"), f"{where} referral {i} points", 0, fields.POINTS_MAX)
+        fields.whole(ref.get("cumulative"), f"{where} referral {i} cumulative")
+    after = q.get("card_type_after")
+    if after is not None:
+        fields.text(after, f"{where} quote card_type_after", 64)
+    return q
+
+
+def check_payment(payment: Any, to_pay: int, where: str) -> list[dict[str, Any]]:
+    pay = fields.mapping(payment, f"{where} payment", frozenset({"tenders"}))
+    tenders = fields.items(pay.get("tenders"), f"{where} payment tenders", TENDERS_MAX)
+    for i, tender in enumerate(tenders):
+        fields.mapping(tender, f"{where} tender {i}", frozenset({"method", "amount", "reference"}))
+        fields.text(tender.get("method"), f"{where} tender {i} method", 32)
+        fields.whole(tender.get("amount"), f"{where} tender {i} amount")
+        if "reference" in tender:
+            fields.text(tender["reference"], f"{where} tender {i} reference", 128)
+    if sum(t["amount"] for t in tenders) != to_pay:
+        raise LedgerInputError(
+            f"{where}: tenders add up to {sum(t['amount'] for t in tenders)}, "
+            f"the quote asks {to_pay}"
+        )
+    return tenders
+
+
+def _credit_referrers(
+    tx: Tx, quote: dict[str, Any], at: Moment, end: Moment | None, sale_id: str
+) -> list[dict[str, Any]]:
+    """Referrers kept in this ledger get their credit now; the others only through the server."""
+    out = []
+    for ref in quote.get("referral", []):
+        local = tx.card_exists(ref["card"])
+        if local:
+            card = tx.card(ref["card"])
+            card["cumulative"] += ref["cumulative"]
+            if ref["points"]:
+                lots.add(tx, ref["card"], ref["points"], at, end, f"referral {sale_id}")
+        out.append({**ref, "local": local})
+    return out
+
+
+def _card_part(
+    tx: Tx, sale_id: str, quote: dict[str, Any], number: str, at: Moment, checkout: str | None
+) -> dict[str, Any]:
+    card = tx.card(number)
+    if card["blocked"]:
+        raise LedgerBalanceError(f"card {number}: blocked; the sale cannot use it")
+    posted = holds.take(tx, number, checkout) if checkout else None
+    redeem = quote["redeem"]["points"]
+    others = sum(h["points"] for h in holds.active(tx.txn, tx.dbs, number, at.ms))
+    free = lots.available(tx.txn, tx.dbs, number, at.ms) - others
+    if redeem > free:
+        raise LedgerBalanceError(
+            f"card {number}: {free} points available, sale {sale_id} redeems {redeem}"
+        )
+    moves, short = lots.take(tx, number, redeem, at.ms, only_available=True)
+    if short:
+        raise LedgerBalanceError(f"card {number}: {short} points short for sale {sale_id}")
+    accrual = quote["accrual"]
+    start = moments.optional(accrual.get("available_from"), f"sale {sale_id} accrual start")
+    end = moments.optional(accrual.get("expires_at"), f"sale {sale_id} accrual expiry")
+    added = {"lot": "", "points": 0, "debt_paid": 0}
+    if accrual["points"]:
+        added = lots.add(tx, number, accrual["points"], start, end, f"sale {sale_id}")
+    card["cumulative"] += quote["total"]
+    type_before = card["type"]
+    if quote.get("card_type_after"):
+        card["type"] = quote["card_type_after"]
+    referral = _credit_referrers(tx, quote, at, end, sale_id)
+    return {
+        "moves": moves,
+        "accrual_lot": added["lot"],
+        "debt_paid": added["debt_paid"],
+        "type_before": type_before,
+        "referral": referral,
+        "hold_posted": None if posted is None else posted["points"],
+    }
+
+
+def commit(
+    store: Store,
+    sale_id: str,
+    quote: Any,
+    card: str | None,
+    payment: Any,
+    now: Any,
+    checkout: str | None = None,
+) -> dict[str, Any]:
+    """Record a paid sale. Returns {receipt, seq, redeemed, accrued, debt_paid, balance}."""
+    at = moments.moment(now, "now")
+    where = f"sale {sale_id}"
+    q = check_quote(quote, where)
+    tenders = check_payment(payment, q["to_pay"], where)
+    if card is None and (q["redeem"]["points"] or q["accrual"]["points"]):
+        raise LedgerInputError(f"{where}: points move but no card is named")
+    request = {"quote": q, "card": card, "payment": payment, "checkout": checkout}
+
+    def body(tx: Tx) -> dict[str, Any]:
+        key = keys.text(sale_id, "sale id")
+        part = _card_part(tx, sale_id, q, card, at, checkout) if card else None
+        receipt = {
+            "id": sale_id,
+            "at": at.iso,
+            "at_ms": at.ms,
+            "card": card,
+            "quote": q,
+            "tenders": tenders,
+            "shift": tx.meta["shift"],
+            "returns": [],
+            "refunds": [],
+            **(part or {"moves": [], "accrual_lot": "", "type_before": None}),
+        }
+        tx.put("receipts", key, receipt, f"receipt {sale_id}")
+        balance = None
+        if card:
+            record = tx.card(card)
+            balance = record["server_balance"] + record["local_delta"]
+        seq = tx.event(
+            "sale",
+            at,
+            {
+                "receipt": sale_id,
+                "card": card,
+                "card_type": receipt["type_before"],
+                "subtotal": q["subtotal"],
+                "discount": q["discount"],
+                "total": q["total"],
+                "to_pay": q["to_pay"],
+                "tenders": tenders,
+                "redeemed": q["redeem"]["points"],
+                "redeemed_money": q["redeem"]["amount"],
+                "accrued": q["accrual"]["points"],
+                "referral": receipt.get("referral", []),
+            },
+        )
+        return {
+            "receipt": sale_id,
+            "seq": seq,
+            "redeemed": q["redeem"]["points"],
+            "accrued": q["accrual"]["points"],
+            "debt_paid": receipt.get("debt_paid", 0),
+            "balance": balance,
+        }
+
+    return write(store, sale_id, "sale", request, body)

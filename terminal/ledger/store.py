@@ -1,0 +1,135 @@
+"""The LMDB environment: explicit durability options, named sub-databases, the meta record,
+map-size usage with a 70 % alarm, and map-full refusals.
+
+Sub-databases (keys are fixed-width big-endian, see `keys`; values are msgpack, see `codec`):
+  meta      b"ledger" → terminal id, epoch, next/acked sequence, next lot id, shift, versions
+  catalog   sku key → product            barcodes  barcode key → sku
+  cards     card key → card record        lots      card + expiry + lot id → lot
+  holds     card + checkout key → hold    receipts  receipt id key → quote, payment, lot moves
+  returns   return id key → refund        outbox    u64 seq → event
+  ops       operation id key → kind, content digest, result (idempotent retries)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from terminal.ledger import codec
+from terminal.ledger.errors import LedgerError, LedgerFullError
+
+log = logging.getLogger("posterm.ledger")
+
+DB_NAMES = (
+    "meta",
+    "catalog",
+    "barcodes",
+    "cards",
+    "lots",
+    "holds",
+    "receipts",
+    "returns",
+    "outbox",
+    "ops",
+)
+MAX_DBS = 16
+MAP_SIZE_DEFAULT_BYTES = 1024 * 1024 * 1024
+MAP_SIZE_MIN_BYTES = 64 * 1024
+MAP_SIZE_MAX_BYTES = 1024**4
+USAGE_ALARM_RATIO = 0.70
+MAX_READERS = 32
+META_KEY = b"ledger"
+FORMAT_VERSION = 1
+
+
+class Store:
+    """One open ledger file. `sync=False` exists for the informational benchmark only."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        map_size_bytes: int = MAP_SIZE_DEFAULT_BYTES,
+        sync: bool = True,
+        create: bool = False,
+    ) -> None:
+        if not MAP_SIZE_MIN_BYTES <= map_size_bytes <= MAP_SIZE_MAX_BYTES:
+            raise LedgerError(
+                f"map size {map_size_bytes} bytes is outside "
+                f"{MAP_SIZE_MIN_BYTES}..{MAP_SIZE_MAX_BYTES}"
+            )
+        self.path = Path(path)
+        if not create and not (self.path / "data.mdb").is_file():
+            raise LedgerError(f"{self.path}: no ledger here (run `posterm ledger init` first)")
+        try:
+            self.env = lmdb.open(
+                os.fspath(self.path),
+                map_size=map_size_bytes,
+                max_dbs=MAX_DBS,
+                max_readers=MAX_READERS,
+                subdir=True,
+                create=create,
+                # Durability: fsync data and meta pages on every commit; no writable mmap so a
+                # stray write through the map cannot corrupt the file.
+                sync=sync,
+                metasync=sync,
+                writemap=False,
+                map_async=False,
+                lock=True,
+                readahead=False,
+                meminit=False,
+            )
+        except lmdb.Error as exc:
+            raise LedgerError(f"{self.path}: cannot open the ledger: {exc}") from None
+        # Readers left behind by killed processes pin old pages; clear them at every open.
+        self.stale_readers = self.env.reader_check()
+        try:
+            self.dbs = {name: self.env.open_db(name.encode()) for name in DB_NAMES}
+        except lmdb.MapFullError:
+            self.env.close()
+            raise LedgerFullError(
+                f"{self.path}: ledger full while creating its tables: raise map_size in the config"
+            ) from None
+        self.map_size_bytes = map_size_bytes
+        self._alarmed = False
+        self.check_usage()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def usage(self) -> float:
+        """Used bytes / map size (used = pages up to the last one LMDB has handed out)."""
+        info = self.env.info()
+        page_bytes = self.env.stat()["psize"]
+        return (info["last_pgno"] + 1) * page_bytes / info["map_size"]
+
+    def check_usage(self) -> float:
+        ratio = self.usage()
+        if ratio >= USAGE_ALARM_RATIO and not self._alarmed:
+            log.warning(
+                "ledger map usage alarm",
+                extra={
+                    "event": "ledger_usage_alarm",
+                    "path": str(self.path),
+                    "usage_percent": round(ratio * 100, 1),
+                    "map_size_bytes": self.map_size_bytes,
+                },
+            )
+        self._alarmed = ratio >= USAGE_ALARM_RATIO
+        return ratio
+
+    def read_meta(self, txn: lmdb.Transaction) -> dict[str, Any]:
+        raw = txn.get(META_KEY, db=self.dbs["meta"])
+        if raw is None:
+            raise LedgerError(f"{self.path}: the ledger has no meta record (not initialised)")
+        meta: dict[str, Any] = codec.unpack(raw, "meta")
+        return meta
+
+    def map_full(self) -> LedgerFullError:
+        return LedgerFullError(
+            f"{self.path}: ledger full ({self.map_size_bytes // (1024 * 1024)} MiB map): the "
+            "operation was refused and nothing was written; raise map_size in the config"
+        )

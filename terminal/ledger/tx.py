@@ -1,0 +1,224 @@
+"""One ledger write operation: an LMDB write transaction plus what the invariants need.
+
+`write(store, op_id, kind, request)` opens the transaction, answers a retried operation id from
+the `ops` table (same content → the original result, nothing changed; different content →
+LedgerConflictError), and on success runs the always-on invariant checks before commit:
+every touched card's balance equals Σ of its lots, no lot is negative unless it is the debt lot,
+and the outbox grew gap-free. A map-full error anywhere aborts the whole transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import lmdb
+
+from terminal.ledger import codec, keys
+from terminal.ledger.errors import (
+    LedgerConflictError,
+    LedgerInvariantError,
+    LedgerNotFoundError,
+)
+from terminal.ledger.store import META_KEY, Store
+
+LOTS_PER_CARD_MAX = 10_000
+EVENTS_PER_OP_MAX = 100_000
+CARDS_PER_OP_MAX = 100_000
+EVENT_RANDOM_BYTES = 10
+
+
+def event_id(at_ms: int) -> str:
+    """A time-ordered unique id: 48-bit ms timestamp + 80 random bits, 32 hex digits."""
+    return (at_ms & (2**48 - 1)).to_bytes(6, "big").hex() + os.urandom(EVENT_RANDOM_BYTES).hex()
+
+
+class Tx:
+    """The state of one write operation; helpers keep the card cache and event list honest."""
+
+    def __init__(self, store: Store, txn: lmdb.Transaction) -> None:
+        self.store = store
+        self.txn = txn
+        self.dbs = store.dbs
+        self.meta = store.read_meta(txn)
+        self.first_seq = self.meta["next_seq"]
+        self.cards: dict[str, dict[str, Any]] = {}
+        # local_delta at load time and the part of its change already carried by an event:
+        # every point movement must be described by an event (checked in `finish`).
+        self.base_delta: dict[str, int] = {}
+        self.attributed: dict[str, int] = {}
+        self.events = 0
+
+    # ------------------------------------------------------------------ raw access
+
+    def get(self, db: str, key: bytes, what: str) -> Any:
+        raw = self.txn.get(key, db=self.dbs[db])
+        return None if raw is None else codec.unpack(raw, what)
+
+    def put(self, db: str, key: bytes, value: Any, what: str) -> None:
+        self.txn.put(key, codec.pack(value, what), db=self.dbs[db])
+
+    def delete(self, db: str, key: bytes) -> None:
+        self.txn.delete(key, db=self.dbs[db])
+
+    # ------------------------------------------------------------------ cards
+
+    def card(self, number: str) -> dict[str, Any]:
+        """The card record, cached for this transaction; written back at commit."""
+        if number in self.cards:
+            return self.cards[number]
+        found = self.get("cards", keys.text(number, "card number"), f"card {number}")
+        if found is None:
+            raise LedgerNotFoundError(f"card {number}: not in the ledger")
+        if len(self.cards) >= CARDS_PER_OP_MAX:
+            raise LedgerInvariantError(f"one operation touches more than {CARDS_PER_OP_MAX} cards")
+        self._track(found)
+        return found
+
+    def _track(self, record: dict[str, Any]) -> None:
+        self.cards[record["number"]] = record
+        self.base_delta[record["number"]] = record["local_delta"]
+        self.attributed[record["number"]] = 0
+
+    def new_card(self, record: dict[str, Any]) -> None:
+        self._track(record)
+
+    def confirm(self, number: str, points: int) -> None:
+        """The server confirmed `points` of this card's local movements (an acked event):
+        they move from local_delta to server_balance; the balance and lots do not change."""
+        card = self.card(number)
+        card["local_delta"] -= points
+        card["server_balance"] += points
+        self.base_delta[number] -= points
+
+    def unattributed(self) -> dict[str, int]:
+        """Point changes per card not yet carried by an event."""
+        out = {}
+        for number, card in self.cards.items():
+            change = card["local_delta"] - self.base_delta[number] - self.attributed[number]
+            if change:
+                out[number] = change
+        return out
+
+    def card_exists(self, number: str) -> bool:
+        return (
+            number in self.cards
+            or self.txn.get(keys.text(number, "card number"), db=self.dbs["cards"]) is not None
+        )
+
+    def next_lot_id(self) -> int:
+        self.meta["next_lot_id"] += 1
+        lot_id: int = self.meta["next_lot_id"]
+        return lot_id
+
+    # ------------------------------------------------------------------ outbox
+
+    def event(self, kind: str, at: Any, payload: dict[str, Any]) -> int:
+        """Append an outbox event; returns its sequence number."""
+        if self.events >= EVENTS_PER_OP_MAX:
+            raise LedgerInvariantError(
+                f"one operation appends more than {EVENTS_PER_OP_MAX} events"
+            )
+        seq = self.meta["next_seq"]
+        deltas = self.unattributed()
+        for number, change in deltas.items():
+            self.attributed[number] += change
+        value = {
+            "deltas": deltas,
+            "id": event_id(at.ms),
+            "epoch": self.meta["epoch"],
+            "seq": seq,
+            "type": kind,
+            "at": at.iso,
+            "at_ms": at.ms,
+            "shift": self.meta["shift"],
+            **payload,
+        }
+        if not self.txn.put(
+            keys.u64(seq),
+            codec.pack(value, f"event {seq}"),
+            db=self.dbs["outbox"],
+            append=True,
+            overwrite=False,
+        ):
+            raise LedgerInvariantError(f"outbox: sequence {seq} already present")
+        self.meta["next_seq"] = seq + 1
+        self.events += 1
+        return int(seq)
+
+    # ------------------------------------------------------------------ invariants and commit
+
+    def lots_sum(self, number: str) -> int:
+        """Σ lots of a card, checking each lot on the way (always on, not `assert`)."""
+        from terminal.ledger import lots  # lots imports Tx for typing only
+
+        total = 0
+        for count, (key, lot) in enumerate(lots.card_lots(self.txn, self.dbs, number)):
+            if count >= LOTS_PER_CARD_MAX:
+                raise LedgerInvariantError(f"card {number}: more than {LOTS_PER_CARD_MAX} lots")
+            lots.check_lot(number, key, lot)
+            total += lot["points"]
+        return total
+
+    def finish(self) -> None:
+        if self.unattributed():
+            raise LedgerInvariantError(
+                f"point changes without an outbox event: {sorted(self.unattributed().items())[:5]}"
+            )
+        for number, card in self.cards.items():
+            balance = card["server_balance"] + card["local_delta"]
+            total = self.lots_sum(number)
+            if balance != total:
+                raise LedgerInvariantError(
+                    f"card {number}: balance {balance} (server {card['server_balance']} + local "
+                    f"{card['local_delta']}) differs from the sum of its lots {total}"
+                )
+            self.put("cards", keys.text(number, "card number"), card, f"card {number}")
+        grown = self.meta["next_seq"] - self.first_seq
+        if grown != self.events:
+            raise LedgerInvariantError(
+                f"outbox grew by {grown} but {self.events} events were added"
+            )
+        if self.events:
+            last = self.txn.get(keys.u64(self.meta["next_seq"] - 1), db=self.dbs["outbox"])
+            if last is None:
+                raise LedgerInvariantError("outbox: the last event is missing")
+        self.put("meta", META_KEY, self.meta, "meta")
+
+
+@contextmanager
+def _transaction(store: Store) -> Iterator[lmdb.Transaction]:
+    try:
+        with store.env.begin(write=True) as txn:
+            yield txn
+    except lmdb.MapFullError:
+        raise store.map_full() from None
+    store.check_usage()
+
+
+def write(
+    store: Store, op_id: str, kind: str, request: Any, body: Callable[[Tx], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run `body` once for `op_id`: atomically, idempotently, with the invariants checked."""
+    op_key = keys.text(op_id, f"{kind} id")
+    wanted = codec.digest([kind, request])
+    with _transaction(store) as txn:
+        found = txn.get(op_key, db=store.dbs["ops"])
+        if found is not None:
+            done = codec.unpack(found, f"operation {op_id}")
+            if done["kind"] != kind or done["digest"] != wanted:
+                raise LedgerConflictError(
+                    f"{kind} {op_id}: this id was already used for a different {done['kind']} "
+                    "(exists_with_different_fields); nothing changed"
+                )
+            result: dict[str, Any] = done["result"]
+            return result
+        tx = Tx(store, txn)
+        result = body(tx)
+        tx.finish()
+        tx.put(
+            "ops", op_key, {"kind": kind, "digest": wanted, "result": result}, f"operation {op_id}"
+        )
+        return result

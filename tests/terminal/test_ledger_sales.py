@@ -1,0 +1,112 @@
+import copy
+
+import pytest
+
+from terminal.ledger import (
+    LedgerBalanceError,
+    LedgerConflictError,
+    LedgerInputError,
+    LedgerNotFoundError,
+)
+
+from .conftest import NOW, add_card, assert_ok, lots_of, sell, tenders
+
+
+def test_sale_consumes_soonest_expiring_first_and_adds_the_accrual_lot(ledger, engine):
+    add_card(ledger, "C1")
+    ledger.adjust("a1", "C1", 300, "promo", "tech", NOW, "2027-06-01T00:00:00+03:00")
+    ledger.adjust("a2", "C1", 200, "promo", "tech", NOW, "2027-01-01T00:00:00+03:00")
+    ledger.adjust("a3", "C1", 100, "promo", "tech", NOW)  # never expires
+    quote, result = sell(ledger, engine, "s1", "C1", [100000], redeem=250)
+    assert quote["redeem"]["points"] == 250
+    by_expiry = {lot["expires_at"]: lot["points"] for lot in lots_of(ledger, "C1")}
+    assert "2027-01-01T00:00:00+03:00" not in by_expiry      # 200 taken first
+    assert by_expiry["2027-06-01T00:00:00+03:00"] == 250     # then 50 of the next
+    assert by_expiry[None] == 100
+    assert by_expiry[quote["accrual"]["expires_at"]] == quote["accrual"]["points"]
+    assert result["balance"] == 600 - 250 + quote["accrual"]["points"]
+    assert_ok(ledger)
+
+
+def test_sale_updates_cumulative_type_and_writes_receipt_and_event(ledger, engine):
+    add_card(ledger, "C1")
+    quote, result = sell(ledger, engine, "s1", "C1", [1200000])
+    card = ledger.card("C1", NOW)
+    assert card["cumulative"] == quote["total"] == 1140000
+    assert card["type"] == "silver"
+    receipt = ledger.receipt("s1")
+    assert receipt["quote"] == quote and receipt["type_before"] == "standard"
+    event = ledger.outbox_pending()[-1]
+    assert event["type"] == "sale" and event["seq"] == result["seq"]
+    assert event["receipt"] == "s1" and event["deltas"] == {"C1": 228}
+
+
+def test_retry_returns_the_original_result_and_changes_nothing(ledger, engine):
+    add_card(ledger, "C1", 1000)
+    quote, first = sell(ledger, engine, "s1", "C1", [10000], redeem="max")
+    before = (ledger.meta(), ledger.card("C1", NOW))
+    again = ledger.commit_sale("s1", quote, "C1", tenders(quote), "2026-11-24T10:00:00+03:00")
+    assert again == first
+    assert (ledger.meta(), ledger.card("C1", NOW)) == before
+
+
+def test_same_id_with_different_content_is_refused(ledger, engine):
+    add_card(ledger, "C1", 1000)
+    quote, _ = sell(ledger, engine, "s1", "C1", [10000])
+    other = copy.deepcopy(quote)
+    other["lines"][0]["rules"] = ["x"]
+    with pytest.raises(LedgerConflictError, match="s1.*exists_with_different_fields"):
+        ledger.commit_sale("s1", other, "C1", tenders(other), NOW)
+    with pytest.raises(LedgerConflictError, match="different sale"):
+        ledger.adjust("s1", "C1", 5, "x", "t", NOW)
+
+
+def test_redeeming_more_than_available_is_refused_and_changes_nothing(ledger, engine):
+    add_card(ledger, "C1", 1000)
+    quote = engine.quote({"store": "S01", "lines": [{"sku": "A", "price": 100000, "qty": 1}]},
+                         ledger.card_for_quote("C1", NOW), NOW, "max")
+    ledger.adjust("take", "C1", -900, "fix", "tech", NOW)
+    before = ledger.meta()
+    with pytest.raises(LedgerBalanceError, match="card C1: 100 points available"):
+        ledger.commit_sale("s1", quote, "C1", tenders(quote), NOW)
+    assert ledger.meta() == before and ledger.receipt("s1") is None
+    assert_ok(ledger)
+
+
+def test_blocked_or_unknown_card_is_refused(ledger, engine):
+    ledger.apply_updates("b", {"cards": [{"number": "C9", "version": 1, "blocked": True}]}, NOW)
+    quote = engine.quote({"store": "S01", "lines": [{"sku": "A", "price": 100, "qty": 1}]},
+                         ledger.card_for_quote("C9", NOW), NOW)
+    with pytest.raises(LedgerBalanceError, match="C9: blocked"):
+        ledger.commit_sale("s1", quote, "C9", tenders(quote), NOW)
+    with pytest.raises(LedgerNotFoundError, match="card C8"):
+        ledger.commit_sale("s2", quote, "C8", tenders(quote), NOW)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda q, p: q.update(to_pay=q["to_pay"] + 1), "tenders add up|does not add up"),
+    (lambda q, p: p["tenders"][0].update(amount=1), "tenders add up to 1"),
+    (lambda q, p: q["lines"][0].update(paid=-1), "line 0 field 'paid'"),
+    (lambda q, p: q.update(lines="x"), "field 'lines'"),
+    (lambda q, p: p.update(extra=1), "unknown field"),
+])
+def test_malformed_quotes_and_payments_are_refused(ledger, engine, mutate, message):
+    add_card(ledger, "C1")
+    quote = engine.quote({"store": "S01", "lines": [{"sku": "A", "price": 100, "qty": 1}]},
+                         ledger.card_for_quote("C1", NOW), NOW)
+    payment = tenders(quote)
+    mutate(quote, payment)
+    with pytest.raises(LedgerInputError, match=message):
+        ledger.commit_sale("s1", quote, "C1", payment, NOW)
+
+
+def test_sale_without_card_and_referral_credit(ledger, engine):
+    add_card(ledger, "REF1")
+    add_card(ledger, "C1", referrers=["REF1", "REF-ELSEWHERE"])
+    quote, _ = sell(ledger, engine, "s1", "C1", [100000])
+    assert [r["points"] for r in quote["referral"]] == [28, 9]
+    assert ledger.card("REF1", NOW)["balance"] == 28
+    assert ledger.receipt("s1")["referral"][1]["local"] is False
+    _, result = sell(ledger, engine, "s2", None, [500])
+    assert result["balance"] is None
+    assert_ok(ledger)
