@@ -21,6 +21,7 @@ from terminal.errors import TerminalError
 COMMAND_MODULES = (
     "terminal.commands.pricing",
     "terminal.commands.ledger",
+    "terminal.commands.sync",
 )
 USER_ERRORS = (PricingError, TerminalError, DeviceError)
 EXIT_REFUSED = 2
