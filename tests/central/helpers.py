@@ -116,8 +116,8 @@ class FaultProxy:
 
     mode: "pass"; "slow" (delay each reply `delay_s`); "500" (answer HTTP 500 without
     forwarding); "500_after" (forward — the server commits — then answer 500); "drop" (forward,
-    then send half the reply and cut the connection); "hold" (forward, swallow the reply, set
-    `held` and keep the client waiting). `count` limits how many requests get the fault."""
+    then send half the reply and cut the connection); "hold" (forward; on a 200 reply swallow
+    it, set `held` and keep the client waiting until `close`). `count` limits how many requests get the fault."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
@@ -125,6 +125,7 @@ class FaultProxy:
         self.mode, self.count, self.delay_s = "pass", 0, 0.0
         self.faults = 0
         self.held = asyncio.Event()
+        self.release = asyncio.Event()
         self.server: asyncio.base_events.Server | None = None
 
     @property
@@ -140,6 +141,7 @@ class FaultProxy:
         return self
 
     async def close(self) -> None:
+        self.release.set()
         if self.server is not None:
             self.server.close()
             with contextlib.suppress(asyncio.TimeoutError):
@@ -161,7 +163,7 @@ class FaultProxy:
                 length = int(line.split(b":", 1)[1])
         body = await reader.readexactly(length)
         mode = self.mode if self.faults < self.count else "pass"
-        if mode != "pass":
+        if mode not in ("pass", "hold"):
             self.faults += 1
         if mode == "500":
             writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -182,9 +184,10 @@ class FaultProxy:
             reply = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         elif mode == "drop":
             reply = reply[: len(reply) // 2]
-        elif mode == "hold":
+        elif mode == "hold" and reply.startswith(b"HTTP/1.1 200"):
+            self.faults += 1
             self.held.set()
-            await asyncio.sleep(60)
+            await self.release.wait()
             return
         writer.write(reply)
         await writer.drain()
