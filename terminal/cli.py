@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "terminal.commands.ledger",
     "terminal.commands.devices",
     "terminal.commands.daemon",
+    "terminal.commands.sync",
 )
 USER_ERRORS = (PricingError, TerminalError, DeviceError)
 EXIT_REFUSED = 2

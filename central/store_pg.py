@@ -1,0 +1,327 @@
+"""PostgreSQL storage (psycopg 3) for a chain: several stateless collector processes share one
+database. Dedup is by unique constraints; the stream row of a terminal is locked `FOR UPDATE`
+for the ingest transaction; cards are locked in sorted order (no deadlocks); feed cursors come
+from one sequence under a transaction-scoped advisory lock so they become visible in cursor
+order (a feed reader never skips a cursor that commits late).
+
+One connection per thread (the server runs store calls in a bounded thread pool).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from central.balances import CardState, Shortfall
+from central.store import ConflictError, IngestTx, Store, StoreError, event_row
+from central.wire import pack, unpack
+
+CURSOR_LOCK_ID = 0x706F7374  # "post": the advisory lock that orders feed cursors
+CONNECT_TIMEOUT_S = 10
+STATEMENT_TIMEOUT_MS = 30_000
+EVENTS_SCAN_MAX = 10_000_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, key BYTEA NOT NULL, created_ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS streams (terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL, PRIMARY KEY (terminal, epoch));
+CREATE TABLE IF NOT EXISTS boundaries (terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL, mac BYTEA NOT NULL, PRIMARY KEY (terminal, epoch, last_seq));
+CREATE TABLE IF NOT EXISTS events (terminal TEXT NOT NULL, epoch BIGINT NOT NULL, seq BIGINT NOT NULL,
+    id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, at_ms BIGINT NOT NULL, body BYTEA NOT NULL,
+    PRIMARY KEY (terminal, epoch, seq));
+CREATE TABLE IF NOT EXISTS cards (number TEXT PRIMARY KEY, type TEXT NOT NULL, holder TEXT NOT NULL,
+    referrers BYTEA NOT NULL, cumulative BIGINT NOT NULL, blocked BOOLEAN NOT NULL,
+    balance BIGINT NOT NULL, shortfall BIGINT NOT NULL, cursor BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS cards_cursor ON cards (cursor);
+CREATE TABLE IF NOT EXISTS shortfalls (terminal TEXT NOT NULL, epoch BIGINT NOT NULL, seq BIGINT NOT NULL,
+    number TEXT NOT NULL, points BIGINT NOT NULL, id BIGSERIAL PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS feed (kind TEXT NOT NULL, key TEXT NOT NULL, body BYTEA NOT NULL,
+    cursor BIGINT NOT NULL, PRIMARY KEY (kind, key));
+CREATE INDEX IF NOT EXISTS feed_cursor ON feed (cursor);
+CREATE SEQUENCE IF NOT EXISTS posterm_cursor;
+"""
+TABLES = ("terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed")
+CARD_COLUMNS = "number, type, holder, referrers, cumulative, blocked, balance, shortfall"
+
+
+def card_from_row(row: Any) -> CardState:
+    return CardState(
+        number=row[0],
+        type=row[1],
+        holder=row[2],
+        referrers=list(unpack(bytes(row[3]), 4096)),
+        cumulative=row[4],
+        blocked=bool(row[5]),
+        balance=row[6],
+        shortfall=row[7],
+        exists=True,
+    )
+
+
+class _Tx(IngestTx):
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def cursor_lock(self) -> None:
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (CURSOR_LOCK_ID,))
+
+    def lock_stream(self, terminal: str, epoch: int) -> int:
+        self.conn.execute("INSERT INTO streams VALUES (%s, %s, 0) ON CONFLICT DO NOTHING", (terminal, epoch))
+        row = self.conn.execute(
+            "SELECT last_seq FROM streams WHERE terminal = %s AND epoch = %s FOR UPDATE", (terminal, epoch)
+        ).fetchone()
+        assert row is not None  # inserted just above; a row lock cannot vanish it
+        return int(row[0])
+
+    def boundary(self, terminal: str, epoch: int, seq: int) -> bytes | None:
+        if seq == 0:
+            return b""
+        row = self.conn.execute(
+            "SELECT mac FROM boundaries WHERE terminal = %s AND epoch = %s AND last_seq = %s",
+            (terminal, epoch, seq),
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def stored_ids(self, terminal: str, epoch: int, first: int, last: int) -> list[tuple[int, str]]:
+        rows = self.conn.execute(
+            "SELECT seq, id FROM events WHERE terminal = %s AND epoch = %s AND seq BETWEEN %s AND %s ORDER BY seq",
+            (terminal, epoch, first, last),
+        ).fetchall()
+        return [(int(s), str(i)) for s, i in rows]
+
+    def insert_events(self, terminal: str, events: list[dict[str, Any]]) -> None:
+        try:
+            with (
+                self.conn.cursor() as cur,
+                cur.copy("COPY events (terminal, epoch, seq, id, type, at_ms, body) FROM STDIN") as copy,
+            ):
+                for event in events:
+                    copy.write_row(event_row(terminal, event))
+        except pg_errors.UniqueViolation as exc:
+            raise ConflictError(f"terminal {terminal}: an event id is already stored ({exc.diag.message_detail})") from None
+
+    def lock_cards(self, numbers: list[str]) -> dict[str, CardState]:
+        found: dict[str, CardState] = {n: CardState(n) for n in numbers}
+        if not numbers:
+            return found
+        # Create missing cards first (sorted, waiting on a concurrent creator) so that the
+        # FOR UPDATE below locks a row for every card and two collectors never fold from 0.
+        self.conn.execute(
+            "INSERT INTO cards SELECT u.number, '', '', %s, 0, false, 0, 0, 0 "
+            "FROM unnest(%s::text[]) AS u(number) ORDER BY u.number ON CONFLICT DO NOTHING",
+            (pack([]), sorted(numbers)),
+        )
+        rows = self.conn.execute(
+            f"SELECT {CARD_COLUMNS} FROM cards WHERE number = ANY(%s) ORDER BY number FOR UPDATE", (numbers,)
+        ).fetchall()
+        for row in rows:
+            found[row[0]] = card_from_row(row)
+        return found
+
+    def save_cards(self, cards: list[CardState]) -> None:
+        if not cards:
+            return
+        cards = sorted(cards, key=lambda c: c.number)
+        self.cursor_lock()
+        self.conn.execute(
+            f"""INSERT INTO cards ({CARD_COLUMNS}, cursor)
+            SELECT u.number, u.type, u.holder, u.referrers, u.cumulative, u.blocked, u.balance, u.shortfall,
+                   nextval('posterm_cursor')
+            FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::bigint[], %s::bool[],
+                        %s::bigint[], %s::bigint[])
+                 AS u(number, type, holder, referrers, cumulative, blocked, balance, shortfall)
+            ON CONFLICT (number) DO UPDATE SET type = excluded.type, holder = excluded.holder,
+                referrers = excluded.referrers, cumulative = excluded.cumulative, blocked = excluded.blocked,
+                balance = excluded.balance, shortfall = excluded.shortfall, cursor = excluded.cursor""",
+            (
+                [c.number for c in cards],
+                [c.type for c in cards],
+                [c.holder for c in cards],
+                [pack(c.referrers) for c in cards],
+                [c.cumulative for c in cards],
+                [c.blocked for c in cards],
+                [c.balance for c in cards],
+                [c.shortfall for c in cards],
+            ),
+        )
+
+    def insert_shortfalls(self, terminal: str, epoch: int, shortfalls: list[Shortfall]) -> None:
+        if shortfalls:
+            with self.conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO shortfalls (terminal, epoch, seq, number, points) VALUES (%s, %s, %s, %s, %s)",
+                    [(terminal, epoch, s.seq, s.number, s.points) for s in shortfalls],
+                )
+
+    def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
+        self.conn.execute(
+            "INSERT INTO boundaries VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", (terminal, epoch, last_seq, mac)
+        )
+        self.conn.execute(
+            "UPDATE streams SET last_seq = %s WHERE terminal = %s AND epoch = %s", (last_seq, terminal, epoch)
+        )
+
+
+class PgStore(Store):
+    name = "postgres"
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.local = threading.local()
+        self.all_conns: list[psycopg.Connection[Any]] = []
+        self.conns_lock = threading.Lock()
+        self.migrate()
+
+    def conn(self) -> psycopg.Connection[Any]:
+        found: psycopg.Connection[Any] | None = getattr(self.local, "conn", None)
+        if found is not None and not found.closed:
+            return found
+        try:
+            conn = psycopg.connect(
+                self.dsn,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            )
+        except psycopg.Error as exc:
+            raise StoreError(f"postgres: cannot connect: {exc}") from None
+        self.local.conn = conn
+        with self.conns_lock:
+            self.all_conns.append(conn)
+        return conn
+
+    def migrate(self) -> None:
+        conn = self.conn()
+        with conn.transaction():
+            # Two collectors starting at once must not race on CREATE … IF NOT EXISTS.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CURSOR_LOCK_ID + 1,))
+            conn.execute(SCHEMA)
+
+    def drop_all(self) -> None:
+        """Tests only: an empty database."""
+        conn = self.conn()
+        with conn.transaction():
+            conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
+            conn.execute("DROP SEQUENCE IF EXISTS posterm_cursor")
+
+    def close(self) -> None:
+        with self.conns_lock:
+            for conn in self.all_conns:
+                conn.close()
+            self.all_conns.clear()
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Tx]:
+        conn = self.conn()
+        try:
+            with conn.transaction():
+                yield _Tx(conn)
+        except psycopg.OperationalError as exc:
+            conn.close()
+            raise StoreError(f"postgres: {exc}") from None
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        conn = self.conn()
+        try:
+            with conn.transaction():
+                return conn.execute(sql, params).fetchall()
+        except psycopg.OperationalError as exc:
+            conn.close()
+            raise StoreError(f"postgres: {exc}") from None
+
+    def stream_state(self, terminal: str, epoch: int) -> tuple[int, bytes]:
+        with self.transaction() as tx:
+            last = tx.lock_stream(terminal, epoch)
+            return last, tx.boundary(terminal, epoch, last) or b""
+
+    def add_terminal(self, terminal: str, key: bytes) -> None:
+        try:
+            with self.transaction() as tx:
+                tx.conn.execute("INSERT INTO terminals VALUES (%s, %s, %s)", (terminal, key, int(time.time() * 1000)))
+        except pg_errors.UniqueViolation:
+            raise StoreError(f"terminal {terminal}: already registered (use rotate-key)") from None
+
+    def set_key(self, terminal: str, key: bytes) -> None:
+        with self.transaction() as tx:
+            if tx.conn.execute("UPDATE terminals SET key = %s WHERE id = %s", (key, terminal)).rowcount != 1:
+                raise StoreError(f"terminal {terminal}: not registered")
+
+    def terminal_key(self, terminal: str) -> bytes | None:
+        rows = self._read("SELECT key FROM terminals WHERE id = %s", (terminal,))
+        return bytes(rows[0][0]) if rows else None
+
+    def terminals(self) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT t.id, t.created_ms, (SELECT COUNT(*) FROM events e WHERE e.terminal = t.id), "
+            "(SELECT MAX(epoch) FROM streams s WHERE s.terminal = t.id) FROM terminals t ORDER BY t.id"
+        )
+        return [{"terminal": r[0], "created_ms": r[1], "events": r[2], "epoch": r[3]} for r in rows]
+
+    def latest_acked(self, terminal: str) -> dict[str, int] | None:
+        rows = self._read(
+            "SELECT epoch, last_seq FROM streams WHERE terminal = %s ORDER BY epoch DESC LIMIT 1", (terminal,)
+        )
+        return {"epoch": int(rows[0][0]), "seq": int(rows[0][1])} if rows else None
+
+    def publish(self, kind: str, key: str, body: dict[str, Any]) -> int:
+        with self.transaction() as tx:
+            tx.cursor_lock()
+            row = tx.conn.execute(
+                "INSERT INTO feed VALUES (%s, %s, %s, nextval('posterm_cursor')) ON CONFLICT (kind, key) "
+                "DO UPDATE SET body = excluded.body, cursor = excluded.cursor RETURNING cursor",
+                (kind, key, pack(body)),
+            ).fetchone()
+            assert row is not None  # INSERT … RETURNING always returns the row
+            return int(row[0])
+
+    def put_cards(self, cards: list[CardState]) -> None:
+        with self.transaction() as tx:
+            old = tx.lock_cards(sorted(c.number for c in cards))
+            for card in cards:
+                card.shortfall = old[card.number].shortfall
+            tx.save_cards(cards)
+
+    def adjust_card(self, number: str, points: int) -> CardState:
+        with self.transaction() as tx:
+            card = tx.lock_cards([number])[number]
+            card.balance += points
+            tx.save_cards([card])
+            return card
+
+    def card(self, number: str) -> tuple[CardState, int] | None:
+        rows = self._read(f"SELECT {CARD_COLUMNS}, cursor FROM cards WHERE number = %s", (number,))
+        return (card_from_row(rows[0]), int(rows[0][8])) if rows else None
+
+    def feed_items(self, since: int, limit: int) -> list[tuple[int, str, str, dict[str, Any]]]:
+        rows = self._read(
+            "SELECT cursor, kind, key, body FROM feed WHERE cursor > %s ORDER BY cursor LIMIT %s", (since, limit)
+        )
+        return [(int(c), k, key, unpack(bytes(b), 4 * 1024 * 1024, 2 * 1024 * 1024)) for c, k, key, b in rows]
+
+    def feed_cards(self, since: int, limit: int) -> list[tuple[int, CardState]]:
+        rows = self._read(
+            f"SELECT {CARD_COLUMNS}, cursor FROM cards WHERE cursor > %s ORDER BY cursor LIMIT %s", (since, limit)
+        )
+        return [(int(r[8]), card_from_row(r)) for r in rows]
+
+    def events(self, terminal: str | None = None) -> Iterator[tuple[str, int, int, str, bytes]]:
+        where, params = ("WHERE terminal = %s", (terminal,)) if terminal else ("", ())
+        rows = self._read(
+            f"SELECT terminal, epoch, seq, id, body FROM events {where} ORDER BY terminal, epoch, seq LIMIT %s",
+            (*params, EVENTS_SCAN_MAX),
+        )
+        for t, e, s, i, b in rows:
+            yield t, int(e), int(s), str(i), bytes(b)
+
+    def shortfalls(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT terminal, epoch, seq, number, points FROM shortfalls ORDER BY id")
+        return [dict(zip(("terminal", "epoch", "seq", "card", "points"), r, strict=True)) for r in rows]
+
+    def all_cards(self) -> list[CardState]:
+        return [card_from_row(r) for r in self._read(f"SELECT {CARD_COLUMNS} FROM cards ORDER BY number")]
