@@ -4,6 +4,8 @@
     [api]       socket (Unix socket path), tcp_port (optional; always bound to 127.0.0.1)
     [checkout]  idle_timeout_s, hold_timeout_s
     [printer]   retry_s (how often a queued receipt is retried while the printer is faulty)
+    [sync]      the central server (terminal.sync.config: url, key_file, state_file, rules_file, …);
+                read when the daemon starts, because the key file may not exist yet at provisioning
     [codes]     and [[device]]: read by the drivers' config reader (drivers.config)
 
 Every refusal is a `ConfigError` naming the file, table and field. Unknown tables and keys are
@@ -31,7 +33,7 @@ IDLE_TIMEOUT_S = (10, 24 * 3600)
 HOLD_TIMEOUT_S = (30, 24 * 3600)
 PRINTER_RETRY_S = (0.1, 600.0)
 SOCKET_PATH_CHARS_MAX = 100  # sun_path is 108 bytes; leave room for the NUL and some slack
-TABLES = {"terminal", "api", "checkout", "printer", "codes", "device"}
+TABLES = {"terminal", "api", "checkout", "printer", "codes", "device", "sync"}
 
 
 class ConfigError(TerminalError):
@@ -54,6 +56,7 @@ class TerminalConfig:
     hold_timeout_s: int
     printer_retry_s: float
     devices: DevicesConfig
+    sync: dict[str, Any] | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -161,4 +164,25 @@ def parse_config(doc: dict[str, Any], path: Path) -> TerminalConfig:
         hold_timeout_s=hold,
         printer_retry_s=float(printer.number("retry_s", 10, PRINTER_RETRY_S, whole=False)),
         devices=devices,
+        sync=_sync_table(doc, path),
     )
+
+
+def _sync_table(doc: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    table = doc.get("sync")
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(f"{path}: [sync] must be a table")
+    return table
+
+
+def sync_config(config: TerminalConfig) -> Any:
+    """The [sync] settings checked by the sync client's own reader, or None without a [sync]."""
+    if config.sync is None:
+        return None
+    from terminal.sync.config import SyncConfig
+    from terminal.sync.errors import SyncError
+
+    try:
+        return SyncConfig.from_mapping(config.sync, f"{config.path} [sync]")
+    except SyncError as exc:
+        raise ConfigError(str(exc)) from None

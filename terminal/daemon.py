@@ -3,7 +3,9 @@ local API, the systemd watchdog and a graceful stop.
 
 Tasks: one per input device (drivers push onto the drivers' bounded EventQueue, drop-oldest),
 one consumer applying those events to the checkout, the printer's drain loop (reprint queue,
-retried every `printer_retry_s`), the idle-timeout sweeper, and the watchdog pinger. Every
+retried every `printer_retry_s`), the idle-timeout sweeper (which also reloads the rules file
+when sync replaced it, between checkouts only), the sync task when the config has a [sync]
+section (terminal.sync; woken after each sale and return), and the watchdog pinger. Every
 checkout change runs under ONE asyncio lock, so scans, swipes and API calls are serialised:
 the terminal has exactly one checkout at a time. The watchdog pings only after taking that lock
 within half the watchdog period, so a stuck handler (or a blocked loop) gets the unit restarted.
@@ -35,7 +37,7 @@ from drivers.receipt import Receipt, ReceiptLine, mask_card
 from drivers.spool import Spool
 from terminal.bus import Bus
 from terminal.checkout import CheckoutError, Register
-from terminal.config import TerminalConfig
+from terminal.config import TerminalConfig, sync_config
 from terminal.errors import TerminalError
 from terminal.ledger import Ledger, LedgerNotFoundError
 from terminal.notify import Notifier
@@ -84,7 +86,10 @@ class Daemon:
         self.started = time.monotonic()
         self.devices: dict[str, dict[str, Any]] = {}
         self.tasks: list[asyncio.Task[Any]] = []
+        self.sync = sync_config(config)  # checked now: a bad key must stop the start, clearly
+        self.syncer: Any = None
         program = core.load_rules(config.rules_path)
+        self.rules_mtime_ns = config.rules_path.stat().st_mtime_ns
         self.ledger = Ledger(config.ledger_path)
         if self.ledger.terminal_id != config.terminal_id:
             self.ledger.close()
@@ -185,6 +190,7 @@ class Daemon:
         sale = self.register.pay(tenders, method, now_local())
         self.print_sale(sale)
         self.register.finish()
+        self.wake_sync()
         return {k: v for k, v in sale.items() if k != "names"}
 
     def print_sale(self, sale: dict[str, Any]) -> None:
@@ -242,6 +248,7 @@ class Daemon:
     def return_sale(self, receipt_id: str, lines: list[dict[str, Any]] | None, return_id: str | None) -> Any:
         ret = self.register.return_lines(receipt_id, lines, return_id, now_local())
         self.print_return(ret)
+        self.wake_sync()
         return {k: v for k, v in ret.items() if k not in ("names", "sale_quote")}
 
     # ------------------------------------------------------------------ status
@@ -254,6 +261,7 @@ class Daemon:
                 "checkout": self.register.view()["state"],
                 "ledger": {k: stats[k] for k in ("path", "file_bytes", "usage_percent", "backlog", "next_seq")},
                 "last_sync": self.ledger.meta().get("last_update"),
+                "sync": None if self.syncer is None else self.syncer.status,
                 "print_queue": len(spool), "events_dropped": self.events.dropped,
                 "sse_clients": len(self.bus.clients), "devices": self.devices}
 
@@ -279,8 +287,41 @@ class Daemon:
             await asyncio.sleep(IDLE_SWEEP_S)
             try:
                 await self.act(self.register.expire_idle, now_local())
+                await self.act(self.reload_rules)
             except TerminalError as exc:
                 self.publish("error", {"message": f"idle timeout: {exc}"})
+
+    def reload_rules(self) -> None:
+        """New rules from sync apply between checkouts, never to a quote the customer has seen."""
+        if self.register.current is not None:
+            return
+        try:
+            mtime_ns = self.config.rules_path.stat().st_mtime_ns
+        except OSError as exc:
+            raise TerminalError(f"{self.config.rules_path}: {exc.strerror}") from None
+        if mtime_ns == self.rules_mtime_ns:
+            return
+        self.rules_mtime_ns = mtime_ns
+        try:
+            program = core.load_rules(self.config.rules_path)
+        except core.PricingError as exc:
+            self.publish("error", {"message": f"new rules refused, the old ones stay: {exc}"})
+            return
+        self.register.engine = core.Engine(program)
+        self.publish("rules_reloaded", {"version": program.version, "rules": len(program.rules)})
+
+    def wake_sync(self) -> None:
+        if self.syncer is not None:
+            self.syncer.wake()
+
+    async def run_sync(self) -> None:
+        from terminal.sync.client import SyncClient
+        from terminal.sync.loop import Syncer
+
+        cfg = self.sync
+        async with SyncClient(cfg.url, self.ledger.terminal_id, cfg.key, cfg.request_timeout_ms) as client:
+            self.syncer = Syncer(self.ledger, cfg, client)
+            await self.syncer.run(self.stop)
 
     def recover(self) -> None:
         try:
@@ -310,6 +351,8 @@ class Daemon:
             spawn(asyncio.create_task(self.printer.run(self.stop, self.config.printer_retry_s), name="printer"))
         for name, coro in (("consume", self.consume()), ("idle", self.sweep_idle()), ("watchdog", self.watchdog())):
             spawn(asyncio.create_task(coro, name=name))
+        if self.sync is not None:
+            spawn(asyncio.create_task(self.run_sync(), name="sync"))
         ready_s = time.monotonic() - self.started
         self.notifier.ready(f"serving on {self.config.api_socket}")
         log_event("ready", socket=str(self.config.api_socket), ready_s=round(ready_s, 3), engine=core.IMPLEMENTATION)

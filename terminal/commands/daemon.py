@@ -38,6 +38,7 @@ def register(subparsers: Any) -> None:
     prov.add_argument("--state-dir", default="/var/lib/posterm", help="ledger, rules, key, spool")
     prov.add_argument("--socket", default="/run/posterm/api.sock", help="the local API's Unix socket")
     prov.add_argument("--server", default="", help="central server URL (http:// or https://)")
+    prov.add_argument("--key-file", type=Path, help="the terminal key from `posterm-central terminal add`")
     prov.add_argument("--scanner", action="append", default=[], help="evdev:PATH | serial:PATH | sim:PATH")
     prov.add_argument("--card-reader", action="append", default=[], help="evdev:PATH | serial:PATH | sim:PATH")
     prov.add_argument("--printer", default="", help="usb:VID:PID | network:HOST[:PORT] | file:PATH | "
@@ -84,7 +85,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
         config_path=Path(args.config), terminal_id=args.terminal, store=args.store,
         store_name=args.store_name, state_dir=Path(args.state_dir), socket=Path(args.socket),
         server_url=args.server, scanners=tuple(args.scanner), card_readers=tuple(args.card_reader),
-        printer=args.printer, rules=args.rules, catalog=args.catalog, cards=args.cards, force=args.force)
+        printer=args.printer, rules=args.rules, catalog=args.catalog, cards=args.cards, key_file=args.key_file,
+        force=args.force)
     provision(req)
     return 0
 

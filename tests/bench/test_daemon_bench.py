@@ -28,7 +28,7 @@ P99_MS_MAX, RSS_MB_MAX, READY_S_MAX = 10.0, 80.0, 2.0
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def scan_latencies(term: Terminal) -> list[float]:
