@@ -192,20 +192,25 @@ class Register:
 
     def _sync_hold(self, co: Checkout, now: dt.datetime) -> None:
         """Hold exactly the points the quote redeems; renew when half the hold time is gone."""
-        want = co.quote["redeem"]["points"] if co.quote and co.card else 0
+        card = co.card
+        if not card:
+            return
+        want = co.quote["redeem"]["points"] if co.quote else 0
         held = self._held(co, now)
         renew_ms = _ms(now) + self.hold_timeout_s * 500
         if held and held["points"] == want and held["expires_ms"] > renew_ms:
             return
+        # Random op ids: after a crash the record may lag the ledger, and a reused id with other
+        # content would be refused as a conflict. The hold itself is keyed by (card, checkout).
         if held:
-            self.ledger.void_hold(f"{co.id}-v{secrets.token_hex(4)}", co.card, co.id, now)
+            self.ledger.void_hold(f"{co.id}-v{secrets.token_hex(4)}", card, co.id, now)
         if want:
             until = now + dt.timedelta(seconds=self.hold_timeout_s)
-            self.ledger.hold(f"{co.id}-h{secrets.token_hex(4)}", co.card, co.id, want, now, until)
+            self.ledger.hold(f"{co.id}-h{secrets.token_hex(4)}", card, co.id, want, now, until)
 
     def _release(self, co: Checkout, now: dt.datetime) -> int:
         held = self._held(co, now)
-        if not held:
+        if not held or not co.card:
             return 0
         self.ledger.void_hold(f"{co.id}-v{secrets.token_hex(4)}", co.card, co.id, now)
         return int(held["points"])

@@ -98,9 +98,10 @@ class _Table:
         return Path(value)
 
     def number(self, key: str, default: float, bounds: tuple[float, float], whole: bool = True) -> Any:
-        value = self.table.get(key, default)
-        kinds: tuple[type, ...] = (int,) if whole else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or not bounds[0] <= value <= bounds[1]:
+        value: Any = self.table.get(key, default)
+        wrong_kind = isinstance(value, bool) or not isinstance(value, int | float)
+        wrong_kind = wrong_kind or (whole and isinstance(value, float))
+        if wrong_kind or not bounds[0] <= value <= bounds[1]:
             kind = "an integer" if whole else "a number"
             raise ConfigError(f"{self.where} {key} must be {kind} {bounds[0]}..{bounds[1]}, got {value!r}")
         return value
