@@ -181,8 +181,9 @@ class ApiServer:
     async def attach_card(self, request: web.Request) -> web.Response:
         body = await _body(request)
         _only(body, {"number"})
-        number = _text(body, "number")
-        return web.json_response(await self.daemon.act(self.daemon.register.attach_card, number, now_local()))
+        number = _text(body, "number") or ""
+        mode = await self.daemon.card_mode(number)
+        return web.json_response(await self.daemon.act(self.daemon.register.attach_card, number, now_local(), mode))
 
     async def redeem(self, request: web.Request) -> web.Response:
         body = await _body(request)

@@ -20,7 +20,9 @@ No sockets, no printing, no clock of its own: `now` is passed in. Limits: `LINES
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import functools
 import json
 import os
 import secrets
@@ -65,6 +67,7 @@ class Checkout:
     state: str = "open"  # open | paying | committing
     lines: list[dict[str, Any]] = field(default_factory=list)
     card: str | None = None
+    card_mode: str = "local"  # local (no server configured) | online | offline (redemption capped)
     redeem: int | str | None = None
     quote: dict[str, Any] | None = None
     payment: dict[str, Any] | None = None
@@ -74,6 +77,22 @@ class Checkout:
         return {"store": store, "lines": [
             {k: ln[k] for k in ("sku", "name", "price", "qty", "categories", "no_discount",
                                 "no_bonus", "min_price")} for ln in self.lines]}
+
+
+def _atomic(action: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """A refused action leaves the checkout as it was (the ledger's hold is re-read, not trusted,
+    on the next change, so a half-moved hold heals itself)."""
+
+    @functools.wraps(action)
+    def run(self: Register, *args: Any) -> dict[str, Any]:
+        before = copy.deepcopy(self.current)
+        try:
+            return action(self, *args)
+        except BaseException:
+            self.current = before
+            raise
+
+    return run
 
 
 def new_checkout_id(terminal_id: str, now: dt.datetime) -> str:
@@ -108,13 +127,14 @@ class Register:
 
     def __init__(self, *, terminal_id: str, store: str, ledger: Ledger, program: core.Program,
                  record_path: Path, idle_timeout_s: int, hold_timeout_s: int,
-                 publish: Publish) -> None:
+                 publish: Publish, offline_cap_points: int | None = None) -> None:
         self.terminal_id, self.store, self.ledger = terminal_id, store, ledger
         self.engine = core.Engine(program)
         self.record_path = record_path
         self.idle_timeout_ms = idle_timeout_s * 1000
         self.hold_timeout_s = hold_timeout_s
         self.publish = publish
+        self.offline_cap_points = offline_cap_points
         self.current: Checkout | None = None
 
     # ------------------------------------------------------------------ record
@@ -156,9 +176,9 @@ class Register:
     def view(self) -> dict[str, Any]:
         co = self.current
         if co is None:
-            return {"state": "idle", "id": None, "lines": [], "card": None, "redeem": None,
-                    "quote": None}
-        return {"state": co.state, "id": co.id, "card": co.card, "redeem": co.redeem,
+            return {"state": "idle", "id": None, "lines": [], "card": None, "card_mode": None,
+                    "redeem": None, "quote": None}
+        return {"state": co.state, "id": co.id, "card": co.card, "card_mode": co.card_mode, "redeem": co.redeem,
                 "lines": [{"index": i, "sku": ln["sku"], "name": ln["name"], "qty": ln["qty"],
                            "price": ln["price"], "code": ln["code"]} for i, ln in enumerate(co.lines)],
                 "quote": co.quote}
@@ -175,10 +195,25 @@ class Register:
 
     def _quote(self, co: Checkout, now: dt.datetime) -> dict[str, Any]:
         card = self.ledger.card_for_quote(co.card, now, co.id) if co.card else None
+        if card is not None and co.card_mode == "offline" and self.offline_cap_points is not None:
+            card = self._cap_offline(card, co, now, self.offline_cap_points)
         try:
             return self.engine.quote(co.cart(self.store), card, now, co.redeem)
         except PricingError as exc:
             raise CheckoutError(f"checkout {co.id}: cannot price the cart: {exc}") from None
+
+    def _cap_offline(self, card: dict[str, Any], co: Checkout, now: dt.datetime, cap: int) -> dict[str, Any]:
+        """The server could not confirm the balance: this sale may use at most `cap` points
+        (ARCHITECTURE: a terminal offline caps redemption per card). Like the ledger's holds,
+        the cap is one negative lot the pricing core subtracts; this checkout's own hold counts
+        as available to it."""
+        summary = self.ledger.card(card["number"], now)
+        own = sum(h["points"] for h in summary["holds"] if h["checkout"] == co.id)
+        available = summary["available"] + own
+        if available > cap:
+            card = {**card, "lots": [*card["lots"], {"points": cap - available, "available_from": None,
+                                                     "expires_at": None}]}
+        return card
 
     # ------------------------------------------------------------------ holds
 
@@ -248,6 +283,7 @@ class Register:
                 "no_discount": product["no_discount"], "no_bonus": product["no_bonus"],
                 "min_price": product["min_price"], "weighed": weight_code is not None or price is not None}
 
+    @_atomic
     def add(self, line: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
         co = self._open(now, "adding a line")
         same = [ln for ln in co.lines if ln["sku"] == line["sku"] and not ln["weighed"]
@@ -263,6 +299,7 @@ class Register:
         self._changed(now)
         return self.view()
 
+    @_atomic
     def remove(self, index: int, now: dt.datetime) -> dict[str, Any]:
         co = self._need("removing a line")
         if co.state != "open":
@@ -273,7 +310,8 @@ class Register:
         self._changed(now)
         return self.view()
 
-    def attach_card(self, number: str, now: dt.datetime) -> dict[str, Any]:
+    @_atomic
+    def attach_card(self, number: str, now: dt.datetime, mode: str = "local") -> dict[str, Any]:
         co = self._open(now, "attaching a card")
         try:
             card = self.ledger.card(number, now)
@@ -284,10 +322,11 @@ class Register:
         if co.card and co.card != number:
             self._release(co, now)
             co.redeem = None
-        co.card = number
+        co.card, co.card_mode = number, mode
         self._changed(now)
         return self.view()
 
+    @_atomic
     def set_redeem(self, redeem: int | str | None, now: dt.datetime) -> dict[str, Any]:
         co = self._need("paying with points")
         if co.state != "open":
@@ -298,6 +337,7 @@ class Register:
         self._changed(now)
         return self.view()
 
+    @_atomic
     def begin_payment(self, now: dt.datetime) -> dict[str, Any]:
         co = self._need("payment")
         if not co.lines:
@@ -309,6 +349,7 @@ class Register:
             self.publish("quote", self.view())
         return self.view()
 
+    @_atomic
     def back_to_cart(self, now: dt.datetime) -> dict[str, Any]:
         co = self._need("going back to the cart")
         if co.state == "paying":

@@ -98,7 +98,9 @@ class Daemon:
         self.register = Register(
             terminal_id=config.terminal_id, store=config.store, ledger=self.ledger, program=program,
             record_path=config.checkout_path, idle_timeout_s=config.idle_timeout_s,
-            hold_timeout_s=config.hold_timeout_s, publish=self.publish)
+            hold_timeout_s=config.hold_timeout_s, publish=self.publish,
+            offline_cap_points=None if self.sync is None else self.sync.offline_redeem_max_points)
+        self.card_lookup: Any = None
         self.printer: ReceiptPrinter | None = None
         if config.devices.printers:
             first = config.devices.printers[0]  # one receipt printer per terminal; others unused
@@ -132,7 +134,11 @@ class Daemon:
         while not self.stop.is_set():
             event = await self.events.get()
             try:
-                await self.act(self.on_event, event)
+                if isinstance(event, CardSwipe):
+                    # Outside the lock: the server may take up to card_timeout_ms to answer.
+                    await self.act(self.on_swipe, event, await self.card_mode(event.number))
+                else:
+                    await self.act(self.on_event, event)
             except TerminalError as exc:
                 self.publish("error", {"message": str(exc), "device": getattr(event, "device", "")})
 
@@ -142,10 +148,6 @@ class Daemon:
             self.publish("scan", {"device": event.device, "code": event.code, "symbology": event.symbology,
                                   "weight_g": event.weight_g, "price_minor": event.price_minor})
             self.on_scan(event, now)
-        elif isinstance(event, CardSwipe):
-            self.publish("swipe", {"device": event.device, "card": mask_card(event.number),
-                                   "source": event.source})
-            self.register.attach_card(event.number, now)
         elif isinstance(event, RejectedInput):
             self.publish("rejected_input", {"device": event.device, "reason": event.reason,
                                             "raw": event.raw_preview})
@@ -158,6 +160,24 @@ class Daemon:
         elif isinstance(event, DeviceState):
             self.devices.setdefault(event.device, {"role": "input"}).update(state=event.state, detail=event.detail)
             self.publish("device", {"device": event.device, "state": event.state, "detail": event.detail})
+
+    def on_swipe(self, event: CardSwipe, mode: str) -> None:
+        self.publish("swipe", {"device": event.device, "card": mask_card(event.number), "source": event.source,
+                               "mode": mode})
+        self.register.attach_card(event.number, now_local(), mode)
+
+    async def card_mode(self, number: str) -> str:
+        """Refresh the card from the central server (bounded by card_timeout_ms): "online" when
+        it answered, "offline" when not (redemption capped), "local" with no server configured."""
+        if self.sync is None:
+            return "local"
+        if self.card_lookup is None:
+            return "offline"
+        try:
+            _, mode = await self.card_lookup.card_for_quote(number, now_local())
+        except LedgerNotFoundError:
+            return "offline"  # unknown here and the server did not answer: attach refuses it clearly
+        return str(mode)
 
     def on_scan(self, event: ScanEvent, now: dt.datetime) -> None:
         reg = self.register
@@ -315,11 +335,13 @@ class Daemon:
             self.syncer.wake()
 
     async def run_sync(self) -> None:
+        from terminal.sync.cards import CardLookup
         from terminal.sync.client import SyncClient
         from terminal.sync.loop import Syncer
 
         cfg = self.sync
         async with SyncClient(cfg.url, self.ledger.terminal_id, cfg.key, cfg.request_timeout_ms) as client:
+            self.card_lookup = CardLookup(self.ledger, client, cfg.card_timeout_ms, cfg.offline_redeem_max_points)
             self.syncer = Syncer(self.ledger, cfg, client)
             await self.syncer.run(self.stop)
 

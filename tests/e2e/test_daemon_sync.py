@@ -66,6 +66,7 @@ def test_provision_pulls_from_the_server_and_the_daemon_sends_its_sales(tmp_path
                 await api.ok("POST", "/v1/checkout/lines", {"code": "4006381333931"})
                 view = await api.ok("POST", "/v1/checkout/card", {"number": "7700000000026"})
                 assert view["quote"]["discount"] == 60000  # rules, catalog and card all pulled
+                assert view["card_mode"] == "online"
                 await api.ok("POST", "/v1/checkout/redeem", {"points": "max"})
                 done = await api.ok("POST", "/v1/checkout/pay", {"method": "card"})
                 return str(done["receipt"])
@@ -78,6 +79,19 @@ def test_provision_pulls_from_the_server_and_the_daemon_sends_its_sales(tmp_path
                 break
             time.sleep(0.1)
         assert [e[4]["receipt"] for e in sales] == [receipt]  # the woken sync sent it, once
+        proc.stop()  # the server goes away: the next card is offline and its redemption capped
+
+        async def offline() -> None:
+            async with ApiClient(tmp_path / "api.sock") as api:
+                await api.ok("POST", "/v1/checkout/lines", {"code": "4006381333931"})
+                view = await api.ok("POST", "/v1/checkout/card", {"number": "7700000000026"})
+                assert view["card_mode"] == "offline"
+                view = await api.ok("POST", "/v1/checkout/redeem", {"points": "max"})
+                assert view["quote"]["redeem"]["points"] == 1000  # [sync] offline_redeem_max_points
+                done = await api.ok("POST", "/v1/checkout/pay", {"method": "card"})
+                assert done["balance_after"] == 10000 - 5700 + 114 - 1000 + (1140000 - 100000) * 2 // 10000
+
+        asyncio.run(asyncio.wait_for(offline(), 15))
     finally:
         assert daemon.stop() == 0
 

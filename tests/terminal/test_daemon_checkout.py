@@ -206,3 +206,28 @@ def test_return_all_then_nothing_left(ledger: Ledger, tmp_path: Path) -> None:
         reg.return_lines(receipt, None, None, NOW)
     with pytest.raises(NotFound):
         reg.return_lines("T01-nope", None, None, NOW)
+
+
+def test_a_refused_action_leaves_the_checkout_as_it_was(ledger: Ledger, tmp_path: Path) -> None:
+    reg = make_register(ledger, tmp_path)
+    with pytest.raises(NotFound):
+        reg.attach_card("7799999999999", NOW)
+    assert reg.current is None  # the checkout the card would have opened is gone again
+    reg.add(reg.product_line(FRIDGE), NOW)
+    reg.attach_card(STANDARD, NOW)
+    before = reg.view()
+    with pytest.raises(NotFound):
+        reg.attach_card("7799999999999", NOW)
+    assert reg.view() == before
+
+
+def test_offline_card_redemption_is_capped(ledger: Ledger, tmp_path: Path) -> None:
+    reg = make_register(ledger, tmp_path)
+    reg.offline_cap_points = 1000
+    reg.add(reg.product_line(FRIDGE), NOW)
+    reg.attach_card(STANDARD, NOW, "offline")
+    assert reg.set_redeem("max", NOW)["quote"]["redeem"]["points"] == 1000
+    assert reg.set_redeem(800, NOW)["quote"]["redeem"]["points"] == 800  # its own hold is not counted twice
+    assert reg.set_redeem("max", NOW)["quote"]["redeem"]["points"] == 1000
+    reg.attach_card(STANDARD, NOW, "online")
+    assert reg.set_redeem("max", NOW)["quote"]["redeem"]["points"] == 5700
