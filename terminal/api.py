@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import stat
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ BODY_BYTES_MAX = 64 * 1024
 SSE_PING_S = 15.0
 SHUTDOWN_S = 2.0
 TEXT_CHARS_MAX = 64
+RETURN_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -219,6 +221,8 @@ class ApiServer:
         if lines is not None and (not isinstance(lines, list) or not lines):
             raise BadRequest("field 'lines' must be a non-empty list of {line, qty} (omit it to return all)")
         return_id = _text(body, "id", required=False)
+        if return_id is not None and not RETURN_ID.match(return_id):
+            raise BadRequest("field 'id' must be 1..32 of A-Z a-z 0-9 _ - (it is printed as a barcode)")
         return web.json_response(await self.daemon.act(self.daemon.return_sale, receipt, lines, return_id))
 
     async def get_receipt(self, request: web.Request) -> web.Response:

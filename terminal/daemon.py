@@ -214,41 +214,50 @@ class Daemon:
         return {k: v for k, v in sale.items() if k != "names"}
 
     def print_sale(self, sale: dict[str, Any]) -> None:
+        """Never raises for a printing problem: the sale is committed; a copy can be asked later."""
         if self.printer is None:
             return
+        try:
+            self.submit(self._sale_receipt(sale))
+        except DeviceError as exc:
+            self.publish("error", {"message": f"receipt {sale['receipt']} cannot be printed: {exc}"})
+
+    def _sale_receipt(self, sale: dict[str, Any]) -> Receipt:
         method = "+".join(t["method"] for t in sale["tenders"]) or "points"
         quote = sale["quote"]
         if quote["accrual"].get("available_from"):  # printed to the minute, not the microsecond
             accrual = {**quote["accrual"], "available_from": _shown(quote["accrual"]["available_from"])}
             quote = {**quote, "accrual": accrual}
-        receipt = Receipt.from_quote(
+        return Receipt.from_quote(
             quote, sale["names"], receipt_id=sale["receipt"], time=_shown(sale["at"]),
             store_name=self.config.store_name or self.config.store, terminal_id=self.config.terminal_id,
             payment_method=method, card_number=sale["card"] or "", points_before=sale["points_before"])
-        self.submit(receipt)
 
     def print_return(self, ret: dict[str, Any]) -> None:
         if self.printer is None:
             return
+        try:
+            self.submit(self._return_receipt(ret))
+        except DeviceError as exc:
+            self.publish("error", {"message": f"return {ret['return']} cannot be printed: {exc}"})
+
+    def _return_receipt(self, ret: dict[str, Any]) -> Receipt:
         refund, sale_lines = ret["refund"], ret["sale_quote"]["lines"]
         lines = tuple(ReceiptLine(ret["names"].get(sale_lines[ln["line"]]["sku"], "?"), ln["qty_milli"],
                                   sale_lines[ln["line"]]["price"], ln["money"]) for ln in refund["lines"])
         messages = []
         if ret["card"]:
             messages.append(f"Points restored {refund['points_restored']}, taken back {refund['points_clawed']}")
-        receipt = Receipt(receipt_id=ret["return"][:32], time=_shown(ret["at"]), kind="return",
+        return Receipt(receipt_id=ret["return"][:32], time=_shown(ret["at"]), kind="return",
                           store_name=self.config.store_name or self.config.store,
                           terminal_id=self.config.terminal_id, lines=lines, subtotal=refund["money"],
                           total=refund["money"], to_pay=refund["money"], payment_method="refund",
                           card_number=ret["card"] or "", messages=(f"Sale {ret['receipt']}", *messages))
-        self.submit(receipt)
 
     def submit(self, receipt: Receipt) -> None:
+        """Into the durable reprint queue; a full or unwritable queue raises SpoolError."""
         assert self.printer is not None
-        try:
-            self.printer.submit(receipt)
-        except DeviceError as exc:  # spool full or unwritable: the sale stands, reprint later
-            self.publish("error", {"message": f"receipt {receipt.receipt_id} not queued for printing: {exc}"})
+        self.printer.submit(receipt)
 
     def reprint(self, receipt_id: str) -> dict[str, Any]:
         record = self.ledger.receipt(receipt_id)
@@ -262,7 +271,7 @@ class Daemon:
                 names[ln["sku"]] = self.ledger.product(ln["sku"])["name"]
         sale = {"receipt": receipt_id, "at": record["at"], "quote": record["quote"], "names": names,
                 "tenders": record["tenders"], "card": record["card"], "points_before": None}
-        self.print_sale(sale)
+        self.submit(self._sale_receipt(sale))  # a full queue is the caller's 503, not silence
         return {"receipt": receipt_id, "queued": True}
 
     def return_sale(self, receipt_id: str, lines: list[dict[str, Any]] | None, return_id: str | None) -> Any:

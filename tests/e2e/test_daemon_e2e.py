@@ -227,3 +227,28 @@ def test_status_shows_the_running_daemon_and_its_devices(terminal: Terminal, cap
     out = capsys.readouterr().out
     assert "daemon      pid" in out and "device      scanner0: scanner attached" in out
     assert "device      card-reader0: card_reader attached" in out
+
+
+def test_an_unplugged_printer_never_blocks_a_sale_and_a_copy_prints_later(terminal: Terminal) -> None:
+    terminal.printer.mkdir(parents=True, exist_ok=True)
+    (terminal.printer / "unplugged").write_text("")
+    terminal.start()
+
+    async def scenario() -> None:
+        async with ApiClient(terminal.socket) as api, EventWatcher(api) as events:
+            await api.ok("POST", "/v1/checkout/lines", {"code": MILK})
+            first = await api.ok("POST", "/v1/checkout/pay", {"method": "cash"})
+            _, status = await events.wait_for("printer")
+            assert status["online"] is False and "unplugged" in status["detail"]
+            copy = await api.ok("POST", f"/v1/receipts/{first['receipt']}/print")
+            assert copy["queued"] and (await api.ok("GET", "/v1/status"))["print_queue"] == 2
+            (terminal.printer / "unplugged").unlink()
+            await api.ok("POST", "/v1/printer/retry")
+            deadline = time.monotonic() + WAIT_S
+            while terminal.receipts_text().count(f"Receipt {first['receipt']}") < 2:
+                assert time.monotonic() < deadline, "the receipt and its copy were not printed"
+                await asyncio.sleep(0.05)
+            status_code, body = await api.call("POST", "/v1/returns", {"receipt": first["receipt"], "id": "bad id!"})
+            assert status_code == 400 and "barcode" in body["error"]
+
+    run(scenario())
