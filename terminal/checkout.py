@@ -125,11 +125,12 @@ def parse_qty(value: Any) -> int:
 class Register:
     """The terminal's checkout desk: the open checkout, the ledger and the pricing engine."""
 
-    def __init__(self, *, terminal_id: str, store: str, ledger: Ledger, program: core.Program,
+    def __init__(self, *, terminal_id: str, store: str, ledger: Ledger, program: core.Program | None,
                  record_path: Path, idle_timeout_s: int, hold_timeout_s: int,
                  publish: Publish, offline_cap_points: int | None = None) -> None:
         self.terminal_id, self.store, self.ledger = terminal_id, store, ledger
-        self.engine = core.Engine(program)
+        # None until the first rules arrive from the server: checkouts are refused meanwhile.
+        self.engine: Any = None if program is None else core.Engine(program)
         self.record_path = record_path
         self.idle_timeout_ms = idle_timeout_s * 1000
         self.hold_timeout_s = hold_timeout_s
@@ -197,6 +198,9 @@ class Register:
         card = self.ledger.card_for_quote(co.card, now, co.id) if co.card else None
         if card is not None and co.card_mode == "offline" and self.offline_cap_points is not None:
             card = self._cap_offline(card, co, now, self.offline_cap_points)
+        if self.engine is None:
+            raise CheckoutError("no pricing rules yet: the terminal waits for them from the central server "
+                                "(posterm status shows the last sync)")
         try:
             return self.engine.quote(co.cart(self.store), card, now, co.redeem)
         except PricingError as exc:

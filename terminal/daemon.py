@@ -88,8 +88,13 @@ class Daemon:
         self.tasks: list[asyncio.Task[Any]] = []
         self.sync = sync_config(config)  # checked now: a bad key must stop the start, clearly
         self.syncer: Any = None
-        program = core.load_rules(config.rules_path)
-        self.rules_mtime_ns = config.rules_path.stat().st_mtime_ns
+        program: core.Program | None = None
+        self.rules_mtime_ns: int | None = None
+        if config.rules_path.exists() or self.sync is None:
+            # Without a server there is nobody to send rules: a missing file is a refusal (exit 2).
+            program = core.load_rules(config.rules_path)
+            self.rules_mtime_ns = config.rules_path.stat().st_mtime_ns
+        self.rules_version = None if program is None else program.version
         self.ledger = Ledger(config.ledger_path)
         if self.ledger.terminal_id != config.terminal_id:
             self.ledger.close()
@@ -288,6 +293,7 @@ class Daemon:
         return {"terminal": self.config.terminal_id, "store": self.config.store, "pid": os.getpid(),
                 "uptime_s": round(time.monotonic() - self.started, 1), "engine": core.IMPLEMENTATION,
                 "checkout": self.register.view()["state"],
+                "rules": "not yet received" if self.register.engine is None else (self.rules_version or "loaded"),
                 "ledger": {k: stats[k] for k in ("path", "file_bytes", "usage_percent", "backlog", "next_seq")},
                 "last_sync": self.ledger.meta().get("last_update"),
                 "sync": None if self.syncer is None else self.syncer.status,
@@ -318,7 +324,7 @@ class Daemon:
                 await self.act(self.register.expire_idle, now_local())
                 await self.act(self.reload_rules)
             except TerminalError as exc:
-                self.publish("error", {"message": f"idle timeout: {exc}"})
+                self.publish("error", {"message": str(exc)})
 
     def reload_rules(self) -> None:
         """New rules from sync apply between checkouts, never to a quote the customer has seen."""
@@ -326,6 +332,11 @@ class Daemon:
             return
         try:
             mtime_ns = self.config.rules_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            if self.rules_mtime_ns is None:
+                return  # waiting for the first rules from the server, or reported already
+            self.rules_mtime_ns = None
+            raise TerminalError(f"{self.config.rules_path}: the rules file is gone; the loaded rules stay") from None
         except OSError as exc:
             raise TerminalError(f"{self.config.rules_path}: {exc.strerror}") from None
         if mtime_ns == self.rules_mtime_ns:
@@ -337,7 +348,9 @@ class Daemon:
             self.publish("error", {"message": f"new rules refused, the old ones stay: {exc}"})
             return
         self.register.engine = core.Engine(program)
+        self.rules_version = program.version
         self.publish("rules_reloaded", {"version": program.version, "rules": len(program.rules)})
+        log_event("rules_loaded", version=program.version, rules=len(program.rules))
 
     def wake_sync(self) -> None:
         if self.syncer is not None:
