@@ -111,7 +111,12 @@ def cmd_status(args: argparse.Namespace) -> int:
               "— posterm doctor checks the devices directly")
         return 1
     print(f"daemon      pid {daemon['pid']}, up {daemon['uptime_s']} s, engine {daemon['engine']}, "
-          f"print queue {daemon['print_queue']}")
+          f"rules {daemon['rules']}, checkout {daemon['checkout']}, print queue {daemon['print_queue']}")
+    sync = daemon.get("sync")
+    if sync is not None:
+        state = "online" if sync.get("online") else "offline"
+        error = f", last error: {sync['last_error']}" if sync.get("last_error") else ""
+        print(f"sync        {state}, {sync.get('failures', 0)} failed round(s){error}")
     for name, dev in sorted(daemon["devices"].items()):
         detail = f" ({dev.get('detail')})" if dev.get("detail") else ""
         print(f"device      {name}: {dev.get('role', '?')} {dev.get('state', 'unknown')}{detail}")
