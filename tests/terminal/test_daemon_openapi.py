@@ -6,11 +6,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
+import yaml
 
 from terminal.api import ApiServer
 
-yaml = pytest.importorskip("yaml")
 DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 
 
