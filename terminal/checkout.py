@@ -100,6 +100,14 @@ def new_checkout_id(terminal_id: str, now: dt.datetime) -> str:
     return f"{terminal_id}-{now.astimezone(dt.UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename itself must survive a power cut
+    finally:
+        os.close(fd)
+
+
 def _ms(now: dt.datetime) -> int:
     return int(now.timestamp() * 1000)
 
@@ -152,10 +160,16 @@ class Register:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, data)
-            os.fsync(fd)
+            # A confirmed payment must survive a power cut; an open cart only a process crash
+            # (the page cache survives SIGKILL): no fsync per scan, which costs ms on SD cards.
+            # A cart lost to a power cut leaves at most a hold, which expires on its own.
+            if co.state == "committing":
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.record_path)
+        if co.state == "committing":
+            _fsync_dir(self.record_path.parent)
 
     def _load(self) -> Checkout | None:
         try:
@@ -236,7 +250,9 @@ class Register:
             return
         want = co.quote["redeem"]["points"] if co.quote else 0
         held = self._held(co, now)
-        renew_ms = _ms(now) + self.hold_timeout_s * 500
+        # Renewed while less than max(half its time, the idle timeout) is left, so a hold never
+        # lapses before the idle timeout could have closed its checkout.
+        renew_ms = _ms(now) + max(self.hold_timeout_s * 500, self.idle_timeout_ms)
         if held and held["points"] == want and held["expires_ms"] > renew_ms:
             return
         # Random op ids: after a crash the record may lag the ledger, and a reused id with other
