@@ -44,6 +44,20 @@ RETURN_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()  # ledger records hold lot keys as bytes
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_json_default)
+
+
+def _ok(data: Any) -> web.Response:
+    return web.json_response(data, dumps=_dumps)
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -160,7 +174,7 @@ class ApiServer:
     # ------------------------------------------------------------------ checkout
 
     async def get_checkout(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.daemon.act(self.daemon.register.view))
+        return _ok(await self.daemon.act(self.daemon.register.view))
 
     async def add_line(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -172,20 +186,20 @@ class ApiServer:
         def add() -> dict[str, Any]:
             return reg.add(reg.product_line(code or "", qty_milli=qty), now_local())
 
-        return web.json_response(await self.daemon.act(add))
+        return _ok(await self.daemon.act(add))
 
     async def remove_line(self, request: web.Request) -> web.Response:
         raw = request.match_info["index"]
         if not raw.isdigit() or len(raw) > 6:
             raise BadRequest(f"line index must be a small whole number, got {raw[:20]!r}")
-        return web.json_response(await self.daemon.act(self.daemon.register.remove, int(raw), now_local()))
+        return _ok(await self.daemon.act(self.daemon.register.remove, int(raw), now_local()))
 
     async def attach_card(self, request: web.Request) -> web.Response:
         body = await _body(request)
         _only(body, {"number"})
         number = _text(body, "number") or ""
         mode = await self.daemon.card_mode(number)
-        return web.json_response(await self.daemon.act(self.daemon.register.attach_card, number, now_local(), mode))
+        return _ok(await self.daemon.act(self.daemon.register.attach_card, number, now_local(), mode))
 
     async def redeem(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -193,13 +207,13 @@ class ApiServer:
         points = body.get("points")
         if points != "max" and (isinstance(points, bool) or not isinstance(points, int) or not 0 <= points <= 10**12):
             raise BadRequest("field 'points' must be a whole number ≥ 0 (0 = none) or \"max\"")
-        return web.json_response(await self.daemon.act(self.daemon.register.set_redeem, points, now_local()))
+        return _ok(await self.daemon.act(self.daemon.register.set_redeem, points, now_local()))
 
     async def begin_payment(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.daemon.act(self.daemon.register.begin_payment, now_local()))
+        return _ok(await self.daemon.act(self.daemon.register.begin_payment, now_local()))
 
     async def back_to_cart(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.daemon.act(self.daemon.register.back_to_cart, now_local()))
+        return _ok(await self.daemon.act(self.daemon.register.back_to_cart, now_local()))
 
     async def pay(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -208,10 +222,10 @@ class ApiServer:
         tenders = body.get("tenders")
         if tenders is not None and not isinstance(tenders, list):
             raise BadRequest("field 'tenders' must be a list of {method, amount, reference?}")
-        return web.json_response(await self.daemon.act(self.daemon.pay, tenders, method))
+        return _ok(await self.daemon.act(self.daemon.pay, tenders, method))
 
     async def cancel(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.daemon.act(self.daemon.register.cancel, now_local()))
+        return _ok(await self.daemon.act(self.daemon.register.cancel, now_local()))
 
     async def return_sale(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -223,7 +237,7 @@ class ApiServer:
         return_id = _text(body, "id", required=False)
         if return_id is not None and not RETURN_ID.match(return_id):
             raise BadRequest("field 'id' must be 1..32 of A-Z a-z 0-9 _ - (it is printed as a barcode)")
-        return web.json_response(await self.daemon.act(self.daemon.return_sale, receipt, lines, return_id))
+        return _ok(await self.daemon.act(self.daemon.return_sale, receipt, lines, return_id))
 
     async def get_receipt(self, request: web.Request) -> web.Response:
         receipt_id = request.match_info["id"]
@@ -232,26 +246,26 @@ class ApiServer:
         record = self.daemon.ledger.receipt(receipt_id)
         if record is None:
             raise LedgerNotFoundError(f"receipt {receipt_id}: not in this terminal's ledger")
-        return web.json_response(record)
+        return _ok(record)
 
     async def reprint(self, request: web.Request) -> web.Response:
         receipt_id = request.match_info["id"][:TEXT_CHARS_MAX]
-        return web.json_response(await self.daemon.act(self.daemon.reprint, receipt_id))
+        return _ok(await self.daemon.act(self.daemon.reprint, receipt_id))
 
     # ------------------------------------------------------------------ devices
 
     async def get_devices(self, request: web.Request) -> web.Response:
-        return web.json_response(self.daemon.devices)
+        return _ok(self.daemon.devices)
 
     async def printer_retry(self, request: web.Request) -> web.Response:
         printer = self.daemon.printer
         if printer is None:
             raise CheckoutError("no printer is configured")
         printer.wake.set()
-        return web.json_response({"queued": len(printer.spool.jobs())})
+        return _ok({"queued": len(printer.spool.jobs())})
 
     async def get_status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.daemon.status())
+        return _ok(self.daemon.status())
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: scan, swipe, quote, sale, return, printer, device, error, …"""

@@ -34,6 +34,7 @@ from typing import Any
 
 import core
 from core.errors import PricingError
+from terminal import failpoints
 from terminal.errors import TerminalError
 from terminal.ledger import Ledger, LedgerError, LedgerNotFoundError
 from terminal.ledger.sales import check_payment
@@ -413,6 +414,7 @@ class Register:
         co.commit_at = now.isoformat()
         co.state = "committing"
         self._save()  # from here on the sale happens, even across a crash
+        failpoints.hit("before_commit")
         return self._commit(co)
 
     def _commit(self, co: Checkout) -> dict[str, Any]:

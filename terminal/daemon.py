@@ -35,6 +35,7 @@ from drivers.events import CardSwipe, DeviceState, Event, EventQueue, PrinterSta
 from drivers.printer import ReceiptPrinter
 from drivers.receipt import Receipt, ReceiptLine, mask_card
 from drivers.spool import Spool
+from terminal import failpoints
 from terminal.bus import Bus
 from terminal.checkout import CheckoutError, Register
 from terminal.config import TerminalConfig, sync_config
@@ -213,6 +214,7 @@ class Daemon:
 
     def pay(self, tenders: list[dict[str, Any]] | None, method: str) -> dict[str, Any]:
         sale = self.register.pay(tenders, method, now_local())
+        failpoints.hit("after_commit")
         self.print_sale(sale)
         self.register.finish()
         self.wake_sync()

@@ -29,8 +29,8 @@ class Terminal:
         self.daemons: list[DaemonProcess] = []
         self.fifos: dict[str, int] = {}
 
-    def start(self, watchdog_usec: int = 0) -> DaemonProcess:
-        daemon = DaemonProcess(self.config, self.root)
+    def start(self, watchdog_usec: int = 0, env: dict[str, str] | None = None) -> DaemonProcess:
+        daemon = DaemonProcess(self.config, self.root, env=env)
         self.daemons.append(daemon)
         daemon.start(watchdog_usec)
         return daemon

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import signal
 import time
 from typing import Any
+
+import aiohttp
+import pytest
 
 from terminal.client import ApiClient, EventWatcher
 from terminal.demo_run import split_receipts
@@ -252,3 +256,35 @@ def test_an_unplugged_printer_never_blocks_a_sale_and_a_copy_prints_later(termin
             assert status_code == 400 and "barcode" in body["error"]
 
     run(scenario())
+
+
+@pytest.mark.parametrize("point", ["before_commit", "after_commit"])
+def test_power_cut_while_paying_commits_once_and_prints_once(terminal: Terminal, point: str) -> None:
+    first = terminal.start(env={"POSTERM_FAILPOINTS": point})
+
+    async def pay() -> str:
+        async with ApiClient(terminal.socket) as api:
+            await api.ok("POST", "/v1/checkout/lines", {"code": FRIDGE})
+            await api.ok("POST", "/v1/checkout/card", {"number": STANDARD})
+            view = await api.ok("POST", "/v1/checkout/redeem", {"points": "max"})
+            with pytest.raises(aiohttp.ClientError):  # the daemon dies under the request
+                await api.call("POST", "/v1/checkout/pay", {"method": "card"})
+            return str(view["id"])
+
+    checkout_id = run(pay())
+    assert first.proc is not None and first.proc.wait(5) == -signal.SIGKILL
+    terminal.start()  # no failpoint: recovery finishes the confirmed payment
+
+    async def after() -> None:
+        async with ApiClient(terminal.socket) as api:
+            assert (await api.ok("GET", "/v1/checkout"))["state"] == "idle"
+            record = await api.ok("GET", f"/v1/receipts/{checkout_id}")
+            assert record["quote"]["redeem"]["points"] == 5700
+            await wait_printed(terminal, checkout_id)
+
+    run(after())
+    assert terminal.daemons[1].stop() == 0
+    card, stats = ledger_state(terminal, STANDARD)
+    assert stats["entries"]["receipts"] == 1 and stats["entries"]["holds"] == 0
+    assert card["balance"] == 10000 - 5700 + 114
+    assert terminal.receipts_text().count(f"Receipt {checkout_id}") == 1
