@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -230,6 +231,9 @@ async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys
     for failure in failures:
         out.write(f"FAILED: {failure}\n")
     out.write("\nAll checks hold.\n" if not failures else f"\n{len(failures)} check(s) failed.\n")
+    if directory is None:
+        shutil.rmtree(workdir, ignore_errors=True)  # a temporary directory: --dir DIR keeps the files
+        out.write(f"(work directory {workdir} removed; give --dir DIR to keep the ledger, log and receipts)\n")
     return 0 if not failures else 1
 
 
