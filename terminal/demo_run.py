@@ -83,7 +83,9 @@ class Demo:
         await self.events.wait_for("scan", match=lambda e: e["code"] == code)
         kind, data = await self.events.wait_for("quote", "unknown_code", "receipt_scanned", "error")
         if kind != "quote":
-            self.say(f"   scanner  {code}: {kind} {data}")
+            what = {"unknown_code": "not in the catalog — an event for the UI, the cart is unchanged",
+                    "receipt_scanned": "a receipt barcode"}.get(kind, f"{kind}: {data.get('message', data)}")
+            self.say(f"   scanner  {code}{note} → {what}")
             return data
         self.say(f"   scanner  {code}{note} → {self._summary(data)}")
         return data
@@ -153,7 +155,7 @@ async def checkout_points(d: Demo) -> str:
     d.check("points earned", q["accrual"]["points"], 114)
     sale = await d.client.ok("POST", "/v1/checkout/pay", {"method": "card"})
     d.say(f"   ui       payment confirmed (card) → sale {sale['receipt']} committed; "
-          f"balance now {sale['balance_after']}")
+          f"balance now {sale['balance_after']}, card now {sale['quote']['card_type_after'] or 'unchanged'}")
     d.check("balance after", sale["balance_after"], 10000 - 5700 + 114)
     await d.show_receipt()
     return str(sale["receipt"])
