@@ -49,7 +49,11 @@ class ApiClient:
     async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         assert self.session is not None, "use `async with ApiClient(...)`"
         async with self.session.request(method, path, json=body) as response:
-            return response.status, await response.json()
+            text = await response.text()
+            try:
+                return response.status, json.loads(text)
+            except ValueError:  # a 500 from a bug answers text: show it rather than a decode error
+                return response.status, {"error": text[:500]}
 
     async def ok(self, method: str, path: str, body: Any = None) -> Any:
         status, data = await self.call(method, path, body)
