@@ -105,7 +105,9 @@ class _Tx(IngestTx):
                 for event in events:
                     copy.write_row(event_row(terminal, event))
         except pg_errors.UniqueViolation as exc:
-            raise ConflictError(f"terminal {terminal}: an event id is already stored ({exc.diag.message_detail})") from None
+            raise ConflictError(
+                f"terminal {terminal}: an event id is already stored ({exc.diag.message_detail})"
+            ) from None
 
     def lock_cards(self, numbers: list[str]) -> dict[str, CardState]:
         found: dict[str, CardState] = {n: CardState(n) for n in numbers}

@@ -33,6 +33,7 @@ BIN_BYTES_MAX = 64
 ARRAY_ITEMS_MAX = 10_000
 MAP_ITEMS_MAX = 10_000
 DEPTH_MAX = 12
+DELTA_POINTS_MAX = 10**12
 EVENT_FIELDS_MAX = 64
 TERMINAL_ID_CHARS_MAX = 64
 SEQ_MAX = 2**63 - 1
@@ -46,6 +47,7 @@ CONTENT_TYPE = "application/msgpack"
 BATCH_FIELDS = frozenset({"v", "terminal", "epoch", "first_seq", "last_seq", "prev_mac", "events"})
 EVENT_REQUIRED = ("id", "epoch", "seq", "type")
 UPDATE_FIELDS = frozenset({"v", "cursor", "more", "acked", "rules", "catalog", "cards", "balances", "versions"})
+_NO_DELTAS: dict[str, int] = {}
 _ID_RE = re.compile(r"[0-9a-f]{32}")
 _TERMINAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -155,18 +157,15 @@ def unpack(data: bytes, bytes_max: int, str_max: int = STR_BYTES_MAX) -> Any:
 
 
 def _check_depth(value: Any) -> None:
+    # Iterative (no recursion to exhaust); only containers are pushed, scalars are skipped.
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
         if depth > DEPTH_MAX:
             raise ProtocolError(f"nesting deeper than {DEPTH_MAX} levels")
-        stack.extend((child, depth + 1) for child in children)
+        for child in item.values() if isinstance(item, dict) else item if isinstance(item, list) else ():
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
 
 
 def _int(value: Any, what: str, low: int = 0, high: int = SEQ_MAX) -> int:
@@ -242,29 +241,32 @@ def check_batch(batch: Batch) -> None:
         raise ProtocolError("batch has no events")
     if batch.last_seq - batch.first_seq + 1 != len(batch.events):
         raise ProtocolError(f"batch says seq {batch.first_seq}..{batch.last_seq} but has {len(batch.events)} events")
-    ids = set()
-    for offset, raw in enumerate(batch.events):
-        seq = batch.first_seq + offset
-        event = _map(raw, f"event {seq}")
-        if len(event) > EVENT_FIELDS_MAX:
-            raise ProtocolError(f"event {seq}: more than {EVENT_FIELDS_MAX} fields")
+    ids: set[str] = set()
+    epoch, seq = batch.epoch, batch.first_seq - 1
+    for event in batch.events:
+        seq += 1
+        # Cheap checks on the hot path; messages are built only for a refusal.
+        if type(event) is not dict or len(event) > EVENT_FIELDS_MAX:
+            raise ProtocolError(f"event {seq}: not a map of at most {EVENT_FIELDS_MAX} fields")
         event_id = event.get("id")
-        if not isinstance(event_id, str) or not _ID_RE.fullmatch(event_id):
-            raise ProtocolError(f"event {seq}: id must be 32 lowercase hex digits")
-        if event.get("epoch") != batch.epoch or type(event.get("epoch")) is not int:
+        if type(event_id) is not str or not _ID_RE.fullmatch(event_id) or event_id in ids:
+            raise ProtocolError(f"event {seq}: id must be 32 lowercase hex digits, unique in the batch")
+        ids.add(event_id)
+        if type(event.get("epoch")) is not int or event["epoch"] != epoch:
             raise ProtocolError(f"event {seq}: epoch {event.get('epoch')!r:.20} is not the batch's")
-        if event.get("seq") != seq or type(event.get("seq")) is not int:
-            raise ProtocolError(f"event at position {offset}: seq {event.get('seq')!r:.20}, expected {seq}")
-        if not isinstance(event.get("type"), str) or not event["type"]:
+        if type(event.get("seq")) is not int or event["seq"] != seq:
+            raise ProtocolError(f"event {seq}: seq {event.get('seq')!r:.20}, expected {seq}")
+        kind = event.get("type")
+        if type(kind) is not str or not kind:
             raise ProtocolError(f"event {seq}: type must be a non-empty string")
-        deltas = _map(event.get("deltas", {}), f"event {seq} deltas")
+        deltas = event.get("deltas", _NO_DELTAS)
+        if type(deltas) is not dict:
+            raise ProtocolError(f"event {seq}: deltas must be a map")
         for number, points in deltas.items():
             if not card_number_ok(number):
                 raise ProtocolError(f"event {seq}: card number {number!r:.70} is not 1..64 chars")
-            _int(points, f"event {seq} delta of card {number}", -(10**12), 10**12)
-        if event_id in ids:
-            raise ProtocolError(f"event {seq}: id {event_id} repeats inside the batch")
-        ids.add(event_id)
+            if type(points) is not int or not -DELTA_POINTS_MAX <= points <= DELTA_POINTS_MAX:
+                raise ProtocolError(f"event {seq}: delta of card {number} is not an integer within ±10^12")
 
 
 # ---------------------------------------------------------------- replies (server → terminal)

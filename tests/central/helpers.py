@@ -70,9 +70,22 @@ class CentralProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         log = open(self.log_path, "ab")  # noqa: SIM115 — the child owns it for its life
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "central.cli", "--db", self.dsn, "serve", "--host", LOOPBACK,
-             "--port", str(self.port)],
-            cwd=REPO, env=env, stdout=log, stderr=log,
+            [
+                sys.executable,
+                "-m",
+                "central.cli",
+                "--db",
+                self.dsn,
+                "serve",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(self.port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=log,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -150,7 +163,7 @@ class FaultProxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await asyncio.wait_for(self._serve(reader, writer), 30)
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             pass  # a client or upstream that went away: the scenario checks the outcome
         finally:
             writer.close()
@@ -216,9 +229,16 @@ def publish_cards(dsn: str, balances: dict[str, int]) -> None:
 
 def sync_config(url: str, key: bytes, tmp: Path, name: str, **extra: Any) -> SyncConfig:
     return SyncConfig.from_mapping(
-        {"url": url, "key": key.hex(), "state_file": str(tmp / f"{name}-sync.json"),
-         "backoff_base_ms": 20, "backoff_max_ms": 300, "request_timeout_ms": 3000,
-         "idle_interval_ms": 50, **extra}
+        {
+            "url": url,
+            "key": key.hex(),
+            "state_file": str(tmp / f"{name}-sync.json"),
+            "backoff_base_ms": 20,
+            "backoff_max_ms": 300,
+            "request_timeout_ms": 3000,
+            "idle_interval_ms": 50,
+            **extra,
+        }
     )
 
 

@@ -14,8 +14,15 @@ from central.store import ChainError, ConflictError, GapError, Store
 
 
 def event(seq: int, deltas: dict[str, int] | None = None, epoch: int = 1, **extra: Any) -> dict[str, Any]:
-    return {"id": os.urandom(16).hex(), "epoch": epoch, "seq": seq, "type": "adjustment",
-            "deltas": deltas or {}, "at_ms": 1, **extra}
+    return {
+        "id": os.urandom(16).hex(),
+        "epoch": epoch,
+        "seq": seq,
+        "type": "adjustment",
+        "deltas": deltas or {},
+        "at_ms": 1,
+        **extra,
+    }
 
 
 def batch(events: list[dict[str, Any]], prev_mac: bytes = b"", terminal: str = "T01") -> wire.Batch:
@@ -99,8 +106,15 @@ def test_double_spend_books_a_shortfall_and_publishes_the_correction(store: Stor
 
 def test_sales_and_returns_move_cumulative(store: Store) -> None:
     store.put_cards([CardState("C1", cumulative=1000)])
-    store.ingest(batch([event(1, {"C1": 10}, type="sale", card="C1", total=5000, card_type="gold"),
-                        event(2, {"C1": -2}, type="return", card="C1", cumulative_decrease=1000)]), MAC1)
+    store.ingest(
+        batch(
+            [
+                event(1, {"C1": 10}, type="sale", card="C1", total=5000, card_type="gold"),
+                event(2, {"C1": -2}, type="return", card="C1", cumulative_decrease=1000),
+            ]
+        ),
+        MAC1,
+    )
     card, _ = store.card("C1") or (None, 0)
     assert card is not None and (card.cumulative, card.balance, card.type) == (5000, 8, "gold")
 

@@ -53,8 +53,17 @@ def test_event_and_byte_limits() -> None:
     ],
 )
 def test_bad_events_are_refused(change: dict[str, Any], message: str) -> None:
-    body = wire.pack({"v": 1, "terminal": "T01", "epoch": 1, "first_seq": 1, "last_seq": 1,
-                      "prev_mac": b"", "events": [{**ev(1), **change}]})
+    body = wire.pack(
+        {
+            "v": 1,
+            "terminal": "T01",
+            "epoch": 1,
+            "first_seq": 1,
+            "last_seq": 1,
+            "prev_mac": b"",
+            "events": [{**ev(1), **change}],
+        }
+    )
     with pytest.raises(wire.ProtocolError, match=message):
         wire.decode_batch(body)
 
@@ -76,7 +85,11 @@ def test_strict_map_keys_depth_and_trailing_bytes() -> None:
 def test_updates_parser() -> None:
     page = wire.decode_updates(wire.encode_updates({"cursor": 3, "more": False, "acked": None, "cards": [{}]}))
     assert page["cursor"] == 3
-    for bad in ({"cursor": -1, "more": False}, {"cursor": 1, "more": 1}, {"cursor": 1, "more": False, "cards": {}},
-                {"cursor": 1, "more": False, "rules": {"version": "", "text": ""}}):
+    for bad in (
+        {"cursor": -1, "more": False},
+        {"cursor": 1, "more": 1},
+        {"cursor": 1, "more": False, "cards": {}},
+        {"cursor": 1, "more": False, "rules": {"version": "", "text": ""}},
+    ):
         with pytest.raises(wire.ProtocolError):
             wire.decode_updates(wire.pack({"v": 1, **bad}))

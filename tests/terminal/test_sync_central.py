@@ -41,10 +41,16 @@ percent = 2
 """
 
 
-def central_cli(dsn: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def central_cli(db: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "central.cli", "--db", dsn, *args], cwd=REPO, capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60, input=stdin, check=False,
+        [sys.executable, "-m", "central.cli", "--db", db, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+        input=stdin,
+        check=False,
     )
 
 
@@ -53,7 +59,9 @@ def test_double_spend_on_two_offline_terminals(dsn: str, tmp_path: Path) -> None
     keys = [provision(dsn, t) for t in ("T01", "T02")]
     server = CentralProcess(dsn, tmp_path / "central.log").start()
     ledgers = [Ledger.init(tmp_path / t, t) for t in ("T01", "T02")]
-    terminals = [(led, sync_config(server.url, k, tmp_path, led.terminal_id)) for led, k in zip(ledgers, keys, strict=True)]
+    terminals = [
+        (led, sync_config(server.url, k, tmp_path, led.terminal_id)) for led, k in zip(ledgers, keys, strict=True)
+    ]
     try:
         asyncio.run(settle(terminals))
         assert [led.card("C9", now_iso())["balance"] for led in ledgers] == [100, 100]
@@ -90,8 +98,10 @@ def test_several_collectors_share_one_postgres(tmp_path: Path) -> None:
     try:
         # Terminals alternate between the two collectors from round to round.
         def terminals(flip: int) -> list:
-            return [(led, sync_config(servers[(i + flip) % 2].url, k, tmp_path, led.terminal_id))
-                    for i, (led, k) in enumerate(zip(ledgers, keys, strict=True))]
+            return [
+                (led, sync_config(servers[(i + flip) % 2].url, k, tmp_path, led.terminal_id))
+                for i, (led, k) in enumerate(zip(ledgers, keys, strict=True))
+            ]
 
         asyncio.run(settle(terminals(0)))
         for round_no in range(3):
@@ -123,9 +133,11 @@ def test_publish_rules_catalog_cards_via_cli(dsn: str, tmp_path: Path) -> None: 
     (tmp_path / "catalog.csv").write_text("sku,name,price,barcodes,categories\nA1,Milk,8900,4006381333931,food/dairy\n")
     (tmp_path / "cards.csv").write_text("number,type,holder,balance\n2000001,standard,Ann,250\n")
     (tmp_path / "bad.toml").write_text("[program]\npoint_value = -1\n")
-    for args in (("publish", "rules", str(tmp_path / "rules.toml"), "--version", "r7"),
-                 ("publish", "catalog", str(tmp_path / "catalog.csv")),
-                 ("publish", "cards", str(tmp_path / "cards.csv"))):
+    for args in (
+        ("publish", "rules", str(tmp_path / "rules.toml"), "--version", "r7"),
+        ("publish", "catalog", str(tmp_path / "catalog.csv")),
+        ("publish", "cards", str(tmp_path / "cards.csv")),
+    ):
         done = central_cli(dsn, *args)
         assert done.returncode == 0, done.stderr
     refused = central_cli(dsn, "publish", "rules", str(tmp_path / "bad.toml"))
@@ -159,8 +171,9 @@ def test_card_lookup_online_then_offline_cap(dsn: str, tmp_path: Path) -> None: 
 
     async def lookup(number: str) -> tuple[dict, str]:
         async with SyncClient(config.url, "T01", key, 2000) as client:
-            return await CardLookup(ledger, client, config.card_timeout_ms, config.offline_redeem_max_points
-                                    ).card_for_quote(number, now_iso())
+            return await CardLookup(
+                ledger, client, config.card_timeout_ms, config.offline_redeem_max_points
+            ).card_for_quote(number, now_iso())
 
     try:
         card, source = asyncio.run(lookup("C1"))  # unknown locally: stored from the server
@@ -182,8 +195,12 @@ def test_bad_update_page_changes_nothing(tmp_path: Path) -> None:
         pages = [
             {"cursor": 5, "more": False, "rules": {"version": "x", "text": "[program]\npoint_value = 0\n"}},
             {"cursor": 5, "more": False, "cards": [{"number": "C1", "version": 1, "balance": "many"}]},
-            {"cursor": 5, "more": False, "catalog": [{"sku": "A", "price": -1, "name": "x"}],
-             "cards": [{"number": "C2", "version": 1, "balance": 5}]},
+            {
+                "cursor": 5,
+                "more": False,
+                "catalog": [{"sku": "A", "price": -1, "name": "x"}],
+                "cards": [{"number": "C2", "version": 1, "balance": 5}],
+            },
         ]
         for page in pages:
             with pytest.raises(SyncError):

@@ -218,10 +218,10 @@ def test_corrupted_and_forged_batches_store_nothing(world: World) -> None:
         corrupted = body[:-3] + bytes([body[-3] ^ 0x20]) + body[-2:]
         async with aiohttp.ClientSession() as s:
             for data, mac, terminal in (
-                (corrupted, wire.sign(key, body), led.terminal_id),     # bytes changed after signing
+                (corrupted, wire.sign(key, body), led.terminal_id),  # bytes changed after signing
                 (body, wire.sign(os.urandom(32), body), led.terminal_id),  # forged with another key
-                (body, wire.sign(w.keys[1], body), "T02"),              # T02's key, T01's batch
-                (body, wire.sign(key, body), "T99"),                    # unknown terminal
+                (body, wire.sign(w.keys[1], body), "T02"),  # T02's key, T01's batch
+                (body, wire.sign(key, body), "T99"),  # unknown terminal
             ):
                 headers = {wire.TERMINAL_HEADER: terminal, wire.MAC_HEADER: mac}
                 async with s.post(w.server.url + "/v1/batches", data=data, headers=headers) as resp:
@@ -252,7 +252,8 @@ def test_terminal_killed_between_commit_and_ack(world: World) -> None:
         w.proxy.set("hold", count=1)  # the server commits; its reply never reaches the terminal
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(path), w.proxy.url, w.keys[0].hex(), str(cfg.state_file)],
-            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         try:
             await asyncio.wait_for(w.proxy.held.wait(), 15)
