@@ -210,3 +210,28 @@ def test_bad_update_page_changes_nothing(tmp_path: Path) -> None:
             ledger.card("C2", now_iso())
     finally:
         ledger.close()
+
+
+def test_posterm_sync_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from terminal.cli import main
+
+    dsn_ = f"sqlite:///{tmp_path / 'central.db'}"
+    publish_cards(dsn_, {"C1": 40})
+    key = provision(dsn_, "T01")
+    (tmp_path / "t.key").write_text(key.hex())
+    server = CentralProcess(dsn_, tmp_path / "central.log").start()
+    Ledger.init(tmp_path / "led", "T01").close()
+    config = tmp_path / "posterm.toml"
+    config.write_text(
+        f'[sync]\nurl = "{server.url}"\nkey_file = "{tmp_path / "t.key"}"\nstate_file = "{tmp_path / "state.json"}"\n'
+    )
+    try:
+        assert main(["sync", "once", "--ledger", str(tmp_path / "led"), "--config", str(config)]) == 0
+        assert main(["sync", "status", "--ledger", str(tmp_path / "led"), "--config", str(config)]) == 0
+        out = capsys.readouterr().out
+        assert '"pages": 1' in out and '"updates_cursor": 1' in out
+        server.stop()
+        assert main(["sync", "once", "--ledger", str(tmp_path / "led"), "--config", str(config)]) == 2
+        assert "posterm: " in capsys.readouterr().err
+    finally:
+        server.stop()
