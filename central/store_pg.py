@@ -224,18 +224,16 @@ class PgStore(Store):
         try:
             with conn.transaction():
                 yield _Tx(conn)
-        except psycopg.OperationalError as exc:
-            conn.close()
-            raise StoreError(f"postgres: {exc}") from None
+        except psycopg.Error as exc:
+            # Lost connection, deadlock, timeout …: the transaction rolled back; the terminal
+            # gets 503 and retries. A broken connection is dropped and reopened next time.
+            if isinstance(exc, psycopg.OperationalError):
+                conn.close()
+            raise StoreError(f"postgres: {type(exc).__name__}: {exc}") from None
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        conn = self.conn()
-        try:
-            with conn.transaction():
-                return conn.execute(sql, params).fetchall()
-        except psycopg.OperationalError as exc:
-            conn.close()
-            raise StoreError(f"postgres: {exc}") from None
+        with self.transaction() as tx:
+            return tx.conn.execute(sql, params).fetchall()
 
     def stream_state(self, terminal: str, epoch: int) -> tuple[int, bytes]:
         with self.transaction() as tx:
@@ -243,11 +241,13 @@ class PgStore(Store):
             return last, tx.boundary(terminal, epoch, last) or b""
 
     def add_terminal(self, terminal: str, key: bytes) -> None:
-        try:
-            with self.transaction() as tx:
-                tx.conn.execute("INSERT INTO terminals VALUES (%s, %s, %s)", (terminal, key, int(time.time() * 1000)))
-        except pg_errors.UniqueViolation:
-            raise StoreError(f"terminal {terminal}: already registered (use rotate-key)") from None
+        with self.transaction() as tx:
+            found = tx.conn.execute(
+                "INSERT INTO terminals VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (terminal, key, int(time.time() * 1000)),
+            ).rowcount
+        if found != 1:
+            raise StoreError(f"terminal {terminal}: already registered (use rotate-key)")
 
     def set_key(self, terminal: str, key: bytes) -> None:
         with self.transaction() as tx:
