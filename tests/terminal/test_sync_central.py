@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,7 @@ from tests.central.helpers import (
     settle,
     sync_config,
 )
+from tests.terminal.conftest import sell
 
 RULES = """
 [program]
@@ -234,4 +236,39 @@ def test_posterm_sync_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         assert main(["sync", "once", "--ledger", str(tmp_path / "led"), "--config", str(config)]) == 2
         assert "posterm: " in capsys.readouterr().err
     finally:
+        server.stop()
+
+
+def test_double_spend_with_real_sales(dsn: str, tmp_path: Path, engine: Any) -> None:  # noqa: F811
+    """The same card pays with points on two offline terminals through the pricing core."""
+    publish_cards(dsn, {"C9": 100})
+    keys = [provision(dsn, t) for t in ("T01", "T02")]
+    server = CentralProcess(dsn, tmp_path / "central.log").start()
+    ledgers = [Ledger.init(tmp_path / t, t) for t in ("T01", "T02")]
+    terminals = [(led, sync_config(server.url, k, tmp_path, led.terminal_id))
+                 for led, k in zip(ledgers, keys, strict=True)]
+    try:
+        asyncio.run(settle(terminals))
+        server.stop()
+        moved = 0
+        for i, led in enumerate(ledgers):
+            quote, _ = sell(led, engine, f"sale-{i}", "C9", [20_000], redeem=80, now=now_iso())
+            assert quote["redeem"]["points"] == 80
+            moved += quote["accrual"]["points"] - 80
+        server.start()
+        asyncio.run(settle(terminals))
+        expected = 100 + moved
+        assert expected < 0
+        store = open_store(dsn)
+        try:
+            found = store.card("C9")
+            assert found is not None and (found[0].balance, found[0].shortfall) == (expected, -expected)
+            assert found[0].cumulative == 2 * 20_000 - 2 * 1_000  # two totals after the 5 % discount
+        finally:
+            store.close()
+        assert [led.card("C9", now_iso())["balance"] for led in ledgers] == [expected, expected]
+        assert_consistent(dsn, ledgers)
+    finally:
+        for led in ledgers:
+            led.close()
         server.stop()
