@@ -220,11 +220,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             )
             _print(args, rows, text)
         elif args.kind == "points":
-            result = ledger.report_points(args.start, args.end)
-            _print(args, result, "\n".join(f"{k:<14}{v:>12}" for k, v in result.items()))
+            points = ledger.report_points(args.start, args.end)
+            _print(args, points, "\n".join(f"{k:<14}{v:>12}" for k, v in points.items()))
         elif args.kind == "sales":
-            result = ledger.report_sales(args.start, args.end)
-            _print(args, result, _table(result))
+            sales = ledger.report_sales(args.start, args.end)
+            _print(args, sales, _table(sales))
         else:
             x = ledger.report_shift()
             if args.close:

@@ -13,7 +13,7 @@ from typing import Any
 import lmdb
 
 from terminal.ledger import codec, fields, keys, lots
-from terminal.ledger.errors import LedgerNotFoundError
+from terminal.ledger.errors import LedgerBalanceError, LedgerNotFoundError
 from terminal.ledger.moments import Moment
 
 REFERRERS_MAX = 8
@@ -77,6 +77,8 @@ def for_quote(
     """The core's card dict: lots usable at `now` (plus the debt lot) minus other checkouts'
     holds, shown as one negative lot so the core's `available` comes out right."""
     card = read(txn, dbs, number)
+    if card["blocked"]:
+        raise LedgerBalanceError(f"card {number}: blocked; price the cart without it")
     out_lots = []
     for key, lot in lots.card_lots(txn, dbs, number):
         _, expires_ms, _ = keys.read_lot(key)

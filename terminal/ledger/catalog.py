@@ -34,8 +34,7 @@ PRODUCT_FIELDS = frozenset(
 
 def check_product(raw: Any, where: str) -> dict[str, Any]:
     p = fields.mapping(raw, where, PRODUCT_FIELDS)
-    sku = p.get("sku")
-    keys.text(sku, f"{where} field 'sku'")
+    sku = keys.name(p.get("sku"), f"{where} field 'sku'")
     if p.get("deleted"):
         return {"sku": sku, "deleted": True}
     barcodes = fields.items(p.get("barcodes", []), f"{where} field 'barcodes'", BARCODES_MAX)

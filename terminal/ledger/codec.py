@@ -7,6 +7,7 @@ strings, arrays and maps than the ledger ever writes, so a damaged file cannot b
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import msgpack
@@ -29,7 +30,7 @@ def pack(value: Any, what: str = "value") -> bytes:
     return data
 
 
-def unpack(data: bytes, what: str = "value") -> Any:
+def unpack(data: bytes | memoryview, what: str = "value") -> Any:
     if len(data) > VALUE_BYTES_MAX:
         raise LedgerInvariantError(f"{what}: stored value of {len(data)} bytes is over the limit")
     try:
@@ -46,14 +47,12 @@ def unpack(data: bytes, what: str = "value") -> Any:
         raise LedgerInvariantError(f"{what}: stored value does not decode: {exc}") from None
 
 
-def _canonical(value: Any) -> Any:
-    if isinstance(value, dict):
-        return [[k, _canonical(value[k])] for k in sorted(value, key=str)]
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    return value
-
-
 def digest(value: Any) -> bytes:
-    """SHA-256 of a request's content, independent of dict key order."""
-    return hashlib.sha256(pack(_canonical(value), "request")).digest()
+    """SHA-256 of a request's content, independent of dict key order (canonical JSON)."""
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise LedgerInputError(f"request: cannot be stored: {exc}") from None
+    return hashlib.sha256(text.encode("utf-8")).digest()

@@ -1,38 +1,42 @@
 """The expiry sweep: annuls points of lots whose `expires_at` has passed (one `expiry` event per
 card, naming the points) and deletes holds past their timeout. Idempotent by the sweep's id.
 
-Limit: one sweep visits at most `SWEEP_LOTS_MAX` lots; `more` in the result says to run again.
+Limits: one sweep annuls at most `SWEEP_EXPIRED_MAX` lots (`more` in the result says to run
+again: the next sweep starts over and finds the rest, since annulled lots are gone) and visits at
+most `SWEEP_VISIT_MAX` lots.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from terminal.ledger import codec, keys, moments
+from terminal.ledger import codec, keys, lots, moments
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
 
-SWEEP_LOTS_MAX = 200_000
+SWEEP_EXPIRED_MAX = 100_000
+SWEEP_VISIT_MAX = 20_000_000
 SWEEP_HOLDS_MAX = 100_000
 
 
 def _expired_lots(tx: Tx, now_ms: int) -> tuple[dict[str, int], bool]:
     expired: dict[str, int] = {}
     doomed: list[bytes] = []
-    visited = 0
-    for key, raw in tx.txn.cursor(db=tx.dbs["lots"]):
-        visited += 1
-        if visited > SWEEP_LOTS_MAX:
+    more = False
+    for visited, (key, raw) in enumerate(tx.txn.cursor(db=tx.dbs["lots"])):
+        if visited >= SWEEP_VISIT_MAX or len(doomed) >= SWEEP_EXPIRED_MAX:
+            more = True
             break
+        key = bytes(key)
         number, expires_ms, _ = keys.read_lot(key)
         if expires_ms == keys.DEBT_MS or expires_ms > now_ms:
             continue
-        lot = codec.unpack(raw, f"lot of card {number}")
+        lot = lots.decode(key, raw, f"lot of card {number}")
         expired[number] = expired.get(number, 0) + lot["points"]
-        doomed.append(bytes(key))
+        doomed.append(key)
     for key in doomed:
         tx.delete("lots", key)
-    return expired, visited > SWEEP_LOTS_MAX
+    return expired, more
 
 
 def _expired_holds(tx: Tx, now_ms: int) -> int:

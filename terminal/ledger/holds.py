@@ -28,12 +28,13 @@ def all_of(
     out: list[tuple[bytes, dict[str, Any]]] = []
     if not cursor.set_range(prefix):
         return out
-    for key, raw in cursor.iternext():
+    for found, raw in cursor.iternext():
+        key = bytes(found)
         if not key.startswith(prefix):
             break
         if len(out) >= HOLDS_PER_CARD_MAX:
             raise LedgerInputError(f"card {number}: more than {HOLDS_PER_CARD_MAX} holds")
-        out.append((bytes(key), codec.unpack(raw, f"hold of card {number}")))
+        out.append((key, codec.unpack(raw, f"hold of card {number}")))
     return out
 
 
@@ -61,7 +62,8 @@ def place(
         if card["blocked"]:
             raise LedgerBalanceError(f"card {number}: blocked; points cannot be held")
         key = keys.hold(keys.text(number), checkout)
-        if tx.get("holds", key, "hold") is not None:
+        held = tx.get("holds", key, "hold")
+        if held is not None and held["expires_ms"] > at.ms:  # a timed-out hold is replaced
             raise LedgerInputError(f"card {number}: checkout {checkout} already holds points")
         others = sum(h["points"] for h in active(tx.txn, tx.dbs, number, at.ms))
         free = lots.available(tx.txn, tx.dbs, number, at.ms) - others

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from terminal.ledger import cards, catalog, moments, updates
+from terminal.ledger import cards, catalog, fields, keys, moments, updates
 from terminal.ledger.errors import ImportRowsError, LedgerError
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
@@ -76,7 +76,7 @@ def read_rows(
     header = next(reader, None)
     if header is None or [h.strip() for h in header] != columns:
         raise LedgerError(f"{path}: row 1 must be the header {','.join(columns)}")
-    rows = []
+    rows: list[tuple[int, dict[str, str]]] = []
     for number, row in enumerate(reader, start=2):
         if len(rows) >= ROWS_MAX:
             raise LedgerError(f"{path}: more than {ROWS_MAX} rows")
@@ -109,16 +109,25 @@ def _check_row(row: dict[str, str], columns: list[str]) -> None:
 
 def _card_row(row: dict[str, str]) -> dict[str, Any]:
     _check_row(row, CARD_COLUMNS)
-    referrers = [r for r in row["referrer"].split("|") if r] if row["referrer"] else []
-    try:
-        record = cards.new_record(
-            row["number"], row["type"], row["holder"], referrers, _int(row, "cumulative")
-        )
-    except LedgerError as exc:
-        field = (
-            "referrer" if "referrer" in str(exc) else "number" if "number" in str(exc) else "type"
-        )
-        raise RowError(field, str(exc)) from None
+    referrers = [r for r in row["referrer"].split("|") if r]
+    checks = (
+        ("number", lambda: keys.text(row["number"], "card number")),
+        ("type", lambda: fields.text(row["type"], "type", cards.TYPE_CHARS_MAX, empty=True)),
+        (
+            "holder",
+            lambda: fields.text(row["holder"], "holder", cards.HOLDER_CHARS_MAX, empty=True),
+        ),
+        ("referrer", lambda: [keys.text(r, "referrer") for r in referrers]),
+        ("referrer", lambda: fields.items(referrers, "referrer", cards.REFERRERS_MAX)),
+    )
+    for field, check in checks:
+        try:
+            check()
+        except LedgerError as exc:
+            raise RowError(field, str(exc)) from None
+    record = cards.new_record(
+        row["number"], row["type"], row["holder"], referrers, _int(row, "cumulative")
+    )
     balance = _int(row, "balance", 0, 10**12)
     try:
         end = moments.optional(row["expires_at"] or None, "expires_at")

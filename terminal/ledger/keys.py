@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from terminal.ledger.errors import LedgerInputError
 
@@ -33,12 +34,12 @@ def u64(value: int) -> bytes:
     return _U64.pack(value)
 
 
-def read_u64(key: bytes) -> int:
+def read_u64(key: bytes | memoryview) -> int:
     value: int = _U64.unpack(key)[0]
     return value
 
 
-def text(value: str, what: str = "id") -> bytes:
+def text(value: Any, what: str = "id") -> bytes:
     """A text key; refuses empty, over-long or non-string values naming `what`."""
     if not isinstance(value, str) or not value:
         raise LedgerInputError(f"{what}: must be a non-empty string, got {value!r}")
@@ -50,21 +51,28 @@ def text(value: str, what: str = "id") -> bytes:
     return bytes((len(raw),)) + raw + bytes(TEXT_KEY_BYTES - 1 - len(raw))
 
 
-def read_text(key: bytes) -> str:
+def read_text(key: bytes | memoryview) -> str:
     size = key[0]
-    return key[1 : 1 + size].decode("utf-8")
+    return bytes(key[1 : 1 + size]).decode("utf-8")
 
 
 def lot(card_key: bytes, expires_ms: int, lot_id: int) -> bytes:
     return card_key + _U64_PAIR.pack(expires_ms, lot_id)
 
 
-def read_lot(key: bytes) -> tuple[str, int, int]:
+def read_lot(key: bytes | memoryview) -> tuple[str, int, int]:
     """(card number, expiry ms, lot id) of a lot key."""
     if len(key) != LOT_KEY_BYTES:
         raise LedgerInputError(f"lot key of {len(key)} bytes, expected {LOT_KEY_BYTES}")
     expires_ms, lot_id = _U64_PAIR.unpack(key[TEXT_KEY_BYTES:])
     return read_text(key[:TEXT_KEY_BYTES]), expires_ms, lot_id
+
+
+def name(value: Any, what: str) -> str:
+    """`value` checked as a text key (card number, sku, id) and returned as the string it is."""
+    text(value, what)
+    checked: str = value
+    return checked
 
 
 def hold(card_key: bytes, checkout: str) -> bytes:

@@ -3,11 +3,14 @@ lots they came from latest-expiring first, and the single debt lot.
 
 A lot: {"points", "available_from" (ISO|None), "from_ms", "expires_at" (ISO|None), "source",
 "debt"}. Only the debt lot (expiry key 0, lot id 0) may be negative, and it is never positive.
+Stored as a fixed header (points: i64, from_ms: u64, big-endian) + msgpack of the rest, so the
+per-transaction invariant (Σ lots) and availability read a card's lots without decoding msgpack.
 Every change also moves the card's `local_delta`, so balance = server + local = Σ lots holds.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +24,63 @@ if TYPE_CHECKING:
     from terminal.ledger.tx import Tx
 
 LOT_WALK_MAX = 10_000
+_HEADER = struct.Struct(">qQ")
+_POINTS = struct.Struct(">q")
+_EXPIRY = struct.Struct(">Q")
+_DEBT_SUFFIX = struct.pack(">QQ", keys.DEBT_MS, 0)
+
+
+def encode(lot: dict[str, Any], what: str) -> bytes:
+    rest = {
+        "available_from": lot["available_from"],
+        "expires_at": lot["expires_at"],
+        "source": lot["source"],
+    }
+    return _HEADER.pack(lot["points"], lot["from_ms"]) + codec.pack(rest, what)
+
+
+def decode(key: bytes, raw: bytes | memoryview, what: str) -> dict[str, Any]:
+    if len(raw) < _HEADER.size:
+        raise LedgerInvariantError(f"{what}: stored lot of {len(raw)} bytes is truncated")
+    points, from_ms = _HEADER.unpack_from(raw)
+    rest = codec.unpack(bytes(raw[_HEADER.size :]), what)
+    return {"points": points, "from_ms": from_ms, **rest, "debt": key.endswith(_DEBT_SUFFIX)}
+
+
+def _get(tx: Tx, key: bytes, what: str) -> dict[str, Any] | None:
+    raw = tx.txn.get(key, db=tx.dbs["lots"])
+    return None if raw is None else decode(key, raw, what)
+
+
+def _put(tx: Tx, key: bytes, lot: dict[str, Any], what: str) -> None:
+    tx.txn.put(key, encode(lot, what), db=tx.dbs["lots"])
+
+
+def _raw(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> Iterator[tuple[bytes, bytes]]:
+    prefix = keys.text(number, "card number")
+    cursor = txn.cursor(db=dbs["lots"])
+    if not cursor.set_range(prefix):
+        return
+    for count, (found, raw) in enumerate(cursor.iternext()):
+        key = bytes(found)  # already bytes (no copy); the stubs also allow memoryview
+        if not key.startswith(prefix):
+            return
+        if count >= LOT_WALK_MAX:
+            raise LedgerInvariantError(f"card {number}: more than {LOT_WALK_MAX} lots")
+        yield key, bytes(raw)
+
+
+def checked_sum(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> int:
+    """Σ of a card's lots straight from the headers, checking each lot's sign on the way."""
+    total = 0
+    for key, raw in _raw(txn, dbs, number):
+        points = _POINTS.unpack_from(raw)[0]
+        if (points >= 0) if key.endswith(_DEBT_SUFFIX) else (points <= 0):
+            raise LedgerInvariantError(
+                f"card {number}: lot {bytes(key[-8:]).hex()} holds {points} points"
+            )
+        total += points
+    return total
 
 
 def card_lots(
@@ -31,12 +91,13 @@ def card_lots(
     cursor = txn.cursor(db=dbs["lots"])
     if not cursor.set_range(prefix):
         return
-    for count, (key, raw) in enumerate(cursor.iternext()):
+    for count, (found, raw) in enumerate(cursor.iternext()):
+        key = bytes(found)
         if not key.startswith(prefix):
             return
         if count >= LOT_WALK_MAX:
             raise LedgerInvariantError(f"card {number}: more than {LOT_WALK_MAX} lots")
-        yield bytes(key), codec.unpack(raw, f"lot of card {number}")
+        yield key, decode(key, raw, f"lot of card {number}")
 
 
 def check_lot(number: str, key: bytes, lot: dict[str, Any]) -> None:
@@ -58,10 +119,11 @@ def is_usable(lot: dict[str, Any], expires_ms: int, now_ms: int, only_available:
 def available(txn: lmdb.Transaction, dbs: dict[str, Any], number: str, now_ms: int) -> int:
     """Points usable at `now`: available lots plus the debt lot, never below zero (like core)."""
     total = 0
-    for key, lot in card_lots(txn, dbs, number):
-        _, expires_ms, _ = keys.read_lot(key)
-        if lot.get("debt") or is_usable(lot, expires_ms, now_ms, True):
-            total += lot["points"]
+    for key, raw in _raw(txn, dbs, number):
+        points, from_ms = _HEADER.unpack_from(raw)
+        debt = key.endswith(_DEBT_SUFFIX)
+        if debt or from_ms <= now_ms < _EXPIRY.unpack_from(key, keys.TEXT_KEY_BYTES)[0]:
+            total += points
     return max(0, total)
 
 
@@ -78,7 +140,7 @@ def add(
     card = tx.card(number)
     card["local_delta"] += points
     debt_key = _debt_key(number)
-    debt = tx.get("lots", debt_key, f"debt of card {number}")
+    debt = _get(tx, debt_key, f"debt of card {number}")
     paid = 0
     if debt is not None:
         paid = min(points, -debt["points"])
@@ -86,7 +148,7 @@ def add(
         if debt["points"] == 0:
             tx.delete("lots", debt_key)
         else:
-            tx.put("lots", debt_key, debt, f"debt of card {number}")
+            _put(tx, debt_key, debt, f"debt of card {number}")
     rest = points - paid
     key = b""
     if rest:
@@ -100,7 +162,7 @@ def add(
             "source": source,
             "debt": False,
         }
-        tx.put("lots", key, lot, f"lot of card {number}")
+        _put(tx, key, lot, f"lot of card {number}")
     return {"lot": key.hex(), "points": rest, "debt_paid": paid}
 
 
@@ -109,7 +171,7 @@ def add_debt(tx: Tx, number: str, points: int) -> None:
         return
     tx.card(number)["local_delta"] -= points
     key = _debt_key(number)
-    debt = tx.get("lots", key, f"debt of card {number}") or {
+    debt = _get(tx, key, f"debt of card {number}") or {
         "points": 0,
         "available_from": None,
         "from_ms": 0,
@@ -118,7 +180,7 @@ def add_debt(tx: Tx, number: str, points: int) -> None:
         "debt": True,
     }
     debt["points"] -= points
-    tx.put("lots", key, debt, f"debt of card {number}")
+    _put(tx, key, debt, f"debt of card {number}")
 
 
 def take(
@@ -136,6 +198,8 @@ def take(
     """
     moves: list[dict[str, Any]] = []
     left = points
+    if points == 0:
+        return moves, 0
     ordered = list(card_lots(tx.txn, tx.dbs, number))
     if first_key:
         ordered.sort(key=lambda item: item[0] != first_key)  # stable: the rest keep key order
@@ -152,7 +216,7 @@ def take(
         if lot["points"] == 0:
             tx.delete("lots", key)
         else:
-            tx.put("lots", key, lot, f"lot of card {number}")
+            _put(tx, key, lot, f"lot of card {number}")
     tx.card(number)["local_delta"] -= points - left
     return moves, left
 
@@ -181,9 +245,9 @@ def restore(
         if expires_ms <= now_ms:
             annulled += part
             continue
-        lot = tx.get("lots", key, f"lot of card {number}") or {**move["lot"], "points": 0}
+        lot = _get(tx, key, f"lot of card {number}") or {**move["lot"], "points": 0}
         lot["points"] += part
-        tx.put("lots", key, lot, f"lot of card {number}")
+        _put(tx, key, lot, f"lot of card {number}")
         restored += part
     if left:
         raise LedgerInvariantError(f"card {number}: {left} points to restore have no lot to go to")

@@ -72,7 +72,7 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any) 
             "points": moved,
             "shift": tx.meta["shift"],
         }
-        tx.put("returns", keys.text(return_id, "return id"), record, f"return {return_id}")
+        tx.put_new("returns", keys.text(return_id, "return id"), record, f"return {return_id}")
         seq = tx.event(
             "return",
             at,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminal.ledger import cards, catalog, fields, lots, moments
+from terminal.ledger import cards, catalog, fields, keys, lots, moments
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
 
@@ -53,7 +53,7 @@ def correct_balance(
 
 def _card_entry(tx: Tx, raw: Any, where: str, at: moments.Moment, batch_id: str) -> bool:
     entry = fields.mapping(raw, where, CARD_FIELDS)
-    number = entry.get("number")
+    number = keys.name(entry.get("number"), f"{where} field 'number'")
     version = fields.whole(entry.get("version"), f"{where} field 'version'", 1)
     fresh = cards.new_record(
         number,
@@ -83,7 +83,7 @@ def _card_entry(tx: Tx, raw: Any, where: str, at: moments.Moment, batch_id: str)
 
 def _balance_entry(tx: Tx, raw: Any, where: str, at: moments.Moment, batch_id: str) -> bool:
     entry = fields.mapping(raw, where, BALANCE_FIELDS)
-    number = entry.get("number")
+    number = keys.name(entry.get("number"), f"{where} field 'number'")
     version = fields.whole(entry.get("version"), f"{where} field 'version'", 1)
     balance = fields.whole(
         entry.get("balance"), f"{where} field 'balance'", -fields.POINTS_MAX, fields.POINTS_MAX

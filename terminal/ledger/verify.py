@@ -31,7 +31,7 @@ def _cards_and_lots(txn: lmdb.Transaction, dbs: dict[str, Any], out: _Problems) 
     for key, raw in txn.cursor(db=dbs["lots"]):
         try:
             number, _, _ = keys.read_lot(bytes(key))
-            lot = codec.unpack(raw, f"lot of card {number}")
+            lot = lots.decode(bytes(key), raw, f"lot of card {number}")
             lots.check_lot(number, bytes(key), lot)
         except LedgerError as exc:
             out.add(f"lot {bytes(key).hex()[:40]}…: {exc}")

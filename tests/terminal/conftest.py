@@ -10,18 +10,9 @@ import pytest
 import core
 from terminal.ledger import Ledger
 
-NOW = "2026-11-23T10:00:00+03:00"
-RULES = {
-    "program": {"point_value": 100, "expiry_days": 365},
-    "redeem": {"max_percent": 50},
-    "rule": [
-        {"id": "std-5", "kind": "discount", "percent": 5, "when": {"card_types": ["standard"]}},
-        {"id": "earn-2", "kind": "accrual", "percent": 2},
-        {"id": "silver", "kind": "message", "text": "Issue a Silver card", "upgrade_to": "silver",
-         "when": {"receipt_min": 1000000, "card_types": ["standard"]}},
-        {"id": "ref", "kind": "referral", "levels": [3, 1], "credit": "points"},
-    ],
-}
+from .ledger_rules import NOW, RULES
+
+__all__ = ["NOW", "RULES"]
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +27,22 @@ def ledger(tmp_path: Path) -> Any:
     led.close()
 
 
-def add_card(led: Ledger, number: str, balance: int = 0, card_type: str = "standard",
-             referrers: list[str] | None = None, version: int = 1, now: str = NOW) -> None:
-    entry = {"number": number, "type": card_type, "version": version, "balance": balance,
-             "referrers": referrers or []}
+def add_card(
+    led: Ledger,
+    number: str,
+    balance: int = 0,
+    card_type: str = "standard",
+    referrers: list[str] | None = None,
+    version: int = 1,
+    now: str = NOW,
+) -> None:
+    entry = {
+        "number": number,
+        "type": card_type,
+        "version": version,
+        "balance": balance,
+        "referrers": referrers or [],
+    }
     led.apply_updates(f"add-{number}-{version}", {"cards": [entry]}, now)
 
 
@@ -47,12 +50,22 @@ def tenders(quote: dict[str, Any]) -> dict[str, Any]:
     return {"tenders": [{"method": "cash", "amount": quote["to_pay"]}]}
 
 
-def sell(led: Ledger, eng: Any, sale_id: str, card: str | None, prices: list[int],
-         redeem: Any = None, now: str = NOW, qty: int = 1,
-         checkout: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def sell(
+    led: Ledger,
+    eng: Any,
+    sale_id: str,
+    card: str | None,
+    prices: list[int],
+    redeem: Any = None,
+    now: str = NOW,
+    qty: int = 1,
+    checkout: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Quote a cart with the card as the ledger has it, then commit the sale."""
-    cart = {"store": "S01", "lines": [{"sku": f"P{i}", "price": p, "qty": qty}
-                                      for i, p in enumerate(prices)]}
+    cart = {
+        "store": "S01",
+        "lines": [{"sku": f"P{i}", "price": p, "qty": qty} for i, p in enumerate(prices)],
+    }
     card_dict = led.card_for_quote(card, now, checkout) if card else None
     quote = eng.quote(cart, card_dict, now, redeem)
     return quote, led.commit_sale(sale_id, quote, card, tenders(quote), now, checkout)

@@ -11,7 +11,11 @@ def test_adjust_up_and_down_with_reason_in_the_event(ledger):
     assert ledger.adjust("a2", "C1", -120, "duplicate card", "ivan", NOW)["balance"] == 30
     event = ledger.outbox_pending()[-1]
     assert (event["type"], event["points"], event["reason"], event["technician"]) == (
-        "adjustment", -120, "duplicate card", "ivan")
+        "adjustment",
+        -120,
+        "duplicate card",
+        "ivan",
+    )
     assert_ok(ledger)
 
 
@@ -22,9 +26,15 @@ def test_adjust_cannot_make_a_debt(ledger):
     assert ledger.card("C1", NOW)["balance"] == 100
 
 
-@pytest.mark.parametrize("points, reason, message", [
-    (0, "x", "must not be 0"), (10**10, "x", "points"), (5, "", "reason"), (5, "x" * 300, "reason"),
-])
+@pytest.mark.parametrize(
+    "points, reason, message",
+    [
+        (0, "x", "must not be 0"),
+        (10**10, "x", "points"),
+        (5, "", "reason"),
+        (5, "x" * 300, "reason"),
+    ],
+)
 def test_adjust_refuses_bad_input(ledger, points, reason, message):
     add_card(ledger, "C1", 100)
     with pytest.raises(LedgerInputError, match=message):

@@ -25,5 +25,7 @@ def test_unpack_refuses_garbage_and_oversized_containers():
 
 
 def test_digest_ignores_key_order_but_not_values():
-    assert codec.digest({"a": 1, "b": {"c": 2, "d": 3}}) == codec.digest({"b": {"d": 3, "c": 2}, "a": 1})
+    assert codec.digest({"a": 1, "b": {"c": 2, "d": 3}}) == codec.digest(
+        {"b": {"d": 3, "c": 2}, "a": 1}
+    )
     assert codec.digest({"a": 1}) != codec.digest({"a": 2})

@@ -16,7 +16,9 @@ def test_sweep_annuls_expired_lots_with_one_event_per_card(ledger):
     assert [lot["points"] for lot in lots_of(ledger, "C1")] == [50]
     events = [e for e in ledger.outbox_pending() if e["type"] == "expiry"]
     assert [(e["card"], e["points"], e["deltas"]) for e in events] == [
-        ("C1", 200, {"C1": -200}), ("C2", 70, {"C2": -70})]
+        ("C1", 200, {"C1": -200}),
+        ("C2", 70, {"C2": -70}),
+    ]
     assert ledger.report_points()["expired"] == 270
     assert_ok(ledger)
 
@@ -35,3 +37,16 @@ def test_expired_points_are_not_offered_to_the_pricing_core(ledger):
     ledger.adjust("a", "C1", 200, "x", "t", NOW, JAN)
     assert ledger.card_for_quote("C1", AFTER_JAN)["lots"] == []
     assert ledger.card("C1", AFTER_JAN)["available"] == 0
+
+
+def test_a_big_sweep_is_cut_into_bounded_steps(ledger, monkeypatch):
+    from terminal.ledger import expiry
+
+    monkeypatch.setattr(expiry, "SWEEP_EXPIRED_MAX", 2)
+    add_card(ledger, "C1")
+    for i in range(5):
+        ledger.adjust(f"a{i}", "C1", 10, "x", "t", NOW, JAN)
+    results = [ledger.expire(f"e{i}", AFTER_JAN) for i in range(3)]
+    assert [(r["points"], r["more"]) for r in results] == [(20, True), (20, True), (10, False)]
+    assert ledger.card("C1", AFTER_JAN)["balance"] == 0
+    assert_ok(ledger)

@@ -32,10 +32,20 @@ def test_text_keys_refuse_bad_values(bad):
 
 def test_lot_keys_walk_one_card_soonest_expiring_first():
     a, b = keys.text("A"), keys.text("AB")
-    lot_keys = [keys.lot(a, keys.NEVER_MS, 1), keys.lot(a, 2000, 2), keys.lot(a, 1000, 3),
-                keys.lot(a, keys.DEBT_MS, 0), keys.lot(b, 5, 4)]
+    lot_keys = [
+        keys.lot(a, keys.NEVER_MS, 1),
+        keys.lot(a, 2000, 2),
+        keys.lot(a, 1000, 3),
+        keys.lot(a, keys.DEBT_MS, 0),
+        keys.lot(b, 5, 4),
+    ]
     ordered = sorted(lot_keys)
     assert [keys.read_lot(k) for k in ordered] == [
-        ("A", 0, 0), ("A", 1000, 3), ("A", 2000, 2), ("A", keys.NEVER_MS, 1), ("AB", 5, 4)]
+        ("A", 0, 0),
+        ("A", 1000, 3),
+        ("A", 2000, 2),
+        ("A", keys.NEVER_MS, 1),
+        ("AB", 5, 4),
+    ]
     # "A"'s prefix never matches "AB"'s lots: the length byte differs
     assert not keys.lot(b, 5, 4).startswith(a)

@@ -10,9 +10,11 @@ LATER = "2027-03-01T10:00:00+03:00"
 def test_partial_returns_add_up_to_the_sale_exactly(ledger, engine):
     add_card(ledger, "C1", 5000)
     quote, _ = sell(ledger, engine, "s1", "C1", [33333, 10001], redeem="max", qty=3)
-    parts = [ledger.commit_return("r1", "s1", [{"line": 0, "qty": 1}], NOW),
-             ledger.commit_return("r2", "s1", [{"line": 1, "qty": 2}, {"line": 0, "qty": 1}], NOW),
-             ledger.commit_return("r3", "s1", [{"line": 0, "qty": 1}, {"line": 1, "qty": 1}], NOW)]
+    parts = [
+        ledger.commit_return("r1", "s1", [{"line": 0, "qty": 1}], NOW),
+        ledger.commit_return("r2", "s1", [{"line": 1, "qty": 2}, {"line": 0, "qty": 1}], NOW),
+        ledger.commit_return("r3", "s1", [{"line": 0, "qty": 1}, {"line": 1, "qty": 1}], NOW),
+    ]
     refunds = [p["refund"] for p in parts]
     assert sum(r["money"] for r in refunds) == quote["to_pay"]
     assert sum(r["points_restored"] for r in refunds) == quote["redeem"]["points"]
@@ -38,8 +40,12 @@ def test_restored_points_go_latest_expiring_first_and_expired_ones_are_annulled(
     quote, _ = sell(ledger, engine, "s1", "C1", [100000], redeem=400, qty=2)
     assert quote["redeem"]["points"] == 400
     half = ledger.commit_return("r1", "s1", [{"line": 0, "qty": 1}], NOW)
-    assert half["points"] == {"restored": 200, "annulled": 0, "clawed": half["refund"][
-        "points_clawed"], "debt": 0}
+    assert half["points"] == {
+        "restored": 200,
+        "annulled": 0,
+        "clawed": half["refund"]["points_clawed"],
+        "debt": 0,
+    }
     by_expiry = {lot["expires_at"]: lot["points"] for lot in lots_of(ledger, "C1")}
     assert by_expiry["2027-06-01T00:00:00+03:00"] == 300  # the later lot is whole again
     assert "2027-01-01T00:00:00+03:00" not in by_expiry
@@ -58,8 +64,16 @@ def test_a_clawback_the_balance_cannot_cover_leaves_a_debt_paid_by_the_next_accr
     assert result["points"]["debt"] == earned
     card = ledger.card("C1", NOW)
     assert card["balance"] == -earned and card["available"] == 0
-    assert card["lots"] == [{"id": 0, "points": -earned, "available_from": None,
-                             "expires_at": None, "source": "debt", "debt": True}]
+    assert card["lots"] == [
+        {
+            "id": 0,
+            "points": -earned,
+            "available_from": None,
+            "expires_at": None,
+            "source": "debt",
+            "debt": True,
+        }
+    ]
     assert ledger.card_for_quote("C1", NOW)["lots"][0]["points"] == -earned
     quote2, sale2 = sell(ledger, engine, "s2", "C1", [200000])
     assert sale2["debt_paid"] == earned

@@ -20,8 +20,8 @@ def test_sale_consumes_soonest_expiring_first_and_adds_the_accrual_lot(ledger, e
     quote, result = sell(ledger, engine, "s1", "C1", [100000], redeem=250)
     assert quote["redeem"]["points"] == 250
     by_expiry = {lot["expires_at"]: lot["points"] for lot in lots_of(ledger, "C1")}
-    assert "2027-01-01T00:00:00+03:00" not in by_expiry      # 200 taken first
-    assert by_expiry["2027-06-01T00:00:00+03:00"] == 250     # then 50 of the next
+    assert "2027-01-01T00:00:00+03:00" not in by_expiry  # 200 taken first
+    assert by_expiry["2027-06-01T00:00:00+03:00"] == 250  # then 50 of the next
     assert by_expiry[None] == 100
     assert by_expiry[quote["accrual"]["expires_at"]] == quote["accrual"]["points"]
     assert result["balance"] == 600 - 250 + quote["accrual"]["points"]
@@ -55,7 +55,7 @@ def test_same_id_with_different_content_is_refused(ledger, engine):
     quote, _ = sell(ledger, engine, "s1", "C1", [10000])
     other = copy.deepcopy(quote)
     other["lines"][0]["rules"] = ["x"]
-    with pytest.raises(LedgerConflictError, match="s1.*exists_with_different_fields"):
+    with pytest.raises(LedgerConflictError, match=r"s1.*exists_with_different_fields"):
         ledger.commit_sale("s1", other, "C1", tenders(other), NOW)
     with pytest.raises(LedgerConflictError, match="different sale"):
         ledger.adjust("s1", "C1", 5, "x", "t", NOW)
@@ -63,8 +63,12 @@ def test_same_id_with_different_content_is_refused(ledger, engine):
 
 def test_redeeming_more_than_available_is_refused_and_changes_nothing(ledger, engine):
     add_card(ledger, "C1", 1000)
-    quote = engine.quote({"store": "S01", "lines": [{"sku": "A", "price": 100000, "qty": 1}]},
-                         ledger.card_for_quote("C1", NOW), NOW, "max")
+    quote = engine.quote(
+        {"store": "S01", "lines": [{"sku": "A", "price": 100000, "qty": 1}]},
+        ledger.card_for_quote("C1", NOW),
+        NOW,
+        "max",
+    )
     ledger.adjust("take", "C1", -900, "fix", "tech", NOW)
     before = ledger.meta()
     with pytest.raises(LedgerBalanceError, match="card C1: 100 points available"):
@@ -74,26 +78,38 @@ def test_redeeming_more_than_available_is_refused_and_changes_nothing(ledger, en
 
 
 def test_blocked_or_unknown_card_is_refused(ledger, engine):
-    ledger.apply_updates("b", {"cards": [{"number": "C9", "version": 1, "blocked": True}]}, NOW)
-    quote = engine.quote({"store": "S01", "lines": [{"sku": "A", "price": 100, "qty": 1}]},
-                         ledger.card_for_quote("C9", NOW), NOW)
+    ledger.apply_updates("b", {"cards": [{"number": "C9", "version": 1}]}, NOW)
+    quote = engine.quote(
+        {"store": "S01", "lines": [{"sku": "A", "price": 100, "qty": 1}]},
+        ledger.card_for_quote("C9", NOW),
+        NOW,
+    )
+    ledger.apply_updates("b2", {"cards": [{"number": "C9", "version": 2, "blocked": True}]}, NOW)
+    with pytest.raises(LedgerBalanceError, match="C9: blocked; price the cart without it"):
+        ledger.card_for_quote("C9", NOW)
     with pytest.raises(LedgerBalanceError, match="C9: blocked"):
         ledger.commit_sale("s1", quote, "C9", tenders(quote), NOW)
     with pytest.raises(LedgerNotFoundError, match="card C8"):
         ledger.commit_sale("s2", quote, "C8", tenders(quote), NOW)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda q, p: q.update(to_pay=q["to_pay"] + 1), "tenders add up|does not add up"),
-    (lambda q, p: p["tenders"][0].update(amount=1), "tenders add up to 1"),
-    (lambda q, p: q["lines"][0].update(paid=-1), "line 0 field 'paid'"),
-    (lambda q, p: q.update(lines="x"), "field 'lines'"),
-    (lambda q, p: p.update(extra=1), "unknown field"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda q, p: q.update(to_pay=q["to_pay"] + 1), "tenders add up|does not add up"),
+        (lambda q, p: p["tenders"][0].update(amount=1), "tenders add up to 1"),
+        (lambda q, p: q["lines"][0].update(paid=-1), "line 0 field 'paid'"),
+        (lambda q, p: q.update(lines="x"), "field 'lines'"),
+        (lambda q, p: p.update(extra=1), "unknown field"),
+    ],
+)
 def test_malformed_quotes_and_payments_are_refused(ledger, engine, mutate, message):
     add_card(ledger, "C1")
-    quote = engine.quote({"store": "S01", "lines": [{"sku": "A", "price": 100, "qty": 1}]},
-                         ledger.card_for_quote("C1", NOW), NOW)
+    quote = engine.quote(
+        {"store": "S01", "lines": [{"sku": "A", "price": 100, "qty": 1}]},
+        ledger.card_for_quote("C1", NOW),
+        NOW,
+    )
     payment = tenders(quote)
     mutate(quote, payment)
     with pytest.raises(LedgerInputError, match=message):

@@ -70,8 +70,14 @@ def test_stale_reader_slots_of_a_killed_process_are_cleared_on_open(tmp_path):
 
 def _fill(led, engine, count, prefix="fill"):
     for i in range(count):
-        quote = engine.quote({"store": "S01", "lines": [{"sku": "A" * 60, "price": 1000 + i, "qty": 1}
-                                                         for _ in range(50)]}, None, NOW)
+        quote = engine.quote(
+            {
+                "store": "S01",
+                "lines": [{"sku": "A" * 60, "price": 1000 + i, "qty": 1} for _ in range(50)],
+            },
+            None,
+            NOW,
+        )
         led.commit_sale(f"{prefix}-{i}", quote, None, tenders(quote), NOW)
 
 
@@ -99,8 +105,9 @@ def test_usage_alarm_is_logged_at_70_percent(tmp_path, engine, caplog):
     with caplog.at_level(logging.WARNING, logger="posterm.ledger"):
         i = 0
         while led.usage() < USAGE_ALARM_RATIO and i < 500:
-            _fill_one = engine.quote({"store": "S01", "lines": [{"sku": "B", "price": 5, "qty": 1}] * 40},
-                                     None, NOW)
+            _fill_one = engine.quote(
+                {"store": "S01", "lines": [{"sku": "B", "price": 5, "qty": 1}] * 40}, None, NOW
+            )
             led.commit_sale(f"u-{i}", _fill_one, None, tenders(_fill_one), NOW)
             i += 1
     assert led.usage() >= USAGE_ALARM_RATIO

@@ -7,8 +7,16 @@ from .conftest import NOW, add_card, assert_ok, lots_of, sell
 
 def test_batch_applies_catalog_cards_balances_and_versions_atomically(ledger):
     batch = {
-        "catalog": [{"sku": "A1", "barcodes": ["4006381333931"], "name": "Kettle", "price": 349900,
-                     "categories": ["appliances/kitchen"], "min_price": 100000}],
+        "catalog": [
+            {
+                "sku": "A1",
+                "barcodes": ["4006381333931"],
+                "name": "Kettle",
+                "price": 349900,
+                "categories": ["appliances/kitchen"],
+                "min_price": 100000,
+            }
+        ],
         "cards": [{"number": "C1", "type": "gold", "holder": "Ann", "version": 3, "balance": 500}],
         "versions": {"rules": "2026-11-20", "catalog": "77"},
     }
@@ -18,15 +26,21 @@ def test_batch_applies_catalog_cards_balances_and_versions_atomically(ledger):
     assert ledger.product("A1")["price"] == 349900
     card = ledger.card("C1", NOW)
     assert (card["type"], card["balance"], card["server_balance"], card["local_delta"]) == (
-        "gold", 500, 500, 0)
+        "gold",
+        500,
+        500,
+        0,
+    )
     assert ledger.meta()["versions"] == {"rules": "2026-11-20", "catalog": "77"}
     assert ledger.apply_updates("u1", batch, NOW) == result  # redelivered: nothing changes
     assert ledger.card("C1", NOW)["balance"] == 500
 
 
 def test_a_bad_entry_refuses_the_whole_batch(ledger):
-    batch = {"catalog": [{"sku": "A1", "name": "Kettle", "price": 10}],
-             "cards": [{"number": "C1", "version": 1}, {"number": "C2", "version": 0}]}
+    batch = {
+        "catalog": [{"sku": "A1", "name": "Kettle", "price": 10}],
+        "cards": [{"number": "C1", "version": 1}, {"number": "C2", "version": 0}],
+    }
     with pytest.raises(LedgerInputError, match="card 1 field 'version'"):
         ledger.apply_updates("u1", batch, NOW)
     with pytest.raises(LedgerNotFoundError):
@@ -40,9 +54,14 @@ def test_balance_correction_keeps_local_movements_and_skips_stale_versions(ledge
     assert ledger.card("C1", NOW)["local_delta"] == local
     ledger.apply_updates("u2", {"balances": [{"number": "C1", "balance": 800, "version": 2}]}, NOW)
     card = ledger.card("C1", NOW)
-    assert (card["server_balance"], card["local_delta"], card["balance"]) == (800, local, 800 + local)
-    stale = ledger.apply_updates("u3", {"balances": [{"number": "C1", "balance": 5, "version": 2}]},
-                                 NOW)
+    assert (card["server_balance"], card["local_delta"], card["balance"]) == (
+        800,
+        local,
+        800 + local,
+    )
+    stale = ledger.apply_updates(
+        "u3", {"balances": [{"number": "C1", "balance": 5, "version": 2}]}, NOW
+    )
     assert stale["cards_stale"] == 1 and ledger.card("C1", NOW)["balance"] == 800 + local
     assert_ok(ledger)
 
@@ -55,16 +74,19 @@ def test_correction_below_the_lots_leaves_a_debt(ledger):
 
 
 def test_product_update_moves_barcodes_and_delete_removes(ledger):
-    ledger.apply_updates("u1", {"catalog": [{"sku": "A", "barcodes": ["111"], "name": "a",
-                                             "price": 1}]}, NOW)
-    ledger.apply_updates("u2", {"catalog": [{"sku": "A", "barcodes": ["222"], "name": "a",
-                                             "price": 2}]}, NOW)
+    ledger.apply_updates(
+        "u1", {"catalog": [{"sku": "A", "barcodes": ["111"], "name": "a", "price": 1}]}, NOW
+    )
+    ledger.apply_updates(
+        "u2", {"catalog": [{"sku": "A", "barcodes": ["222"], "name": "a", "price": 2}]}, NOW
+    )
     assert ledger.product("222")["price"] == 2
     with pytest.raises(LedgerNotFoundError, match="product 111"):
         ledger.product("111")
     with pytest.raises(LedgerInputError, match="already belongs to sku A"):
-        ledger.apply_updates("u3", {"catalog": [{"sku": "B", "barcodes": ["222"], "name": "b",
-                                                 "price": 2}]}, NOW)
+        ledger.apply_updates(
+            "u3", {"catalog": [{"sku": "B", "barcodes": ["222"], "name": "b", "price": 2}]}, NOW
+        )
     ledger.apply_updates("u4", {"catalog": [{"sku": "A", "deleted": True}]}, NOW)
     with pytest.raises(LedgerNotFoundError):
         ledger.product("A")
