@@ -272,3 +272,22 @@ def test_double_spend_with_real_sales(dsn: str, tmp_path: Path, engine: Any) -> 
         for led in ledgers:
             led.close()
         server.stop()
+
+
+def test_card_upgrade_survives_the_feed(tmp_path: Path, engine: Any) -> None:
+    dsn_ = f"sqlite:///{tmp_path / 'central.db'}"
+    publish_cards(dsn_, {"C1": 0})
+    key = provision(dsn_, "T01")
+    server = CentralProcess(dsn_, tmp_path / "central.log").start()
+    ledger = Ledger.init(tmp_path / "led", "T01")
+    terminal = [(ledger, sync_config(server.url, key, tmp_path, "T01"))]
+    try:
+        asyncio.run(settle(terminal))
+        quote, _ = sell(ledger, engine, "big", "C1", [1_200_000], now=now_iso())
+        assert quote["card_type_after"] == "silver" and ledger.card("C1", now_iso())["type"] == "silver"
+        asyncio.run(settle(terminal))  # the card comes back in the feed with a newer version
+        assert ledger.card("C1", now_iso())["type"] == "silver"
+        assert_consistent(dsn_, [ledger])
+    finally:
+        ledger.close()
+        server.stop()
