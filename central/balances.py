@@ -57,7 +57,7 @@ def touched_cards(events: list[dict[str, Any]]) -> list[str]:
     for event in events:
         numbers.update(event.get("deltas", {}))
         card = event.get("card")
-        if card_number_ok(card) and event.get("type") in ("sale", "return"):
+        if isinstance(card, str) and card_number_ok(card) and event.get("type") in ("sale", "return"):
             numbers.add(card)
         numbers.update(r["card"] for r in _referrals(event))
     return sorted(numbers)

@@ -69,7 +69,8 @@ def world(dsn: str, tmp_path: Path) -> Iterator[World]:  # noqa: F811
     server = CentralProcess(dsn, tmp_path / "central.log").start()
     proxy = FaultProxy(server.port)
     ledgers = [Ledger.init(tmp_path / f"ledger-{t}", t) for t in TERMINALS]
-    configs = [sync_config(proxy.url, k, tmp_path, t) for t, k in zip(TERMINALS, keys, strict=True)]
+    configs = [sync_config(proxy.url, k, tmp_path, t, request_timeout_ms=1_500)
+               for t, k in zip(TERMINALS, keys, strict=True)]
     w = World(dsn, tmp_path, server, proxy, ledgers, configs, keys)
     try:
         yield w
@@ -152,9 +153,9 @@ async def _loop(ledger: Ledger, config: SyncConfig, stop: asyncio.Event) -> None
 def test_faulty_network(world: World, mode: str) -> None:
     async def scenario(w: World) -> None:
         for led in w.ledgers:
-            make_events(led, 1_500, led.terminal_id + mode)  # two batches each
-        # slow: a reply later than the client's 3 s timeout, after the server committed.
-        w.proxy.set(mode, count=4, delay_s=3.5)
+            make_events(led, 1_100, led.terminal_id + mode)  # two batches each
+        # slow: a reply later than the client's 1.5 s timeout, after the server committed.
+        w.proxy.set(mode, count=4, delay_s=2.0)
         await run_syncers_until_drained(w, 20.0)
         assert w.proxy.faults == 4
 
