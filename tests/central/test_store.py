@@ -133,10 +133,27 @@ def test_feed_is_compacted_and_ordered(store: Store) -> None:
 
 def test_upgrades_and_referrals_from_sales(store: Store) -> None:
     store.put_cards([CardState("C1", type="standard"), CardState("R1", balance=10), CardState("R2", balance=10)])
-    referral = [{"card": "R1", "level": 1, "points": 30, "cumulative": 0, "local": True},
-                {"card": "R2", "level": 2, "points": 10, "cumulative": 500, "local": False}]
-    store.ingest(batch([event(1, {"C1": 5, "R1": 30}, type="sale", card="C1", total=100, card_type="standard",
-                              card_type_after="silver", referral=referral)]), MAC1)
+    referral = [
+        {"card": "R1", "level": 1, "points": 30, "cumulative": 0, "local": True},
+        {"card": "R2", "level": 2, "points": 10, "cumulative": 500, "local": False},
+    ]
+    store.ingest(
+        batch(
+            [
+                event(
+                    1,
+                    {"C1": 5, "R1": 30},
+                    type="sale",
+                    card="C1",
+                    total=100,
+                    card_type="standard",
+                    card_type_after="silver",
+                    referral=referral,
+                )
+            ]
+        ),
+        MAC1,
+    )
     cards = {c.number: c for c in store.all_cards()}
     assert cards["C1"].type == "silver" and cards["C1"].cumulative == 100
     assert (cards["R1"].balance, cards["R2"].balance, cards["R2"].cumulative) == (40, 20, 500)

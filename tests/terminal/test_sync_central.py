@@ -245,8 +245,9 @@ def test_double_spend_with_real_sales(dsn: str, tmp_path: Path, engine: Any) -> 
     keys = [provision(dsn, t) for t in ("T01", "T02")]
     server = CentralProcess(dsn, tmp_path / "central.log").start()
     ledgers = [Ledger.init(tmp_path / t, t) for t in ("T01", "T02")]
-    terminals = [(led, sync_config(server.url, k, tmp_path, led.terminal_id))
-                 for led, k in zip(ledgers, keys, strict=True)]
+    terminals = [
+        (led, sync_config(server.url, k, tmp_path, led.terminal_id)) for led, k in zip(ledgers, keys, strict=True)
+    ]
     try:
         asyncio.run(settle(terminals))
         server.stop()

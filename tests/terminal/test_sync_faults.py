@@ -69,8 +69,9 @@ def world(dsn: str, tmp_path: Path) -> Iterator[World]:  # noqa: F811
     server = CentralProcess(dsn, tmp_path / "central.log").start()
     proxy = FaultProxy(server.port)
     ledgers = [Ledger.init(tmp_path / f"ledger-{t}", t) for t in TERMINALS]
-    configs = [sync_config(proxy.url, k, tmp_path, t, request_timeout_ms=1_500)
-               for t, k in zip(TERMINALS, keys, strict=True)]
+    configs = [
+        sync_config(proxy.url, k, tmp_path, t, request_timeout_ms=1_500) for t, k in zip(TERMINALS, keys, strict=True)
+    ]
     w = World(dsn, tmp_path, server, proxy, ledgers, configs, keys)
     try:
         yield w

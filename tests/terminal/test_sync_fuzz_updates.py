@@ -23,23 +23,43 @@ from terminal.sync.updates import apply_page
 NOW = "2026-11-23T10:00:00+03:00"
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-scalar = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63),
-                   st.text(max_size=12), st.binary(max_size=8))
-value = st.recursive(scalar, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                     st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                     max_leaves=10)
+scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63),
+    st.text(max_size=12),
+    st.binary(max_size=8),
+)
+value = st.recursive(
+    scalar,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=10,
+)
 card = st.fixed_dictionaries(
     {"number": st.one_of(st.sampled_from(["C1", "C2"]), value), "version": st.one_of(st.integers(0, 5), value)},
-    optional={"balance": st.one_of(st.integers(-10**6, 10**6), value), "type": value, "holder": value,
-              "referrers": value, "cumulative": value, "blocked": value, "extra": value},
+    optional={
+        "balance": st.one_of(st.integers(-(10**6), 10**6), value),
+        "type": value,
+        "holder": value,
+        "referrers": value,
+        "cumulative": value,
+        "blocked": value,
+        "extra": value,
+    },
 )
-product = st.fixed_dictionaries({"sku": st.one_of(st.just("A1"), value)},
-                                optional={"price": value, "name": value, "barcodes": value, "min_price": value})
+product = st.fixed_dictionaries(
+    {"sku": st.one_of(st.just("A1"), value)},
+    optional={"price": value, "name": value, "barcodes": value, "min_price": value},
+)
 page = st.fixed_dictionaries(
     {"v": st.just(1), "cursor": st.integers(1, 10), "more": st.booleans()},
-    optional={"cards": st.lists(card, max_size=3), "catalog": st.lists(product, max_size=2),
-              "versions": st.one_of(st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2), value),
-              "acked": value, "rules": st.one_of(st.none(), value)},
+    optional={
+        "cards": st.lists(card, max_size=3),
+        "catalog": st.lists(product, max_size=2),
+        "versions": st.one_of(st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2), value),
+        "acked": value,
+        "rules": st.one_of(st.none(), value),
+    },
 )
 
 OUTCOMES: dict[str, int] = {"applied": 0, "refused": 0}
