@@ -45,8 +45,8 @@ class Shortfall:
 
 def _referrals(event: dict[str, Any]) -> list[dict[str, Any]]:
     """A sale's referral credits that are well formed (card, points, cumulative, local)."""
-    raw = event.get("referral") if event.get("type") == "sale" else None
-    if not isinstance(raw, list):
+    raw = event.get("referral")
+    if not raw or not isinstance(raw, list) or event.get("type") != "sale":
         return []
     return [r for r in raw[:REFERRALS_MAX] if isinstance(r, dict) and card_number_ok(r.get("card"))]
 
@@ -57,9 +57,10 @@ def touched_cards(events: list[dict[str, Any]]) -> list[str]:
     for event in events:
         numbers.update(event.get("deltas", {}))
         card = event.get("card")
-        if isinstance(card, str) and card_number_ok(card) and event.get("type") in ("sale", "return"):
+        if card and card_number_ok(card) and event.get("type") in ("sale", "return"):
             numbers.add(card)
-        numbers.update(r["card"] for r in _referrals(event))
+        if event.get("referral"):
+            numbers.update(r["card"] for r in _referrals(event))
     return sorted(numbers)
 
 

@@ -71,8 +71,8 @@ class IngestTx(ABC):
     def stored_ids(self, terminal: str, epoch: int, first: int, last: int) -> list[tuple[int, str]]: ...
 
     @abstractmethod
-    def insert_events(self, terminal: str, events: list[dict[str, Any]]) -> None:
-        """Insert; a unique violation (an id used by another event) raises ConflictError."""
+    def insert_events(self, terminal: str, rows: list[tuple[Any, ...]]) -> None:
+        """Insert `event_rows`; a unique violation (an id used by another event) raises ConflictError."""
 
     @abstractmethod
     def lock_cards(self, numbers: list[str]) -> dict[str, CardState]:
@@ -121,7 +121,7 @@ def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
     new = batch.events[duplicates:]
     found: list[Shortfall] = []
     if new:
-        tx.insert_events(batch.terminal, new)
+        tx.insert_events(batch.terminal, event_rows(batch.terminal, batch, duplicates))
         cards = tx.lock_cards(balances.touched_cards(new))
         found = balances.fold(new, cards)
         tx.save_cards(list(cards.values()))
@@ -133,16 +133,18 @@ def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
     return Ingested(batch.last_seq, len(new), duplicates, len(found), prev)
 
 
-def event_row(terminal: str, event: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        terminal,
-        event["epoch"],
-        event["seq"],
-        event["id"],
-        event["type"],
-        event.get("at_ms") if type(event.get("at_ms")) is int else 0,
-        pack(event),
-    )
+def event_rows(terminal: str, batch: Batch, skip: int) -> list[tuple[Any, ...]]:
+    """Rows of the events after the first `skip`: the exact bytes the terminal signed when the
+    decoder kept them, else a re-pack."""
+    raws = batch.raw_events
+    rows = []
+    for i in range(skip, len(batch.events)):
+        event = batch.events[i]
+        at_ms = event.get("at_ms")
+        body = raws[i] if raws is not None else pack(event)
+        at_ms = at_ms if type(at_ms) is int and 0 <= at_ms < 2**63 else 0
+        rows.append((terminal, event["epoch"], event["seq"], event["id"], event["type"], at_ms, body))
+    return rows
 
 
 def new_key() -> bytes:

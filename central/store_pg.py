@@ -19,7 +19,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from central.balances import CardState, Shortfall
-from central.store import ConflictError, IngestTx, Store, StoreError, event_row
+from central.store import ConflictError, IngestTx, Store, StoreError
 from central.wire import pack, unpack
 
 CURSOR_LOCK_ID = 0x706F7374  # "post": the advisory lock that orders feed cursors
@@ -96,14 +96,14 @@ class _Tx(IngestTx):
         ).fetchall()
         return [(int(s), str(i)) for s, i in rows]
 
-    def insert_events(self, terminal: str, events: list[dict[str, Any]]) -> None:
+    def insert_events(self, terminal: str, rows: list[tuple[Any, ...]]) -> None:
         try:
             with (
                 self.conn.cursor() as cur,
                 cur.copy("COPY events (terminal, epoch, seq, id, type, at_ms, body) FROM STDIN") as copy,
             ):
-                for event in events:
-                    copy.write_row(event_row(terminal, event))
+                for row in rows:
+                    copy.write_row(row)
         except pg_errors.UniqueViolation as exc:
             raise ConflictError(
                 f"terminal {terminal}: an event id is already stored ({exc.diag.message_detail})"

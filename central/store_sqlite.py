@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from central.balances import CardState, Shortfall
-from central.store import ConflictError, IngestTx, Store, StoreError, event_row
+from central.store import ConflictError, IngestTx, Store, StoreError
 from central.wire import pack, unpack
 
 BUSY_TIMEOUT_MS = 10_000
@@ -103,11 +103,9 @@ class _Tx(IngestTx):
         ).fetchall()
         return [(int(s), str(i)) for s, i in rows]
 
-    def insert_events(self, terminal: str, events: list[dict[str, Any]]) -> None:
+    def insert_events(self, terminal: str, rows: list[tuple[Any, ...]]) -> None:
         try:
-            self.db.executemany(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", [event_row(terminal, e) for e in events]
-            )
+            self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"terminal {terminal}: an event id is already stored ({exc})") from None
 

@@ -79,6 +79,8 @@ class Batch:
     last_seq: int
     prev_mac: bytes
     events: list[dict[str, Any]]
+    # The exact msgpack bytes of each event, as sent: the server stores them without re-packing.
+    raw_events: list[bytes] | None = None
 
 
 # ---------------------------------------------------------------- MACs
@@ -121,14 +123,9 @@ def pack(value: Any) -> bytes:
     return data
 
 
-def unpack(data: bytes, bytes_max: int, str_max: int = STR_BYTES_MAX) -> Any:
-    """Decode exactly one msgpack value from `data` with every limit on; ProtocolError otherwise."""
-    if not isinstance(data, (bytes, bytearray)):
-        raise ProtocolError("body is not bytes")
-    if len(data) > bytes_max:
-        raise TooLargeError(f"body of {len(data)} bytes, more than {bytes_max} allowed")
+def _unpacker(bytes_max: int, str_max: int) -> msgpack.Unpacker:
     # A fresh Unpacker per message: no state or buffer survives from one peer message to the next.
-    unpacker = msgpack.Unpacker(
+    return msgpack.Unpacker(
         raw=False,
         strict_map_key=True,
         max_buffer_size=max(bytes_max, 1),
@@ -138,15 +135,31 @@ def unpack(data: bytes, bytes_max: int, str_max: int = STR_BYTES_MAX) -> Any:
         max_map_len=MAP_ITEMS_MAX,
         max_ext_len=0,
     )
+
+
+def _check_size(data: Any, bytes_max: int) -> None:
+    if not isinstance(data, (bytes, bytearray)):
+        raise ProtocolError("body is not bytes")
+    if len(data) > bytes_max:
+        raise TooLargeError(f"body of {len(data)} bytes, more than {bytes_max} allowed")
+
+
+def _check_end(unpacker: msgpack.Unpacker) -> None:
+    try:
+        unpacker.unpack()
+    except msgpack.OutOfData:
+        return
+    raise ProtocolError("trailing data after the message")
+
+
+def unpack(data: bytes, bytes_max: int, str_max: int = STR_BYTES_MAX) -> Any:
+    """Decode exactly one msgpack value from `data` with every limit on; ProtocolError otherwise."""
+    _check_size(data, bytes_max)
+    unpacker = _unpacker(bytes_max, str_max)
     try:
         unpacker.feed(data)
         value = unpacker.unpack()
-        try:
-            unpacker.unpack()
-        except msgpack.OutOfData:
-            pass
-        else:
-            raise ProtocolError("trailing data after the message")
+        _check_end(unpacker)
     except msgpack.OutOfData:
         raise ProtocolError("truncated msgpack") from None
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
@@ -219,17 +232,44 @@ def encode_batch(terminal: str, epoch: int, prev_mac: bytes, events: list[dict[s
 
 
 def decode_batch(data: bytes) -> Batch:
-    raw = _map(unpack(data, BATCH_BYTES_MAX), "batch", BATCH_FIELDS)
+    """One pass over the body: the batch map, each event decoded and its exact bytes kept."""
+    _check_size(data, BATCH_BYTES_MAX)
+    unpacker = _unpacker(BATCH_BYTES_MAX, STR_BYTES_MAX)
+    raw: dict[str, Any] = {}
+    raw_events: list[bytes] = []
+    try:
+        unpacker.feed(data)
+        for _ in range(unpacker.read_map_header()):
+            key = unpacker.unpack()
+            if not isinstance(key, str) or key not in BATCH_FIELDS or key in raw:
+                raise ProtocolError(f"batch: unknown field or repeated field {key!r:.40}")
+            if key != "events":
+                raw[key] = unpacker.unpack()
+                continue
+            count = unpacker.read_array_header()
+            if count > BATCH_EVENTS_MAX:
+                raise ProtocolError(f"batch events: {count} items, more than {BATCH_EVENTS_MAX}")
+            raw["events"] = []
+            for _ in range(count):
+                start = unpacker.tell()
+                raw["events"].append(unpacker.unpack())
+                raw_events.append(bytes(data[start : unpacker.tell()]))
+        _check_end(unpacker)
+    except msgpack.OutOfData:
+        raise ProtocolError("truncated msgpack") from None
+    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
+        raise ProtocolError(f"bad msgpack: {type(exc).__name__}: {exc!s:.200}") from None
+    _check_depth(raw)
     if raw.get("v") != VERSION:
         raise ProtocolError(f"batch version {raw.get('v')!r:.20}, this server speaks {VERSION}")
-    events = _list(raw.get("events"), "batch events", BATCH_EVENTS_MAX)
     batch = Batch(
         terminal=check_terminal_id(raw.get("terminal")),
         epoch=_int(raw.get("epoch"), "batch epoch", 1),
         first_seq=_int(raw.get("first_seq"), "batch first_seq", 1),
         last_seq=_int(raw.get("last_seq"), "batch last_seq", 1),
         prev_mac=_mac_field(raw.get("prev_mac"), "batch prev_mac"),
-        events=events,
+        events=_list(raw.get("events"), "batch events", BATCH_EVENTS_MAX),
+        raw_events=raw_events,
     )
     check_batch(batch)
     return batch
@@ -338,4 +378,5 @@ def decode_updates(data: bytes) -> dict[str, Any]:
 
 
 def card_number_ok(number: Any) -> bool:
-    return isinstance(number, str) and 0 < len(number.encode()) <= 64 and number.isprintable()
+    """1..64 printable characters (the ledger's keys allow 64 bytes; it refuses longer ones)."""
+    return type(number) is str and 0 < len(number) <= 64 and number.isprintable()
