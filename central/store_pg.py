@@ -48,6 +48,7 @@ CREATE INDEX IF NOT EXISTS feed_cursor ON feed (cursor);
 CREATE SEQUENCE IF NOT EXISTS posterm_cursor;
 """
 TABLES = ("terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed")
+EMPTY_LIST = b"\x90"  # msgpack [] — most cards have no referrers; skip the decoder
 CARD_COLUMNS = "number, type, holder, referrers, cumulative, blocked, balance, shortfall"
 
 
@@ -56,7 +57,7 @@ def card_from_row(row: Any) -> CardState:
         number=row[0],
         type=row[1],
         holder=row[2],
-        referrers=list(unpack(bytes(row[3]), 4096)),
+        referrers=[] if bytes(row[3]) == EMPTY_LIST else list(unpack(bytes(row[3]), 4096)),
         cumulative=row[4],
         blocked=bool(row[5]),
         balance=row[6],
@@ -109,44 +110,51 @@ class _Tx(IngestTx):
                 f"terminal {terminal}: an event id is already stored ({exc.diag.message_detail})"
             ) from None
 
+    def _select_for_update(self, numbers: list[str], found: dict[str, CardState]) -> None:
+        rows = self.conn.execute(
+            f"SELECT {CARD_COLUMNS} FROM cards WHERE number = ANY(%b) ORDER BY number FOR UPDATE",
+            (numbers,),  # %b: binary parameters, no per-element text escaping of the arrays
+        ).fetchall()
+        for row in rows:
+            found[row[0]] = card_from_row(row)
+
     def lock_cards(self, numbers: list[str]) -> dict[str, CardState]:
         found: dict[str, CardState] = {n: CardState(n) for n in numbers}
         if not numbers:
             return found
-        # Create missing cards first (sorted, waiting on a concurrent creator) so that the
-        # FOR UPDATE below locks a row for every card and two collectors never fold from 0.
-        self.conn.execute(
-            "INSERT INTO cards SELECT u.number, '', '', %s, 0, false, 0, 0, 0 "
-            "FROM unnest(%s::text[]) AS u(number) ORDER BY u.number ON CONFLICT DO NOTHING",
-            (pack([]), sorted(numbers)),
-        )
-        rows = self.conn.execute(
-            f"SELECT {CARD_COLUMNS} FROM cards WHERE number = ANY(%s) ORDER BY number FOR UPDATE", (numbers,)
-        ).fetchall()
-        for row in rows:
-            found[row[0]] = card_from_row(row)
+        self._select_for_update(numbers, found)
+        missing = sorted(n for n, card in found.items() if not card.exists)
+        if missing:
+            # Create them (sorted; waiting on a concurrent creator) and lock them too, so two
+            # collectors never both fold a new card from 0.
+            self.conn.execute(
+                "INSERT INTO cards SELECT u.number, '', '', %s, 0, false, 0, 0, 0 "
+                "FROM unnest(%b::text[]) AS u(number) ORDER BY u.number ON CONFLICT DO NOTHING",
+                (EMPTY_LIST, missing),
+            )
+            self._select_for_update(missing, found)
         return found
 
     def save_cards(self, cards: list[CardState]) -> None:
+        """Every card exists and is locked (`lock_cards`): a plain UPDATE from arrays."""
         if not cards:
             return
         cards = sorted(cards, key=lambda c: c.number)
         self.cursor_lock()
         self.conn.execute(
-            f"""INSERT INTO cards ({CARD_COLUMNS}, cursor)
-            SELECT u.number, u.type, u.holder, u.referrers, u.cumulative, u.blocked, u.balance, u.shortfall,
-                   nextval('posterm_cursor')
-            FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::bigint[], %s::bool[],
-                        %s::bigint[], %s::bigint[])
-                 AS u(number, type, holder, referrers, cumulative, blocked, balance, shortfall)
-            ON CONFLICT (number) DO UPDATE SET type = excluded.type, holder = excluded.holder,
-                referrers = excluded.referrers, cumulative = excluded.cumulative, blocked = excluded.blocked,
-                balance = excluded.balance, shortfall = excluded.shortfall, cursor = excluded.cursor""",
+            """UPDATE cards SET type = u.type, holder = u.holder, referrers = u.referrers,
+                cumulative = u.cumulative, blocked = u.blocked, balance = u.balance, shortfall = u.shortfall,
+                cursor = nextval('posterm_cursor')
+            FROM (SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::bytea[], %b::bigint[],
+                        %b::bool[], %b::bigint[], %b::bigint[])
+                 AS v(number, type, holder, referrers, cumulative, blocked, balance, shortfall)
+                 ORDER BY number) AS u
+            WHERE cards.number = u.number""",
             (
                 [c.number for c in cards],
                 [c.type for c in cards],
                 [c.holder for c in cards],
-                [pack(c.referrers) for c in cards],
+                [pack(c.referrers) if c.referrers else EMPTY_LIST for c in cards],
                 [c.cumulative for c in cards],
                 [c.blocked for c in cards],
                 [c.balance for c in cards],

@@ -46,7 +46,7 @@ def card_from_row(row: Any) -> CardState:
         number=row[0],
         type=row[1],
         holder=row[2],
-        referrers=list(unpack(bytes(row[3]), 4096)),
+        referrers=[] if bytes(row[3]) == b"\x90" else list(unpack(bytes(row[3]), 4096)),
         cumulative=row[4],
         blocked=bool(row[5]),
         balance=row[6],
