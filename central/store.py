@@ -122,11 +122,12 @@ def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
     found: list[Shortfall] = []
     if new:
         tx.insert_events(batch.terminal, event_rows(batch.terminal, batch, duplicates))
+        tx.finish_batch(batch.terminal, batch.epoch, batch.last_seq, mac)
+        # Card rows are shared by all terminals: lock them last, so they are held briefly.
         cards = tx.lock_cards(balances.touched_cards(new))
         found = balances.fold(new, cards)
         tx.save_cards(list(cards.values()))
         tx.insert_shortfalls(batch.terminal, batch.epoch, found)
-        tx.finish_batch(batch.terminal, batch.epoch, batch.last_seq, mac)
         prev = mac
     else:
         prev = tx.boundary(batch.terminal, batch.epoch, batch.last_seq) or b""
