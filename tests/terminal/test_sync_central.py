@@ -28,6 +28,7 @@ from tests.central.helpers import (
     publish_cards,
     settle,
     sync_config,
+    sync_round,
 )
 from tests.terminal.conftest import sell
 
@@ -289,6 +290,23 @@ def test_card_upgrade_survives_the_feed(tmp_path: Path, engine: Any) -> None:
         asyncio.run(settle(terminal))  # the card comes back in the feed with a newer version
         assert ledger.card("C1", now_iso())["type"] == "silver"
         assert_consistent(dsn_, [ledger])
+    finally:
+        ledger.close()
+        server.stop()
+
+
+def test_large_feed_arrives_in_pages(tmp_path: Path) -> None:
+    dsn_ = f"sqlite:///{tmp_path / 'central.db'}"
+    publish_cards(dsn_, {f"N{i:05}": i for i in range(5_000)})  # three pages of ≤ 2 000
+    key = provision(dsn_, "T01")
+    server = CentralProcess(dsn_, tmp_path / "central.log").start()
+    ledger = Ledger.init(tmp_path / "led", "T01")
+    config = sync_config(server.url, key, tmp_path, "T01")
+    try:
+        done = asyncio.run(sync_round(ledger, config))
+        assert done["pages"] == 3
+        assert ledger.stats()["entries"]["cards"] == 5_000
+        assert ledger.card("N04999", now_iso())["balance"] == 4_999
     finally:
         ledger.close()
         server.stop()
