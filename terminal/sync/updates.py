@@ -51,12 +51,16 @@ def read_cursor(state_file: Path) -> int:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that a crash leaves the old or the new content, never a mix."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SyncError(f"{path}: cannot write: {exc}") from None
 
 
 def ledger_batch(page: dict[str, Any]) -> dict[str, Any]:
