@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -35,6 +36,11 @@ KEYS_KEY: web.AppKey[dict[str, tuple[float, bytes | None]]] = web.AppKey("keys",
 
 def log_line(level: int, event: str, **fields: Any) -> None:
     log.log(level, "event=%s %s", event, " ".join(f"{k}={v}" for k, v in fields.items()))
+
+
+def _printable(text: str) -> str:
+    """An unauthenticated header value, safe for one `key=value` log line."""
+    return re.sub(r"[^A-Za-z0-9._-]", "?", text[:64]) or "?"
 
 
 async def _run(request: web.Request, fn: Any, *args: Any) -> Any:
@@ -69,7 +75,7 @@ async def _authenticate(request: web.Request, data: bytes) -> tuple[str, bytes]:
 
 async def post_batch(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
-    terminal, key = request.headers.get(TERMINAL_HEADER, "?")[:64], None
+    terminal, key = _printable(request.headers.get(TERMINAL_HEADER, "?")), None
     try:
         data = await request.read()
         terminal, key = await _authenticate(request, data)
