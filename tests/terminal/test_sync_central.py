@@ -204,11 +204,18 @@ def test_bad_update_page_changes_nothing(tmp_path: Path) -> None:
                 "catalog": [{"sku": "A", "price": -1, "name": "x"}],
                 "cards": [{"number": "C2", "version": 1, "balance": 5}],
             },
+            # Good rules, bad card: the rules file must not change either.
+            {
+                "cursor": 5,
+                "more": False,
+                "rules": {"version": "ok", "text": RULES},
+                "cards": [{"number": "C2", "version": "one", "balance": 5}],
+            },
         ]
         for page in pages:
             with pytest.raises(SyncError):
                 apply_page(ledger, page, tmp_path / "rules.toml", now_iso())
-        assert ledger.stats() == before and not (tmp_path / "rules.toml").exists()
+        assert ledger.stats() == before and list(tmp_path.glob("rules.toml*")) == []
         with pytest.raises(LedgerNotFoundError):
             ledger.card("C2", now_iso())
     finally:
