@@ -181,6 +181,17 @@ def test_card_lookup_online_then_offline_cap(dsn: str, tmp_path: Path) -> None: 
     try:
         card, source = asyncio.run(lookup("C1"))  # unknown locally: stored from the server
         assert source == "online" and sum(lot["points"] for lot in card["lots"]) == 5_000
+        # Another terminal spent most of it; this one has unsent events (a backlog), so the
+        # server's state is not stored, but it caps this sale at the server's balance.
+        store = open_store(dsn)
+        try:
+            store.adjust_card("C1", -4_800)
+        finally:
+            store.close()
+        ledger.adjust("local-1", "C1", -50, "test", "tech", now_iso())
+        card, source = asyncio.run(lookup("C1"))
+        assert source == "online" and sum(lot["points"] for lot in card["lots"]) == 200 - 50
+        assert ledger.card("C1", now_iso())["balance"] == 4_950  # the ledger itself is unchanged
         server.stop()
         card, source = asyncio.run(lookup("C1"))
         assert source == "offline" and sum(lot["points"] for lot in card["lots"]) == 300
