@@ -188,9 +188,7 @@ def cmd_card(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_events(store: Store, args: argparse.Namespace) -> int:
-    for count, (terminal, epoch, seq, event_id, body) in enumerate(store.events(args.terminal)):
-        if count >= args.limit:
-            break
+    for terminal, epoch, seq, event_id, body in store.events(args.terminal, args.limit):
         event = wire.unpack(body, wire.BATCH_BYTES_MAX)
         print(json.dumps({"terminal": terminal, "epoch": epoch, "seq": seq, "id": event_id, "type": event["type"]}))
     return 0

@@ -5,7 +5,7 @@ a handful of primitive reads and writes. Dedup is by the database's unique keys 
 epoch, seq) and the event id — so several collector processes may share one PostgreSQL: the
 stream row of a terminal is locked for the transaction, card rows are locked in sorted order.
 
-Limits: `FEED_PAGE_ENTRIES_MAX` entries per updates page; `TERMINALS_MAX` provisioned terminals.
+Limits: `FEED_PAGE_ENTRIES_MAX` entries per updates page; `EVENTS_LIST_MAX` rows per events listing.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from central.balances import CardState, Shortfall
 from central.wire import KEY_BYTES, Batch, ProtocolError, pack
 
 FEED_PAGE_ENTRIES_MAX = 2_000
-TERMINALS_MAX = 100_000
+EVENTS_LIST_MAX = 10_000_000
 CURSOR_START = 0
 
 
@@ -216,8 +216,10 @@ class Store(ABC):
 
     # inspection (CLI, tests)
     @abstractmethod
-    def events(self, terminal: str | None = None) -> Iterator[tuple[str, int, int, str, bytes]]:
-        """(terminal, epoch, seq, id, msgpack body), ordered."""
+    def events(
+        self, terminal: str | None = None, limit: int = EVENTS_LIST_MAX
+    ) -> Iterator[tuple[str, int, int, str, bytes]]:
+        """(terminal, epoch, seq, id, msgpack body), ordered; at most `limit`."""
 
     @abstractmethod
     def shortfalls(self) -> list[dict[str, Any]]: ...

@@ -320,11 +320,13 @@ class PgStore(Store):
         )
         return [(int(r[8]), card_from_row(r)) for r in rows]
 
-    def events(self, terminal: str | None = None) -> Iterator[tuple[str, int, int, str, bytes]]:
+    def events(
+        self, terminal: str | None = None, limit: int = EVENTS_SCAN_MAX
+    ) -> Iterator[tuple[str, int, int, str, bytes]]:
         where, params = ("WHERE terminal = %s", (terminal,)) if terminal else ("", ())
         rows = self._read(
             f"SELECT terminal, epoch, seq, id, body FROM events {where} ORDER BY terminal, epoch, seq LIMIT %s",
-            (*params, EVENTS_SCAN_MAX),
+            (*params, min(limit, EVENTS_SCAN_MAX)),
         )
         for t, e, s, i, b in rows:
             yield t, int(e), int(s), str(i), bytes(b)

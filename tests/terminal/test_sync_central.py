@@ -160,6 +160,14 @@ def test_publish_rules_catalog_cards_via_cli(dsn: str, tmp_path: Path) -> None: 
         # Rotating the key locks the old one out (after the server's short key cache).
         rotated = central_cli(dsn, "terminal", "rotate-key", "T01")
         assert rotated.returncode == 0 and bytes.fromhex(rotated.stdout.strip()) != key
+        adjusted = central_cli(dsn, "card", "adjust", "2000001", "-300")
+        assert adjusted.returncode == 0 and '"balance": -50' in adjusted.stdout
+        shown = central_cli(dsn, "card", "show", "2000001")
+        assert '"holder": "Ann"' in shown.stdout and '"balance": -50' in shown.stdout
+        events = central_cli(dsn, "events", "--terminal", "T01")
+        assert events.returncode == 0 and '"type": "update_applied"' in events.stdout
+        assert central_cli(dsn, "shortfalls").returncode == 0
+        assert central_cli(dsn, "card", "show", "NOPE").returncode == 2
     finally:
         ledger.close()
         server.stop()
