@@ -34,6 +34,8 @@ CSV_BYTES_MAX = 64 * 1024 * 1024
 CSV_ROWS_MAX = 1_000_000
 PUBLISH_CHUNK_ROWS = 5_000
 EXIT_REFUSED = 2
+KEY_GRACE_S_DEFAULT = 86_400
+KEY_GRACE_S_MAX = 30 * 86_400
 
 
 class CentralCliError(Exception):
@@ -100,11 +102,13 @@ def cmd_terminal(store: Store, args: argparse.Namespace) -> int:
             print(json.dumps(row))
         return 0
     terminal = wire.check_terminal_id(args.id)
+    if not 0 <= args.grace_s <= KEY_GRACE_S_MAX:
+        raise CentralCliError(f"--grace-s must be 0..{KEY_GRACE_S_MAX}")
     key = new_key()
     if args.action == "add":
         store.add_terminal(terminal, key)
     else:
-        store.set_key(terminal, key)
+        store.set_key(terminal, key, args.grace_s)
     # The key is shown once: the technician copies it into the terminal's key file.
     print(key.hex())
     return 0
@@ -216,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     term = sub.add_parser("terminal", help="provision terminals and their keys")
     term.add_argument("action", choices=["add", "list", "rotate-key"])
     term.add_argument("id", nargs="?")
+    term.add_argument(
+        "--grace-s",
+        type=int,
+        default=KEY_GRACE_S_DEFAULT,
+        help="rotate-key: seconds the old key keeps working (default one day; 0 revokes it now)",
+    )
     term.set_defaults(handler=cmd_terminal)
     pub = sub.add_parser("publish", help="publish rules, catalog or cards to every terminal")
     pub.add_argument("what", choices=["rules", "catalog", "cards"])

@@ -11,6 +11,7 @@ Limits: `FEED_PAGE_ENTRIES_MAX` entries per updates page; `EVENTS_LIST_MAX` rows
 from __future__ import annotations
 
 import secrets
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -148,6 +149,15 @@ def event_rows(terminal: str, batch: Batch, skip: int) -> list[tuple[Any, ...]]:
     return rows
 
 
+def usable_keys(row: Any) -> list[bytes]:
+    """(key, old_key, old_key_until_ms) → the current key, plus the old one inside its grace."""
+    key, old, until_ms = row
+    keys = [bytes(key)]
+    if old is not None and until_ms > time.time() * 1000:
+        keys.append(bytes(old))
+    return keys
+
+
 def new_key() -> bytes:
     return secrets.token_bytes(KEY_BYTES)
 
@@ -179,10 +189,12 @@ class Store(ABC):
     def add_terminal(self, terminal: str, key: bytes) -> None: ...
 
     @abstractmethod
-    def set_key(self, terminal: str, key: bytes) -> None: ...
+    def set_key(self, terminal: str, key: bytes, grace_s: int) -> None:
+        """A new key; the previous one stays valid for `grace_s` seconds (0: revoked now)."""
 
     @abstractmethod
-    def terminal_key(self, terminal: str) -> bytes | None: ...
+    def terminal_keys(self, terminal: str) -> list[bytes]:
+        """The keys a request of this terminal may be signed with, newest first; [] if unknown."""
 
     @abstractmethod
     def terminals(self) -> list[dict[str, Any]]: ...

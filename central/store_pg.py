@@ -19,7 +19,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from central.balances import CardState, Shortfall
-from central.store import ConflictError, IngestTx, Store, StoreError
+from central.store import ConflictError, IngestTx, Store, StoreError, usable_keys
 from central.wire import pack, unpack
 
 CURSOR_LOCK_ID = 0x706F7374  # "post": the advisory lock that orders feed cursors
@@ -28,7 +28,8 @@ STATEMENT_TIMEOUT_MS = 30_000
 EVENTS_SCAN_MAX = 10_000_000
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, key BYTEA NOT NULL, created_ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, key BYTEA NOT NULL, created_ms BIGINT NOT NULL,
+    old_key BYTEA, old_key_until_ms BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS streams (terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
     last_seq BIGINT NOT NULL, PRIMARY KEY (terminal, epoch));
 CREATE TABLE IF NOT EXISTS boundaries (terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
@@ -251,20 +252,25 @@ class PgStore(Store):
     def add_terminal(self, terminal: str, key: bytes) -> None:
         with self.transaction() as tx:
             found = tx.conn.execute(
-                "INSERT INTO terminals VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                "INSERT INTO terminals (id, key, created_ms) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                 (terminal, key, int(time.time() * 1000)),
             ).rowcount
         if found != 1:
             raise StoreError(f"terminal {terminal}: already registered (use rotate-key)")
 
-    def set_key(self, terminal: str, key: bytes) -> None:
+    def set_key(self, terminal: str, key: bytes, grace_s: int) -> None:
+        until_ms = int(time.time() * 1000) + grace_s * 1000
         with self.transaction() as tx:
-            if tx.conn.execute("UPDATE terminals SET key = %s WHERE id = %s", (key, terminal)).rowcount != 1:
-                raise StoreError(f"terminal {terminal}: not registered")
+            changed = tx.conn.execute(
+                "UPDATE terminals SET old_key = key, old_key_until_ms = %s, key = %s WHERE id = %s",
+                (until_ms, key, terminal),
+            ).rowcount
+        if changed != 1:
+            raise StoreError(f"terminal {terminal}: not registered")
 
-    def terminal_key(self, terminal: str) -> bytes | None:
-        rows = self._read("SELECT key FROM terminals WHERE id = %s", (terminal,))
-        return bytes(rows[0][0]) if rows else None
+    def terminal_keys(self, terminal: str) -> list[bytes]:
+        rows = self._read("SELECT key, old_key, old_key_until_ms FROM terminals WHERE id = %s", (terminal,))
+        return usable_keys(rows[0]) if rows else []
 
     def terminals(self) -> list[dict[str, Any]]:
         rows = self._read(

@@ -11,14 +11,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from central.balances import CardState, Shortfall
-from central.store import ConflictError, IngestTx, Store, StoreError
+from central.store import ConflictError, IngestTx, Store, StoreError, usable_keys
 from central.wire import pack, unpack
 
 BUSY_TIMEOUT_MS = 10_000
 EVENTS_SCAN_MAX = 10_000_000
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, key BLOB NOT NULL, created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, key BLOB NOT NULL, created_ms INTEGER NOT NULL,
+    old_key BLOB, old_key_until_ms INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS streams (terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
     last_seq INTEGER NOT NULL, PRIMARY KEY (terminal, epoch)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS boundaries (terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
@@ -184,18 +185,26 @@ class SqliteStore(Store):
     def add_terminal(self, terminal: str, key: bytes) -> None:
         try:
             with self.lock:
-                self.db.execute("INSERT INTO terminals VALUES (?, ?, ?)", (terminal, key, int(time.time() * 1000)))
+                self.db.execute(
+                    "INSERT INTO terminals (id, key, created_ms) VALUES (?, ?, ?)",
+                    (terminal, key, int(time.time() * 1000)),
+                )
         except sqlite3.IntegrityError:
             raise StoreError(f"terminal {terminal}: already registered (use rotate-key)") from None
 
-    def set_key(self, terminal: str, key: bytes) -> None:
+    def set_key(self, terminal: str, key: bytes, grace_s: int) -> None:
+        until_ms = int(time.time() * 1000) + grace_s * 1000
         with self.lock:
-            if self.db.execute("UPDATE terminals SET key = ? WHERE id = ?", (key, terminal)).rowcount != 1:
-                raise StoreError(f"terminal {terminal}: not registered")
+            changed = self.db.execute(
+                "UPDATE terminals SET old_key = key, old_key_until_ms = ?, key = ? WHERE id = ?",
+                (until_ms, key, terminal),
+            ).rowcount
+        if changed != 1:
+            raise StoreError(f"terminal {terminal}: not registered")
 
-    def terminal_key(self, terminal: str) -> bytes | None:
-        rows = self._read("SELECT key FROM terminals WHERE id = ?", (terminal,))
-        return bytes(rows[0][0]) if rows else None
+    def terminal_keys(self, terminal: str) -> list[bytes]:
+        rows = self._read("SELECT key, old_key, old_key_until_ms FROM terminals WHERE id = ?", (terminal,))
+        return usable_keys(rows[0]) if rows else []
 
     def terminals(self) -> list[dict[str, Any]]:
         rows = self._read(

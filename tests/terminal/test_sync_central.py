@@ -15,7 +15,7 @@ import pytest
 
 from central.store import open_store
 from terminal.ledger import Ledger, LedgerNotFoundError
-from terminal.sync import CardLookup, SyncClient, SyncError
+from terminal.sync import CardLookup, SyncClient, SyncError, TransientError
 from terminal.sync.updates import apply_page, read_cursor
 from tests.central.conftest import PG_DSN, dsn  # noqa: F401 — the sqlite/pg parametrized fixture
 from tests.central.helpers import (
@@ -160,6 +160,18 @@ def test_publish_rules_catalog_cards_via_cli(dsn: str, tmp_path: Path) -> None: 
         # Rotating the key locks the old one out (after the server's short key cache).
         rotated = central_cli(dsn, "terminal", "rotate-key", "T01")
         assert rotated.returncode == 0 and bytes.fromhex(rotated.stdout.strip()) != key
+        second = bytes.fromhex(rotated.stdout.strip())
+        server.stop()
+        server.start()  # a fresh key cache
+        for k in (key, second):  # the old key works during its grace period, the new one too
+            asyncio.run(sync_round(ledger, sync_config(server.url, k, tmp_path, "T01")))
+        revoked = central_cli(dsn, "terminal", "rotate-key", "T01", "--grace-s", "0")
+        third = bytes.fromhex(revoked.stdout.strip())
+        server.stop()
+        server.start()
+        with pytest.raises(TransientError, match="HTTP 401"):
+            asyncio.run(sync_round(ledger, sync_config(server.url, second, tmp_path, "T01")))
+        asyncio.run(sync_round(ledger, sync_config(server.url, third, tmp_path, "T01")))
         adjusted = central_cli(dsn, "card", "adjust", "2000001", "-300")
         assert adjusted.returncode == 0 and '"balance": -50' in adjusted.stdout
         shown = central_cli(dsn, "card", "show", "2000001")
