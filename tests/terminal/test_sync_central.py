@@ -8,6 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from central.store import open_store
 from terminal.ledger import Ledger, LedgerNotFoundError
-from terminal.sync import CardLookup, SyncClient, SyncError, TransientError
+from terminal.sync import CardLookup, SyncClient, Syncer, SyncError, TransientError
 from terminal.sync.updates import apply_page, read_cursor
 from tests.central.conftest import PG_DSN, dsn  # noqa: F401 — the sqlite/pg parametrized fixture
 from tests.central.helpers import (
@@ -345,6 +346,40 @@ def test_large_feed_arrives_in_pages(tmp_path: Path) -> None:
         assert done["pages"] == 3
         assert ledger.stats()["entries"]["cards"] == 5_000
         assert ledger.card("N04999", now_iso())["balance"] == 4_999
+    finally:
+        ledger.close()
+        server.stop()
+
+
+def test_syncer_wakes_at_once_and_stops_promptly(tmp_path: Path) -> None:
+    dsn_ = f"sqlite:///{tmp_path / 'central.db'}"
+    publish_cards(dsn_, {"C1": 10})
+    key = provision(dsn_, "T01")
+    server = CentralProcess(dsn_, tmp_path / "central.log").start()
+    ledger = Ledger.init(tmp_path / "led", "T01")
+    # A long idle interval: only wake() can make the loop send the new event quickly.
+    config = sync_config(server.url, key, tmp_path, "T01", idle_interval_ms=60_000, backoff_max_ms=60_000)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        async with SyncClient(config.url, "T01", key, 2_000) as client:
+            syncer = Syncer(ledger, config, client)
+            task = asyncio.create_task(syncer.run(stop))
+            async with asyncio.timeout(10):
+                while ledger.backlog() or syncer.status["last_ok_ms"] is None:
+                    await asyncio.sleep(0.02)
+            ledger.adjust("a1", "C1", 5, "test", "tech", now_iso())
+            syncer.wake()
+            async with asyncio.timeout(5):
+                while ledger.backlog():
+                    await asyncio.sleep(0.02)
+            started = time.monotonic()
+            stop.set()
+            await asyncio.wait_for(task, 5)
+            assert time.monotonic() - started < 1.0
+
+    try:
+        asyncio.run(scenario())
     finally:
         ledger.close()
         server.stop()
