@@ -23,13 +23,14 @@ from central.balances import CardState
 from central.store import Store, open_store
 from terminal.ledger import Ledger
 from terminal.ledger import outbox as ledger_outbox
-from terminal.sync import SyncClient, SyncConfig, Syncer
+from terminal.sync import SyncClient, SyncConfig, Syncer, TransientError
 
 REPO = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 15.0
 OUTBOX_SCAN_MAX = 1_000_000
 SETTLE_ROUNDS_MAX = 8
+TRANSIENT_RETRIES_MAX = 5
 
 
 def free_port() -> int:
@@ -273,7 +274,16 @@ async def settle(terminals: list[tuple[Ledger, SyncConfig]]) -> None:
     for _ in range(SETTLE_ROUNDS_MAX):
         busy = 0
         for ledger, config in terminals:
-            done = await sync_round(ledger, config)
+            for attempt in range(TRANSIENT_RETRIES_MAX + 1):
+                try:
+                    done = await sync_round(ledger, config)
+                    break
+                except TransientError:
+                    # As the daemon's loop would: a 503 (e.g. a PostgreSQL deadlock victim
+                    # between collectors) or a slow reply is retried.
+                    if attempt == TRANSIENT_RETRIES_MAX:
+                        raise
+                    await asyncio.sleep(0.1)
             busy += done["sent"] + done["pages"]
         if not busy:
             return
