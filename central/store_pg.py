@@ -75,11 +75,13 @@ class _Tx(IngestTx):
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (CURSOR_LOCK_ID,))
 
     def lock_stream(self, terminal: str, epoch: int) -> int:
-        self.conn.execute("INSERT INTO streams VALUES (%s, %s, 0) ON CONFLICT DO NOTHING", (terminal, epoch))
+        # One round trip: create the stream or touch it — either way its row is locked now.
         row = self.conn.execute(
-            "SELECT last_seq FROM streams WHERE terminal = %s AND epoch = %s FOR UPDATE", (terminal, epoch)
+            "INSERT INTO streams VALUES (%s, %s, 0) ON CONFLICT (terminal, epoch) "
+            "DO UPDATE SET last_seq = streams.last_seq RETURNING last_seq",
+            (terminal, epoch),
         ).fetchone()
-        assert row is not None  # inserted just above; a row lock cannot vanish it
+        assert row is not None  # INSERT … RETURNING always returns the row
         return int(row[0])
 
     def boundary(self, terminal: str, epoch: int, seq: int) -> bytes | None:
@@ -173,10 +175,9 @@ class _Tx(IngestTx):
 
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
         self.conn.execute(
-            "INSERT INTO boundaries VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", (terminal, epoch, last_seq, mac)
-        )
-        self.conn.execute(
-            "UPDATE streams SET last_seq = %s WHERE terminal = %s AND epoch = %s", (last_seq, terminal, epoch)
+            "WITH boundary AS (INSERT INTO boundaries VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING) "
+            "UPDATE streams SET last_seq = %s WHERE terminal = %s AND epoch = %s",
+            (terminal, epoch, last_seq, mac, last_seq, terminal, epoch),
         )
 
 
