@@ -124,7 +124,10 @@ class _Tx(IngestTx):
             return
         first = self.next_cursors(len(cards))
         self.db.executemany(
-            f"INSERT OR REPLACE INTO cards ({CARD_COLUMNS}, cursor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO cards ({CARD_COLUMNS}, cursor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (number) "
+            "DO UPDATE SET type = excluded.type, holder = excluded.holder, referrers = excluded.referrers, "
+            "cumulative = excluded.cumulative, blocked = excluded.blocked, balance = excluded.balance, "
+            "shortfall = excluded.shortfall, cursor = excluded.cursor",
             [card_params(c, first + i) for i, c in enumerate(cards)],
         )
 
