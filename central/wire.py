@@ -144,12 +144,9 @@ def _check_size(data: Any, bytes_max: int) -> None:
         raise TooLargeError(f"body of {len(data)} bytes, more than {bytes_max} allowed")
 
 
-def _check_end(unpacker: msgpack.Unpacker) -> None:
-    try:
-        unpacker.unpack()
-    except msgpack.OutOfData:
-        return
-    raise ProtocolError("trailing data after the message")
+def _check_end(unpacker: msgpack.Unpacker, size: int) -> None:
+    if unpacker.tell() != size:
+        raise ProtocolError(f"{size - unpacker.tell()} trailing bytes after the message")
 
 
 def unpack(data: bytes, bytes_max: int, str_max: int = STR_BYTES_MAX) -> Any:
@@ -159,7 +156,7 @@ def unpack(data: bytes, bytes_max: int, str_max: int = STR_BYTES_MAX) -> Any:
     try:
         unpacker.feed(data)
         value = unpacker.unpack()
-        _check_end(unpacker)
+        _check_end(unpacker, len(data))
     except msgpack.OutOfData:
         raise ProtocolError("truncated msgpack") from None
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
@@ -254,7 +251,7 @@ def decode_batch(data: bytes) -> Batch:
                 start = unpacker.tell()
                 raw["events"].append(unpacker.unpack())
                 raw_events.append(bytes(data[start : unpacker.tell()]))
-        _check_end(unpacker)
+        _check_end(unpacker, len(data))
     except msgpack.OutOfData:
         raise ProtocolError("truncated msgpack") from None
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:

@@ -76,7 +76,7 @@ def test_strict_map_keys_depth_and_trailing_bytes() -> None:
         deep = [deep]
     with pytest.raises(wire.ProtocolError, match="nesting"):
         wire.unpack(msgpack.packb(deep), 1000)
-    with pytest.raises(wire.ProtocolError, match="trailing"):
+    with pytest.raises(wire.ProtocolError, match="trailing bytes"):
         wire.unpack(msgpack.packb(1) + msgpack.packb(2), 1000)
     with pytest.raises(wire.ProtocolError, match="unknown field"):
         wire.decode_batch(wire.pack({"v": 1, "extra": 1}))
@@ -93,3 +93,10 @@ def test_updates_parser() -> None:
     ):
         with pytest.raises(wire.ProtocolError):
             wire.decode_updates(wire.pack({"v": 1, **bad}))
+
+
+def test_a_partial_value_after_the_message_is_refused() -> None:
+    body = wire.encode_batch("T01", 1, b"", [ev(1)])
+    for tail in (b"\xdc", b"\xdc\x00", b"\x92\x01"):
+        with pytest.raises(wire.ProtocolError, match="trailing bytes"):
+            wire.decode_batch(body + tail)
