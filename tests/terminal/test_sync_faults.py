@@ -272,3 +272,21 @@ def test_terminal_killed_between_commit_and_ack(world: World) -> None:
         await sync_round(w.ledgers[0], cfg)
 
     run(world, scenario)
+
+
+def test_stop_does_not_wait_for_a_hanging_request(world: World) -> None:
+    async def scenario(w: World) -> None:
+        led = w.ledgers[0]
+        make_events(led, 20, "hang")
+        w.proxy.set("hold", count=1)  # committed by the server, the reply never comes
+        config = SyncConfig(**{**w.configs[0].__dict__, "request_timeout_ms": 30_000})
+        stop = asyncio.Event()
+        task = asyncio.create_task(_loop(led, config, stop))
+        await asyncio.wait_for(w.proxy.held.wait(), 10)
+        started = asyncio.get_running_loop().time()
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        assert asyncio.get_running_loop().time() - started < 1.0
+        assert led.backlog() == 20  # not acked: the reply never came
+
+    run(world, scenario)
