@@ -137,8 +137,19 @@ async def post_batch(request: web.Request) -> web.Response:
         "prev_mac": result.prev_mac,
         "stored": result.stored,
         "duplicates": result.duplicates,
+        "results": _results(batch.first_seq, result.duplicates, result.stored),
     }
     return _reply(key, wire.encode_reply(reply))
+
+
+def _results(first_seq: int, duplicates: int, stored: int) -> list[dict[str, Any]]:
+    """Per-event outcome as seq ranges: the redelivered prefix, then the newly stored rest."""
+    out = []
+    if duplicates:
+        out.append({"from": first_seq, "to": first_seq + duplicates - 1, "status": "duplicate"})
+    if stored:
+        out.append({"from": first_seq + duplicates, "to": first_seq + duplicates + stored - 1, "status": "stored"})
+    return out
 
 
 async def get_updates(request: web.Request) -> web.Response:

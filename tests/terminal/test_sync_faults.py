@@ -186,9 +186,12 @@ def test_duplicate_and_reordered_batches(world: World) -> None:
             bodies[1] = wire.encode_batch(led.terminal_id, 1, prev, events[10:20])
             prev = bytes.fromhex(wire.sign(key, bodies[1]))
             bodies[2] = wire.encode_batch(led.terminal_id, 1, prev, events[20:])
+            seen: set[int] = set()
             for i in (0, 1, 0, 1, 2, 2, 0, 1):  # duplicates and reordering
                 status, reply = await _post(s, w.server.url, led.terminal_id, key, bodies[i])
                 assert status == 200, reply
+                assert {r["status"] for r in reply["results"]} == {"duplicate" if i in seen else "stored"}
+                seen.add(i)
         stored = [e for e in server_events(w.dsn) if e[0] == led.terminal_id]
         assert len(stored) == len({(t, ep, sq) for t, ep, sq, _, _ in stored})
 
