@@ -18,7 +18,7 @@ from central import wire
 from terminal.sync.errors import SyncError, TransientError
 
 READ_CHUNK_BYTES = 64 * 1024
-REPLY_STATUSES_SIGNED = frozenset({200, 400, 404, 409, 413})
+REPLY_STATUSES_SIGNED = frozenset({200, 400, 404, 409})
 
 
 class Backoff:
