@@ -124,14 +124,15 @@ def cmd_publish(store: Store, args: argparse.Namespace) -> int:
         except tomllib.TOMLDecodeError as exc:
             raise CentralCliError(f"{args.file}: not TOML: {exc}") from None
         version = args.version or hashlib.sha256(text.encode()).hexdigest()[:16]
-        cursor = store.publish("rules", "rules", {"version": version, "text": text})
+        cursor = store.publish("rules", [("rules", {"version": version, "text": text})])
         print(json.dumps({"rules": version, "cursor": cursor}))
     elif args.what == "catalog":
         products = [_product(row, f"{args.file} row {i + 2}") for i, row in enumerate(_csv_rows(args.file))]
-        for product in products:
-            store.publish("product", product["sku"], product)
+        for start in range(0, len(products), PUBLISH_CHUNK_ROWS):
+            chunk = products[start : start + PUBLISH_CHUNK_ROWS]
+            store.publish("product", [(p["sku"], p) for p in chunk])
         version = args.version or hashlib.sha256(Path(args.file).read_bytes()).hexdigest()[:16]
-        cursor = store.publish("version", "catalog", {"version": version})
+        cursor = store.publish("version", [("catalog", {"version": version})])
         print(json.dumps({"products": len(products), "catalog": version, "cursor": cursor}))
     else:
         cards = [_card(row, f"{args.file} row {i + 2}") for i, row in enumerate(_csv_rows(args.file))]

@@ -205,8 +205,9 @@ class Store(ABC):
 
     # feed and cards
     @abstractmethod
-    def publish(self, kind: str, key: str, body: dict[str, Any]) -> int:
-        """Put a feed item (rules, product, version); returns its cursor."""
+    def publish(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> int:
+        """Put feed items (key, body) of one kind (rules, product, version) in one transaction;
+        returns the last cursor. A key published again replaces its item (compaction)."""
 
     @abstractmethod
     def put_cards(self, cards: list[CardState]) -> None:

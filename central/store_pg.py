@@ -286,15 +286,17 @@ class PgStore(Store):
         )
         return {"epoch": int(rows[0][0]), "seq": int(rows[0][1])} if rows else None
 
-    def publish(self, kind: str, key: str, body: dict[str, Any]) -> int:
+    def publish(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> int:
         with self.transaction() as tx:
             tx.cursor_lock()
             row = tx.conn.execute(
-                "INSERT INTO feed VALUES (%s, %s, %s, nextval('posterm_cursor')) ON CONFLICT (kind, key) "
-                "DO UPDATE SET body = excluded.body, cursor = excluded.cursor RETURNING cursor",
-                (kind, key, pack(body)),
+                "WITH put AS (INSERT INTO feed SELECT %s, u.key, u.body, nextval('posterm_cursor') "
+                "FROM unnest(%b::text[], %b::bytea[]) AS u(key, body) ON CONFLICT (kind, key) "
+                "DO UPDATE SET body = excluded.body, cursor = excluded.cursor RETURNING cursor) "
+                "SELECT max(cursor) FROM put",
+                (kind, [key for key, _ in items], [pack(body) for _, body in items]),
             ).fetchone()
-            assert row is not None  # INSERT … RETURNING always returns the row
+            assert row is not None  # an aggregate always returns a row
             return int(row[0])
 
     def put_cards(self, cards: list[CardState]) -> None:

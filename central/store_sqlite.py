@@ -222,11 +222,14 @@ class SqliteStore(Store):
         )
         return {"epoch": rows[0][0], "seq": rows[0][1]} if rows else None
 
-    def publish(self, kind: str, key: str, body: dict[str, Any]) -> int:
+    def publish(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> int:
         with self.transaction() as tx:
-            cursor = tx.next_cursors(1)
-            tx.db.execute("INSERT OR REPLACE INTO feed VALUES (?, ?, ?, ?)", (kind, key, pack(body), cursor))
-            return cursor
+            first = tx.next_cursors(len(items))
+            tx.db.executemany(
+                "INSERT OR REPLACE INTO feed VALUES (?, ?, ?, ?)",
+                [(kind, key, pack(body), first + i) for i, (key, body) in enumerate(items)],
+            )
+            return first + len(items) - 1
 
     def put_cards(self, cards: list[CardState]) -> None:
         with self.transaction() as tx:

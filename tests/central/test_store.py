@@ -120,11 +120,11 @@ def test_sales_and_returns_move_cumulative(store: Store) -> None:
 
 
 def test_feed_is_compacted_and_ordered(store: Store) -> None:
-    c1 = store.publish("product", "A", {"sku": "A", "price": 1})
+    c1 = store.publish("product", [("A", {"sku": "A", "price": 1}), ("B", {"sku": "B", "price": 5})])
     store.put_cards([CardState("C1", balance=5)])
-    c3 = store.publish("product", "A", {"sku": "A", "price": 2})
+    c3 = store.publish("product", [("A", {"sku": "A", "price": 2})])
     page = build_updates(store, "T01", 0)
-    assert [p["price"] for p in page["catalog"]] == [2] and page["cursor"] == c3 > c1
+    assert [p["price"] for p in page["catalog"]] == [5, 2] and page["cursor"] == c3 > c1
     assert [c["number"] for c in page["cards"]] == ["C1"]
     assert build_updates(store, "T01", page["cursor"])["catalog"] == []
     small = build_updates(store, "T01", 0, limit=1)
