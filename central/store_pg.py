@@ -53,6 +53,11 @@ EMPTY_LIST = b"\x90"  # msgpack [] — most cards have no referrers; skip the de
 CARD_COLUMNS = "number, type, holder, referrers, cumulative, blocked, balance, shortfall"
 
 
+def _one_line(exc: Exception) -> str:
+    """libpq messages span lines; a refusal is one line."""
+    return " ".join(str(exc).split())[:500]
+
+
 def card_from_row(row: Any) -> CardState:
     return CardState(
         number=row[0],
@@ -202,7 +207,7 @@ class PgStore(Store):
                 options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
             )
         except psycopg.Error as exc:
-            raise StoreError(f"postgres: cannot connect: {exc}") from None
+            raise StoreError(f"postgres: cannot connect: {_one_line(exc)}") from None
         self.local.conn = conn
         with self.conns_lock:
             self.all_conns.append(conn)
@@ -239,7 +244,7 @@ class PgStore(Store):
             # gets 503 and retries. A broken connection is dropped and reopened next time.
             if isinstance(exc, psycopg.OperationalError):
                 conn.close()
-            raise StoreError(f"postgres: {type(exc).__name__}: {exc}") from None
+            raise StoreError(f"postgres: {type(exc).__name__}: {_one_line(exc)}") from None
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self.transaction() as tx:
