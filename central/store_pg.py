@@ -31,7 +31,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, key BYTEA NOT NULL, created_ms BIGINT NOT NULL,
     old_key BYTEA, old_key_until_ms BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS streams (terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
-    last_seq BIGINT NOT NULL, PRIMARY KEY (terminal, epoch));
+    last_seq BIGINT NOT NULL, stored_ms BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (terminal, epoch));
 CREATE TABLE IF NOT EXISTS boundaries (terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
     last_seq BIGINT NOT NULL, mac BYTEA NOT NULL, PRIMARY KEY (terminal, epoch, last_seq));
 CREATE TABLE IF NOT EXISTS events (terminal TEXT NOT NULL, epoch BIGINT NOT NULL, seq BIGINT NOT NULL,
@@ -82,7 +82,7 @@ class _Tx(IngestTx):
     def lock_stream(self, terminal: str, epoch: int) -> int:
         # One round trip: create the stream or touch it — either way its row is locked now.
         row = self.conn.execute(
-            "INSERT INTO streams VALUES (%s, %s, 0) ON CONFLICT (terminal, epoch) "
+            "INSERT INTO streams (terminal, epoch, last_seq) VALUES (%s, %s, 0) ON CONFLICT (terminal, epoch) "
             "DO UPDATE SET last_seq = streams.last_seq RETURNING last_seq",
             (terminal, epoch),
         ).fetchone()
@@ -181,8 +181,8 @@ class _Tx(IngestTx):
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
         self.conn.execute(
             "WITH boundary AS (INSERT INTO boundaries VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING) "
-            "UPDATE streams SET last_seq = %s WHERE terminal = %s AND epoch = %s",
-            (terminal, epoch, last_seq, mac, last_seq, terminal, epoch),
+            "UPDATE streams SET last_seq = %s, stored_ms = %s WHERE terminal = %s AND epoch = %s",
+            (terminal, epoch, last_seq, mac, last_seq, int(time.time() * 1000), terminal, epoch),
         )
 
 
@@ -280,10 +280,13 @@ class PgStore(Store):
 
     def terminals(self) -> list[dict[str, Any]]:
         rows = self._read(
-            "SELECT t.id, t.created_ms, (SELECT COUNT(*) FROM events e WHERE e.terminal = t.id), "
-            "(SELECT MAX(epoch) FROM streams s WHERE s.terminal = t.id) FROM terminals t ORDER BY t.id"
+            "SELECT t.id, t.created_ms, s.epoch, s.last_seq, s.stored_ms FROM terminals t LEFT JOIN streams s "
+            "ON s.terminal = t.id AND s.epoch = (SELECT MAX(epoch) FROM streams m WHERE m.terminal = t.id) "
+            "ORDER BY t.id"
         )
-        return [{"terminal": r[0], "created_ms": r[1], "events": r[2], "epoch": r[3]} for r in rows]
+        # Per terminal: its newest stream and when a batch was last stored (spot silent terminals).
+        keys = ("terminal", "created_ms", "epoch", "acked_seq", "last_batch_ms")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def latest_acked(self, terminal: str) -> dict[str, int] | None:
         rows = self._read(

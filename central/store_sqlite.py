@@ -21,7 +21,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, key BLOB NOT NULL, created_ms INTEGER NOT NULL,
     old_key BLOB, old_key_until_ms INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS streams (terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
-    last_seq INTEGER NOT NULL, PRIMARY KEY (terminal, epoch)) WITHOUT ROWID;
+    last_seq INTEGER NOT NULL, stored_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (terminal, epoch)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS boundaries (terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
     last_seq INTEGER NOT NULL, mac BLOB NOT NULL, PRIMARY KEY (terminal, epoch, last_seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (terminal TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
@@ -82,7 +82,7 @@ class _Tx(IngestTx):
         return int(value) - count + 1
 
     def lock_stream(self, terminal: str, epoch: int) -> int:
-        self.db.execute("INSERT OR IGNORE INTO streams VALUES (?, ?, 0)", (terminal, epoch))
+        self.db.execute("INSERT OR IGNORE INTO streams (terminal, epoch, last_seq) VALUES (?, ?, 0)", (terminal, epoch))
         (last,) = self.db.execute(
             "SELECT last_seq FROM streams WHERE terminal = ? AND epoch = ?", (terminal, epoch)
         ).fetchone()
@@ -139,7 +139,10 @@ class _Tx(IngestTx):
 
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
         self.db.execute("INSERT OR REPLACE INTO boundaries VALUES (?, ?, ?, ?)", (terminal, epoch, last_seq, mac))
-        self.db.execute("UPDATE streams SET last_seq = ? WHERE terminal = ? AND epoch = ?", (last_seq, terminal, epoch))
+        self.db.execute(
+            "UPDATE streams SET last_seq = ?, stored_ms = ? WHERE terminal = ? AND epoch = ?",
+            (last_seq, int(time.time() * 1000), terminal, epoch),
+        )
 
 
 class SqliteStore(Store):
@@ -211,10 +214,13 @@ class SqliteStore(Store):
 
     def terminals(self) -> list[dict[str, Any]]:
         rows = self._read(
-            "SELECT t.id, t.created_ms, (SELECT COUNT(*) FROM events e WHERE e.terminal = t.id), "
-            "(SELECT MAX(epoch) FROM streams s WHERE s.terminal = t.id) FROM terminals t ORDER BY t.id"
+            "SELECT t.id, t.created_ms, s.epoch, s.last_seq, s.stored_ms FROM terminals t LEFT JOIN streams s "
+            "ON s.terminal = t.id AND s.epoch = (SELECT MAX(epoch) FROM streams m WHERE m.terminal = t.id) "
+            "ORDER BY t.id"
         )
-        return [{"terminal": r[0], "created_ms": r[1], "events": r[2], "epoch": r[3]} for r in rows]
+        # Per terminal: its newest stream and when a batch was last stored (spot silent terminals).
+        keys = ("terminal", "created_ms", "epoch", "acked_seq", "last_batch_ms")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def latest_acked(self, terminal: str) -> dict[str, int] | None:
         rows = self._read(

@@ -5,6 +5,7 @@ offline cap, and a bad update page that changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -158,6 +159,9 @@ def test_publish_rules_catalog_cards_via_cli(dsn: str, tmp_path: Path) -> None: 
         assert ledger.product("4006381333931")["price"] == 8900
         assert ledger.card("2000001", now_iso())["balance"] == 250
         assert read_cursor(config.state_file) > 0
+        row = json.loads(central_cli(dsn, "terminal", "list").stdout.splitlines()[0])
+        assert row["terminal"] == "T01" and row["acked_seq"] == ledger.meta()["acked_seq"] > 0
+        assert row["last_batch_ms"] > 0
         # Rotating the key locks the old one out (after the server's short key cache).
         rotated = central_cli(dsn, "terminal", "rotate-key", "T01")
         assert rotated.returncode == 0 and bytes.fromhex(rotated.stdout.strip()) != key
