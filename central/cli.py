@@ -34,6 +34,8 @@ CSV_BYTES_MAX = 64 * 1024 * 1024
 CSV_ROWS_MAX = 1_000_000
 PUBLISH_CHUNK_ROWS = 5_000
 EXIT_REFUSED = 2
+KEY_GRACE_S_DEFAULT = 86_400
+KEY_GRACE_S_MAX = 30 * 86_400
 
 
 class CentralCliError(Exception):
@@ -82,6 +84,9 @@ def cmd_serve(store: Store, args: argparse.Namespace) -> int:
         raise CentralCliError(f"--host {args.host}: not loopback; add --public to listen there on purpose")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    from central.server import log_line
+
+    log_line(logging.INFO, "central_serving", host=args.host, port=args.port, store=store.name)
     web.run_app(
         make_app(store),
         host=args.host,
@@ -100,11 +105,13 @@ def cmd_terminal(store: Store, args: argparse.Namespace) -> int:
             print(json.dumps(row))
         return 0
     terminal = wire.check_terminal_id(args.id)
+    if not 0 <= args.grace_s <= KEY_GRACE_S_MAX:
+        raise CentralCliError(f"--grace-s must be 0..{KEY_GRACE_S_MAX}")
     key = new_key()
     if args.action == "add":
         store.add_terminal(terminal, key)
     else:
-        store.set_key(terminal, key)
+        store.set_key(terminal, key, args.grace_s)
     # The key is shown once: the technician copies it into the terminal's key file.
     print(key.hex())
     return 0
@@ -120,14 +127,15 @@ def cmd_publish(store: Store, args: argparse.Namespace) -> int:
         except tomllib.TOMLDecodeError as exc:
             raise CentralCliError(f"{args.file}: not TOML: {exc}") from None
         version = args.version or hashlib.sha256(text.encode()).hexdigest()[:16]
-        cursor = store.publish("rules", "rules", {"version": version, "text": text})
+        cursor = store.publish("rules", [("rules", {"version": version, "text": text})])
         print(json.dumps({"rules": version, "cursor": cursor}))
     elif args.what == "catalog":
         products = [_product(row, f"{args.file} row {i + 2}") for i, row in enumerate(_csv_rows(args.file))]
-        for product in products:
-            store.publish("product", product["sku"], product)
+        for start in range(0, len(products), PUBLISH_CHUNK_ROWS):
+            chunk = products[start : start + PUBLISH_CHUNK_ROWS]
+            store.publish("product", [(p["sku"], p) for p in chunk])
         version = args.version or hashlib.sha256(Path(args.file).read_bytes()).hexdigest()[:16]
-        cursor = store.publish("version", "catalog", {"version": version})
+        cursor = store.publish("version", [("catalog", {"version": version})])
         print(json.dumps({"products": len(products), "catalog": version, "cursor": cursor}))
     else:
         cards = [_card(row, f"{args.file} row {i + 2}") for i, row in enumerate(_csv_rows(args.file))]
@@ -188,9 +196,7 @@ def cmd_card(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_events(store: Store, args: argparse.Namespace) -> int:
-    for count, (terminal, epoch, seq, event_id, body) in enumerate(store.events(args.terminal)):
-        if count >= args.limit:
-            break
+    for terminal, epoch, seq, event_id, body in store.events(args.terminal, args.limit):
         event = wire.unpack(body, wire.BATCH_BYTES_MAX)
         print(json.dumps({"terminal": terminal, "epoch": epoch, "seq": seq, "id": event_id, "type": event["type"]}))
     return 0
@@ -218,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     term = sub.add_parser("terminal", help="provision terminals and their keys")
     term.add_argument("action", choices=["add", "list", "rotate-key"])
     term.add_argument("id", nargs="?")
+    term.add_argument(
+        "--grace-s",
+        type=int,
+        default=KEY_GRACE_S_DEFAULT,
+        help="rotate-key: seconds the old key keeps working (default one day; 0 revokes it now)",
+    )
     term.set_defaults(handler=cmd_terminal)
     pub = sub.add_parser("publish", help="publish rules, catalog or cards to every terminal")
     pub.add_argument("what", choices=["rules", "catalog", "cards"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -30,11 +31,16 @@ KEY_CACHE_MAX = 100_000
 PG_WORKERS = 8
 STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 POOL_KEY: web.AppKey[ThreadPoolExecutor] = web.AppKey("pool", ThreadPoolExecutor)
-KEYS_KEY: web.AppKey[dict[str, tuple[float, bytes | None]]] = web.AppKey("keys", dict)
+KEYS_KEY: web.AppKey[dict[str, tuple[float, list[bytes]]]] = web.AppKey("keys", dict)
 
 
 def log_line(level: int, event: str, **fields: Any) -> None:
     log.log(level, "event=%s %s", event, " ".join(f"{k}={v}" for k, v in fields.items()))
+
+
+def _printable(text: str) -> str:
+    """An unauthenticated header value, safe for one `key=value` log line."""
+    return re.sub(r"[^A-Za-z0-9._-]", "?", text[:64]) or "?"
 
 
 async def _run(request: web.Request, fn: Any, *args: Any) -> Any:
@@ -42,15 +48,16 @@ async def _run(request: web.Request, fn: Any, *args: Any) -> Any:
     return await loop.run_in_executor(request.app[POOL_KEY], fn, *args)
 
 
-async def _key(request: web.Request, terminal: str) -> bytes:
+async def _keys(request: web.Request, terminal: str) -> list[bytes]:
     cache = request.app[KEYS_KEY]
     hit = cache.get(terminal)
     if hit is None or hit[0] < time.monotonic():
         if len(cache) >= KEY_CACHE_MAX:
             cache.clear()
-        hit = (time.monotonic() + KEY_CACHE_TTL_S, await _run(request, request.app[STORE_KEY].terminal_key, terminal))
+        keys = await _run(request, request.app[STORE_KEY].terminal_keys, terminal)
+        hit = (time.monotonic() + KEY_CACHE_TTL_S, keys)
         cache[terminal] = hit
-    if hit[1] is None:
+    if not hit[1]:
         raise wire.AuthError(f"terminal {terminal} is not provisioned")
     return hit[1]
 
@@ -61,15 +68,22 @@ def _reply(key: bytes | None, body: bytes, status: int = 200) -> web.Response:
 
 
 async def _authenticate(request: web.Request, data: bytes) -> tuple[str, bytes]:
+    """(terminal, the key that signed the request — replies are signed with the same one)."""
     terminal = wire.check_terminal_id(request.headers.get(TERMINAL_HEADER))
-    key = await _key(request, terminal)
-    wire.verify(key, data, request.headers.get(MAC_HEADER))
-    return terminal, key
+    keys = await _keys(request, terminal)
+    for key in keys[:-1]:  # during a rotation's grace period: the new key, then the old one
+        try:
+            wire.verify(key, data, request.headers.get(MAC_HEADER))
+            return terminal, key
+        except wire.AuthError:
+            continue
+    wire.verify(keys[-1], data, request.headers.get(MAC_HEADER))
+    return terminal, keys[-1]
 
 
 async def post_batch(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
-    terminal, key = request.headers.get(TERMINAL_HEADER, "?")[:64], None
+    terminal, key = _printable(request.headers.get(TERMINAL_HEADER, "?")), None
     try:
         data = await request.read()
         terminal, key = await _authenticate(request, data)
@@ -123,8 +137,19 @@ async def post_batch(request: web.Request) -> web.Response:
         "prev_mac": result.prev_mac,
         "stored": result.stored,
         "duplicates": result.duplicates,
+        "results": _results(batch.first_seq, result.duplicates, result.stored),
     }
     return _reply(key, wire.encode_reply(reply))
+
+
+def _results(first_seq: int, duplicates: int, stored: int) -> list[dict[str, Any]]:
+    """Per-event outcome as seq ranges: the redelivered prefix, then the newly stored rest."""
+    out = []
+    if duplicates:
+        out.append({"from": first_seq, "to": first_seq + duplicates - 1, "status": "duplicate"})
+    if stored:
+        out.append({"from": first_seq + duplicates, "to": first_seq + duplicates + stored - 1, "status": "stored"})
+    return out
 
 
 async def get_updates(request: web.Request) -> web.Response:

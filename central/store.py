@@ -5,12 +5,13 @@ a handful of primitive reads and writes. Dedup is by the database's unique keys 
 epoch, seq) and the event id — so several collector processes may share one PostgreSQL: the
 stream row of a terminal is locked for the transaction, card rows are locked in sorted order.
 
-Limits: `FEED_PAGE_ENTRIES_MAX` entries per updates page; `TERMINALS_MAX` provisioned terminals.
+Limits: `FEED_PAGE_ENTRIES_MAX` entries per updates page; `EVENTS_LIST_MAX` rows per events listing.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -22,7 +23,7 @@ from central.balances import CardState, Shortfall
 from central.wire import KEY_BYTES, Batch, ProtocolError, pack
 
 FEED_PAGE_ENTRIES_MAX = 2_000
-TERMINALS_MAX = 100_000
+EVENTS_LIST_MAX = 10_000_000
 CURSOR_START = 0
 
 
@@ -71,8 +72,8 @@ class IngestTx(ABC):
     def stored_ids(self, terminal: str, epoch: int, first: int, last: int) -> list[tuple[int, str]]: ...
 
     @abstractmethod
-    def insert_events(self, terminal: str, events: list[dict[str, Any]]) -> None:
-        """Insert; a unique violation (an id used by another event) raises ConflictError."""
+    def insert_events(self, terminal: str, rows: list[tuple[Any, ...]]) -> None:
+        """Insert `event_rows`; a unique violation (an id used by another event) raises ConflictError."""
 
     @abstractmethod
     def lock_cards(self, numbers: list[str]) -> dict[str, CardState]:
@@ -121,28 +122,40 @@ def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
     new = batch.events[duplicates:]
     found: list[Shortfall] = []
     if new:
-        tx.insert_events(batch.terminal, new)
+        tx.insert_events(batch.terminal, event_rows(batch.terminal, batch, duplicates))
+        tx.finish_batch(batch.terminal, batch.epoch, batch.last_seq, mac)
+        # Card rows are shared by all terminals: lock them last, so they are held briefly.
         cards = tx.lock_cards(balances.touched_cards(new))
         found = balances.fold(new, cards)
         tx.save_cards(list(cards.values()))
         tx.insert_shortfalls(batch.terminal, batch.epoch, found)
-        tx.finish_batch(batch.terminal, batch.epoch, batch.last_seq, mac)
         prev = mac
     else:
         prev = tx.boundary(batch.terminal, batch.epoch, batch.last_seq) or b""
     return Ingested(batch.last_seq, len(new), duplicates, len(found), prev)
 
 
-def event_row(terminal: str, event: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        terminal,
-        event["epoch"],
-        event["seq"],
-        event["id"],
-        event["type"],
-        event.get("at_ms") if type(event.get("at_ms")) is int else 0,
-        pack(event),
-    )
+def event_rows(terminal: str, batch: Batch, skip: int) -> list[tuple[Any, ...]]:
+    """Rows of the events after the first `skip`: the exact bytes the terminal signed when the
+    decoder kept them, else a re-pack."""
+    raws = batch.raw_events
+    rows = []
+    for i in range(skip, len(batch.events)):
+        event = batch.events[i]
+        at_ms = event.get("at_ms")
+        body = raws[i] if raws is not None else pack(event)
+        at_ms = at_ms if type(at_ms) is int and 0 <= at_ms < 2**63 else 0
+        rows.append((terminal, event["epoch"], event["seq"], event["id"], event["type"], at_ms, body))
+    return rows
+
+
+def usable_keys(row: Any) -> list[bytes]:
+    """(key, old_key, old_key_until_ms) → the current key, plus the old one inside its grace."""
+    key, old, until_ms = row
+    keys = [bytes(key)]
+    if old is not None and until_ms > time.time() * 1000:
+        keys.append(bytes(old))
+    return keys
 
 
 def new_key() -> bytes:
@@ -176,10 +189,12 @@ class Store(ABC):
     def add_terminal(self, terminal: str, key: bytes) -> None: ...
 
     @abstractmethod
-    def set_key(self, terminal: str, key: bytes) -> None: ...
+    def set_key(self, terminal: str, key: bytes, grace_s: int) -> None:
+        """A new key; the previous one stays valid for `grace_s` seconds (0: revoked now)."""
 
     @abstractmethod
-    def terminal_key(self, terminal: str) -> bytes | None: ...
+    def terminal_keys(self, terminal: str) -> list[bytes]:
+        """The keys a request of this terminal may be signed with, newest first; [] if unknown."""
 
     @abstractmethod
     def terminals(self) -> list[dict[str, Any]]: ...
@@ -190,8 +205,9 @@ class Store(ABC):
 
     # feed and cards
     @abstractmethod
-    def publish(self, kind: str, key: str, body: dict[str, Any]) -> int:
-        """Put a feed item (rules, product, version); returns its cursor."""
+    def publish(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> int:
+        """Put feed items (key, body) of one kind (rules, product, version) in one transaction;
+        returns the last cursor. A key published again replaces its item (compaction)."""
 
     @abstractmethod
     def put_cards(self, cards: list[CardState]) -> None:
@@ -213,8 +229,10 @@ class Store(ABC):
 
     # inspection (CLI, tests)
     @abstractmethod
-    def events(self, terminal: str | None = None) -> Iterator[tuple[str, int, int, str, bytes]]:
-        """(terminal, epoch, seq, id, msgpack body), ordered."""
+    def events(
+        self, terminal: str | None = None, limit: int = EVENTS_LIST_MAX
+    ) -> Iterator[tuple[str, int, int, str, bytes]]:
+        """(terminal, epoch, seq, id, msgpack body), ordered; at most `limit`."""
 
     @abstractmethod
     def shortfalls(self) -> list[dict[str, Any]]: ...

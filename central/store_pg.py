@@ -19,7 +19,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from central.balances import CardState, Shortfall
-from central.store import ConflictError, IngestTx, Store, StoreError, event_row
+from central.store import ConflictError, IngestTx, Store, StoreError, usable_keys
 from central.wire import pack, unpack
 
 CURSOR_LOCK_ID = 0x706F7374  # "post": the advisory lock that orders feed cursors
@@ -28,9 +28,10 @@ STATEMENT_TIMEOUT_MS = 30_000
 EVENTS_SCAN_MAX = 10_000_000
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, key BYTEA NOT NULL, created_ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, key BYTEA NOT NULL, created_ms BIGINT NOT NULL,
+    old_key BYTEA, old_key_until_ms BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS streams (terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
-    last_seq BIGINT NOT NULL, PRIMARY KEY (terminal, epoch));
+    last_seq BIGINT NOT NULL, stored_ms BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (terminal, epoch));
 CREATE TABLE IF NOT EXISTS boundaries (terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
     last_seq BIGINT NOT NULL, mac BYTEA NOT NULL, PRIMARY KEY (terminal, epoch, last_seq));
 CREATE TABLE IF NOT EXISTS events (terminal TEXT NOT NULL, epoch BIGINT NOT NULL, seq BIGINT NOT NULL,
@@ -48,7 +49,13 @@ CREATE INDEX IF NOT EXISTS feed_cursor ON feed (cursor);
 CREATE SEQUENCE IF NOT EXISTS posterm_cursor;
 """
 TABLES = ("terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed")
+EMPTY_LIST = b"\x90"  # msgpack [] — most cards have no referrers; skip the decoder
 CARD_COLUMNS = "number, type, holder, referrers, cumulative, blocked, balance, shortfall"
+
+
+def _one_line(exc: Exception) -> str:
+    """libpq messages span lines; a refusal is one line."""
+    return " ".join(str(exc).split())[:500]
 
 
 def card_from_row(row: Any) -> CardState:
@@ -56,7 +63,7 @@ def card_from_row(row: Any) -> CardState:
         number=row[0],
         type=row[1],
         holder=row[2],
-        referrers=list(unpack(bytes(row[3]), 4096)),
+        referrers=[] if bytes(row[3]) == EMPTY_LIST else list(unpack(bytes(row[3]), 4096)),
         cumulative=row[4],
         blocked=bool(row[5]),
         balance=row[6],
@@ -73,11 +80,13 @@ class _Tx(IngestTx):
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (CURSOR_LOCK_ID,))
 
     def lock_stream(self, terminal: str, epoch: int) -> int:
-        self.conn.execute("INSERT INTO streams VALUES (%s, %s, 0) ON CONFLICT DO NOTHING", (terminal, epoch))
+        # One round trip: create the stream or touch it — either way its row is locked now.
         row = self.conn.execute(
-            "SELECT last_seq FROM streams WHERE terminal = %s AND epoch = %s FOR UPDATE", (terminal, epoch)
+            "INSERT INTO streams (terminal, epoch, last_seq) VALUES (%s, %s, 0) ON CONFLICT (terminal, epoch) "
+            "DO UPDATE SET last_seq = streams.last_seq RETURNING last_seq",
+            (terminal, epoch),
         ).fetchone()
-        assert row is not None  # inserted just above; a row lock cannot vanish it
+        assert row is not None  # INSERT … RETURNING always returns the row
         return int(row[0])
 
     def boundary(self, terminal: str, epoch: int, seq: int) -> bytes | None:
@@ -96,55 +105,64 @@ class _Tx(IngestTx):
         ).fetchall()
         return [(int(s), str(i)) for s, i in rows]
 
-    def insert_events(self, terminal: str, events: list[dict[str, Any]]) -> None:
+    def insert_events(self, terminal: str, rows: list[tuple[Any, ...]]) -> None:
         try:
             with (
                 self.conn.cursor() as cur,
                 cur.copy("COPY events (terminal, epoch, seq, id, type, at_ms, body) FROM STDIN") as copy,
             ):
-                for event in events:
-                    copy.write_row(event_row(terminal, event))
+                for row in rows:
+                    copy.write_row(row)
         except pg_errors.UniqueViolation as exc:
-            raise ConflictError(f"terminal {terminal}: an event id is already stored ({exc.diag.message_detail})") from None
+            raise ConflictError(
+                f"terminal {terminal}: an event id is already stored ({exc.diag.message_detail})"
+            ) from None
+
+    def _select_for_update(self, numbers: list[str], found: dict[str, CardState]) -> None:
+        rows = self.conn.execute(
+            f"SELECT {CARD_COLUMNS} FROM cards WHERE number = ANY(%b) ORDER BY number FOR UPDATE",
+            (numbers,),  # %b: binary parameters, no per-element text escaping of the arrays
+        ).fetchall()
+        for row in rows:
+            found[row[0]] = card_from_row(row)
 
     def lock_cards(self, numbers: list[str]) -> dict[str, CardState]:
         found: dict[str, CardState] = {n: CardState(n) for n in numbers}
         if not numbers:
             return found
-        # Create missing cards first (sorted, waiting on a concurrent creator) so that the
-        # FOR UPDATE below locks a row for every card and two collectors never fold from 0.
-        self.conn.execute(
-            "INSERT INTO cards SELECT u.number, '', '', %s, 0, false, 0, 0, 0 "
-            "FROM unnest(%s::text[]) AS u(number) ORDER BY u.number ON CONFLICT DO NOTHING",
-            (pack([]), sorted(numbers)),
-        )
-        rows = self.conn.execute(
-            f"SELECT {CARD_COLUMNS} FROM cards WHERE number = ANY(%s) ORDER BY number FOR UPDATE", (numbers,)
-        ).fetchall()
-        for row in rows:
-            found[row[0]] = card_from_row(row)
+        self._select_for_update(numbers, found)
+        missing = sorted(n for n, card in found.items() if not card.exists)
+        if missing:
+            # Create them (sorted; waiting on a concurrent creator) and lock them too, so two
+            # collectors never both fold a new card from 0.
+            self.conn.execute(
+                "INSERT INTO cards SELECT u.number, '', '', %s, 0, false, 0, 0, 0 "
+                "FROM unnest(%b::text[]) AS u(number) ORDER BY u.number ON CONFLICT DO NOTHING",
+                (EMPTY_LIST, missing),
+            )
+            self._select_for_update(missing, found)
         return found
 
     def save_cards(self, cards: list[CardState]) -> None:
+        """Every card exists and is locked (`lock_cards`): a plain UPDATE from arrays."""
         if not cards:
             return
         cards = sorted(cards, key=lambda c: c.number)
         self.cursor_lock()
         self.conn.execute(
-            f"""INSERT INTO cards ({CARD_COLUMNS}, cursor)
-            SELECT u.number, u.type, u.holder, u.referrers, u.cumulative, u.blocked, u.balance, u.shortfall,
-                   nextval('posterm_cursor')
-            FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::bigint[], %s::bool[],
-                        %s::bigint[], %s::bigint[])
-                 AS u(number, type, holder, referrers, cumulative, blocked, balance, shortfall)
-            ON CONFLICT (number) DO UPDATE SET type = excluded.type, holder = excluded.holder,
-                referrers = excluded.referrers, cumulative = excluded.cumulative, blocked = excluded.blocked,
-                balance = excluded.balance, shortfall = excluded.shortfall, cursor = excluded.cursor""",
+            """UPDATE cards SET type = u.type, holder = u.holder, referrers = u.referrers,
+                cumulative = u.cumulative, blocked = u.blocked, balance = u.balance, shortfall = u.shortfall,
+                cursor = nextval('posterm_cursor')
+            FROM (SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::bytea[], %b::bigint[],
+                        %b::bool[], %b::bigint[], %b::bigint[])
+                 AS v(number, type, holder, referrers, cumulative, blocked, balance, shortfall)
+                 ORDER BY number) AS u
+            WHERE cards.number = u.number""",
             (
                 [c.number for c in cards],
                 [c.type for c in cards],
                 [c.holder for c in cards],
-                [pack(c.referrers) for c in cards],
+                [pack(c.referrers) if c.referrers else EMPTY_LIST for c in cards],
                 [c.cumulative for c in cards],
                 [c.blocked for c in cards],
                 [c.balance for c in cards],
@@ -162,10 +180,9 @@ class _Tx(IngestTx):
 
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
         self.conn.execute(
-            "INSERT INTO boundaries VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", (terminal, epoch, last_seq, mac)
-        )
-        self.conn.execute(
-            "UPDATE streams SET last_seq = %s WHERE terminal = %s AND epoch = %s", (last_seq, terminal, epoch)
+            "WITH boundary AS (INSERT INTO boundaries VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING) "
+            "UPDATE streams SET last_seq = %s, stored_ms = %s WHERE terminal = %s AND epoch = %s",
+            (terminal, epoch, last_seq, mac, last_seq, int(time.time() * 1000), terminal, epoch),
         )
 
 
@@ -190,7 +207,7 @@ class PgStore(Store):
                 options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
             )
         except psycopg.Error as exc:
-            raise StoreError(f"postgres: cannot connect: {exc}") from None
+            raise StoreError(f"postgres: cannot connect: {_one_line(exc)}") from None
         self.local.conn = conn
         with self.conns_lock:
             self.all_conns.append(conn)
@@ -222,18 +239,16 @@ class PgStore(Store):
         try:
             with conn.transaction():
                 yield _Tx(conn)
-        except psycopg.OperationalError as exc:
-            conn.close()
-            raise StoreError(f"postgres: {exc}") from None
+        except psycopg.Error as exc:
+            # Lost connection, deadlock, timeout …: the transaction rolled back; the terminal
+            # gets 503 and retries. A broken connection is dropped and reopened next time.
+            if isinstance(exc, psycopg.OperationalError):
+                conn.close()
+            raise StoreError(f"postgres: {type(exc).__name__}: {_one_line(exc)}") from None
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        conn = self.conn()
-        try:
-            with conn.transaction():
-                return conn.execute(sql, params).fetchall()
-        except psycopg.OperationalError as exc:
-            conn.close()
-            raise StoreError(f"postgres: {exc}") from None
+        with self.transaction() as tx:
+            return tx.conn.execute(sql, params).fetchall()
 
     def stream_state(self, terminal: str, epoch: int) -> tuple[int, bytes]:
         with self.transaction() as tx:
@@ -241,27 +256,37 @@ class PgStore(Store):
             return last, tx.boundary(terminal, epoch, last) or b""
 
     def add_terminal(self, terminal: str, key: bytes) -> None:
-        try:
-            with self.transaction() as tx:
-                tx.conn.execute("INSERT INTO terminals VALUES (%s, %s, %s)", (terminal, key, int(time.time() * 1000)))
-        except pg_errors.UniqueViolation:
-            raise StoreError(f"terminal {terminal}: already registered (use rotate-key)") from None
-
-    def set_key(self, terminal: str, key: bytes) -> None:
         with self.transaction() as tx:
-            if tx.conn.execute("UPDATE terminals SET key = %s WHERE id = %s", (key, terminal)).rowcount != 1:
-                raise StoreError(f"terminal {terminal}: not registered")
+            found = tx.conn.execute(
+                "INSERT INTO terminals (id, key, created_ms) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (terminal, key, int(time.time() * 1000)),
+            ).rowcount
+        if found != 1:
+            raise StoreError(f"terminal {terminal}: already registered (use rotate-key)")
 
-    def terminal_key(self, terminal: str) -> bytes | None:
-        rows = self._read("SELECT key FROM terminals WHERE id = %s", (terminal,))
-        return bytes(rows[0][0]) if rows else None
+    def set_key(self, terminal: str, key: bytes, grace_s: int) -> None:
+        until_ms = int(time.time() * 1000) + grace_s * 1000
+        with self.transaction() as tx:
+            changed = tx.conn.execute(
+                "UPDATE terminals SET old_key = key, old_key_until_ms = %s, key = %s WHERE id = %s",
+                (until_ms, key, terminal),
+            ).rowcount
+        if changed != 1:
+            raise StoreError(f"terminal {terminal}: not registered")
+
+    def terminal_keys(self, terminal: str) -> list[bytes]:
+        rows = self._read("SELECT key, old_key, old_key_until_ms FROM terminals WHERE id = %s", (terminal,))
+        return usable_keys(rows[0]) if rows else []
 
     def terminals(self) -> list[dict[str, Any]]:
         rows = self._read(
-            "SELECT t.id, t.created_ms, (SELECT COUNT(*) FROM events e WHERE e.terminal = t.id), "
-            "(SELECT MAX(epoch) FROM streams s WHERE s.terminal = t.id) FROM terminals t ORDER BY t.id"
+            "SELECT t.id, t.created_ms, s.epoch, s.last_seq, s.stored_ms FROM terminals t LEFT JOIN streams s "
+            "ON s.terminal = t.id AND s.epoch = (SELECT MAX(epoch) FROM streams m WHERE m.terminal = t.id) "
+            "ORDER BY t.id"
         )
-        return [{"terminal": r[0], "created_ms": r[1], "events": r[2], "epoch": r[3]} for r in rows]
+        # Per terminal: its newest stream and when a batch was last stored (spot silent terminals).
+        keys = ("terminal", "created_ms", "epoch", "acked_seq", "last_batch_ms")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def latest_acked(self, terminal: str) -> dict[str, int] | None:
         rows = self._read(
@@ -269,15 +294,17 @@ class PgStore(Store):
         )
         return {"epoch": int(rows[0][0]), "seq": int(rows[0][1])} if rows else None
 
-    def publish(self, kind: str, key: str, body: dict[str, Any]) -> int:
+    def publish(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> int:
         with self.transaction() as tx:
             tx.cursor_lock()
             row = tx.conn.execute(
-                "INSERT INTO feed VALUES (%s, %s, %s, nextval('posterm_cursor')) ON CONFLICT (kind, key) "
-                "DO UPDATE SET body = excluded.body, cursor = excluded.cursor RETURNING cursor",
-                (kind, key, pack(body)),
+                "WITH put AS (INSERT INTO feed SELECT %s, u.key, u.body, nextval('posterm_cursor') "
+                "FROM unnest(%b::text[], %b::bytea[]) AS u(key, body) ON CONFLICT (kind, key) "
+                "DO UPDATE SET body = excluded.body, cursor = excluded.cursor RETURNING cursor) "
+                "SELECT max(cursor) FROM put",
+                (kind, [key for key, _ in items], [pack(body) for _, body in items]),
             ).fetchone()
-            assert row is not None  # INSERT … RETURNING always returns the row
+            assert row is not None  # an aggregate always returns a row
             return int(row[0])
 
     def put_cards(self, cards: list[CardState]) -> None:
@@ -310,11 +337,13 @@ class PgStore(Store):
         )
         return [(int(r[8]), card_from_row(r)) for r in rows]
 
-    def events(self, terminal: str | None = None) -> Iterator[tuple[str, int, int, str, bytes]]:
+    def events(
+        self, terminal: str | None = None, limit: int = EVENTS_SCAN_MAX
+    ) -> Iterator[tuple[str, int, int, str, bytes]]:
         where, params = ("WHERE terminal = %s", (terminal,)) if terminal else ("", ())
         rows = self._read(
             f"SELECT terminal, epoch, seq, id, body FROM events {where} ORDER BY terminal, epoch, seq LIMIT %s",
-            (*params, EVENTS_SCAN_MAX),
+            (*params, min(limit, EVENTS_SCAN_MAX)),
         )
         for t, e, s, i, b in rows:
             yield t, int(e), int(s), str(i), bytes(b)

@@ -11,16 +11,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from central.balances import CardState, Shortfall
-from central.store import ConflictError, IngestTx, Store, StoreError, event_row
+from central.store import ConflictError, IngestTx, Store, StoreError, usable_keys
 from central.wire import pack, unpack
 
 BUSY_TIMEOUT_MS = 10_000
 EVENTS_SCAN_MAX = 10_000_000
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, key BLOB NOT NULL, created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, key BLOB NOT NULL, created_ms INTEGER NOT NULL,
+    old_key BLOB, old_key_until_ms INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS streams (terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
-    last_seq INTEGER NOT NULL, PRIMARY KEY (terminal, epoch)) WITHOUT ROWID;
+    last_seq INTEGER NOT NULL, stored_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (terminal, epoch)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS boundaries (terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
     last_seq INTEGER NOT NULL, mac BLOB NOT NULL, PRIMARY KEY (terminal, epoch, last_seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (terminal TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
@@ -46,7 +47,7 @@ def card_from_row(row: Any) -> CardState:
         number=row[0],
         type=row[1],
         holder=row[2],
-        referrers=list(unpack(bytes(row[3]), 4096)),
+        referrers=[] if bytes(row[3]) == b"\x90" else list(unpack(bytes(row[3]), 4096)),
         cumulative=row[4],
         blocked=bool(row[5]),
         balance=row[6],
@@ -81,7 +82,7 @@ class _Tx(IngestTx):
         return int(value) - count + 1
 
     def lock_stream(self, terminal: str, epoch: int) -> int:
-        self.db.execute("INSERT OR IGNORE INTO streams VALUES (?, ?, 0)", (terminal, epoch))
+        self.db.execute("INSERT OR IGNORE INTO streams (terminal, epoch, last_seq) VALUES (?, ?, 0)", (terminal, epoch))
         (last,) = self.db.execute(
             "SELECT last_seq FROM streams WHERE terminal = ? AND epoch = ?", (terminal, epoch)
         ).fetchone()
@@ -103,11 +104,9 @@ class _Tx(IngestTx):
         ).fetchall()
         return [(int(s), str(i)) for s, i in rows]
 
-    def insert_events(self, terminal: str, events: list[dict[str, Any]]) -> None:
+    def insert_events(self, terminal: str, rows: list[tuple[Any, ...]]) -> None:
         try:
-            self.db.executemany(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", [event_row(terminal, e) for e in events]
-            )
+            self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"terminal {terminal}: an event id is already stored ({exc})") from None
 
@@ -125,7 +124,10 @@ class _Tx(IngestTx):
             return
         first = self.next_cursors(len(cards))
         self.db.executemany(
-            f"INSERT OR REPLACE INTO cards ({CARD_COLUMNS}, cursor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO cards ({CARD_COLUMNS}, cursor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (number) "
+            "DO UPDATE SET type = excluded.type, holder = excluded.holder, referrers = excluded.referrers, "
+            "cumulative = excluded.cumulative, blocked = excluded.blocked, balance = excluded.balance, "
+            "shortfall = excluded.shortfall, cursor = excluded.cursor",
             [card_params(c, first + i) for i, c in enumerate(cards)],
         )
 
@@ -137,7 +139,10 @@ class _Tx(IngestTx):
 
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
         self.db.execute("INSERT OR REPLACE INTO boundaries VALUES (?, ?, ?, ?)", (terminal, epoch, last_seq, mac))
-        self.db.execute("UPDATE streams SET last_seq = ? WHERE terminal = ? AND epoch = ?", (last_seq, terminal, epoch))
+        self.db.execute(
+            "UPDATE streams SET last_seq = ?, stored_ms = ? WHERE terminal = ? AND epoch = ?",
+            (last_seq, int(time.time() * 1000), terminal, epoch),
+        )
 
 
 class SqliteStore(Store):
@@ -186,25 +191,36 @@ class SqliteStore(Store):
     def add_terminal(self, terminal: str, key: bytes) -> None:
         try:
             with self.lock:
-                self.db.execute("INSERT INTO terminals VALUES (?, ?, ?)", (terminal, key, int(time.time() * 1000)))
+                self.db.execute(
+                    "INSERT INTO terminals (id, key, created_ms) VALUES (?, ?, ?)",
+                    (terminal, key, int(time.time() * 1000)),
+                )
         except sqlite3.IntegrityError:
             raise StoreError(f"terminal {terminal}: already registered (use rotate-key)") from None
 
-    def set_key(self, terminal: str, key: bytes) -> None:
+    def set_key(self, terminal: str, key: bytes, grace_s: int) -> None:
+        until_ms = int(time.time() * 1000) + grace_s * 1000
         with self.lock:
-            if self.db.execute("UPDATE terminals SET key = ? WHERE id = ?", (key, terminal)).rowcount != 1:
-                raise StoreError(f"terminal {terminal}: not registered")
+            changed = self.db.execute(
+                "UPDATE terminals SET old_key = key, old_key_until_ms = ?, key = ? WHERE id = ?",
+                (until_ms, key, terminal),
+            ).rowcount
+        if changed != 1:
+            raise StoreError(f"terminal {terminal}: not registered")
 
-    def terminal_key(self, terminal: str) -> bytes | None:
-        rows = self._read("SELECT key FROM terminals WHERE id = ?", (terminal,))
-        return bytes(rows[0][0]) if rows else None
+    def terminal_keys(self, terminal: str) -> list[bytes]:
+        rows = self._read("SELECT key, old_key, old_key_until_ms FROM terminals WHERE id = ?", (terminal,))
+        return usable_keys(rows[0]) if rows else []
 
     def terminals(self) -> list[dict[str, Any]]:
         rows = self._read(
-            "SELECT t.id, t.created_ms, (SELECT COUNT(*) FROM events e WHERE e.terminal = t.id), "
-            "(SELECT MAX(epoch) FROM streams s WHERE s.terminal = t.id) FROM terminals t ORDER BY t.id"
+            "SELECT t.id, t.created_ms, s.epoch, s.last_seq, s.stored_ms FROM terminals t LEFT JOIN streams s "
+            "ON s.terminal = t.id AND s.epoch = (SELECT MAX(epoch) FROM streams m WHERE m.terminal = t.id) "
+            "ORDER BY t.id"
         )
-        return [{"terminal": r[0], "created_ms": r[1], "events": r[2], "epoch": r[3]} for r in rows]
+        # Per terminal: its newest stream and when a batch was last stored (spot silent terminals).
+        keys = ("terminal", "created_ms", "epoch", "acked_seq", "last_batch_ms")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def latest_acked(self, terminal: str) -> dict[str, int] | None:
         rows = self._read(
@@ -212,11 +228,14 @@ class SqliteStore(Store):
         )
         return {"epoch": rows[0][0], "seq": rows[0][1]} if rows else None
 
-    def publish(self, kind: str, key: str, body: dict[str, Any]) -> int:
+    def publish(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> int:
         with self.transaction() as tx:
-            cursor = tx.next_cursors(1)
-            tx.db.execute("INSERT OR REPLACE INTO feed VALUES (?, ?, ?, ?)", (kind, key, pack(body), cursor))
-            return cursor
+            first = tx.next_cursors(len(items))
+            tx.db.executemany(
+                "INSERT OR REPLACE INTO feed VALUES (?, ?, ?, ?)",
+                [(kind, key, pack(body), first + i) for i, (key, body) in enumerate(items)],
+            )
+            return first + len(items) - 1
 
     def put_cards(self, cards: list[CardState]) -> None:
         with self.transaction() as tx:
@@ -248,11 +267,13 @@ class SqliteStore(Store):
         )
         return [(int(r[8]), card_from_row(r)) for r in rows]
 
-    def events(self, terminal: str | None = None) -> Iterator[tuple[str, int, int, str, bytes]]:
+    def events(
+        self, terminal: str | None = None, limit: int = EVENTS_SCAN_MAX
+    ) -> Iterator[tuple[str, int, int, str, bytes]]:
         where, params = ("WHERE terminal = ?", (terminal,)) if terminal else ("", ())
         rows = self._read(
             f"SELECT terminal, epoch, seq, id, body FROM events {where} ORDER BY terminal, epoch, seq LIMIT ?",
-            (*params, EVENTS_SCAN_MAX),
+            (*params, min(limit, EVENTS_SCAN_MAX)),
         )
         for t, e, s, i, b in rows:
             yield t, int(e), int(s), str(i), bytes(b)

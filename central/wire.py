@@ -29,10 +29,11 @@ REPLY_BYTES_MAX = 64 * 1024
 UPDATES_ENTRIES_MAX = 10_000
 STR_BYTES_MAX = 64 * 1024
 RULES_BYTES_MAX = 1024 * 1024
-BIN_BYTES_MAX = 64
+BIN_BYTES_MAX = 4096
 ARRAY_ITEMS_MAX = 10_000
 MAP_ITEMS_MAX = 10_000
 DEPTH_MAX = 12
+DELTA_POINTS_MAX = 10**12
 EVENT_FIELDS_MAX = 64
 TERMINAL_ID_CHARS_MAX = 64
 SEQ_MAX = 2**63 - 1
@@ -46,6 +47,7 @@ CONTENT_TYPE = "application/msgpack"
 BATCH_FIELDS = frozenset({"v", "terminal", "epoch", "first_seq", "last_seq", "prev_mac", "events"})
 EVENT_REQUIRED = ("id", "epoch", "seq", "type")
 UPDATE_FIELDS = frozenset({"v", "cursor", "more", "acked", "rules", "catalog", "cards", "balances", "versions"})
+_NO_DELTAS: dict[str, int] = {}
 _ID_RE = re.compile(r"[0-9a-f]{32}")
 _TERMINAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -77,6 +79,8 @@ class Batch:
     last_seq: int
     prev_mac: bytes
     events: list[dict[str, Any]]
+    # The exact msgpack bytes of each event, as sent: the server stores them without re-packing.
+    raw_events: list[bytes] | None = None
 
 
 # ---------------------------------------------------------------- MACs
@@ -119,14 +123,9 @@ def pack(value: Any) -> bytes:
     return data
 
 
-def unpack(data: bytes, bytes_max: int, str_max: int = STR_BYTES_MAX) -> Any:
-    """Decode exactly one msgpack value from `data` with every limit on; ProtocolError otherwise."""
-    if not isinstance(data, (bytes, bytearray)):
-        raise ProtocolError("body is not bytes")
-    if len(data) > bytes_max:
-        raise TooLargeError(f"body of {len(data)} bytes, more than {bytes_max} allowed")
+def _unpacker(bytes_max: int, str_max: int) -> msgpack.Unpacker:
     # A fresh Unpacker per message: no state or buffer survives from one peer message to the next.
-    unpacker = msgpack.Unpacker(
+    return msgpack.Unpacker(
         raw=False,
         strict_map_key=True,
         max_buffer_size=max(bytes_max, 1),
@@ -136,15 +135,28 @@ def unpack(data: bytes, bytes_max: int, str_max: int = STR_BYTES_MAX) -> Any:
         max_map_len=MAP_ITEMS_MAX,
         max_ext_len=0,
     )
+
+
+def _check_size(data: Any, bytes_max: int) -> None:
+    if not isinstance(data, (bytes, bytearray)):
+        raise ProtocolError("body is not bytes")
+    if len(data) > bytes_max:
+        raise TooLargeError(f"body of {len(data)} bytes, more than {bytes_max} allowed")
+
+
+def _check_end(unpacker: msgpack.Unpacker, size: int) -> None:
+    if unpacker.tell() != size:
+        raise ProtocolError(f"{size - unpacker.tell()} trailing bytes after the message")
+
+
+def unpack(data: bytes, bytes_max: int, str_max: int = STR_BYTES_MAX) -> Any:
+    """Decode exactly one msgpack value from `data` with every limit on; ProtocolError otherwise."""
+    _check_size(data, bytes_max)
+    unpacker = _unpacker(bytes_max, str_max)
     try:
         unpacker.feed(data)
         value = unpacker.unpack()
-        try:
-            unpacker.unpack()
-        except msgpack.OutOfData:
-            pass
-        else:
-            raise ProtocolError("trailing data after the message")
+        _check_end(unpacker, len(data))
     except msgpack.OutOfData:
         raise ProtocolError("truncated msgpack") from None
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
@@ -155,18 +167,15 @@ def unpack(data: bytes, bytes_max: int, str_max: int = STR_BYTES_MAX) -> Any:
 
 
 def _check_depth(value: Any) -> None:
+    # Iterative (no recursion to exhaust); only containers are pushed, scalars are skipped.
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
         if depth > DEPTH_MAX:
             raise ProtocolError(f"nesting deeper than {DEPTH_MAX} levels")
-        stack.extend((child, depth + 1) for child in children)
+        for child in item.values() if isinstance(item, dict) else item if isinstance(item, list) else ():
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
 
 
 def _int(value: Any, what: str, low: int = 0, high: int = SEQ_MAX) -> int:
@@ -220,17 +229,44 @@ def encode_batch(terminal: str, epoch: int, prev_mac: bytes, events: list[dict[s
 
 
 def decode_batch(data: bytes) -> Batch:
-    raw = _map(unpack(data, BATCH_BYTES_MAX), "batch", BATCH_FIELDS)
+    """One pass over the body: the batch map, each event decoded and its exact bytes kept."""
+    _check_size(data, BATCH_BYTES_MAX)
+    unpacker = _unpacker(BATCH_BYTES_MAX, STR_BYTES_MAX)
+    raw: dict[str, Any] = {}
+    raw_events: list[bytes] = []
+    try:
+        unpacker.feed(data)
+        for _ in range(unpacker.read_map_header()):
+            key = unpacker.unpack()
+            if not isinstance(key, str) or key not in BATCH_FIELDS or key in raw:
+                raise ProtocolError(f"batch: unknown field or repeated field {key!r:.40}")
+            if key != "events":
+                raw[key] = unpacker.unpack()
+                continue
+            count = unpacker.read_array_header()
+            if count > BATCH_EVENTS_MAX:
+                raise ProtocolError(f"batch events: {count} items, more than {BATCH_EVENTS_MAX}")
+            raw["events"] = []
+            for _ in range(count):
+                start = unpacker.tell()
+                raw["events"].append(unpacker.unpack())
+                raw_events.append(bytes(data[start : unpacker.tell()]))
+        _check_end(unpacker, len(data))
+    except msgpack.OutOfData:
+        raise ProtocolError("truncated msgpack") from None
+    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
+        raise ProtocolError(f"bad msgpack: {type(exc).__name__}: {exc!s:.200}") from None
+    _check_depth(raw)
     if raw.get("v") != VERSION:
         raise ProtocolError(f"batch version {raw.get('v')!r:.20}, this server speaks {VERSION}")
-    events = _list(raw.get("events"), "batch events", BATCH_EVENTS_MAX)
     batch = Batch(
         terminal=check_terminal_id(raw.get("terminal")),
         epoch=_int(raw.get("epoch"), "batch epoch", 1),
         first_seq=_int(raw.get("first_seq"), "batch first_seq", 1),
         last_seq=_int(raw.get("last_seq"), "batch last_seq", 1),
         prev_mac=_mac_field(raw.get("prev_mac"), "batch prev_mac"),
-        events=events,
+        events=_list(raw.get("events"), "batch events", BATCH_EVENTS_MAX),
+        raw_events=raw_events,
     )
     check_batch(batch)
     return batch
@@ -242,29 +278,32 @@ def check_batch(batch: Batch) -> None:
         raise ProtocolError("batch has no events")
     if batch.last_seq - batch.first_seq + 1 != len(batch.events):
         raise ProtocolError(f"batch says seq {batch.first_seq}..{batch.last_seq} but has {len(batch.events)} events")
-    ids = set()
-    for offset, raw in enumerate(batch.events):
-        seq = batch.first_seq + offset
-        event = _map(raw, f"event {seq}")
-        if len(event) > EVENT_FIELDS_MAX:
-            raise ProtocolError(f"event {seq}: more than {EVENT_FIELDS_MAX} fields")
+    ids: set[str] = set()
+    epoch, seq = batch.epoch, batch.first_seq - 1
+    for event in batch.events:
+        seq += 1
+        # Cheap checks on the hot path; messages are built only for a refusal.
+        if type(event) is not dict or len(event) > EVENT_FIELDS_MAX:
+            raise ProtocolError(f"event {seq}: not a map of at most {EVENT_FIELDS_MAX} fields")
         event_id = event.get("id")
-        if not isinstance(event_id, str) or not _ID_RE.fullmatch(event_id):
-            raise ProtocolError(f"event {seq}: id must be 32 lowercase hex digits")
-        if event.get("epoch") != batch.epoch or type(event.get("epoch")) is not int:
+        if type(event_id) is not str or not _ID_RE.fullmatch(event_id) or event_id in ids:
+            raise ProtocolError(f"event {seq}: id must be 32 lowercase hex digits, unique in the batch")
+        ids.add(event_id)
+        if type(event.get("epoch")) is not int or event["epoch"] != epoch:
             raise ProtocolError(f"event {seq}: epoch {event.get('epoch')!r:.20} is not the batch's")
-        if event.get("seq") != seq or type(event.get("seq")) is not int:
-            raise ProtocolError(f"event at position {offset}: seq {event.get('seq')!r:.20}, expected {seq}")
-        if not isinstance(event.get("type"), str) or not event["type"]:
+        if type(event.get("seq")) is not int or event["seq"] != seq:
+            raise ProtocolError(f"event {seq}: seq {event.get('seq')!r:.20}, expected {seq}")
+        kind = event.get("type")
+        if type(kind) is not str or not kind:
             raise ProtocolError(f"event {seq}: type must be a non-empty string")
-        deltas = _map(event.get("deltas", {}), f"event {seq} deltas")
+        deltas = event.get("deltas", _NO_DELTAS)
+        if type(deltas) is not dict:
+            raise ProtocolError(f"event {seq}: deltas must be a map")
         for number, points in deltas.items():
             if not card_number_ok(number):
                 raise ProtocolError(f"event {seq}: card number {number!r:.70} is not 1..64 chars")
-            _int(points, f"event {seq} delta of card {number}", -(10**12), 10**12)
-        if event_id in ids:
-            raise ProtocolError(f"event {seq}: id {event_id} repeats inside the batch")
-        ids.add(event_id)
+            if type(points) is not int or not -DELTA_POINTS_MAX <= points <= DELTA_POINTS_MAX:
+                raise ProtocolError(f"event {seq}: delta of card {number} is not an integer within ±10^12")
 
 
 # ---------------------------------------------------------------- replies (server → terminal)
@@ -336,4 +375,5 @@ def decode_updates(data: bytes) -> dict[str, Any]:
 
 
 def card_number_ok(number: Any) -> bool:
-    return isinstance(number, str) and 0 < len(number.encode()) <= 64 and number.isprintable()
+    """1..64 printable characters (the ledger's keys allow 64 bytes; it refuses longer ones)."""
+    return type(number) is str and 0 < len(number) <= 64 and number.isprintable()

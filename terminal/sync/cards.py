@@ -4,7 +4,8 @@
 Online, a card this ledger does not know is stored at once (so the sale can commit), and a
 known card takes the server's state only while the outbox is empty — with events the server
 may already hold but we have not seen acked, its balance could count them twice (the updates
-feed corrects the card later). Offline, the card's available points are capped at
+feed corrects the card later); meanwhile the sale may use at most the server's balance plus
+this terminal's unconfirmed debits. Offline, the card's available points are capped at
 `[sync] offline_redeem_max_points` per sale (the rules file has no such field), by one
 negative lot the pricing core subtracts — the same trick the ledger uses for holds.
 """
@@ -25,24 +26,31 @@ log = logging.getLogger("posterm.sync")
 ENTRY_FIELDS = ("number", "type", "holder", "referrers", "cumulative", "blocked", "version", "balance")
 
 
-def cap_offline(ledger: Ledger, card: dict[str, Any], number: str, now: Any, cap_points: int) -> dict[str, Any]:
+def cap_available(ledger: Ledger, card: dict[str, Any], number: str, now: Any, cap_points: int) -> dict[str, Any]:
+    """Limit the points the core may offer to `cap_points` (one negative lot)."""
     available = ledger.card(number, now)["available"]
-    if available > cap_points:
-        card["lots"].append({"points": cap_points - available, "available_from": None, "expires_at": None})
+    if available > max(0, cap_points):
+        card["lots"].append({"points": max(0, cap_points) - available, "available_from": None, "expires_at": None})
     return card
 
 
-def _store_online(ledger: Ledger, entry: dict[str, Any], now: Any) -> None:
+def _store_online(ledger: Ledger, entry: dict[str, Any], now: Any) -> int | None:
+    """Store the server's card state when that is safe; else return a cap for this sale:
+    the server's balance plus this terminal's unconfirmed debits (counted even if the server
+    has some of them already — the safe side)."""
     number = entry["number"]
     try:
         known = ledger.card(number, now)
     except LedgerNotFoundError:
         known = None
-    if known is not None and (ledger.backlog() or known["server_version"] >= entry["version"]):
-        return
+    if known is not None and known["server_version"] >= entry["version"]:
+        return None
+    if known is not None and ledger.backlog():
+        return int(entry["balance"]) + min(0, int(known["local_delta"]))
     batch = {"cards": [{k: entry[k] for k in ENTRY_FIELDS if k in entry}]}
     digest = hashlib.sha256(number.encode()).hexdigest()[:16]
     ledger.apply_updates(f"card-{digest}-{entry['version']}", batch, now)
+    return None
 
 
 class CardLookup:
@@ -58,14 +66,14 @@ class CardLookup:
                 entry = await asyncio.wait_for(self.client.get_card(number, self.timeout_ms), self.timeout_ms / 1000)
             except (TransientError, TimeoutError) as exc:
                 log.info("event=card_lookup_offline card=%s reason=%r", number, str(exc)[:120])
+        cap: int | None = self.cap_points
         if entry is not None:
             try:
-                await asyncio.to_thread(_store_online, self.ledger, entry, now)
-            except LedgerError as exc:
+                cap = await asyncio.to_thread(_store_online, self.ledger, entry, now)
+            except (LedgerError, TypeError, ValueError) as exc:
                 log.warning("event=card_lookup_refused card=%s reason=%r", number, str(exc)[:200])
-                entry = None
+                entry, cap = None, self.cap_points
         card = await asyncio.to_thread(self.ledger.card_for_quote, number, now, checkout)
-        if entry is not None:
-            return card, "online"
-        capped = await asyncio.to_thread(cap_offline, self.ledger, card, number, now, self.cap_points)
-        return capped, "offline"
+        if cap is not None:
+            card = await asyncio.to_thread(cap_available, self.ledger, card, number, now, cap)
+        return card, "online" if entry is not None else "offline"

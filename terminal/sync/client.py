@@ -17,7 +17,8 @@ import aiohttp
 from central import wire
 from terminal.sync.errors import SyncError, TransientError
 
-REPLY_STATUSES_SIGNED = frozenset({200, 400, 404, 409, 413})
+READ_CHUNK_BYTES = 64 * 1024
+REPLY_STATUSES_SIGNED = frozenset({200, 400, 404, 409})
 
 
 class Backoff:
@@ -67,9 +68,7 @@ class SyncClient:
             async with self.session.request(
                 method, self.url + path_qs, data=body, headers=headers, timeout=timeout
             ) as resp:
-                data = await resp.content.read(limit + 1)
-                if len(data) > limit:
-                    raise TransientError(f"{method} {path_qs}: reply over {limit} bytes")
+                data = await _read_capped(resp, limit, f"{method} {path_qs}")
                 status, mac_hex = resp.status, resp.headers.get(wire.MAC_HEADER)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise TransientError(f"{method} {path_qs}: {type(exc).__name__}: {exc}") from None
@@ -108,6 +107,19 @@ class SyncClient:
         if not isinstance(entry, dict) or entry.get("number") != number:
             raise TransientError(f"card {number}: reply is not this card")
         return entry
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """The whole reply body, refusing more than `limit` bytes (declared or received)."""
+    if resp.content_length is not None and resp.content_length > limit:
+        raise TransientError(f"{what}: reply of {resp.content_length} bytes, over {limit}")
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(READ_CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            raise TransientError(f"{what}: reply over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _message(data: bytes) -> str:

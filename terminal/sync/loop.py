@@ -12,9 +12,10 @@ fully jittered backoff and tries again, forever; nothing is marked sent without 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from terminal.ledger import Ledger, LedgerError
@@ -45,6 +46,8 @@ class Syncer:
     async def once(self, stop: asyncio.Event | None = None) -> dict[str, int]:
         """One round: drain everything, then pull every update page. Raises on failure."""
         sent = await self.drainer.drain(stop)
+        if stop is not None and stop.is_set():
+            return {"sent": sent, "pages": 0}
         pages = await self.puller.pull()
         self.status.update(online=True, last_ok_ms=int(time.time() * 1000), last_error=None)
         return {"sent": sent, "pages": pages}
@@ -53,7 +56,9 @@ class Syncer:
         while not stop.is_set():
             self.woken.clear()
             try:
-                done = await self.once(stop)
+                done = await _unless_stopped(self.once(stop), stop)
+                if done is None:
+                    return
                 self.backoff.reset()
                 delay_ms = 0.0 if done["sent"] or done["pages"] else float(self.config.idle_interval_ms)
             except (SyncError, LedgerError) as exc:
@@ -73,6 +78,27 @@ class Syncer:
                 )
             if delay_ms:
                 await _wait_any(stop, self.woken, delay_ms / 1000)
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, dict[str, int]], stop: asyncio.Event) -> dict[str, int] | None:
+    """Run `work`, but give up on it when `stop` is set (a slow request must not hold up a
+    shutdown). Cancelling is safe: events are marked acked only after the server's reply, and
+    a cancelled ack write completes in its thread or is redone by the next run."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()  # the caller gave up on the whole loop: no orphan round
+        raise
+    finally:
+        stopping.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
 
 
 async def _wait_any(stop: asyncio.Event, woken: asyncio.Event, timeout_s: float) -> None:

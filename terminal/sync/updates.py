@@ -3,9 +3,11 @@
 A page is validated by `wire.decode_updates` (shape, limits) and by the ledger (every field)
 inside ONE ledger write transaction, recorded under a batch id made of the cursor and a
 digest of the content: a redelivered page changes nothing, a bad one changes nothing and is
-refused whole. Published rules are compiled first and written to `rules_file` by an atomic
-rename. The cursor is saved (atomic rename) only after the page is applied; a crash in
-between re-pulls the same page, which the ledger answers from its operation log.
+refused whole. Published rules are compiled first, written aside, and renamed into
+`rules_file` only after the ledger took the page (the daemon reloads its engine when the
+ledger's `versions["rules"]` changes). The cursor is saved (atomic rename) only after the page
+is applied; a crash in between re-pulls the same page, which the ledger answers from its
+operation log.
 Limits: `PAGES_PER_PULL_MAX` pages per pull.
 """
 
@@ -51,12 +53,16 @@ def read_cursor(state_file: Path) -> int:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that a crash leaves the old or the new content, never a mix."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SyncError(f"{path}: cannot write: {exc}") from None
 
 
 def ledger_batch(page: dict[str, Any]) -> dict[str, Any]:
@@ -68,22 +74,46 @@ def ledger_batch(page: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _check_rules(rules: dict[str, Any]) -> None:
+    try:
+        compile_rules(tomllib.loads(rules["text"]), f"central rules {rules['version']}")
+    except (tomllib.TOMLDecodeError, PricingError) as exc:
+        raise SyncError(f"central rules {rules['version']}: refused: {exc}") from None
+
+
 def apply_page(ledger: Ledger, page: dict[str, Any], rules_file: Path | None, now: Any) -> dict[str, Any]:
-    """Apply one decoded page (blocking; run in a thread). Raises SyncError, changes nothing."""
+    """Apply one decoded page (blocking; run in a thread). A refused page raises SyncError and
+    changes nothing — but acks the page reports stay confirmed: they are facts of the server,
+    not of the page's content, and must precede the balances."""
+    rules = page.get("rules")
+    if rules is not None:
+        _check_rules(rules)
     acked = page.get("acked")
     meta = ledger.meta()
     if acked and acked["epoch"] == meta["epoch"] and acked["seq"] > meta["acked_seq"]:
         # The server stored events whose ack we never saw (killed between its commit and our
         # ack): confirm them first, so the balances below do not count them twice.
         ledger.mark_acked(min(acked["seq"], meta["next_seq"] - 1))
-    rules = page.get("rules")
-    if rules is not None:
+    staged = None
+    if rules is not None and rules_file is not None:
+        # Written aside now, renamed into place only once the ledger took the page.
+        staged = rules_file.with_name(rules_file.name + ".new")
+        write_atomic(staged, rules["text"].encode())
+    try:
+        result = _apply_ledger(ledger, page, now)
+    except SyncError:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+        raise
+    if staged is not None and rules_file is not None:
         try:
-            compile_rules(tomllib.loads(rules["text"]), f"central rules {rules['version']}")
-        except (tomllib.TOMLDecodeError, PricingError) as exc:
-            raise SyncError(f"central rules {rules['version']}: refused: {exc}") from None
-        if rules_file is not None:
-            write_atomic(rules_file, rules["text"].encode())
+            os.replace(staged, rules_file)
+        except OSError as exc:
+            raise SyncError(f"{rules_file}: cannot write: {exc}") from None
+    return result
+
+
+def _apply_ledger(ledger: Ledger, page: dict[str, Any], now: Any) -> dict[str, Any]:
     batch = ledger_batch(page)
     if not any(batch.values()):
         return {"cards_applied": 0, "products": 0}

@@ -23,13 +23,14 @@ from central.balances import CardState
 from central.store import Store, open_store
 from terminal.ledger import Ledger
 from terminal.ledger import outbox as ledger_outbox
-from terminal.sync import SyncClient, SyncConfig, Syncer
+from terminal.sync import SyncClient, SyncConfig, Syncer, TransientError
 
 REPO = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 15.0
 OUTBOX_SCAN_MAX = 1_000_000
 SETTLE_ROUNDS_MAX = 8
+TRANSIENT_RETRIES_MAX = 5
 
 
 def free_port() -> int:
@@ -70,9 +71,22 @@ class CentralProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         log = open(self.log_path, "ab")  # noqa: SIM115 — the child owns it for its life
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "central.cli", "--db", self.dsn, "serve", "--host", LOOPBACK,
-             "--port", str(self.port)],
-            cwd=REPO, env=env, stdout=log, stderr=log,
+            [
+                sys.executable,
+                "-m",
+                "central.cli",
+                "--db",
+                self.dsn,
+                "serve",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(self.port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=log,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -150,7 +164,7 @@ class FaultProxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await asyncio.wait_for(self._serve(reader, writer), 30)
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             pass  # a client or upstream that went away: the scenario checks the outcome
         finally:
             writer.close()
@@ -216,9 +230,16 @@ def publish_cards(dsn: str, balances: dict[str, int]) -> None:
 
 def sync_config(url: str, key: bytes, tmp: Path, name: str, **extra: Any) -> SyncConfig:
     return SyncConfig.from_mapping(
-        {"url": url, "key": key.hex(), "state_file": str(tmp / f"{name}-sync.json"),
-         "backoff_base_ms": 20, "backoff_max_ms": 300, "request_timeout_ms": 3000,
-         "idle_interval_ms": 50, **extra}
+        {
+            "url": url,
+            "key": key.hex(),
+            "state_file": str(tmp / f"{name}-sync.json"),
+            "backoff_base_ms": 20,
+            "backoff_max_ms": 300,
+            "request_timeout_ms": 3000,
+            "idle_interval_ms": 50,
+            **extra,
+        }
     )
 
 
@@ -253,7 +274,16 @@ async def settle(terminals: list[tuple[Ledger, SyncConfig]]) -> None:
     for _ in range(SETTLE_ROUNDS_MAX):
         busy = 0
         for ledger, config in terminals:
-            done = await sync_round(ledger, config)
+            for attempt in range(TRANSIENT_RETRIES_MAX + 1):
+                try:
+                    done = await sync_round(ledger, config)
+                    break
+                except TransientError:
+                    # As the daemon's loop would: a 503 (e.g. a PostgreSQL deadlock victim
+                    # between collectors) or a slow reply is retried.
+                    if attempt == TRANSIENT_RETRIES_MAX:
+                        raise
+                    await asyncio.sleep(0.1)
             busy += done["sent"] + done["pages"]
         if not busy:
             return

@@ -14,8 +14,15 @@ from central.store import ChainError, ConflictError, GapError, Store
 
 
 def event(seq: int, deltas: dict[str, int] | None = None, epoch: int = 1, **extra: Any) -> dict[str, Any]:
-    return {"id": os.urandom(16).hex(), "epoch": epoch, "seq": seq, "type": "adjustment",
-            "deltas": deltas or {}, "at_ms": 1, **extra}
+    return {
+        "id": os.urandom(16).hex(),
+        "epoch": epoch,
+        "seq": seq,
+        "type": "adjustment",
+        "deltas": deltas or {},
+        "at_ms": 1,
+        **extra,
+    }
 
 
 def batch(events: list[dict[str, Any]], prev_mac: bytes = b"", terminal: str = "T01") -> wire.Batch:
@@ -99,19 +106,54 @@ def test_double_spend_books_a_shortfall_and_publishes_the_correction(store: Stor
 
 def test_sales_and_returns_move_cumulative(store: Store) -> None:
     store.put_cards([CardState("C1", cumulative=1000)])
-    store.ingest(batch([event(1, {"C1": 10}, type="sale", card="C1", total=5000, card_type="gold"),
-                        event(2, {"C1": -2}, type="return", card="C1", cumulative_decrease=1000)]), MAC1)
+    store.ingest(
+        batch(
+            [
+                event(1, {"C1": 10}, type="sale", card="C1", total=5000, card_type="gold"),
+                event(2, {"C1": -2}, type="return", card="C1", cumulative_decrease=1000),
+            ]
+        ),
+        MAC1,
+    )
     card, _ = store.card("C1") or (None, 0)
     assert card is not None and (card.cumulative, card.balance, card.type) == (5000, 8, "gold")
 
 
 def test_feed_is_compacted_and_ordered(store: Store) -> None:
-    c1 = store.publish("product", "A", {"sku": "A", "price": 1})
+    c1 = store.publish("product", [("A", {"sku": "A", "price": 1}), ("B", {"sku": "B", "price": 5})])
     store.put_cards([CardState("C1", balance=5)])
-    c3 = store.publish("product", "A", {"sku": "A", "price": 2})
+    c3 = store.publish("product", [("A", {"sku": "A", "price": 2})])
     page = build_updates(store, "T01", 0)
-    assert [p["price"] for p in page["catalog"]] == [2] and page["cursor"] == c3 > c1
+    assert [p["price"] for p in page["catalog"]] == [5, 2] and page["cursor"] == c3 > c1
     assert [c["number"] for c in page["cards"]] == ["C1"]
     assert build_updates(store, "T01", page["cursor"])["catalog"] == []
     small = build_updates(store, "T01", 0, limit=1)
     assert small["more"] and len(small["cards"]) + len(small["catalog"]) == 1
+
+
+def test_upgrades_and_referrals_from_sales(store: Store) -> None:
+    store.put_cards([CardState("C1", type="standard"), CardState("R1", balance=10), CardState("R2", balance=10)])
+    referral = [
+        {"card": "R1", "level": 1, "points": 30, "cumulative": 0, "local": True},
+        {"card": "R2", "level": 2, "points": 10, "cumulative": 500, "local": False},
+    ]
+    store.ingest(
+        batch(
+            [
+                event(
+                    1,
+                    {"C1": 5, "R1": 30},
+                    type="sale",
+                    card="C1",
+                    total=100,
+                    card_type="standard",
+                    card_type_after="silver",
+                    referral=referral,
+                )
+            ]
+        ),
+        MAC1,
+    )
+    cards = {c.number: c for c in store.all_cards()}
+    assert cards["C1"].type == "silver" and cards["C1"].cumulative == 100
+    assert (cards["R1"].balance, cards["R2"].balance, cards["R2"].cumulative) == (40, 20, 500)

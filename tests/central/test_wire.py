@@ -53,8 +53,17 @@ def test_event_and_byte_limits() -> None:
     ],
 )
 def test_bad_events_are_refused(change: dict[str, Any], message: str) -> None:
-    body = wire.pack({"v": 1, "terminal": "T01", "epoch": 1, "first_seq": 1, "last_seq": 1,
-                      "prev_mac": b"", "events": [{**ev(1), **change}]})
+    body = wire.pack(
+        {
+            "v": 1,
+            "terminal": "T01",
+            "epoch": 1,
+            "first_seq": 1,
+            "last_seq": 1,
+            "prev_mac": b"",
+            "events": [{**ev(1), **change}],
+        }
+    )
     with pytest.raises(wire.ProtocolError, match=message):
         wire.decode_batch(body)
 
@@ -67,7 +76,7 @@ def test_strict_map_keys_depth_and_trailing_bytes() -> None:
         deep = [deep]
     with pytest.raises(wire.ProtocolError, match="nesting"):
         wire.unpack(msgpack.packb(deep), 1000)
-    with pytest.raises(wire.ProtocolError, match="trailing"):
+    with pytest.raises(wire.ProtocolError, match="trailing bytes"):
         wire.unpack(msgpack.packb(1) + msgpack.packb(2), 1000)
     with pytest.raises(wire.ProtocolError, match="unknown field"):
         wire.decode_batch(wire.pack({"v": 1, "extra": 1}))
@@ -76,7 +85,18 @@ def test_strict_map_keys_depth_and_trailing_bytes() -> None:
 def test_updates_parser() -> None:
     page = wire.decode_updates(wire.encode_updates({"cursor": 3, "more": False, "acked": None, "cards": [{}]}))
     assert page["cursor"] == 3
-    for bad in ({"cursor": -1, "more": False}, {"cursor": 1, "more": 1}, {"cursor": 1, "more": False, "cards": {}},
-                {"cursor": 1, "more": False, "rules": {"version": "", "text": ""}}):
+    for bad in (
+        {"cursor": -1, "more": False},
+        {"cursor": 1, "more": 1},
+        {"cursor": 1, "more": False, "cards": {}},
+        {"cursor": 1, "more": False, "rules": {"version": "", "text": ""}},
+    ):
         with pytest.raises(wire.ProtocolError):
             wire.decode_updates(wire.pack({"v": 1, **bad}))
+
+
+def test_a_partial_value_after_the_message_is_refused() -> None:
+    body = wire.encode_batch("T01", 1, b"", [ev(1)])
+    for tail in (b"\xdc", b"\xdc\x00", b"\x92\x01"):
+        with pytest.raises(wire.ProtocolError, match="trailing bytes"):
+            wire.decode_batch(body + tail)

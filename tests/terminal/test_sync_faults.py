@@ -69,7 +69,9 @@ def world(dsn: str, tmp_path: Path) -> Iterator[World]:  # noqa: F811
     server = CentralProcess(dsn, tmp_path / "central.log").start()
     proxy = FaultProxy(server.port)
     ledgers = [Ledger.init(tmp_path / f"ledger-{t}", t) for t in TERMINALS]
-    configs = [sync_config(proxy.url, k, tmp_path, t) for t, k in zip(TERMINALS, keys, strict=True)]
+    configs = [
+        sync_config(proxy.url, k, tmp_path, t, request_timeout_ms=1_500) for t, k in zip(TERMINALS, keys, strict=True)
+    ]
     w = World(dsn, tmp_path, server, proxy, ledgers, configs, keys)
     try:
         yield w
@@ -152,9 +154,9 @@ async def _loop(ledger: Ledger, config: SyncConfig, stop: asyncio.Event) -> None
 def test_faulty_network(world: World, mode: str) -> None:
     async def scenario(w: World) -> None:
         for led in w.ledgers:
-            make_events(led, 1_500, led.terminal_id + mode)  # two batches each
-        # slow: a reply later than the client's 3 s timeout, after the server committed.
-        w.proxy.set(mode, count=4, delay_s=3.5)
+            make_events(led, 1_100, led.terminal_id + mode)  # two batches each
+        # slow: a reply later than the client's 1.5 s timeout, after the server committed.
+        w.proxy.set(mode, count=4, delay_s=2.0)
         await run_syncers_until_drained(w, 20.0)
         assert w.proxy.faults == 4
 
@@ -184,9 +186,12 @@ def test_duplicate_and_reordered_batches(world: World) -> None:
             bodies[1] = wire.encode_batch(led.terminal_id, 1, prev, events[10:20])
             prev = bytes.fromhex(wire.sign(key, bodies[1]))
             bodies[2] = wire.encode_batch(led.terminal_id, 1, prev, events[20:])
+            seen: set[int] = set()
             for i in (0, 1, 0, 1, 2, 2, 0, 1):  # duplicates and reordering
                 status, reply = await _post(s, w.server.url, led.terminal_id, key, bodies[i])
                 assert status == 200, reply
+                assert {r["status"] for r in reply["results"]} == {"duplicate" if i in seen else "stored"}
+                seen.add(i)
         stored = [e for e in server_events(w.dsn) if e[0] == led.terminal_id]
         assert len(stored) == len({(t, ep, sq) for t, ep, sq, _, _ in stored})
 
@@ -218,10 +223,10 @@ def test_corrupted_and_forged_batches_store_nothing(world: World) -> None:
         corrupted = body[:-3] + bytes([body[-3] ^ 0x20]) + body[-2:]
         async with aiohttp.ClientSession() as s:
             for data, mac, terminal in (
-                (corrupted, wire.sign(key, body), led.terminal_id),     # bytes changed after signing
+                (corrupted, wire.sign(key, body), led.terminal_id),  # bytes changed after signing
                 (body, wire.sign(os.urandom(32), body), led.terminal_id),  # forged with another key
-                (body, wire.sign(w.keys[1], body), "T02"),              # T02's key, T01's batch
-                (body, wire.sign(key, body), "T99"),                    # unknown terminal
+                (body, wire.sign(w.keys[1], body), "T02"),  # T02's key, T01's batch
+                (body, wire.sign(key, body), "T99"),  # unknown terminal
             ):
                 headers = {wire.TERMINAL_HEADER: terminal, wire.MAC_HEADER: mac}
                 async with s.post(w.server.url + "/v1/batches", data=data, headers=headers) as resp:
@@ -252,7 +257,8 @@ def test_terminal_killed_between_commit_and_ack(world: World) -> None:
         w.proxy.set("hold", count=1)  # the server commits; its reply never reaches the terminal
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(path), w.proxy.url, w.keys[0].hex(), str(cfg.state_file)],
-            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         try:
             await asyncio.wait_for(w.proxy.held.wait(), 15)
@@ -267,5 +273,23 @@ def test_terminal_killed_between_commit_and_ack(world: World) -> None:
         assert len(stored) == 50  # … but the server committed the batch
         w.proxy.set("pass")
         await sync_round(w.ledgers[0], cfg)
+
+    run(world, scenario)
+
+
+def test_stop_does_not_wait_for_a_hanging_request(world: World) -> None:
+    async def scenario(w: World) -> None:
+        led = w.ledgers[0]
+        make_events(led, 20, "hang")
+        w.proxy.set("hold", count=1)  # committed by the server, the reply never comes
+        config = SyncConfig(**{**w.configs[0].__dict__, "request_timeout_ms": 30_000})
+        stop = asyncio.Event()
+        task = asyncio.create_task(_loop(led, config, stop))
+        await asyncio.wait_for(w.proxy.held.wait(), 10)
+        started = asyncio.get_running_loop().time()
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        assert asyncio.get_running_loop().time() - started < 1.0
+        assert led.backlog() == 20  # not acked: the reply never came
 
     run(world, scenario)
