@@ -19,7 +19,7 @@ build: $(STAMP)
 	$(PY) setup.py -q build_ext --inplace
 
 demo: build
-	$(PY) -m terminal.demo
+	$(PY) -m terminal.cli demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

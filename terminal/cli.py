@@ -20,8 +20,10 @@ from terminal.errors import TerminalError
 
 COMMAND_MODULES = (
     "terminal.commands.pricing",
-    "terminal.commands.devices",
     "terminal.commands.ledger",
+    "terminal.commands.devices",
+    "terminal.commands.daemon",
+    "terminal.commands.sync",
 )
 USER_ERRORS = (PricingError, TerminalError, DeviceError)
 EXIT_REFUSED = 2

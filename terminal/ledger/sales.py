@@ -182,6 +182,7 @@ def commit(
                 "receipt": sale_id,
                 "card": card,
                 "card_type": receipt["type_before"],
+                "card_type_after": q.get("card_type_after"),
                 "subtotal": q["subtotal"],
                 "discount": q["discount"],
                 "total": q["total"],

@@ -1,0 +1,119 @@
+"""Authoritative card balances from every terminal's events — pure functions, no I/O.
+
+Each terminal event carries `deltas: {card: points}`, the exact point movement it made on each
+card (sale redemption and accrual, returns, expiry, adjustments, referral credits). The server's
+balance of a card is its published balance plus Σ deltas of all ingested events from all
+terminals, in ingest order. A debit that takes a card below zero (the same points redeemed on
+two offline terminals) is accepted — the sale happened — and the uncovered part is booked as a
+shortfall; the card's new (negative) balance goes out in the updates feed as a correction.
+Cumulative spend follows sale totals and return decreases; a sale's `card_type_after` (an
+upgrade) becomes the card's type; referral credits for referrers the selling terminal did not
+hold (`local: false`) are booked here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from central.wire import card_number_ok
+
+CARD_TYPE_CHARS_MAX = 64
+REFERRALS_MAX = 16
+REFERRAL_POINTS_MAX = 10**9
+
+
+@dataclass
+class CardState:
+    number: str
+    balance: int = 0
+    cumulative: int = 0
+    type: str = ""
+    holder: str = ""
+    referrers: list[str] = field(default_factory=list)
+    blocked: bool = False
+    shortfall: int = 0
+    exists: bool = False  # a row is already stored (update, not insert)
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    number: str
+    seq: int
+    points: int
+
+
+def _referrals(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """A sale's referral credits that are well formed (card, points, cumulative, local)."""
+    raw = event.get("referral")
+    if not raw or not isinstance(raw, list) or event.get("type") != "sale":
+        return []
+    return [r for r in raw[:REFERRALS_MAX] if isinstance(r, dict) and card_number_ok(r.get("card"))]
+
+
+def touched_cards(events: list[dict[str, Any]]) -> list[str]:
+    """Every card an event moves or names, sorted (a fixed lock order avoids deadlocks)."""
+    numbers: set[str] = set()
+    for event in events:
+        numbers.update(event.get("deltas", {}))
+        card = event.get("card")
+        if card and card_number_ok(card) and event.get("type") in ("sale", "return"):
+            numbers.add(card)
+        if event.get("referral"):
+            numbers.update(r["card"] for r in _referrals(event))
+    return sorted(numbers)
+
+
+def _whole(value: Any) -> int:
+    return value if type(value) is int else 0
+
+
+def fold(events: list[dict[str, Any]], cards: dict[str, CardState]) -> list[Shortfall]:
+    """Apply events in order to `cards` (which holds every touched card); returns shortfalls."""
+    shortfalls = []
+    for event in events:
+        for ref in _referrals(event):
+            # Referrers kept in the selling terminal's ledger were credited there (their points
+            # are in `deltas`); the others are credited here. Cumulative credit counts for all.
+            referrer = cards[ref["card"]]
+            referrer.cumulative += _whole(ref.get("cumulative"))
+            if not ref.get("local"):
+                referrer.balance += min(max(0, _whole(ref.get("points"))), REFERRAL_POINTS_MAX)
+        for number, points in event.get("deltas", {}).items():
+            card = cards[number]
+            card.balance += points
+            if points < 0 and card.balance < 0:
+                short = min(-points, -card.balance)
+                card.shortfall += short
+                shortfalls.append(Shortfall(number, event["seq"], short))
+        number = event.get("card")
+        if not isinstance(number, str) or number not in cards:
+            continue
+        card = cards[number]
+        if event["type"] == "sale":
+            card.cumulative += _whole(event.get("total"))
+            _set_type(card, event.get("card_type"), only_if_empty=True)
+            _set_type(card, event.get("card_type_after"), only_if_empty=False)
+        elif event["type"] == "return":
+            card.cumulative = max(0, card.cumulative - _whole(event.get("cumulative_decrease")))
+    return shortfalls
+
+
+def _set_type(card: CardState, kind: Any, only_if_empty: bool) -> None:
+    """The card type a sale saw or upgraded to (a message rule's `upgrade_to`)."""
+    if isinstance(kind, str) and 0 < len(kind) <= CARD_TYPE_CHARS_MAX and not (only_if_empty and card.type):
+        card.type = kind
+
+
+def card_entry(card: CardState, version: int) -> dict[str, Any]:
+    """The updates-feed entry of a card (the ledger's `cards` update entry)."""
+    return {
+        "number": card.number,
+        "type": card.type,
+        "holder": card.holder,
+        "referrers": list(card.referrers),
+        "cumulative": max(0, card.cumulative),
+        "blocked": card.blocked,
+        "version": version,
+        "balance": card.balance,
+    }

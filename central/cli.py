@@ -1,0 +1,274 @@
+"""`posterm-central`: run the central server and manage its terminals, feed and cards.
+
+    posterm-central --db sqlite:///var/lib/posterm/central.db serve --host 127.0.0.1 --port 8780
+    posterm-central --db … terminal add T01        # prints the new key once (hex)
+    posterm-central --db … terminal list | rotate-key T01
+    posterm-central --db … publish rules rules.toml | publish catalog catalog.csv | publish cards cards.csv
+    posterm-central --db … card show 2000001 | card adjust 2000001 -50 | events | shortfalls
+
+`--db` defaults to env `POSTERM_CENTRAL_DB`. Refusals print one line and exit 2.
+Limits: CSV files ≤ `CSV_BYTES_MAX`, ≤ `CSV_ROWS_MAX` rows; rules files ≤ `wire.RULES_BYTES_MAX`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from central import wire
+from central.balances import CardState
+from central.store import Store, StoreError, new_key, open_store
+from core.errors import PricingError
+
+CSV_BYTES_MAX = 64 * 1024 * 1024
+CSV_ROWS_MAX = 1_000_000
+PUBLISH_CHUNK_ROWS = 5_000
+EXIT_REFUSED = 2
+KEY_GRACE_S_DEFAULT = 86_400
+KEY_GRACE_S_MAX = 30 * 86_400
+
+
+class CentralCliError(Exception):
+    """A refusal of the CLI: bad file, bad argument."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"posterm-central: {message} (see posterm-central --help)\n")
+        raise SystemExit(EXIT_REFUSED)
+
+
+def _read_text(path: str, bytes_max: int) -> str:
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > bytes_max:
+            raise CentralCliError(f"{path}: {size} bytes, more than {bytes_max} allowed")
+        return p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CentralCliError(f"{path}: cannot read: {exc}") from None
+
+
+def _csv_rows(path: str) -> list[dict[str, str]]:
+    rows = list(csv.DictReader(io.StringIO(_read_text(path, CSV_BYTES_MAX))))
+    if len(rows) > CSV_ROWS_MAX:
+        raise CentralCliError(f"{path}: {len(rows)} rows, more than {CSV_ROWS_MAX}")
+    return rows
+
+
+def _int(text: str | None, where: str, default: int | None = None) -> int:
+    if (text is None or text == "") and default is not None:
+        return default
+    try:
+        return int(text or "")
+    except ValueError:
+        raise CentralCliError(f"{where}: {text!r} is not an integer") from None
+
+
+def cmd_serve(store: Store, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from central.server import make_app
+
+    if args.host not in ("127.0.0.1", "::1", "localhost") and not args.public:
+        raise CentralCliError(f"--host {args.host}: not loopback; add --public to listen there on purpose")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    from central.server import log_line
+
+    log_line(logging.INFO, "central_serving", host=args.host, port=args.port, store=store.name)
+    web.run_app(
+        make_app(store),
+        host=args.host,
+        port=args.port,
+        print=None,
+        handle_signals=True,
+        shutdown_timeout=5.0,
+        access_log=None,
+    )
+    return 0
+
+
+def cmd_terminal(store: Store, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        for row in store.terminals():
+            print(json.dumps(row))
+        return 0
+    terminal = wire.check_terminal_id(args.id)
+    if not 0 <= args.grace_s <= KEY_GRACE_S_MAX:
+        raise CentralCliError(f"--grace-s must be 0..{KEY_GRACE_S_MAX}")
+    key = new_key()
+    if args.action == "add":
+        store.add_terminal(terminal, key)
+    else:
+        store.set_key(terminal, key, args.grace_s)
+    # The key is shown once: the technician copies it into the terminal's key file.
+    print(key.hex())
+    return 0
+
+
+def cmd_publish(store: Store, args: argparse.Namespace) -> int:
+    if args.what == "rules":
+        from core.rules import compile_rules
+
+        text = _read_text(args.file, wire.RULES_BYTES_MAX)
+        try:
+            compile_rules(tomllib.loads(text), args.file)
+        except tomllib.TOMLDecodeError as exc:
+            raise CentralCliError(f"{args.file}: not TOML: {exc}") from None
+        version = args.version or hashlib.sha256(text.encode()).hexdigest()[:16]
+        cursor = store.publish("rules", [("rules", {"version": version, "text": text})])
+        print(json.dumps({"rules": version, "cursor": cursor}))
+    elif args.what == "catalog":
+        products = [_product(row, f"{args.file} row {i + 2}") for i, row in enumerate(_csv_rows(args.file))]
+        for start in range(0, len(products), PUBLISH_CHUNK_ROWS):
+            chunk = products[start : start + PUBLISH_CHUNK_ROWS]
+            store.publish("product", [(p["sku"], p) for p in chunk])
+        version = args.version or hashlib.sha256(Path(args.file).read_bytes()).hexdigest()[:16]
+        cursor = store.publish("version", [("catalog", {"version": version})])
+        print(json.dumps({"products": len(products), "catalog": version, "cursor": cursor}))
+    else:
+        cards = [_card(row, f"{args.file} row {i + 2}") for i, row in enumerate(_csv_rows(args.file))]
+        for start in range(0, len(cards), PUBLISH_CHUNK_ROWS):
+            store.put_cards(cards[start : start + PUBLISH_CHUNK_ROWS])
+        print(json.dumps({"cards": len(cards)}))
+    return 0
+
+
+def _product(row: dict[str, str], where: str) -> dict[str, Any]:
+    sku = (row.get("sku") or "").strip()
+    if not sku:
+        raise CentralCliError(f"{where}: sku is empty")
+    if (row.get("deleted") or "").strip().lower() in ("1", "true", "yes"):
+        return {"sku": sku, "deleted": True}
+
+    def split(name: str) -> list[str]:
+        return [x.strip() for x in (row.get(name) or "").split("|") if x.strip()]
+
+    return {
+        "sku": sku,
+        "barcodes": split("barcodes"),
+        "name": (row.get("name") or "").strip() or sku,
+        "price": _int(row.get("price"), f"{where} price"),
+        "categories": split("categories"),
+        "no_discount": (row.get("no_discount") or "").strip().lower() in ("1", "true", "yes"),
+        "no_bonus": (row.get("no_bonus") or "").strip().lower() in ("1", "true", "yes"),
+        "min_price": _int(row.get("min_price"), f"{where} min_price", 0),
+    }
+
+
+def _card(row: dict[str, str], where: str) -> CardState:
+    number = (row.get("number") or "").strip()
+    if not wire.card_number_ok(number):
+        raise CentralCliError(f"{where}: card number {number!r} is not 1..64 printable characters")
+    return CardState(
+        number=number,
+        type=(row.get("type") or "").strip(),
+        holder=(row.get("holder") or "").strip(),
+        referrers=[x for x in (row.get("referrers") or "").split("|") if x],
+        cumulative=_int(row.get("cumulative"), f"{where} cumulative", 0),
+        blocked=(row.get("blocked") or "").strip().lower() in ("1", "true", "yes"),
+        balance=_int(row.get("balance"), f"{where} balance", 0),
+    )
+
+
+def cmd_card(store: Store, args: argparse.Namespace) -> int:
+    if args.action == "adjust":
+        card = store.adjust_card(args.number, args.points)
+        print(json.dumps({"card": card.number, "balance": card.balance}))
+        return 0
+    found = store.card(args.number)
+    if found is None:
+        raise CentralCliError(f"card {args.number}: unknown to the central server")
+    card, version = found
+    print(json.dumps({**card.__dict__, "version": version}))
+    return 0
+
+
+def cmd_events(store: Store, args: argparse.Namespace) -> int:
+    for terminal, epoch, seq, event_id, body in store.events(args.terminal, args.limit):
+        event = wire.unpack(body, wire.BATCH_BYTES_MAX)
+        print(json.dumps({"terminal": terminal, "epoch": epoch, "seq": seq, "id": event_id, "type": event["type"]}))
+    return 0
+
+
+def cmd_shortfalls(store: Store, args: argparse.Namespace) -> int:
+    for row in store.shortfalls():
+        print(json.dumps(row))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="posterm-central", description="posterm central server")
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("POSTERM_CENTRAL_DB", "sqlite:///central.db"),
+        help="sqlite:///path or postgresql://… (env POSTERM_CENTRAL_DB)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8780)
+    serve.add_argument("--public", action="store_true", help="allow a non-loopback --host")
+    serve.set_defaults(handler=cmd_serve)
+    term = sub.add_parser("terminal", help="provision terminals and their keys")
+    term.add_argument("action", choices=["add", "list", "rotate-key"])
+    term.add_argument("id", nargs="?")
+    term.add_argument(
+        "--grace-s",
+        type=int,
+        default=KEY_GRACE_S_DEFAULT,
+        help="rotate-key: seconds the old key keeps working (default one day; 0 revokes it now)",
+    )
+    term.set_defaults(handler=cmd_terminal)
+    pub = sub.add_parser("publish", help="publish rules, catalog or cards to every terminal")
+    pub.add_argument("what", choices=["rules", "catalog", "cards"])
+    pub.add_argument("file")
+    pub.add_argument("--version", help="version label (default: content hash)")
+    pub.set_defaults(handler=cmd_publish)
+    card = sub.add_parser("card", help="show or adjust a card's authoritative balance")
+    card.add_argument("action", choices=["show", "adjust"])
+    card.add_argument("number")
+    card.add_argument("points", nargs="?", type=int, default=0)
+    card.set_defaults(handler=cmd_card)
+    events = sub.add_parser("events", help="list stored events")
+    events.add_argument("--terminal")
+    events.add_argument("--limit", type=int, default=1000)
+    events.set_defaults(handler=cmd_events)
+    short = sub.add_parser("shortfalls", help="list booked double-spend shortfalls")
+    short.set_defaults(handler=cmd_shortfalls)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "terminal" and args.action != "list" and not args.id:
+        sys.stderr.write("posterm-central: terminal add/rotate-key need a terminal id\n")
+        return EXIT_REFUSED
+    try:
+        store = open_store(args.db)
+    except (StoreError, ImportError) as exc:
+        sys.stderr.write(f"posterm-central: {exc}\n")
+        return EXIT_REFUSED
+    try:
+        return int(args.handler(store, args))
+    except (CentralCliError, StoreError, wire.ProtocolError, PricingError) as exc:
+        sys.stderr.write(f"posterm-central: {exc}\n")
+        return EXIT_REFUSED
+    finally:
+        if args.command != "serve":
+            store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""The central HTTP service (aiohttp): batch ingest, the updates feed, card lookups.
+
+Every request names its terminal (`X-Posterm-Terminal`) and carries an HMAC (`X-Posterm-MAC`)
+with that terminal's key over the body (POST) or `METHOD PATH?QUERY` (GET); replies are signed
+the same way. Storage calls run in a bounded thread pool (one thread for SQLite, the single
+writer). A reply is sent only after the store committed. One structured log line per refusal:
+`event=… terminal=… status=… reason=…`.
+
+Limits: request bodies ≤ `BATCH_BYTES_MAX` (413 above), `KEY_CACHE_TTL_S` for provisioned keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from central import balances, feed, wire
+from central.store import ChainError, GapError, Store, StoreError
+from central.wire import MAC_HEADER, TERMINAL_HEADER, ProtocolError
+
+log = logging.getLogger("posterm.central")
+
+KEY_CACHE_TTL_S = 5.0
+KEY_CACHE_MAX = 100_000
+PG_WORKERS = 8
+STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
+POOL_KEY: web.AppKey[ThreadPoolExecutor] = web.AppKey("pool", ThreadPoolExecutor)
+KEYS_KEY: web.AppKey[dict[str, tuple[float, list[bytes]]]] = web.AppKey("keys", dict)
+
+
+def log_line(level: int, event: str, **fields: Any) -> None:
+    log.log(level, "event=%s %s", event, " ".join(f"{k}={v}" for k, v in fields.items()))
+
+
+def _printable(text: str) -> str:
+    """An unauthenticated header value, safe for one `key=value` log line."""
+    return re.sub(r"[^A-Za-z0-9._-]", "?", text[:64]) or "?"
+
+
+async def _run(request: web.Request, fn: Any, *args: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(request.app[POOL_KEY], fn, *args)
+
+
+async def _keys(request: web.Request, terminal: str) -> list[bytes]:
+    cache = request.app[KEYS_KEY]
+    hit = cache.get(terminal)
+    if hit is None or hit[0] < time.monotonic():
+        if len(cache) >= KEY_CACHE_MAX:
+            cache.clear()
+        keys = await _run(request, request.app[STORE_KEY].terminal_keys, terminal)
+        hit = (time.monotonic() + KEY_CACHE_TTL_S, keys)
+        cache[terminal] = hit
+    if not hit[1]:
+        raise wire.AuthError(f"terminal {terminal} is not provisioned")
+    return hit[1]
+
+
+def _reply(key: bytes | None, body: bytes, status: int = 200) -> web.Response:
+    headers = {MAC_HEADER: wire.sign(key, body)} if key else {}
+    return web.Response(body=body, status=status, content_type=wire.CONTENT_TYPE, headers=headers)
+
+
+async def _authenticate(request: web.Request, data: bytes) -> tuple[str, bytes]:
+    """(terminal, the key that signed the request — replies are signed with the same one)."""
+    terminal = wire.check_terminal_id(request.headers.get(TERMINAL_HEADER))
+    keys = await _keys(request, terminal)
+    for key in keys[:-1]:  # during a rotation's grace period: the new key, then the old one
+        try:
+            wire.verify(key, data, request.headers.get(MAC_HEADER))
+            return terminal, key
+        except wire.AuthError:
+            continue
+    wire.verify(keys[-1], data, request.headers.get(MAC_HEADER))
+    return terminal, keys[-1]
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    store = request.app[STORE_KEY]
+    terminal, key = _printable(request.headers.get(TERMINAL_HEADER, "?")), None
+    try:
+        data = await request.read()
+        terminal, key = await _authenticate(request, data)
+        mac = bytes.fromhex(request.headers[MAC_HEADER])
+        batch = wire.decode_batch(data)
+        if batch.terminal != terminal:
+            raise wire.AuthError(f"batch names terminal {batch.terminal}, the header {terminal}")
+        result = await _run(request, store.ingest, batch, mac)
+    except (GapError, ChainError) as exc:
+        last, prev = await _run(request, store.stream_state, terminal, batch.epoch)
+        log_line(
+            logging.WARNING,
+            "batch_refused",
+            terminal=terminal,
+            status=exc.status,
+            reason=exc.code,
+            first_seq=batch.first_seq,
+            expected_seq=last + 1,
+        )
+        return _reply(key, wire.error_reply(exc, expected_seq=last + 1, prev_mac=prev), exc.status)
+    except ProtocolError as exc:
+        log_line(
+            logging.WARNING,
+            "batch_refused",
+            terminal=terminal,
+            status=exc.status,
+            reason=exc.code,
+            detail=repr(str(exc)[:200]),
+            remote=request.remote,
+        )
+        return _reply(key, wire.error_reply(exc), exc.status)
+    except web.HTTPRequestEntityTooLarge:
+        log_line(logging.WARNING, "batch_refused", terminal=terminal, status=413, reason="too_large")
+        return _reply(None, wire.error_reply(wire.TooLargeError("body over the limit")), 413)
+    except StoreError as exc:
+        log_line(logging.ERROR, "store_unavailable", terminal=terminal, detail=repr(str(exc)[:200]))
+        return _reply(key, wire.pack({"error": "unavailable", "message": str(exc)[:300]}), 503)
+    log_line(
+        logging.INFO,
+        "batch_stored",
+        terminal=terminal,
+        epoch=batch.epoch,
+        first_seq=batch.first_seq,
+        last_seq=batch.last_seq,
+        stored=result.stored,
+        duplicates=result.duplicates,
+        shortfalls=result.shortfalls,
+    )
+    reply = {
+        "acked_through": result.acked_through,
+        "prev_mac": result.prev_mac,
+        "stored": result.stored,
+        "duplicates": result.duplicates,
+        "results": _results(batch.first_seq, result.duplicates, result.stored),
+    }
+    return _reply(key, wire.encode_reply(reply))
+
+
+def _results(first_seq: int, duplicates: int, stored: int) -> list[dict[str, Any]]:
+    """Per-event outcome as seq ranges: the redelivered prefix, then the newly stored rest."""
+    out = []
+    if duplicates:
+        out.append({"from": first_seq, "to": first_seq + duplicates - 1, "status": "duplicate"})
+    if stored:
+        out.append({"from": first_seq + duplicates, "to": first_seq + duplicates + stored - 1, "status": "stored"})
+    return out
+
+
+async def get_updates(request: web.Request) -> web.Response:
+    store = request.app[STORE_KEY]
+    key = None
+    try:
+        terminal, key = await _authenticate(request, wire.request_bytes("GET", request.raw_path))
+        since_text = request.query.get("since", "0")
+        if not since_text.isdigit() or len(since_text) > 19:
+            raise ProtocolError(f"since={since_text[:30]!r} is not a cursor")
+        page = await _run(request, feed.build_updates, store, terminal, int(since_text))
+        return _reply(key, wire.encode_updates(page))
+    except ProtocolError as exc:
+        log_line(logging.WARNING, "updates_refused", status=exc.status, reason=exc.code, detail=repr(str(exc)[:200]))
+        return _reply(key, wire.error_reply(exc), exc.status)
+    except StoreError as exc:
+        log_line(logging.ERROR, "store_unavailable", detail=repr(str(exc)[:200]))
+        return _reply(key, wire.pack({"error": "unavailable", "message": str(exc)[:300]}), 503)
+
+
+async def get_card(request: web.Request) -> web.Response:
+    store = request.app[STORE_KEY]
+    key = None
+    try:
+        _, key = await _authenticate(request, wire.request_bytes("GET", request.raw_path))
+        number = request.match_info["number"]
+        if not wire.card_number_ok(number):
+            raise ProtocolError("card number is not 1..64 printable characters")
+        found = await _run(request, store.card, number)
+        if found is None:
+            return _reply(key, wire.pack({"error": "not_found", "message": f"card {number} unknown"}), 404)
+        card, version = found
+        return _reply(key, wire.pack({**balances.card_entry(card, version), "shortfall": card.shortfall}))
+    except ProtocolError as exc:
+        log_line(logging.WARNING, "card_refused", status=exc.status, reason=exc.code, detail=repr(str(exc)[:200]))
+        return _reply(key, wire.error_reply(exc), exc.status)
+    except StoreError as exc:
+        log_line(logging.ERROR, "store_unavailable", detail=repr(str(exc)[:200]))
+        return _reply(key, wire.pack({"error": "unavailable", "message": str(exc)[:300]}), 503)
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+def make_app(store: Store) -> web.Application:
+    app = web.Application(client_max_size=wire.BATCH_BYTES_MAX)
+    app[STORE_KEY] = store
+    app[POOL_KEY] = ThreadPoolExecutor(
+        max_workers=1 if store.name == "sqlite" else PG_WORKERS, thread_name_prefix="store"
+    )
+    app[KEYS_KEY] = {}
+    app.router.add_post("/v1/batches", post_batch)
+    app.router.add_get("/v1/updates", get_updates)
+    app.router.add_get("/v1/cards/{number}", get_card)
+    app.router.add_get("/v1/health", health)
+
+    async def shutdown(app: web.Application) -> None:
+        app[POOL_KEY].shutdown(wait=True)
+        store.close()
+
+    app.on_cleanup.append(shutdown)
+    return app

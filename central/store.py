@@ -1,0 +1,255 @@
+"""The central server's storage: one interface, two backends (`store_sqlite`, `store_pg`).
+
+The ingest algorithm lives here once; a backend supplies a transaction object (`IngestTx`) with
+a handful of primitive reads and writes. Dedup is by the database's unique keys — (terminal,
+epoch, seq) and the event id — so several collector processes may share one PostgreSQL: the
+stream row of a terminal is locked for the transaction, card rows are locked in sorted order.
+
+Limits: `FEED_PAGE_ENTRIES_MAX` entries per updates page; `EVENTS_LIST_MAX` rows per events listing.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from central import balances
+from central.balances import CardState, Shortfall
+from central.wire import KEY_BYTES, Batch, ProtocolError, pack
+
+FEED_PAGE_ENTRIES_MAX = 2_000
+EVENTS_LIST_MAX = 10_000_000
+CURSOR_START = 0
+
+
+class StoreError(Exception):
+    """The database refused or is unreachable; the message names the store."""
+
+
+class GapError(ProtocolError):
+    status = 409
+    code = "gap"
+
+
+class ChainError(ProtocolError):
+    status = 409
+    code = "chain"
+
+
+class ConflictError(ProtocolError):
+    """Same (terminal, epoch, seq) or event id already stored with other content."""
+
+    status = 409
+    code = "conflict"
+
+
+@dataclass(frozen=True)
+class Ingested:
+    acked_through: int
+    stored: int
+    duplicates: int
+    shortfalls: int
+    prev_mac: bytes
+
+
+class IngestTx(ABC):
+    """One ingest transaction of a backend. Locks are held until the transaction ends."""
+
+    @abstractmethod
+    def lock_stream(self, terminal: str, epoch: int) -> int:
+        """Create the (terminal, epoch) stream if new, lock it; returns its last stored seq."""
+
+    @abstractmethod
+    def boundary(self, terminal: str, epoch: int, seq: int) -> bytes | None:
+        """The MAC of the stored batch ending at `seq` (b"" for seq 0), None if none ends there."""
+
+    @abstractmethod
+    def stored_ids(self, terminal: str, epoch: int, first: int, last: int) -> list[tuple[int, str]]: ...
+
+    @abstractmethod
+    def insert_events(self, terminal: str, rows: list[tuple[Any, ...]]) -> None:
+        """Insert `event_rows`; a unique violation (an id used by another event) raises ConflictError."""
+
+    @abstractmethod
+    def lock_cards(self, numbers: list[str]) -> dict[str, CardState]:
+        """Lock and read the cards (sorted order); missing ones come back with exists=False."""
+
+    @abstractmethod
+    def save_cards(self, cards: list[CardState]) -> None:
+        """Write the cards and give each a fresh feed cursor (cursors commit in order)."""
+
+    @abstractmethod
+    def insert_shortfalls(self, terminal: str, epoch: int, shortfalls: list[Shortfall]) -> None: ...
+
+    @abstractmethod
+    def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
+        """Record the batch boundary and the stream's new last seq."""
+
+
+def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
+    """Store a verified batch exactly once. Raises GapError/ChainError/ConflictError (nothing
+    stored: the caller rolls back)."""
+    last = tx.lock_stream(batch.terminal, batch.epoch)
+    if batch.first_seq > last + 1:
+        raise GapError(
+            f"terminal {batch.terminal} epoch {batch.epoch}: expected seq {last + 1}, batch starts at {batch.first_seq}"
+        )
+    if batch.first_seq == last + 1:
+        # A pure append: it must continue the chain of batches the server stored.
+        wanted = tx.boundary(batch.terminal, batch.epoch, last) or b""
+        if batch.prev_mac != wanted:
+            raise ChainError(
+                f"terminal {batch.terminal} epoch {batch.epoch}: prev_mac does not "
+                f"match the batch the server stored through seq {last}"
+            )
+    overlap_last = min(last, batch.last_seq)
+    duplicates = 0
+    if batch.first_seq <= overlap_last:
+        # A redelivery (lost ack, retried or replayed batch): the stored part must be identical.
+        stored = tx.stored_ids(batch.terminal, batch.epoch, batch.first_seq, overlap_last)
+        sent = [(e["seq"], e["id"]) for e in batch.events[: overlap_last - batch.first_seq + 1]]
+        if stored != sent:
+            raise ConflictError(
+                f"terminal {batch.terminal} epoch {batch.epoch}: events "
+                f"{batch.first_seq}..{overlap_last} differ from the stored ones"
+            )
+        duplicates = len(sent)
+    new = batch.events[duplicates:]
+    found: list[Shortfall] = []
+    if new:
+        tx.insert_events(batch.terminal, event_rows(batch.terminal, batch, duplicates))
+        tx.finish_batch(batch.terminal, batch.epoch, batch.last_seq, mac)
+        # Card rows are shared by all terminals: lock them last, so they are held briefly.
+        cards = tx.lock_cards(balances.touched_cards(new))
+        found = balances.fold(new, cards)
+        tx.save_cards(list(cards.values()))
+        tx.insert_shortfalls(batch.terminal, batch.epoch, found)
+        prev = mac
+    else:
+        prev = tx.boundary(batch.terminal, batch.epoch, batch.last_seq) or b""
+    return Ingested(batch.last_seq, len(new), duplicates, len(found), prev)
+
+
+def event_rows(terminal: str, batch: Batch, skip: int) -> list[tuple[Any, ...]]:
+    """Rows of the events after the first `skip`: the exact bytes the terminal signed when the
+    decoder kept them, else a re-pack."""
+    raws = batch.raw_events
+    rows = []
+    for i in range(skip, len(batch.events)):
+        event = batch.events[i]
+        at_ms = event.get("at_ms")
+        body = raws[i] if raws is not None else pack(event)
+        at_ms = at_ms if type(at_ms) is int and 0 <= at_ms < 2**63 else 0
+        rows.append((terminal, event["epoch"], event["seq"], event["id"], event["type"], at_ms, body))
+    return rows
+
+
+def usable_keys(row: Any) -> list[bytes]:
+    """(key, old_key, old_key_until_ms) → the current key, plus the old one inside its grace."""
+    key, old, until_ms = row
+    keys = [bytes(key)]
+    if old is not None and until_ms > time.time() * 1000:
+        keys.append(bytes(old))
+    return keys
+
+
+def new_key() -> bytes:
+    return secrets.token_bytes(KEY_BYTES)
+
+
+class Store(ABC):
+    """What the server and the CLI need from the database."""
+
+    name = "store"
+
+    @abstractmethod
+    def migrate(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[IngestTx]: ...
+
+    def ingest(self, batch: Batch, mac: bytes) -> Ingested:
+        with self.transaction() as tx:
+            return ingest(tx, batch, mac)
+
+    @abstractmethod
+    def stream_state(self, terminal: str, epoch: int) -> tuple[int, bytes]:
+        """(last stored seq, its boundary MAC) of a stream; (0, b"") when new."""
+
+    # terminals
+    @abstractmethod
+    def add_terminal(self, terminal: str, key: bytes) -> None: ...
+
+    @abstractmethod
+    def set_key(self, terminal: str, key: bytes, grace_s: int) -> None:
+        """A new key; the previous one stays valid for `grace_s` seconds (0: revoked now)."""
+
+    @abstractmethod
+    def terminal_keys(self, terminal: str) -> list[bytes]:
+        """The keys a request of this terminal may be signed with, newest first; [] if unknown."""
+
+    @abstractmethod
+    def terminals(self) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def latest_acked(self, terminal: str) -> dict[str, int] | None:
+        """The newest stream of a terminal: {epoch, seq}."""
+
+    # feed and cards
+    @abstractmethod
+    def publish(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> int:
+        """Put feed items (key, body) of one kind (rules, product, version) in one transaction;
+        returns the last cursor. A key published again replaces its item (compaction)."""
+
+    @abstractmethod
+    def put_cards(self, cards: list[CardState]) -> None:
+        """Publish card records (balance included) — authoritative overrides."""
+
+    @abstractmethod
+    def adjust_card(self, number: str, points: int) -> CardState: ...
+
+    @abstractmethod
+    def card(self, number: str) -> tuple[CardState, int] | None:
+        """A card and its version (feed cursor)."""
+
+    @abstractmethod
+    def feed_items(self, since: int, limit: int) -> list[tuple[int, str, str, dict[str, Any]]]:
+        """(cursor, kind, key, body) with cursor > since, oldest first."""
+
+    @abstractmethod
+    def feed_cards(self, since: int, limit: int) -> list[tuple[int, CardState]]: ...
+
+    # inspection (CLI, tests)
+    @abstractmethod
+    def events(
+        self, terminal: str | None = None, limit: int = EVENTS_LIST_MAX
+    ) -> Iterator[tuple[str, int, int, str, bytes]]:
+        """(terminal, epoch, seq, id, msgpack body), ordered; at most `limit`."""
+
+    @abstractmethod
+    def shortfalls(self) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def all_cards(self) -> list[CardState]: ...
+
+
+def open_store(dsn: str) -> Store:
+    """`sqlite:///path/to/file.db` (or a plain path) → SQLite; `postgresql://…` → PostgreSQL."""
+    if dsn.startswith(("postgresql://", "postgres://")):
+        from central.store_pg import PgStore
+
+        return PgStore(dsn)
+    path = dsn.removeprefix("sqlite://")
+    if not path:
+        raise StoreError(f"database {dsn!r}: give sqlite:///path or postgresql://…")
+    from central.store_sqlite import SqliteStore
+
+    return SqliteStore(path)

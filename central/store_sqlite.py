@@ -1,0 +1,286 @@
+"""Embedded SQLite storage: one file, WAL, one writer (a lock serialises every transaction),
+`synchronous=FULL` so a reply sent after commit survives power loss."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from central.balances import CardState, Shortfall
+from central.store import ConflictError, IngestTx, Store, StoreError, usable_keys
+from central.wire import pack, unpack
+
+BUSY_TIMEOUT_MS = 10_000
+EVENTS_SCAN_MAX = 10_000_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, key BLOB NOT NULL, created_ms INTEGER NOT NULL,
+    old_key BLOB, old_key_until_ms INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS streams (terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL, stored_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (terminal, epoch)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS boundaries (terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL, mac BLOB NOT NULL, PRIMARY KEY (terminal, epoch, last_seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (terminal TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
+    id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, at_ms INTEGER NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (terminal, epoch, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cards (number TEXT PRIMARY KEY, type TEXT NOT NULL, holder TEXT NOT NULL,
+    referrers BLOB NOT NULL, cumulative INTEGER NOT NULL, blocked INTEGER NOT NULL,
+    balance INTEGER NOT NULL, shortfall INTEGER NOT NULL, cursor INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS cards_cursor ON cards (cursor);
+CREATE TABLE IF NOT EXISTS shortfalls (terminal TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
+    number TEXT NOT NULL, points INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS feed (kind TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL,
+    cursor INTEGER NOT NULL, PRIMARY KEY (kind, key));
+CREATE INDEX IF NOT EXISTS feed_cursor ON feed (cursor);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('cursor', 0);
+"""
+CARD_COLUMNS = "number, type, holder, referrers, cumulative, blocked, balance, shortfall"
+
+
+def card_from_row(row: Any) -> CardState:
+    return CardState(
+        number=row[0],
+        type=row[1],
+        holder=row[2],
+        referrers=[] if bytes(row[3]) == b"\x90" else list(unpack(bytes(row[3]), 4096)),
+        cumulative=row[4],
+        blocked=bool(row[5]),
+        balance=row[6],
+        shortfall=row[7],
+        exists=True,
+    )
+
+
+def card_params(card: CardState, cursor: int) -> tuple[Any, ...]:
+    return (
+        card.number,
+        card.type,
+        card.holder,
+        pack(card.referrers),
+        card.cumulative,
+        int(card.blocked),
+        card.balance,
+        card.shortfall,
+        cursor,
+    )
+
+
+class _Tx(IngestTx):
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def next_cursors(self, count: int) -> int:
+        """Reserve `count` cursors; returns the first."""
+        (value,) = self.db.execute(
+            "UPDATE counters SET value = value + ? WHERE name = 'cursor' RETURNING value", (count,)
+        ).fetchone()
+        return int(value) - count + 1
+
+    def lock_stream(self, terminal: str, epoch: int) -> int:
+        self.db.execute("INSERT OR IGNORE INTO streams (terminal, epoch, last_seq) VALUES (?, ?, 0)", (terminal, epoch))
+        (last,) = self.db.execute(
+            "SELECT last_seq FROM streams WHERE terminal = ? AND epoch = ?", (terminal, epoch)
+        ).fetchone()
+        return int(last)
+
+    def boundary(self, terminal: str, epoch: int, seq: int) -> bytes | None:
+        if seq == 0:
+            return b""
+        row = self.db.execute(
+            "SELECT mac FROM boundaries WHERE terminal = ? AND epoch = ? AND last_seq = ?",
+            (terminal, epoch, seq),
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def stored_ids(self, terminal: str, epoch: int, first: int, last: int) -> list[tuple[int, str]]:
+        rows = self.db.execute(
+            "SELECT seq, id FROM events WHERE terminal = ? AND epoch = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+            (terminal, epoch, first, last),
+        ).fetchall()
+        return [(int(s), str(i)) for s, i in rows]
+
+    def insert_events(self, terminal: str, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(f"terminal {terminal}: an event id is already stored ({exc})") from None
+
+    def lock_cards(self, numbers: list[str]) -> dict[str, CardState]:
+        found: dict[str, CardState] = {n: CardState(n) for n in numbers}
+        for start in range(0, len(numbers), 500):  # SQLite's bound-parameter limit
+            chunk = numbers[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(f"SELECT {CARD_COLUMNS} FROM cards WHERE number IN ({marks})", chunk):
+                found[row[0]] = card_from_row(row)
+        return found
+
+    def save_cards(self, cards: list[CardState]) -> None:
+        if not cards:
+            return
+        first = self.next_cursors(len(cards))
+        self.db.executemany(
+            f"INSERT INTO cards ({CARD_COLUMNS}, cursor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (number) "
+            "DO UPDATE SET type = excluded.type, holder = excluded.holder, referrers = excluded.referrers, "
+            "cumulative = excluded.cumulative, blocked = excluded.blocked, balance = excluded.balance, "
+            "shortfall = excluded.shortfall, cursor = excluded.cursor",
+            [card_params(c, first + i) for i, c in enumerate(cards)],
+        )
+
+    def insert_shortfalls(self, terminal: str, epoch: int, shortfalls: list[Shortfall]) -> None:
+        self.db.executemany(
+            "INSERT INTO shortfalls VALUES (?, ?, ?, ?, ?)",
+            [(terminal, epoch, s.seq, s.number, s.points) for s in shortfalls],
+        )
+
+    def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
+        self.db.execute("INSERT OR REPLACE INTO boundaries VALUES (?, ?, ?, ?)", (terminal, epoch, last_seq, mac))
+        self.db.execute(
+            "UPDATE streams SET last_seq = ?, stored_ms = ? WHERE terminal = ? AND epoch = ?",
+            (last_seq, int(time.time() * 1000), terminal, epoch),
+        )
+
+
+class SqliteStore(Store):
+    name = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self.db = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+            )
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite {path}: cannot open: {exc}") from None
+        self.lock = threading.Lock()
+        self.migrate()
+
+    def migrate(self) -> None:
+        with self.lock:
+            self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Tx]:
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Tx(self.db)
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self.lock:
+            return self.db.execute(sql, params).fetchall()
+
+    def stream_state(self, terminal: str, epoch: int) -> tuple[int, bytes]:
+        with self.transaction() as tx:
+            last = tx.lock_stream(terminal, epoch)
+            return last, tx.boundary(terminal, epoch, last) or b""
+
+    def add_terminal(self, terminal: str, key: bytes) -> None:
+        try:
+            with self.lock:
+                self.db.execute(
+                    "INSERT INTO terminals (id, key, created_ms) VALUES (?, ?, ?)",
+                    (terminal, key, int(time.time() * 1000)),
+                )
+        except sqlite3.IntegrityError:
+            raise StoreError(f"terminal {terminal}: already registered (use rotate-key)") from None
+
+    def set_key(self, terminal: str, key: bytes, grace_s: int) -> None:
+        until_ms = int(time.time() * 1000) + grace_s * 1000
+        with self.lock:
+            changed = self.db.execute(
+                "UPDATE terminals SET old_key = key, old_key_until_ms = ?, key = ? WHERE id = ?",
+                (until_ms, key, terminal),
+            ).rowcount
+        if changed != 1:
+            raise StoreError(f"terminal {terminal}: not registered")
+
+    def terminal_keys(self, terminal: str) -> list[bytes]:
+        rows = self._read("SELECT key, old_key, old_key_until_ms FROM terminals WHERE id = ?", (terminal,))
+        return usable_keys(rows[0]) if rows else []
+
+    def terminals(self) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT t.id, t.created_ms, s.epoch, s.last_seq, s.stored_ms FROM terminals t LEFT JOIN streams s "
+            "ON s.terminal = t.id AND s.epoch = (SELECT MAX(epoch) FROM streams m WHERE m.terminal = t.id) "
+            "ORDER BY t.id"
+        )
+        # Per terminal: its newest stream and when a batch was last stored (spot silent terminals).
+        keys = ("terminal", "created_ms", "epoch", "acked_seq", "last_batch_ms")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def latest_acked(self, terminal: str) -> dict[str, int] | None:
+        rows = self._read(
+            "SELECT epoch, last_seq FROM streams WHERE terminal = ? ORDER BY epoch DESC LIMIT 1", (terminal,)
+        )
+        return {"epoch": rows[0][0], "seq": rows[0][1]} if rows else None
+
+    def publish(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> int:
+        with self.transaction() as tx:
+            first = tx.next_cursors(len(items))
+            tx.db.executemany(
+                "INSERT OR REPLACE INTO feed VALUES (?, ?, ?, ?)",
+                [(kind, key, pack(body), first + i) for i, (key, body) in enumerate(items)],
+            )
+            return first + len(items) - 1
+
+    def put_cards(self, cards: list[CardState]) -> None:
+        with self.transaction() as tx:
+            old = tx.lock_cards([c.number for c in cards])
+            for card in cards:
+                card.shortfall = old[card.number].shortfall
+            tx.save_cards(cards)
+
+    def adjust_card(self, number: str, points: int) -> CardState:
+        with self.transaction() as tx:
+            card = tx.lock_cards([number])[number]
+            card.balance += points
+            tx.save_cards([card])
+            return card
+
+    def card(self, number: str) -> tuple[CardState, int] | None:
+        rows = self._read(f"SELECT {CARD_COLUMNS}, cursor FROM cards WHERE number = ?", (number,))
+        return (card_from_row(rows[0]), int(rows[0][8])) if rows else None
+
+    def feed_items(self, since: int, limit: int) -> list[tuple[int, str, str, dict[str, Any]]]:
+        rows = self._read(
+            "SELECT cursor, kind, key, body FROM feed WHERE cursor > ? ORDER BY cursor LIMIT ?", (since, limit)
+        )
+        return [(int(c), k, key, unpack(bytes(b), 4 * 1024 * 1024, 2 * 1024 * 1024)) for c, k, key, b in rows]
+
+    def feed_cards(self, since: int, limit: int) -> list[tuple[int, CardState]]:
+        rows = self._read(
+            f"SELECT {CARD_COLUMNS}, cursor FROM cards WHERE cursor > ? ORDER BY cursor LIMIT ?", (since, limit)
+        )
+        return [(int(r[8]), card_from_row(r)) for r in rows]
+
+    def events(
+        self, terminal: str | None = None, limit: int = EVENTS_SCAN_MAX
+    ) -> Iterator[tuple[str, int, int, str, bytes]]:
+        where, params = ("WHERE terminal = ?", (terminal,)) if terminal else ("", ())
+        rows = self._read(
+            f"SELECT terminal, epoch, seq, id, body FROM events {where} ORDER BY terminal, epoch, seq LIMIT ?",
+            (*params, min(limit, EVENTS_SCAN_MAX)),
+        )
+        for t, e, s, i, b in rows:
+            yield t, int(e), int(s), str(i), bytes(b)
+
+    def shortfalls(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT terminal, epoch, seq, number, points FROM shortfalls ORDER BY rowid")
+        return [dict(zip(("terminal", "epoch", "seq", "card", "points"), r, strict=True)) for r in rows]
+
+    def all_cards(self) -> list[CardState]:
+        return [card_from_row(r) for r in self._read(f"SELECT {CARD_COLUMNS} FROM cards ORDER BY number")]

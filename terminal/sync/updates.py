@@ -1,0 +1,160 @@
+"""Pulling the updates feed and applying each page atomically.
+
+A page is validated by `wire.decode_updates` (shape, limits) and by the ledger (every field)
+inside ONE ledger write transaction, recorded under a batch id made of the cursor and a
+digest of the content: a redelivered page changes nothing, a bad one changes nothing and is
+refused whole. Published rules are compiled first, written aside, and renamed into
+`rules_file` only after the ledger took the page (the daemon reloads its engine when the
+ledger's `versions["rules"]` changes). The cursor is saved (atomic rename) only after the page
+is applied; a crash in between re-pulls the same page, which the ledger answers from its
+operation log.
+Limits: `PAGES_PER_PULL_MAX` pages per pull.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from central import wire
+from core.errors import PricingError
+from core.rules import compile_rules
+from terminal.ledger import Ledger, LedgerError
+from terminal.sync.client import SyncClient
+from terminal.sync.errors import SyncError
+
+log = logging.getLogger("posterm.sync")
+
+PAGES_PER_PULL_MAX = 1_000
+STATE_BYTES_MAX = 4096
+
+
+def read_cursor(state_file: Path) -> int:
+    try:
+        raw = state_file.read_bytes()[:STATE_BYTES_MAX]
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        raise SyncError(f"{state_file}: cannot read the sync state: {exc}") from None
+    try:
+        cursor = json.loads(raw)["cursor"]
+    except (ValueError, KeyError, TypeError):
+        raise SyncError(f"{state_file}: damaged sync state; delete it to pull every update again") from None
+    if type(cursor) is not int or cursor < 0:
+        raise SyncError(f"{state_file}: cursor {cursor!r} is not a cursor")
+    return cursor
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that a crash leaves the old or the new content, never a mix."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SyncError(f"{path}: cannot write: {exc}") from None
+
+
+def ledger_batch(page: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "catalog": page.get("catalog", []),
+        "cards": page.get("cards", []),
+        "balances": page.get("balances", []),
+        "versions": page.get("versions", {}),
+    }
+
+
+def _check_rules(rules: dict[str, Any]) -> None:
+    try:
+        compile_rules(tomllib.loads(rules["text"]), f"central rules {rules['version']}")
+    except (tomllib.TOMLDecodeError, PricingError) as exc:
+        raise SyncError(f"central rules {rules['version']}: refused: {exc}") from None
+
+
+def apply_page(ledger: Ledger, page: dict[str, Any], rules_file: Path | None, now: Any) -> dict[str, Any]:
+    """Apply one decoded page (blocking; run in a thread). A refused page raises SyncError and
+    changes nothing — but acks the page reports stay confirmed: they are facts of the server,
+    not of the page's content, and must precede the balances."""
+    rules = page.get("rules")
+    if rules is not None:
+        _check_rules(rules)
+    acked = page.get("acked")
+    meta = ledger.meta()
+    if acked and acked["epoch"] == meta["epoch"] and acked["seq"] > meta["acked_seq"]:
+        # The server stored events whose ack we never saw (killed between its commit and our
+        # ack): confirm them first, so the balances below do not count them twice.
+        ledger.mark_acked(min(acked["seq"], meta["next_seq"] - 1))
+    staged = None
+    if rules is not None and rules_file is not None:
+        # Written aside now, renamed into place only once the ledger took the page.
+        staged = rules_file.with_name(rules_file.name + ".new")
+        write_atomic(staged, rules["text"].encode())
+    try:
+        result = _apply_ledger(ledger, page, now)
+    except SyncError:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+        raise
+    if staged is not None and rules_file is not None:
+        try:
+            os.replace(staged, rules_file)
+        except OSError as exc:
+            raise SyncError(f"{rules_file}: cannot write: {exc}") from None
+    return result
+
+
+def _apply_ledger(ledger: Ledger, page: dict[str, Any], now: Any) -> dict[str, Any]:
+    batch = ledger_batch(page)
+    if not any(batch.values()):
+        return {"cards_applied": 0, "products": 0}
+    digest = hashlib.sha256(wire.pack(batch)).hexdigest()[:24]
+    try:
+        return ledger.apply_updates(f"central-{page['cursor']}-{digest}", batch, now)
+    except LedgerError as exc:
+        raise SyncError(f"update page at cursor {page['cursor']}: refused, nothing changed: {exc}") from None
+
+
+class UpdatesPuller:
+    def __init__(self, ledger: Ledger, client: SyncClient, state_file: Path, rules_file: Path | None) -> None:
+        self.ledger, self.client = ledger, client
+        self.state_file, self.rules_file = state_file, rules_file
+        self.cursor = read_cursor(state_file)
+        self.applied_pages = 0
+
+    async def pull(self) -> int:
+        """Pull and apply pages until the feed has no more; returns the pages applied."""
+        pages = 0
+        for _ in range(PAGES_PER_PULL_MAX):
+            try:
+                page = await self.client.get_updates(self.cursor)
+            except wire.ProtocolError as exc:
+                raise SyncError(f"update page after cursor {self.cursor}: refused: {exc}") from None
+            if page["cursor"] < self.cursor:
+                raise SyncError(f"central moved the cursor back ({page['cursor']} < {self.cursor})")
+            now = datetime.now(UTC).isoformat()
+            result = await asyncio.to_thread(apply_page, self.ledger, page, self.rules_file, now)
+            advanced = page["cursor"] != self.cursor
+            if advanced:
+                await asyncio.to_thread(write_atomic, self.state_file, json.dumps({"cursor": page["cursor"]}).encode())
+                log.info(
+                    "event=updates_applied cursor=%s cards=%s products=%s",
+                    page["cursor"],
+                    result.get("cards_applied", 0),
+                    result.get("products", 0),
+                )
+                self.cursor = page["cursor"]
+                pages += 1
+            if not page["more"] or not advanced:
+                break
+        self.applied_pages += pages
+        return pages

@@ -1,0 +1,200 @@
+"""Sync benchmarks (issue 6): outbox drain to a loopback central, and central ingest with 50
+simulated terminals on SQLite and on PostgreSQL. Targets: ≥ 20 000 events/s each.
+
+Default (`make test`): small sizes, run once as smoke tests. The real measurement:
+
+    POSTERM_BENCH_FULL=1 POSTERM_TEST_PG_DSN=postgresql://… \
+        .venv/bin/python -m pytest tests/bench/test_sync_bench.py -q -s --benchmark-enable
+
+Each test prints one `sync-bench` line (events, seconds, events/s) and keeps the figures in
+the benchmark's extra_info.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from central import wire
+from central.balances import CardState
+from central.store import open_store
+from terminal.ledger import Ledger, moments
+from terminal.ledger.tx import Tx, event_id, write
+from terminal.sync import SyncClient, Syncer
+from tests.central.conftest import PG_DSN
+from tests.central.helpers import CentralProcess, fresh_store, now_iso, provision, sqlite_dsn, sync_config
+
+FULL = os.environ.get("POSTERM_BENCH_FULL") == "1"
+DRAIN_EVENTS = 100_000 if FULL else 2_000
+INGEST_TERMINALS = 50 if FULL else 5
+INGEST_EVENTS_PER_TERMINAL = 2_000 if FULL else 400
+CARDS = 10_000 if FULL else 100
+TARGET_EVENTS_PER_S = 20_000
+FILL_EVENTS_PER_OP = 10_000
+
+
+def report(benchmark: Any, name: str, events: int, seconds: float) -> float:
+    rate = events / seconds
+    benchmark.extra_info.update({"events": events, "seconds": round(seconds, 3), "events_per_s": round(rate)})
+    print(f"\nsync-bench {name}: {events} events in {seconds:.2f} s = {rate:,.0f} events/s")
+    return rate
+
+
+def fill_outbox(ledger: Ledger, count: int) -> None:
+    """`count` sale-like events, each moving points on one card (written straight through the
+    ledger's transaction helper, many events per transaction, so set-up stays quick)."""
+    rng = random.Random(6)
+    at = moments.moment(now_iso(), "now")
+    for start in range(0, count, FILL_EVENTS_PER_OP):
+
+        def body(tx: Tx, start: int = start) -> dict[str, Any]:
+            for i in range(start, min(count, start + FILL_EVENTS_PER_OP)):
+                card = f"C{rng.randrange(CARDS)}"
+                tx.event(
+                    "sale",
+                    at,
+                    {
+                        "receipt": f"r{i}",
+                        "card": card,
+                        "total": 12_345,
+                        "to_pay": 12_345,
+                        "redeemed": 0,
+                        "accrued": 2,
+                        "deltas": {card: 2},
+                    },
+                )
+            return {}
+
+        write(ledger.store, f"bench-fill-{start}", "bench", {"start": start}, body)
+
+
+def test_drain_to_loopback_central(benchmark: Any, tmp_path: Path) -> None:
+    dsn = sqlite_dsn(tmp_path)
+    key = provision(dsn, "T01")
+    server = CentralProcess(dsn, tmp_path / "central.log").start()
+    ledger = Ledger.init(tmp_path / "led", "T01", sync=False)
+    try:
+        fill_outbox(ledger, DRAIN_EVENTS)
+        ledger.close()
+        ledger = Ledger(tmp_path / "led")  # fsynced acks while draining, as in production
+        config = sync_config(server.url, key, tmp_path, "T01")
+
+        async def drain() -> int:
+            async with SyncClient(config.url, "T01", key, 30_000) as client:
+                return await Syncer(ledger, config, client).drainer.drain()
+
+        started = time.perf_counter()
+        sent = benchmark.pedantic(lambda: asyncio.run(drain()), rounds=1, iterations=1)
+        seconds = time.perf_counter() - started
+        assert sent == DRAIN_EVENTS and ledger.backlog() == 0
+        rate = report(benchmark, "drain", sent, seconds)
+        if FULL:
+            assert rate >= TARGET_EVENTS_PER_S
+    finally:
+        ledger.close()
+        server.stop()
+
+
+def terminal_batches(terminal: str, key: bytes, count: int) -> list[bytes]:
+    rng = random.Random(terminal)
+    events = []
+    for seq in range(1, count + 1):
+        card = f"C{rng.randrange(CARDS)}"
+        events.append(
+            {
+                "id": event_id(int(time.time() * 1000)),
+                "epoch": 1,
+                "seq": seq,
+                "type": "sale",
+                "at": "2026-11-23T12:00:00+00:00",
+                "at_ms": 1_795_000_000_000,
+                "shift": 1,
+                "receipt": f"{terminal}-{seq}",
+                "card": card,
+                "card_type": "standard",
+                "subtotal": 12_345,
+                "discount": 0,
+                "total": 12_345,
+                "to_pay": 12_345,
+                "tenders": [{"kind": "card", "amount": 12_345}],
+                "redeemed": 0,
+                "redeemed_money": 0,
+                "accrued": 2,
+                "referral": [],
+                "deltas": {card: 2},
+            }
+        )
+    bodies, prev = [], b""
+    for start in range(0, count, wire.BATCH_EVENTS_MAX):
+        body = wire.encode_batch(terminal, 1, prev, events[start : start + wire.BATCH_EVENTS_MAX])
+        bodies.append(body)
+        prev = bytes.fromhex(wire.sign(key, body))
+    return bodies
+
+
+async def send_all(url: str, terminals: list[tuple[str, bytes, list[bytes]]]) -> int:
+    async def one(session: aiohttp.ClientSession, terminal: str, key: bytes, bodies: list[bytes]) -> int:
+        acked = 0
+        for body in bodies:  # one batch in flight per terminal
+            headers = {wire.TERMINAL_HEADER: terminal, wire.MAC_HEADER: wire.sign(key, body)}
+            async with session.post(url + "/v1/batches", data=body, headers=headers) as resp:
+                data = await resp.read()
+                assert resp.status == 200, data[:300]
+                acked = wire.decode_reply(data)["acked_through"]
+        return int(acked)
+
+    connector = aiohttp.TCPConnector(limit=len(terminals))
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=300)) as session:
+        done = await asyncio.gather(*(one(session, t, k, b) for t, k, b in terminals))
+    return sum(done)
+
+
+@pytest.mark.parametrize(("backend", "collectors"), [("sqlite", 1), ("pg", 1), ("pg", 2)])
+def test_central_ingest_50_terminals(benchmark: Any, tmp_path: Path, backend: str, collectors: int) -> None:
+    """50 terminals, one batch in flight each, 1 000-event batches of sale events on 10 000
+    shared cards; with PostgreSQL also two collector processes sharing the database."""
+    if backend == "pg" and not PG_DSN:
+        pytest.skip("PostgreSQL: set POSTERM_TEST_PG_DSN (.ci/run starts a cluster and sets it)")
+    dsn = sqlite_dsn(tmp_path) if backend == "sqlite" else PG_DSN
+    store = fresh_store(dsn)
+    try:
+        store.put_cards([CardState(f"C{i}", balance=1_000) for i in range(CARDS)])
+    finally:
+        store.close()
+    names = [f"B{i:03}" for i in range(INGEST_TERMINALS)]
+    terminals = []
+    for name in names:
+        key = provision(dsn, name)
+        terminals.append((name, key, terminal_batches(name, key, INGEST_EVENTS_PER_TERMINAL)))
+    servers = [CentralProcess(dsn, tmp_path / f"central-{i}.log").start() for i in range(collectors)]
+    groups = [(s.url, terminals[i :: len(servers)]) for i, s in enumerate(servers)]
+
+    async def send_everything() -> int:
+        return sum(await asyncio.gather(*(send_all(url, group) for url, group in groups)))
+
+    try:
+        started = time.perf_counter()
+        acked = benchmark.pedantic(lambda: asyncio.run(send_everything()), rounds=1, iterations=1)
+        seconds = time.perf_counter() - started
+        total = INGEST_TERMINALS * INGEST_EVENTS_PER_TERMINAL
+        assert acked == total
+        check = open_store(dsn)
+        try:
+            assert sum(1 for _ in check.events()) == total
+            assert sum(c.balance for c in check.all_cards()) == 1_000 * CARDS + 2 * total
+        finally:
+            check.close()
+        name = f"ingest {backend} {INGEST_TERMINALS} terminals, {collectors} collector(s)"
+        rate = report(benchmark, name, total, seconds)
+        if FULL and collectors == 1:
+            assert rate >= TARGET_EVENTS_PER_S
+    finally:
+        for server in servers:
+            server.stop()
