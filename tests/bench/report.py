@@ -23,14 +23,16 @@ def render(report: dict) -> str:
     groups: dict[str, list[dict]] = defaultdict(list)
     for bench in report["benchmarks"]:
         groups[bench["group"] or bench["name"]].append(bench)
-    rows = ["| group | benchmark | median | ops/s | × slowest in group |",
-            "|---|---|---|---|---|"]
+    rows = ["| group | benchmark | median | ops/s | × slowest in group | figures |",
+            "|---|---|---|---|---|---|"]
     for group, benches in groups.items():
         slowest = max(b["stats"]["median"] for b in benches)
         for b in sorted(benches, key=lambda b: b["stats"]["median"]):
             median = b["stats"]["median"]
+            figures = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                                for k, v in b.get("extra_info", {}).items())
             rows.append(f"| {group} | {b['name']} | {_time(median)} | {1 / median:,.0f} | "
-                        f"{slowest / median:.1f} |")
+                        f"{slowest / median:.1f} | {figures} |")
     machine = report.get("machine_info", {})
     rows.append("")
     rows.append(f"Measured {report.get('datetime', '?')[:19]} on {machine.get('cpu', {}).get('brand_raw', '?')}, "
