@@ -20,11 +20,29 @@ from typing import Any
 
 from central import balances
 from central.balances import CardState, Shortfall
-from central.wire import KEY_BYTES, Batch, ProtocolError, pack
+from central.wire import KEY_BYTES, Batch, ProtocolError, pack, unpack
 
 FEED_PAGE_ENTRIES_MAX = 2_000
 EVENTS_LIST_MAX = 10_000_000
 CURSOR_START = 0
+
+
+CARD_COLUMNS = "number, type, holder, referrers, cumulative, blocked, balance, shortfall"
+EMPTY_LIST = b"\x90"  # msgpack [] — most cards have no referrers; skip the decoder
+
+
+def card_from_row(row: Any) -> CardState:
+    return CardState(
+        number=row[0],
+        type=row[1],
+        holder=row[2],
+        referrers=[] if bytes(row[3]) == EMPTY_LIST else list(unpack(bytes(row[3]), 4096)),
+        cumulative=row[4],
+        blocked=bool(row[5]),
+        balance=row[6],
+        shortfall=row[7],
+        exists=True,
+    )
 
 
 class StoreError(Exception):
@@ -209,36 +227,70 @@ class Store(ABC):
         """Put feed items (key, body) of one kind (rules, product, version) in one transaction;
         returns the last cursor. A key published again replaces its item (compaction)."""
 
-    @abstractmethod
     def put_cards(self, cards: list[CardState]) -> None:
         """Publish card records (balance included) — authoritative overrides."""
+        with self.transaction() as tx:
+            old = tx.lock_cards(sorted(c.number for c in cards))  # one lock order: no deadlocks
+            for card in cards:
+                card.shortfall = old[card.number].shortfall
+            tx.save_cards(cards)
+
+    def adjust_card(self, number: str, points: int) -> CardState:
+        with self.transaction() as tx:
+            card = tx.lock_cards([number])[number]
+            card.balance += points
+            tx.save_cards([card])
+            return card
+
+    # reads: the same SQL on both databases but for the driver's placeholder
+    PARAM = "?"
+    SHORTFALL_ORDER = "rowid"
 
     @abstractmethod
-    def adjust_card(self, number: str, points: int) -> CardState: ...
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]: ...
 
-    @abstractmethod
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return self._read(sql.replace("?", self.PARAM), params)
+
     def card(self, number: str) -> tuple[CardState, int] | None:
         """A card and its version (feed cursor)."""
+        rows = self._query(f"SELECT {CARD_COLUMNS}, cursor FROM cards WHERE number = ?", (number,))
+        return (card_from_row(rows[0]), int(rows[0][8])) if rows else None
 
-    @abstractmethod
     def feed_items(self, since: int, limit: int) -> list[tuple[int, str, str, dict[str, Any]]]:
         """(cursor, kind, key, body) with cursor > since, oldest first."""
+        rows = self._query(
+            "SELECT cursor, kind, key, body FROM feed WHERE cursor > ? ORDER BY cursor LIMIT ?", (since, limit)
+        )
+        return [(int(c), k, key, unpack(bytes(b), 4 * 1024 * 1024, 2 * 1024 * 1024)) for c, k, key, b in rows]
 
-    @abstractmethod
-    def feed_cards(self, since: int, limit: int) -> list[tuple[int, CardState]]: ...
+    def feed_cards(self, since: int, limit: int) -> list[tuple[int, CardState]]:
+        rows = self._query(
+            f"SELECT {CARD_COLUMNS}, cursor FROM cards WHERE cursor > ? ORDER BY cursor LIMIT ?", (since, limit)
+        )
+        return [(int(r[8]), card_from_row(r)) for r in rows]
 
     # inspection (CLI, tests)
-    @abstractmethod
     def events(
         self, terminal: str | None = None, limit: int = EVENTS_LIST_MAX
     ) -> Iterator[tuple[str, int, int, str, bytes]]:
         """(terminal, epoch, seq, id, msgpack body), ordered; at most `limit`."""
+        where, params = ("WHERE terminal = ?", (terminal,)) if terminal else ("", ())
+        rows = self._query(
+            f"SELECT terminal, epoch, seq, id, body FROM events {where} ORDER BY terminal, epoch, seq LIMIT ?",
+            (*params, min(limit, EVENTS_LIST_MAX)),
+        )
+        for t, e, s, i, b in rows:
+            yield t, int(e), int(s), str(i), bytes(b)
 
-    @abstractmethod
-    def shortfalls(self) -> list[dict[str, Any]]: ...
+    def shortfalls(self) -> list[dict[str, Any]]:
+        rows = self._query(
+            f"SELECT terminal, epoch, seq, number, points FROM shortfalls ORDER BY {self.SHORTFALL_ORDER}"
+        )
+        return [dict(zip(("terminal", "epoch", "seq", "card", "points"), r, strict=True)) for r in rows]
 
-    @abstractmethod
-    def all_cards(self) -> list[CardState]: ...
+    def all_cards(self) -> list[CardState]:
+        return [card_from_row(r) for r in self._query(f"SELECT {CARD_COLUMNS} FROM cards ORDER BY number")]
 
 
 def open_store(dsn: str) -> Store:

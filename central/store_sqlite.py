@@ -11,11 +11,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from central.balances import CardState, Shortfall
-from central.store import ConflictError, IngestTx, Store, StoreError, usable_keys
-from central.wire import pack, unpack
+from central.store import CARD_COLUMNS, ConflictError, IngestTx, Store, StoreError, card_from_row, usable_keys
+from central.wire import pack
 
 BUSY_TIMEOUT_MS = 10_000
-EVENTS_SCAN_MAX = 10_000_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS terminals (id TEXT PRIMARY KEY, key BLOB NOT NULL, created_ms INTEGER NOT NULL,
@@ -39,21 +38,6 @@ CREATE INDEX IF NOT EXISTS feed_cursor ON feed (cursor);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('cursor', 0);
 """
-CARD_COLUMNS = "number, type, holder, referrers, cumulative, blocked, balance, shortfall"
-
-
-def card_from_row(row: Any) -> CardState:
-    return CardState(
-        number=row[0],
-        type=row[1],
-        holder=row[2],
-        referrers=[] if bytes(row[3]) == b"\x90" else list(unpack(bytes(row[3]), 4096)),
-        cumulative=row[4],
-        blocked=bool(row[5]),
-        balance=row[6],
-        shortfall=row[7],
-        exists=True,
-    )
 
 
 def card_params(card: CardState, cursor: int) -> tuple[Any, ...]:
@@ -236,51 +220,3 @@ class SqliteStore(Store):
                 [(kind, key, pack(body), first + i) for i, (key, body) in enumerate(items)],
             )
             return first + len(items) - 1
-
-    def put_cards(self, cards: list[CardState]) -> None:
-        with self.transaction() as tx:
-            old = tx.lock_cards([c.number for c in cards])
-            for card in cards:
-                card.shortfall = old[card.number].shortfall
-            tx.save_cards(cards)
-
-    def adjust_card(self, number: str, points: int) -> CardState:
-        with self.transaction() as tx:
-            card = tx.lock_cards([number])[number]
-            card.balance += points
-            tx.save_cards([card])
-            return card
-
-    def card(self, number: str) -> tuple[CardState, int] | None:
-        rows = self._read(f"SELECT {CARD_COLUMNS}, cursor FROM cards WHERE number = ?", (number,))
-        return (card_from_row(rows[0]), int(rows[0][8])) if rows else None
-
-    def feed_items(self, since: int, limit: int) -> list[tuple[int, str, str, dict[str, Any]]]:
-        rows = self._read(
-            "SELECT cursor, kind, key, body FROM feed WHERE cursor > ? ORDER BY cursor LIMIT ?", (since, limit)
-        )
-        return [(int(c), k, key, unpack(bytes(b), 4 * 1024 * 1024, 2 * 1024 * 1024)) for c, k, key, b in rows]
-
-    def feed_cards(self, since: int, limit: int) -> list[tuple[int, CardState]]:
-        rows = self._read(
-            f"SELECT {CARD_COLUMNS}, cursor FROM cards WHERE cursor > ? ORDER BY cursor LIMIT ?", (since, limit)
-        )
-        return [(int(r[8]), card_from_row(r)) for r in rows]
-
-    def events(
-        self, terminal: str | None = None, limit: int = EVENTS_SCAN_MAX
-    ) -> Iterator[tuple[str, int, int, str, bytes]]:
-        where, params = ("WHERE terminal = ?", (terminal,)) if terminal else ("", ())
-        rows = self._read(
-            f"SELECT terminal, epoch, seq, id, body FROM events {where} ORDER BY terminal, epoch, seq LIMIT ?",
-            (*params, min(limit, EVENTS_SCAN_MAX)),
-        )
-        for t, e, s, i, b in rows:
-            yield t, int(e), int(s), str(i), bytes(b)
-
-    def shortfalls(self) -> list[dict[str, Any]]:
-        rows = self._read("SELECT terminal, epoch, seq, number, points FROM shortfalls ORDER BY rowid")
-        return [dict(zip(("terminal", "epoch", "seq", "card", "points"), r, strict=True)) for r in rows]
-
-    def all_cards(self) -> list[CardState]:
-        return [card_from_row(r) for r in self._read(f"SELECT {CARD_COLUMNS} FROM cards ORDER BY number")]

@@ -24,6 +24,7 @@ from typing import Any
 from drivers.config import DevicesConfig, parse_devices
 from drivers.errors import DeviceError
 from terminal.errors import TerminalError
+from terminal.files import read_bounded
 
 CONFIG_BYTES_MAX = 1024 * 1024
 TEXT_CHARS_MAX = 512
@@ -108,14 +109,7 @@ class _Table:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(CONFIG_BYTES_MAX + 1)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
-    if len(data) > CONFIG_BYTES_MAX:
-        raise ConfigError(f"{path}: the config file is larger than {CONFIG_BYTES_MAX} bytes")
+    data = read_bounded(path, CONFIG_BYTES_MAX, "config", ConfigError)
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from terminal.files import read_bounded
 from terminal.ledger import cards, catalog, fields, keys, moments, updates
 from terminal.ledger.errors import ImportRowsError, LedgerError
 from terminal.ledger.store import Store
@@ -61,13 +62,7 @@ def read_rows(
     path: str | Path, columns: list[str]
 ) -> tuple[bytes, list[tuple[int, dict[str, str]]]]:
     path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(FILE_BYTES_MAX + 1)
-    except OSError as exc:
-        raise LedgerError(f"{path}: cannot read: {exc.strerror}") from None
-    if len(data) > FILE_BYTES_MAX:
-        raise LedgerError(f"{path}: larger than {FILE_BYTES_MAX} bytes")
+    data = read_bounded(path, FILE_BYTES_MAX, "CSV", LedgerError)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
