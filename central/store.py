@@ -210,16 +210,27 @@ class Store(ABC):
     def set_key(self, terminal: str, key: bytes, grace_s: int) -> None:
         """A new key; the previous one stays valid for `grace_s` seconds (0: revoked now)."""
 
-    @abstractmethod
     def terminal_keys(self, terminal: str) -> list[bytes]:
         """The keys a request of this terminal may be signed with, newest first; [] if unknown."""
+        rows = self._query("SELECT key, old_key, old_key_until_ms FROM terminals WHERE id = ?", (terminal,))
+        return usable_keys(rows[0]) if rows else []
 
-    @abstractmethod
-    def terminals(self) -> list[dict[str, Any]]: ...
+    def terminals(self) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT t.id, t.created_ms, s.epoch, s.last_seq, s.stored_ms FROM terminals t LEFT JOIN streams s "
+            "ON s.terminal = t.id AND s.epoch = (SELECT MAX(epoch) FROM streams m WHERE m.terminal = t.id) "
+            "ORDER BY t.id"
+        )
+        # Per terminal: its newest stream and when a batch was last stored (spot silent terminals).
+        keys = ("terminal", "created_ms", "epoch", "acked_seq", "last_batch_ms")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
-    @abstractmethod
     def latest_acked(self, terminal: str) -> dict[str, int] | None:
         """The newest stream of a terminal: {epoch, seq}."""
+        rows = self._query(
+            "SELECT epoch, last_seq FROM streams WHERE terminal = ? ORDER BY epoch DESC LIMIT 1", (terminal,)
+        )
+        return {"epoch": int(rows[0][0]), "seq": int(rows[0][1])} if rows else None
 
     # feed and cards
     @abstractmethod

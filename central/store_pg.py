@@ -27,7 +27,6 @@ from central.store import (
     Store,
     StoreError,
     card_from_row,
-    usable_keys,
 )
 from central.wire import pack
 
@@ -269,26 +268,6 @@ class PgStore(Store):
             ).rowcount
         if changed != 1:
             raise StoreError(f"terminal {terminal}: not registered")
-
-    def terminal_keys(self, terminal: str) -> list[bytes]:
-        rows = self._read("SELECT key, old_key, old_key_until_ms FROM terminals WHERE id = %s", (terminal,))
-        return usable_keys(rows[0]) if rows else []
-
-    def terminals(self) -> list[dict[str, Any]]:
-        rows = self._read(
-            "SELECT t.id, t.created_ms, s.epoch, s.last_seq, s.stored_ms FROM terminals t LEFT JOIN streams s "
-            "ON s.terminal = t.id AND s.epoch = (SELECT MAX(epoch) FROM streams m WHERE m.terminal = t.id) "
-            "ORDER BY t.id"
-        )
-        # Per terminal: its newest stream and when a batch was last stored (spot silent terminals).
-        keys = ("terminal", "created_ms", "epoch", "acked_seq", "last_batch_ms")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
-
-    def latest_acked(self, terminal: str) -> dict[str, int] | None:
-        rows = self._read(
-            "SELECT epoch, last_seq FROM streams WHERE terminal = %s ORDER BY epoch DESC LIMIT 1", (terminal,)
-        )
-        return {"epoch": int(rows[0][0]), "seq": int(rows[0][1])} if rows else None
 
     def publish(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> int:
         with self.transaction() as tx:
