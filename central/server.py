@@ -104,23 +104,11 @@ async def post_batch(request: web.Request) -> web.Response:
             expected_seq=last + 1,
         )
         return _reply(key, wire.error_reply(exc, expected_seq=last + 1, prev_mac=prev), exc.status)
-    except ProtocolError as exc:
-        log_line(
-            logging.WARNING,
-            "batch_refused",
-            terminal=terminal,
-            status=exc.status,
-            reason=exc.code,
-            detail=repr(str(exc)[:200]),
-            remote=request.remote,
-        )
-        return _reply(key, wire.error_reply(exc), exc.status)
     except web.HTTPRequestEntityTooLarge:
         log_line(logging.WARNING, "batch_refused", terminal=terminal, status=413, reason="too_large")
         return _reply(None, wire.error_reply(wire.TooLargeError("body over the limit")), 413)
-    except StoreError as exc:
-        log_line(logging.ERROR, "store_unavailable", terminal=terminal, detail=repr(str(exc)[:200]))
-        return _reply(key, wire.pack({"error": "unavailable", "message": str(exc)[:300]}), 503)
+    except (ProtocolError, StoreError) as exc:
+        return _refused(key, exc, "batch_refused", terminal=terminal, remote=request.remote)
     log_line(
         logging.INFO,
         "batch_stored",
@@ -162,12 +150,8 @@ async def get_updates(request: web.Request) -> web.Response:
             raise ProtocolError(f"since={since_text[:30]!r} is not a cursor")
         page = await _run(request, feed.build_updates, store, terminal, int(since_text))
         return _reply(key, wire.encode_updates(page))
-    except ProtocolError as exc:
-        log_line(logging.WARNING, "updates_refused", status=exc.status, reason=exc.code, detail=repr(str(exc)[:200]))
-        return _reply(key, wire.error_reply(exc), exc.status)
-    except StoreError as exc:
-        log_line(logging.ERROR, "store_unavailable", detail=repr(str(exc)[:200]))
-        return _reply(key, wire.pack({"error": "unavailable", "message": str(exc)[:300]}), 503)
+    except (ProtocolError, StoreError) as exc:
+        return _refused(key, exc, "updates_refused")
 
 
 async def get_card(request: web.Request) -> web.Response:
@@ -183,12 +167,18 @@ async def get_card(request: web.Request) -> web.Response:
             return _reply(key, wire.pack({"error": "not_found", "message": f"card {number} unknown"}), 404)
         card, version = found
         return _reply(key, wire.pack({**balances.card_entry(card, version), "shortfall": card.shortfall}))
-    except ProtocolError as exc:
-        log_line(logging.WARNING, "card_refused", status=exc.status, reason=exc.code, detail=repr(str(exc)[:200]))
-        return _reply(key, wire.error_reply(exc), exc.status)
-    except StoreError as exc:
-        log_line(logging.ERROR, "store_unavailable", detail=repr(str(exc)[:200]))
+    except (ProtocolError, StoreError) as exc:
+        return _refused(key, exc, "card_refused")
+
+
+def _refused(key: bytes | None, exc: ProtocolError | StoreError, event: str, **fields: Any) -> web.Response:
+    """The signed reply and the log line for a refused request: the protocol's status, or 503
+    when the database is unavailable."""
+    if isinstance(exc, StoreError):
+        log_line(logging.ERROR, "store_unavailable", **fields, detail=repr(str(exc)[:200]))
         return _reply(key, wire.pack({"error": "unavailable", "message": str(exc)[:300]}), 503)
+    log_line(logging.WARNING, event, **fields, status=exc.status, reason=exc.code, detail=repr(str(exc)[:200]))
+    return _reply(key, wire.error_reply(exc), exc.status)
 
 
 async def health(request: web.Request) -> web.Response:

@@ -83,11 +83,24 @@ class IngestTx(ABC):
         """Create the (terminal, epoch) stream if new, lock it; returns its last stored seq."""
 
     @abstractmethod
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """Rows of a query written with `?` placeholders, inside this transaction."""
+
     def boundary(self, terminal: str, epoch: int, seq: int) -> bytes | None:
         """The MAC of the stored batch ending at `seq` (b"" for seq 0), None if none ends there."""
+        if seq == 0:
+            return b""
+        rows = self._rows(
+            "SELECT mac FROM boundaries WHERE terminal = ? AND epoch = ? AND last_seq = ?", (terminal, epoch, seq)
+        )
+        return bytes(rows[0][0]) if rows else None
 
-    @abstractmethod
-    def stored_ids(self, terminal: str, epoch: int, first: int, last: int) -> list[tuple[int, str]]: ...
+    def stored_ids(self, terminal: str, epoch: int, first: int, last: int) -> list[tuple[int, str]]:
+        rows = self._rows(
+            "SELECT seq, id FROM events WHERE terminal = ? AND epoch = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+            (terminal, epoch, first, last),
+        )
+        return [(int(s), str(i)) for s, i in rows]
 
     @abstractmethod
     def insert_events(self, terminal: str, rows: list[tuple[Any, ...]]) -> None:

@@ -69,6 +69,11 @@ class _Tx(IngestTx):
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
 
+    PARAM = "%s"
+
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        return list(self.conn.execute(sql.replace("?", self.PARAM), params).fetchall())
+
     def cursor_lock(self) -> None:
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (CURSOR_LOCK_ID,))
 
@@ -81,22 +86,6 @@ class _Tx(IngestTx):
         ).fetchone()
         assert row is not None  # INSERT … RETURNING always returns the row
         return int(row[0])
-
-    def boundary(self, terminal: str, epoch: int, seq: int) -> bytes | None:
-        if seq == 0:
-            return b""
-        row = self.conn.execute(
-            "SELECT mac FROM boundaries WHERE terminal = %s AND epoch = %s AND last_seq = %s",
-            (terminal, epoch, seq),
-        ).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def stored_ids(self, terminal: str, epoch: int, first: int, last: int) -> list[tuple[int, str]]:
-        rows = self.conn.execute(
-            "SELECT seq, id FROM events WHERE terminal = %s AND epoch = %s AND seq BETWEEN %s AND %s ORDER BY seq",
-            (terminal, epoch, first, last),
-        ).fetchall()
-        return [(int(s), str(i)) for s, i in rows]
 
     def insert_events(self, terminal: str, rows: list[tuple[Any, ...]]) -> None:
         try:

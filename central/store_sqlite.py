@@ -58,6 +58,11 @@ class _Tx(IngestTx):
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
+    PARAM = "?"
+
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        return list(self.db.execute(sql.replace("?", self.PARAM), params).fetchall())
+
     def next_cursors(self, count: int) -> int:
         """Reserve `count` cursors; returns the first."""
         (value,) = self.db.execute(
@@ -71,22 +76,6 @@ class _Tx(IngestTx):
             "SELECT last_seq FROM streams WHERE terminal = ? AND epoch = ?", (terminal, epoch)
         ).fetchone()
         return int(last)
-
-    def boundary(self, terminal: str, epoch: int, seq: int) -> bytes | None:
-        if seq == 0:
-            return b""
-        row = self.db.execute(
-            "SELECT mac FROM boundaries WHERE terminal = ? AND epoch = ? AND last_seq = ?",
-            (terminal, epoch, seq),
-        ).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def stored_ids(self, terminal: str, epoch: int, first: int, last: int) -> list[tuple[int, str]]:
-        rows = self.db.execute(
-            "SELECT seq, id FROM events WHERE terminal = ? AND epoch = ? AND seq BETWEEN ? AND ? ORDER BY seq",
-            (terminal, epoch, first, last),
-        ).fetchall()
-        return [(int(s), str(i)) for s, i in rows]
 
     def insert_events(self, terminal: str, rows: list[tuple[Any, ...]]) -> None:
         try:
