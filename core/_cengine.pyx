@@ -13,7 +13,10 @@ in `core.inputs`, so both engines accept and refuse exactly the same carts with 
 All products go through 128-bit helpers (`_muldiv.h`); nothing can overflow within the limits.
 """
 
+from cpython.dict cimport PyDict_Next
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdint cimport int64_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcpy, memset
@@ -31,11 +34,14 @@ cdef extern from "_muldiv.h":
     int64_t pm_muldiv_half_up(int64_t a, int64_t b, int64_t c) nogil
     int64_t pm_muldivmod(int64_t a, int64_t b, int64_t c, int64_t *rem) nogil
     int pm_parse_iso(const char *s, long n, int64_t *epoch_us) nogil
+    int pm_parse_iso_parts(const char *s, long n, int64_t *epoch_us, int64_t *local_days,
+                           int64_t *local_minute) nogil
     int64_t pm_mul_clamp(int64_t a, int64_t b, int64_t limit) nogil
     int64_t pm_muldiv_floor_clamp(int64_t a, int64_t b, int64_t c, int64_t limit) nogil
 
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
+    int PyUnicode_Compare(object left, object right) noexcept  # both are str here: cannot fail
     long long PyLong_AsLongLongAndOverflow(object value, int *overflow) except? -1
 
 cdef enum:
@@ -289,6 +295,114 @@ cdef int _add_pair(Work *w, int rule, int line) except -1:
     return 0
 
 
+cdef enum:
+    F_OTHER = 0
+    F_SKU = 1
+    F_PRICE = 2
+    F_QTY = 3
+    F_CATEGORIES = 4
+    F_NO_DISCOUNT = 5
+    F_NO_BONUS = 6
+    F_MIN_PRICE = 7
+    F_NAME = 8
+    F_NUMBER = 9
+    F_TYPE = 10
+    F_CUMULATIVE = 11
+    F_LOTS = 12
+    F_REFERRERS = 13
+    F_HOLDER = 14
+    F_POINTS = 15
+    F_AVAILABLE_FROM = 16
+    F_EXPIRES_AT = 17
+
+# Field names of cart lines, cards and lots. Keys written in Python source are these very
+# objects (interned), so identity usually decides; JSON-decoded keys fall back to equality.
+cdef tuple _FIELD_NAMES = (
+    "", "sku", "price", "qty", "categories", "no_discount", "no_bonus", "min_price", "name",
+    "number", "type", "cumulative", "lots", "referrers", "holder", "points", "available_from",
+    "expires_at")
+
+
+cdef object _ONE_UNIT = 1000  # qty_milli of one unit, the usual quantity
+
+
+cdef inline int _field_in(object key, int first, int last) noexcept:
+    """The code of `key` among the field names first..last, or F_OTHER."""
+    cdef int f
+    for f in range(first, last + 1):
+        if key is <object>PyTuple_GET_ITEM(_FIELD_NAMES, f):
+            return f
+    if type(key) is not str:
+        return F_OTHER
+    for f in range(first, last + 1):
+        if PyUnicode_Compare(key, <object>PyTuple_GET_ITEM(_FIELD_NAMES, f)) == 0:
+            return f
+    return F_OTHER
+
+
+cdef inline int _line_field(object key) noexcept:
+    return _field_in(key, F_SKU, F_NAME)
+
+
+# The reference readers' limits, read once (a module attribute lookup per quote adds up).
+cdef Py_ssize_t LINES_MAX = _inputs.LINES_MAX
+cdef Py_ssize_t LOTS_MAX = _inputs.LOTS_MAX
+cdef Py_ssize_t REFERRERS_MAX = _inputs.REFERRERS_MAX
+cdef int64_t REDEEM_ALL = _inputs.REDEEM_ALL
+cdef int64_t ORDINAL_1970 = 719163  # date(1970, 1, 1).toordinal()
+
+
+cdef class CardIn:
+    """The card as a quote sees it: `core.inputs.Card`'s fields, readable from C."""
+    cdef readonly str number
+    cdef readonly str type
+    cdef readonly int64_t cumulative
+    cdef readonly int64_t available
+    cdef readonly tuple referrers
+
+
+cdef CardIn _card_in(str number, str card_type, int64_t cumulative, int64_t available,
+                     tuple referrers):
+    cdef CardIn card = CardIn.__new__(CardIn)
+    card.number = number
+    card.type = card_type
+    card.cumulative = cumulative
+    card.available = available
+    card.referrers = referrers
+    return card
+
+
+cdef bint _iso_parts(object text, int64_t *epoch_us, int64_t *local_days,
+                     int64_t *local_minute) except -1:
+    """A canonical ISO-8601 moment read in C; False sends it to the reference reader."""
+    cdef Py_ssize_t size
+    cdef const char *data
+    if type(text) is not str:
+        return False
+    data = PyUnicode_AsUTF8AndSize(text, &size)
+    return pm_parse_iso_parts(data, size, epoch_us, local_days, local_minute) == 0
+
+
+cdef inline int _isoweekday(int64_t days_since_1970) noexcept:
+    return <int>(((days_since_1970 % 7) + 7 + 3) % 7) + 1  # 1970-01-01 was a Thursday (4)
+
+
+cdef object _moment(object moment, object now):
+    """The quote's moment as a datetime; `now` already passed the canonical C reader."""
+    return moment if moment is not None else _inputs.read_moment(now, "now")
+
+
+cdef int64_t _read_redeem(object redeem) except? -2:
+    cdef int64_t points
+    if redeem is None:
+        return 0
+    if type(redeem) is str and redeem == "max":
+        return REDEEM_ALL
+    if _small_int(redeem, 0, POINTS_MAX, &points):
+        return points
+    return _inputs.read_redeem(redeem)  # refuses it, in the reference's words
+
+
 cdef class Engine:
     """Prices carts under one compiled Program. Stateless between calls but for a bounded
     memo of category strings → index buckets, which never changes a result."""
@@ -467,28 +581,43 @@ cdef class Engine:
         return entry
 
     cdef int _read_lines(self, Work *w, list raw_lines, list skus, list categories) except -1:
-        cdef Py_ssize_t i, n = len(raw_lines), known
+        cdef Py_ssize_t i, n = len(raw_lines), pos
+        cdef PyObject *key
+        cdef PyObject *value
         cdef LineC *line
         cdef int64_t subtotal = 0, price = 0, qty = 0
+        cdef int field
+        cdef bint plain
         for i in range(n):
             raw = raw_lines[i]
             line = &w.lines[i]
-            if type(raw) is not dict:
-                self._read_line_slowly(raw, i, line, skus, categories)
-                subtotal += line.amount
-                continue
-            d = <dict>raw
-            sku = d.get("sku")
-            cats = d.get("categories", _MISSING)
-            no_discount = d.get("no_discount", _MISSING)
-            no_bonus = d.get("no_bonus", _MISSING)
-            min_price = d.get("min_price", _MISSING)
-            name = d.get("name", _MISSING)
-            known = 3 + (cats is not _MISSING) + (no_discount is not _MISSING) \
-                + (no_bonus is not _MISSING) + (min_price is not _MISSING) + (name is not _MISSING)
-            if (len(d) != known or type(sku) is not str or not 0 < len(<str>sku) <= 64
-                    or not _small_int(d.get("price"), 0, PRICE_MAX, &price)
-                    or not _small_int(d.get("qty"), 1, QTY_UNITS_MAX, &qty)
+            plain = type(raw) is dict
+            sku = price_o = qty_o = cats = no_discount = no_bonus = min_price = name = _MISSING
+            pos = 0
+            # one walk over the line's own keys: a lookup per known field would cost more
+            while plain and PyDict_Next(raw, &pos, &key, &value):
+                field = _line_field(<object>key)
+                if field == F_SKU:
+                    sku = <object>value
+                elif field == F_PRICE:
+                    price_o = <object>value
+                elif field == F_QTY:
+                    qty_o = <object>value
+                elif field == F_CATEGORIES:
+                    cats = <object>value
+                elif field == F_NO_DISCOUNT:
+                    no_discount = <object>value
+                elif field == F_NO_BONUS:
+                    no_bonus = <object>value
+                elif field == F_MIN_PRICE:
+                    min_price = <object>value
+                elif field == F_NAME:
+                    name = <object>value
+                else:
+                    plain = False
+            if (not plain or type(sku) is not str or not 0 < len(<str>sku) <= 64
+                    or not _small_int(price_o, 0, PRICE_MAX, &price)
+                    or not _small_int(qty_o, 1, QTY_UNITS_MAX, &qty)
                     or (min_price is not _MISSING
                         and not _small_int(min_price, 0, PRICE_MAX, &line.min_price))
                     or (no_discount is not _MISSING and type(no_discount) is not bool)
@@ -537,54 +666,80 @@ cdef class Engine:
 
     # -------------------------------------------------------------- reading the card
 
-    cdef object _read_card(self, object card, object moment, object now):
+    cdef CardIn _read_card(self, object card, object moment, object now, int64_t now_us):
         """The reference `read_card` result, computed in C for canonical input; any other
         shape (or a fault) is handed to the reference reader, which decides."""
-        cdef int64_t now_us, cumulative, points, start_us, end_us, available = 0
+        cdef int64_t cumulative = 0, points = 0, start_us = 0, end_us = 0, available = 0
+        cdef Py_ssize_t pos = 0
+        cdef PyObject *key
+        cdef PyObject *value
+        cdef int field
+        cdef bint plain
         if card is None:
             return None
-        if type(card) is not dict:
-            return _inputs.read_card(card, moment)
-        d = <dict>card
-        number = d.get("number")
-        card_type = d.get("type", "")
-        lots = d.get("lots", _MISSING)
-        referrers = d.get("referrers", _MISSING)
-        holder = d.get("holder", _MISSING)
-        known = 1 + ("type" in d) + ("cumulative" in d) + (lots is not _MISSING) \
-            + (referrers is not _MISSING) + (holder is not _MISSING)
-        if (len(d) != known or type(number) is not str or not 0 < len(<str>number) <= 64
+        plain = type(card) is dict
+        number = card_type = cumulative_o = lots = referrers = holder = _MISSING
+        while plain and PyDict_Next(card, &pos, &key, &value):
+            field = _field_in(<object>key, F_NUMBER, F_HOLDER)
+            if field == F_NUMBER:
+                number = <object>value
+            elif field == F_TYPE:
+                card_type = <object>value
+            elif field == F_CUMULATIVE:
+                cumulative_o = <object>value
+            elif field == F_LOTS:
+                lots = <object>value
+            elif field == F_REFERRERS:
+                referrers = <object>value
+            elif field == F_HOLDER:
+                holder = <object>value
+            else:
+                plain = False
+        if card_type is _MISSING:
+            card_type = ""
+        if (not plain or type(number) is not str or not 0 < len(<str>number) <= 64
                 or type(card_type) is not str or len(<str>card_type) > 64
-                or not _small_int(d.get("cumulative", 0), 0, AMOUNT_MAX, &cumulative)
-                or type(lots) is not list or len(<list>lots) > _inputs.LOTS_MAX
+                or (cumulative_o is not _MISSING
+                    and not _small_int(cumulative_o, 0, AMOUNT_MAX, &cumulative))
+                or type(lots) is not list or len(<list>lots) > LOTS_MAX
                 or not self._plain_referrers(referrers)
                 or not (holder is _MISSING or holder is None
                         or (type(holder) is str and 0 < len(<str>holder) <= 256))):
-            return _inputs.read_card(card, moment)
-        if not _iso_us(now, &now_us):
-            now_us = (moment - _EPOCH) // _ONE_US
+            return self._read_card_slowly(card, moment, now)
         for lot in <list>lots:
-            if type(lot) is not dict or len(<dict>lot) != 3:
-                return _inputs.read_card(card, moment)
-            start = (<dict>lot).get("available_from", _MISSING)
-            end = (<dict>lot).get("expires_at", _MISSING)
-            if (start is _MISSING or end is _MISSING or not _small_int(
-                    (<dict>lot).get("points"), -LOT_POINTS_FAST_MAX, LOT_POINTS_FAST_MAX, &points)):
-                return _inputs.read_card(card, moment)
-            if ((start is not None and not _iso_us(start, &start_us))
+            plain = type(lot) is dict and len(<dict>lot) == 3
+            pos = 0
+            points_o = start = end = _MISSING
+            while plain and PyDict_Next(lot, &pos, &key, &value):
+                field = _field_in(<object>key, F_POINTS, F_EXPIRES_AT)
+                if field == F_POINTS:
+                    points_o = <object>value
+                elif field == F_AVAILABLE_FROM:
+                    start = <object>value
+                elif field == F_EXPIRES_AT:
+                    end = <object>value
+                else:
+                    plain = False
+            if (not plain or start is _MISSING or end is _MISSING
+                    or not _small_int(points_o, -LOT_POINTS_FAST_MAX, LOT_POINTS_FAST_MAX, &points)
+                    or (start is not None and not _iso_us(start, &start_us))
                     or (end is not None and not _iso_us(end, &end_us))):
-                return _inputs.read_card(card, moment)
+                return self._read_card_slowly(card, moment, now)
             if (start is None or start_us <= now_us) and (end is None or now_us < end_us):
                 available += points
         if available > POINTS_MAX:
-            return _inputs.read_card(card, moment)  # refuses it, with the reference's words
-        return _inputs.Card(number, card_type, cumulative, available if available > 0 else 0,
-                            () if referrers is _MISSING else tuple(referrers))
+            return self._read_card_slowly(card, moment, now)  # refuses it, in the reference's words
+        return _card_in(number, card_type, cumulative, available if available > 0 else 0,
+                        () if referrers is _MISSING else tuple(referrers))
+
+    cdef CardIn _read_card_slowly(self, object card, object moment, object now):
+        ref = _inputs.read_card(card, _moment(moment, now))
+        return _card_in(ref.number, ref.type, ref.cumulative, ref.available, ref.referrers)
 
     cdef bint _plain_referrers(self, object referrers) except -1:
         if referrers is _MISSING:
             return True
-        if type(referrers) is not list or len(<list>referrers) > _inputs.REFERRERS_MAX:
+        if type(referrers) is not list or len(<list>referrers) > REFERRERS_MAX:
             return False
         for r in <list>referrers:
             if type(r) is not str or not 0 < len(<str>r) <= 64:
@@ -896,14 +1051,22 @@ cdef class Engine:
         cdef int64_t subtotal = 0, discount_total, redeem_total = 0, max_points = 0, points
         cdef int64_t asked, cumulative = 0, to_pay
 
-        moment = _inputs.read_moment(now, "now")
-        if type(cart) is not dict or not (<dict>cart).keys() <= _inputs.CART_FIELDS:
-            _inputs.read_cart(cart)  # raises the reference refusal
-        store = (<dict>cart).get("store", "")
-        raw_lines = (<dict>cart).get("lines")
+        cdef int64_t now_us, local_days, local_minute
+        cdef CardIn card_in
+        if _iso_parts(now, &now_us, &local_days, &local_minute):
+            moment = None  # made only if something needs the datetime itself
+        else:
+            moment = _inputs.read_moment(now, "now")
+            now_us = (moment - _EPOCH) // _ONE_US
+            local_days = moment.toordinal() - ORDINAL_1970
+            local_minute = moment.hour * 60 + moment.minute
+        store = raw_lines = _MISSING
+        if type(cart) is dict and len(<dict>cart) <= 2:
+            store = (<dict>cart).get("store", "")
+            raw_lines = (<dict>cart).get("lines", _MISSING)
         if (type(store) is not str or len(<str>store) > 64 or type(raw_lines) is not list
-                or len(<list>raw_lines) > _inputs.LINES_MAX):
-            _inputs.read_cart(cart)
+                or len(<list>raw_lines) > LINES_MAX or len(<dict>cart) != 1 + ("store" in cart)):
+            _inputs.read_cart(cart)  # raises the reference refusal
         memset(&w, 0, sizeof(Work))
         n = len(<list>raw_lines)
         w.n_lines = n
@@ -912,15 +1075,15 @@ cdef class Engine:
         try:
             self._allocate(&w)
             self._read_lines(&w, <list>raw_lines, skus, categories)
-            card_in = self._read_card(card, moment, now)  # after the cart: the reference's order
-            asked = _inputs.read_redeem(redeem)
+            card_in = self._read_card(card, moment, now, now_us)  # after the cart, as the reference
+            asked = _read_redeem(redeem)
             card_type = ""
             if card_in is not None:
                 card_type = card_in.type
                 cumulative = card_in.cumulative
             self._find_scopes(&w, skus, categories)
-            self._decide(&w, store, card_in, card_type, moment.isoweekday(),
-                         moment.hour * 60 + moment.minute, moment.toordinal())
+            self._decide(&w, store, card_in, card_type, _isoweekday(local_days), local_minute,
+                         local_days + ORDINAL_1970)
             w.node_rule = <int *>_alloc(w.n_pairs, sizeof(int))
             w.node_next = <int *>_alloc(w.n_pairs, sizeof(int))
             discount_total = self._discounts(&w, card_in is not None, cumulative)
@@ -934,7 +1097,7 @@ cdef class Engine:
             if card_in is not None:
                 accrued = self._group_points(&w, 1, w.paid, &override)
                 if accrued:
-                    accrual = self._lot(moment, accrued, override)
+                    accrual = self._lot(_moment(moment, now), accrued, override)
                 self._mark_earning(&w)
             lines_out = self._lines_out(&w, skus)
             messages, card_type_after = self._messages(&w, card_in)
@@ -1001,7 +1164,7 @@ cdef class Engine:
             total += w.discount[line]
         return total
 
-    cdef int64_t _redemption(self, Work *w, object card_in, int64_t asked,
+    cdef int64_t _redemption(self, Work *w, CardIn card_in, int64_t asked,
                              int64_t *max_points) except -1:
         """Points paid (§5); fills w.redeemed with the money split over eligible lines."""
         cdef int line, k, count = 0
@@ -1023,7 +1186,7 @@ cdef class Engine:
                     by_percent = pm_muldiv_floor(total, self.redeem_max_bp,
                                                  BP_PER_UNIT * self.point_value)
                     max_points[0] = available if available < by_percent else by_percent
-            points = max_points[0] if asked == _inputs.REDEEM_ALL or asked > max_points[0] else asked
+            points = max_points[0] if asked == REDEEM_ALL or asked > max_points[0] else asked
             if points > 0:
                 split_into(points * self.point_value, bases, parts, count)
                 for k in range(count):
@@ -1058,11 +1221,14 @@ cdef class Engine:
                 while node >= 0:
                     given_by.append(self.rule_ids[w.node_rule[node]])
                     node = w.node_next[node]
-            out.append({"sku": skus[line], "qty_milli": c.qty_milli, "price": c.price,
-                        "amount": c.amount, "discount": w.discount[line],
-                        "redeem_amount": w.redeemed[line], "paid": w.paid[line],
-                        "accrual_base": w.paid[line] if w.earning[line] else 0,
-                        "rules": given_by})
+            # equal numbers share one int object: fewer allocations, the same values
+            price = c.price
+            amount = price if c.amount == c.price else c.amount
+            paid = amount if w.paid[line] == c.amount else w.paid[line]
+            out.append({"sku": skus[line], "qty_milli": _ONE_UNIT if c.qty_milli == MILLI else c.qty_milli,
+                        "price": price, "amount": amount, "discount": w.discount[line],
+                        "redeem_amount": w.redeemed[line], "paid": paid,
+                        "accrual_base": paid if w.earning[line] else 0, "rules": given_by})
         return out
 
     cdef dict _lot(self, object moment, int64_t points, int override):
@@ -1077,7 +1243,7 @@ cdef class Engine:
         return {"points": points, "available_from": start.isoformat(),
                 "expires_at": None if end is None else end.isoformat()}
 
-    cdef tuple _messages(self, Work *w, object card_in):
+    cdef tuple _messages(self, Work *w, CardIn card_in):
         messages = []
         upgrade = None
         for r in self.message_rules:
@@ -1090,7 +1256,7 @@ cdef class Engine:
             upgrade = None
         return messages, upgrade
 
-    cdef list _referral(self, Work *w, object card_in, int64_t to_pay):
+    cdef list _referral(self, Work *w, CardIn card_in, int64_t to_pay):
         cdef int64_t money
         if card_in is None:
             return []

@@ -61,7 +61,8 @@ static inline int pm_digits(const char *s, int n, int64_t *out) {
 /* The canonical ISO-8601 forms our own code writes, "YYYY-MM-DDTHH:MM:SS+HH:MM" and
  * "YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM", as microseconds since the epoch. Returns -1 for any other
  * text or an impossible moment: the caller then asks Python's datetime, which decides. */
-static inline int pm_parse_iso(const char *s, long n, int64_t *epoch_us) {
+static inline int pm_parse_iso_parts(const char *s, long n, int64_t *epoch_us, int64_t *local_days,
+                                     int64_t *local_minute) {
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int64_t y, mo, d, h, mi, sec, frac = 0, oh, om;
     const char *z;
@@ -79,8 +80,15 @@ static inline int pm_parse_iso(const char *s, long n, int64_t *epoch_us) {
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (d > mdays[mo - 1] + (mo == 2 && leap)) return -1;
     int64_t offset = (oh * 3600 + om * 60) * (z[0] == '-' ? -1 : 1);
-    int64_t secs = pm_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset;
-    *epoch_us = secs * 1000000 + frac;
+    int64_t days = pm_days_from_civil(y, mo, d);
+    *epoch_us = (days * 86400 + h * 3600 + mi * 60 + sec - offset) * 1000000 + frac;
+    *local_days = days;  /* the wall-clock date and minute, for weekday and time conditions */
+    *local_minute = h * 60 + mi;
     return 0;
+}
+
+static inline int pm_parse_iso(const char *s, long n, int64_t *epoch_us) {
+    int64_t days, minute;
+    return pm_parse_iso_parts(s, n, epoch_us, &days, &minute);
 }
 #endif
