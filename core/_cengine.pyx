@@ -14,8 +14,10 @@ All products go through 128-bit helpers (`_muldiv.h`); nothing can overflow with
 """
 
 from cpython.dict cimport PyDict_Next
+from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdint cimport int64_t
 from libc.stdlib cimport qsort
@@ -200,6 +202,28 @@ cdef int _by_remainder(const void *a, const void *b) noexcept nogil:
     return x.position - y.position
 
 
+cdef tuple _EMPTY = ()
+
+
+cdef inline void _set_item(list items, Py_ssize_t i, object value) noexcept:
+    """Fill slot i of a list made by PyList_New (its slots start empty)."""
+    Py_INCREF(value)
+    PyList_SET_ITEM(items, i, value)
+
+
+cdef inline void _sort_small(Remainder *order, int count) noexcept:
+    """Insertion sort in `_by_remainder` order (a total order: positions are unique)."""
+    cdef int i, j
+    cdef Remainder item
+    for i in range(1, count):
+        item = order[i]
+        j = i - 1
+        while j >= 0 and _by_remainder(&item, &order[j]) < 0:
+            order[j + 1] = order[j]
+            j -= 1
+        order[j + 1] = item
+
+
 cdef int split_into(int64_t amount, int64_t *bases, int64_t *parts, int count) except -1:
     """Largest-remainder split of 0 ≤ amount ≤ Σ bases (Σ bases > 0); see core.arith."""
     cdef int64_t total = 0, given = 0, rem
@@ -217,7 +241,10 @@ cdef int split_into(int64_t amount, int64_t *bases, int64_t *parts, int count) e
             order[i].rem = rem
             order[i].position = i
         if amount > given:
-            qsort(order, count, sizeof(Remainder), _by_remainder)
+            if count <= 32:  # a receipt's lines: insertion sort beats qsort's calls
+                _sort_small(order, count)
+            else:
+                qsort(order, count, sizeof(Remainder), _by_remainder)
             for i in range(amount - given):
                 parts[order[i].position] += 1
     finally:
@@ -634,8 +661,8 @@ cdef class Engine:
             line.amount = price * qty
             line.no_discount = no_discount is True
             line.no_bonus = no_bonus is True
-            skus.append(sku)
-            categories.append(() if cats is _MISSING else cats)
+            _set_item(skus, i, sku)
+            _set_item(categories, i, _EMPTY if cats is _MISSING else cats)
             subtotal += line.amount
         if subtotal > AMOUNT_MAX:
             _inputs.read_cart({"lines": raw_lines})  # raises the reference refusal
@@ -659,9 +686,8 @@ cdef class Engine:
         line.min_price = ref.min_price
         line.no_discount = ref.no_discount
         line.no_bonus = ref.no_bonus
-        if len(skus) == i:
-            skus.append(ref.sku)
-            categories.append(ref.categories)
+        _set_item(skus, i, ref.sku)
+        _set_item(categories, i, ref.categories)
         return 0
 
     # -------------------------------------------------------------- reading the card
@@ -1070,8 +1096,8 @@ cdef class Engine:
         memset(&w, 0, sizeof(Work))
         n = len(<list>raw_lines)
         w.n_lines = n
-        skus = []
-        categories = []
+        skus = PyList_New(n)  # filled by _read_lines; a quote ends if it cannot fill them
+        categories = PyList_New(n)
         try:
             self._allocate(&w)
             self._read_lines(&w, <list>raw_lines, skus, categories)

@@ -1,11 +1,19 @@
 /* Exact integer money arithmetic for the compiled engine: products are taken in 128 bits,
  * so a × b / c never overflows for |a|, |b|, |c| < 2^63 when the result fits in 64 bits.
- * Python semantics: floor division rounds toward −∞; half-up rounds ties away from zero. */
+ * Python semantics: floor division rounds toward −∞; half-up rounds ties away from zero.
+ * When the product fits in 64 bits (nearly always) the division is done in 64 bits: a 128-bit
+ * division is a library call many times slower. */
 #ifndef POSTERM_MULDIV_H
 #define POSTERM_MULDIV_H
 #include <stdint.h>
 
 static inline int64_t pm_muldiv_floor(int64_t a, int64_t b, int64_t c) {
+    int64_t p64;
+    if (!__builtin_mul_overflow(a, b, &p64) && c != -1) {  /* the usual case: 64-bit division */
+        int64_t q = p64 / c;
+        if ((p64 % c != 0) && ((p64 < 0) != (c < 0))) q -= 1;
+        return q;
+    }
     __int128 p = (__int128)a * b;
     __int128 q = p / c;
     if ((p % c != 0) && ((p < 0) != (c < 0))) q -= 1;
@@ -14,6 +22,9 @@ static inline int64_t pm_muldiv_floor(int64_t a, int64_t b, int64_t c) {
 
 /* c > 0 */
 static inline int64_t pm_muldiv_half_up(int64_t a, int64_t b, int64_t c) {
+    int64_t p64;
+    if (!__builtin_mul_overflow(a, b, &p64) && p64 >= 0 && p64 <= INT64_MAX / 2 - c)
+        return (2 * p64 + c) / (2 * c);
     __int128 p = (__int128)a * b;
     if (p >= 0) return (int64_t)((2 * p + c) / (2 * (__int128)c));
     return -(int64_t)((-2 * p + c) / (2 * (__int128)c));
@@ -21,6 +32,11 @@ static inline int64_t pm_muldiv_half_up(int64_t a, int64_t b, int64_t c) {
 
 /* a, b ≥ 0, c > 0: floor(a × b / c) and its remainder */
 static inline int64_t pm_muldivmod(int64_t a, int64_t b, int64_t c, int64_t *rem) {
+    int64_t p64;
+    if (!__builtin_mul_overflow(a, b, &p64)) {
+        *rem = p64 % c;
+        return p64 / c;
+    }
     __int128 p = (__int128)a * b;
     *rem = (int64_t)(p % c);
     return (int64_t)(p / c);
@@ -48,34 +64,38 @@ static inline int64_t pm_days_from_civil(int64_t y, int64_t m, int64_t d) {
     return era * 146097 + doe - 719468;
 }
 
-static inline int pm_digits(const char *s, int n, int64_t *out) {
-    int64_t v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
+/* Two ASCII digits as a number, or -1000 (which makes any field out of range). */
+static inline int pm_two(const char *s) {
+    unsigned a = (unsigned char)s[0] - '0', b = (unsigned char)s[1] - '0';
+    return (a > 9 || b > 9) ? -1000 : (int)(a * 10 + b);
 }
 
 /* The canonical ISO-8601 forms our own code writes, "YYYY-MM-DDTHH:MM:SS+HH:MM" and
- * "YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM", as microseconds since the epoch. Returns -1 for any other
- * text or an impossible moment: the caller then asks Python's datetime, which decides. */
+ * "YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM", as microseconds since the epoch, plus the wall-clock
+ * date (days since 1970-01-01) and minute of the day. Returns -1 for any other text or an
+ * impossible moment: the caller then asks Python's datetime, which decides. */
 static inline int pm_parse_iso_parts(const char *s, long n, int64_t *epoch_us, int64_t *local_days,
                                      int64_t *local_minute) {
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int64_t y, mo, d, h, mi, sec, frac = 0, oh, om;
+    int64_t frac = 0;
     const char *z;
     if (n == 25) z = s + 19;
-    else if (n == 32 && s[19] == '.') { if (pm_digits(s + 20, 6, &frac)) return -1; z = s + 26; }
+    else if (n == 32 && s[19] == '.') {
+        int f1 = pm_two(s + 20), f2 = pm_two(s + 22), f3 = pm_two(s + 24);
+        if (f1 < 0 || f2 < 0 || f3 < 0) return -1;
+        frac = f1 * 10000 + f2 * 100 + f3;
+        z = s + 26;
+    }
     else return -1;
     if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':') return -1;
-    if (pm_digits(s, 4, &y) || pm_digits(s + 5, 2, &mo) || pm_digits(s + 8, 2, &d)
-        || pm_digits(s + 11, 2, &h) || pm_digits(s + 14, 2, &mi) || pm_digits(s + 17, 2, &sec))
-        return -1;
     if ((z[0] != '+' && z[0] != '-') || z[3] != ':') return -1;
-    if (pm_digits(z + 1, 2, &oh) || pm_digits(z + 4, 2, &om)) return -1;
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59 || oh > 23 || om > 59)
+    int yh = pm_two(s), yl = pm_two(s + 2), mo = pm_two(s + 5), d = pm_two(s + 8);
+    int h = pm_two(s + 11), mi = pm_two(s + 14), sec = pm_two(s + 17);
+    int oh = pm_two(z + 1), om = pm_two(z + 4);
+    if (yh < 0 || yl < 0) return -1;
+    int y = yh * 100 + yl;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0
+        || sec > 59 || oh < 0 || oh > 23 || om < 0 || om > 59)
         return -1;
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (d > mdays[mo - 1] + (mo == 2 && leap)) return -1;
