@@ -13,7 +13,7 @@ in `core.inputs`, so both engines accept and refuse exactly the same carts with 
 All products go through 128-bit helpers (`_muldiv.h`); nothing can overflow within the limits.
 """
 
-from cpython.dict cimport PyDict_Next
+from cpython.dict cimport PyDict_GetItem, PyDict_Next
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
@@ -430,6 +430,20 @@ cdef int64_t _read_redeem(object redeem) except? -2:
     return _inputs.read_redeem(redeem)  # refuses it, in the reference's words
 
 
+cdef class CategoryEntry:
+    """What a line category means to one engine: the index buckets of its prefixes, and whether
+    points may pay for it. Memoised per distinct category string."""
+    cdef int *buckets
+    cdef int count
+    cdef bint redeemable
+
+    def __cinit__(self):
+        self.buckets = NULL
+
+    def __dealloc__(self):
+        PyMem_Free(self.buckets)
+
+
 cdef class Engine:
     """Prices carts under one compiled Program. Stateless between calls but for a bounded
     memo of category strings → index buckets, which never changes a result."""
@@ -449,10 +463,11 @@ cdef class Engine:
     cdef int all_bucket
     cdef dict sku_buckets      # sku → bucket
     cdef dict category_buckets  # rule category → bucket
-    cdef dict category_cache   # line category → (buckets tuple, in redeem scope)
+    cdef dict category_cache   # line category → CategoryEntry
     cdef list rule_ids
     cdef list rule_objects
-    cdef tuple message_rules
+    cdef tuple message_rules     # (id, text, upgrade_to) in file order
+    cdef int *message_rule_index
     cdef tuple gift_rules
     cdef tuple referral_rules  # by (priority, file order)
     cdef int64_t point_value
@@ -474,6 +489,7 @@ cdef class Engine:
         self.bucket_rules = NULL
         self.bucket_start = NULL
         self.bucket_count = NULL
+        self.message_rule_index = NULL
 
     def __dealloc__(self):
         PyMem_Free(self.rules)
@@ -484,6 +500,7 @@ cdef class Engine:
         PyMem_Free(self.bucket_rules)
         PyMem_Free(self.bucket_start)
         PyMem_Free(self.bucket_count)
+        PyMem_Free(self.message_rule_index)
 
     def __init__(self, program):
         self.program = program
@@ -541,7 +558,11 @@ cdef class Engine:
             c.time_from, c.time_to = when.time_from_min, when.time_to_min
             c.date_from, c.date_to = when.date_from, when.date_to
             c.receipt_min, c.qty_min = when.receipt_min, when.qty_min_milli
-        self.message_rules = tuple(r.index for r in rules if r.kind == "message")
+        messages = [r for r in rules if r.kind == "message"]
+        self.message_rules = tuple((r.id, r.text, r.upgrade_to) for r in messages)
+        self.message_rule_index = <int *>_alloc(len(messages), sizeof(int))
+        for i, rule in enumerate(messages):
+            self.message_rule_index[i] = rule.index
         self.gift_rules = tuple(r.index for r in rules if r.kind == "gift")
         self.referral_rules = tuple(
             r.index for r in sorted((r for r in rules if r.kind == "referral"),
@@ -586,11 +607,13 @@ cdef class Engine:
 
     # -------------------------------------------------------------- reading the cart
 
-    cdef tuple _category_entry(self, str category):
-        """(buckets of every prefix of `category`, whether it is in the redeem scope)."""
-        entry = self.category_cache.get(category)
-        if entry is not None:
-            return <tuple>entry
+    cdef CategoryEntry _category_entry(self, str category):
+        """The index buckets of every prefix of `category` and whether it is in the redeem scope."""
+        cdef PyObject *found = PyDict_GetItem(self.category_cache, category)
+        cdef CategoryEntry entry
+        cdef int k
+        if found != NULL:
+            return <CategoryEntry>found
         buckets = []
         pos = category.find("/")
         while True:
@@ -601,8 +624,12 @@ cdef class Engine:
             if pos < 0:
                 break
             pos = category.find("/", pos + 1)
-        redeemable = any(_category_matches(category, p) for p in self.redeem_categories)
-        entry = (tuple(buckets), redeemable)
+        entry = CategoryEntry.__new__(CategoryEntry)
+        entry.buckets = <int *>_alloc(len(buckets), sizeof(int))
+        for k, bucket in enumerate(buckets):
+            entry.buckets[k] = bucket
+        entry.count = len(buckets)
+        entry.redeemable = any(_category_matches(category, p) for p in self.redeem_categories)
         if len(self.category_cache) < CATEGORY_CACHE_MAX:
             self.category_cache[category] = entry
         return entry
@@ -801,6 +828,7 @@ cdef class Engine:
     cdef int _find_scopes(self, Work *w, list skus, list categories) except -1:
         cdef int line, r, k, total
         cdef LineC *c
+        cdef CategoryEntry entry
         for line in range(w.n_lines):
             sku = <str>skus[line]
             cats = categories[line]
@@ -811,11 +839,11 @@ cdef class Engine:
             if bucket is not None:
                 self._pair_bucket(w, bucket, line, sku, cats)
             for category in cats:
-                buckets, redeemable = self._category_entry(category)
-                if redeemable and self.has_redeem and not c.no_bonus:
+                entry = self._category_entry(category)
+                if entry.redeemable and self.has_redeem and not c.no_bonus:
                     c.redeemable = True
-                for bucket in <tuple>buckets:
-                    self._pair_bucket(w, bucket, line, sku, cats)
+                for k in range(entry.count):
+                    self._pair_bucket(w, entry.buckets[k], line, sku, cats)
         # counting sort of the pairs by rule, keeping line order inside each rule
         for k in range(w.n_pairs):
             w.rule_count[w.pair_rule[k]] += 1
@@ -1272,12 +1300,13 @@ cdef class Engine:
     cdef tuple _messages(self, Work *w, CardIn card_in):
         messages = []
         upgrade = None
-        for r in self.message_rules:
-            if self._applies(w, r):
-                rule = self.rule_objects[r]
-                messages.append({"rule": rule.id, "text": rule.text})
-                if upgrade is None and rule.upgrade_to:
-                    upgrade = rule.upgrade_to
+        cdef int k
+        for k in range(len(self.message_rules)):
+            if self._applies(w, self.message_rule_index[k]):
+                rule_id, text, upgrade_to = <tuple>self.message_rules[k]
+                messages.append({"rule": rule_id, "text": text})
+                if upgrade is None and upgrade_to:
+                    upgrade = upgrade_to
         if card_in is None or upgrade == card_in.type:
             upgrade = None
         return messages, upgrade

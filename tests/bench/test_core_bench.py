@@ -1,4 +1,5 @@
-"""Pricing core benchmarks (issue 2): W1 and W2 quotes on both engines, W3 compile.
+"""Pricing core benchmarks (issue 2): W1 and W2 quotes on both engines, W3 compile, and the W1
+result floor (what building the quote's dicts alone costs, the bound on any engine's ratio).
 
 Run with `make bench`; the README table comes from tests/bench/report.py over the same run.
 Under the default test run (benchmarks disabled) each body runs once, as a smoke test.
@@ -34,3 +35,19 @@ def test_compile_w3(benchmark) -> None:
     benchmark.group = "W3 compile"
     program = benchmark(core.compile_rules, tree)
     assert len(program.rules) == 2000
+
+
+@pytest.mark.skipif(_cengine is None, reason="compiled engine not built")
+def test_quote_result_floor(benchmark, tmp_path_factory) -> None:
+    """Building W1's result — 20 line dicts and the quote around them — from values held in C.
+    In the W1 group, pure twin / this = the ratio an engine with free reading and pricing would get."""
+    import pyximport
+
+    pyximport.install(build_dir=str(tmp_path_factory.mktemp("pyxbld")), language_level=3)
+    from tests.bench import result_floor
+
+    tree, cart, card = workloads.w1()
+    quote = _cengine.Engine(core.compile_rules(tree)).quote(cart, card, workloads.NOW, "max")
+    floor = result_floor.ResultFloor(quote)
+    benchmark.group = "W1 quote"
+    assert benchmark(floor.build) == quote  # the same result, key for key
