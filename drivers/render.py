@@ -77,8 +77,10 @@ def _totals(receipt: Receipt, columns: int) -> list[Op]:
     if receipt.points_paid:
         label = f"Paid with {receipt.points_paid} points"
         ops.append(Op("line", _pair(label, format_minor(-receipt.points_paid_amount), columns)))
+    # a return pays money out: the customer must not read it as an amount still owed
+    due = "REFUND" if receipt.kind == "return" else "TO PAY"
     ops += [Op("style", {"bold": True}),
-            Op("line", _pair("TO PAY", format_minor(receipt.to_pay), columns)),
+            Op("line", _pair(due, format_minor(receipt.to_pay), columns)),
             Op("style", {"bold": False})]
     if receipt.payment_method:
         ops.append(Op("line", _pair("Payment", receipt.payment_method, columns)))

@@ -386,3 +386,13 @@ def test_file_printer_appends_and_asks_no_status(tmp_path):
     printer.submit(SMALL)
     assert printer.drain() == 1
     assert out.read_bytes() == b"old" + printer.render(SMALL)[0]
+
+
+def test_return_receipt_says_refund_not_to_pay():
+    ret = Receipt(receipt_id="R-2", time="2026-11-23T12:05:00", kind="return", store_name="Corner Shop",
+                  lines=(ReceiptLine("Milk", 1000, 8990, 8990),), subtotal=8990, total=8990,
+                  to_pay=8990, payment_method="refund")
+    lines = preview(receipt_ops(ret, 32), 32).splitlines()
+    assert "RETURN" in (line.strip() for line in lines)
+    assert "REFUND                     89.90" in lines
+    assert not any(line.startswith("TO PAY") for line in lines)

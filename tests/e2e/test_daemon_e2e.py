@@ -72,7 +72,7 @@ def test_sale_with_points_then_return_by_receipt_barcode(terminal: Terminal) -> 
             assert ret["refund"]["money"] == 570000
             assert ret["refund"]["points_restored"] == 5700 and ret["refund"]["points_clawed"] == 114
             text = await wait_printed(terminal, ret["return"])
-            assert "RETURN" in text
+            assert "RETURN" in text and "REFUND" in text and "TO PAY" not in text
             status, again = await api.call("POST", "/v1/returns", {"receipt": sale["receipt"]})
             assert status == 409 and "returned already" in again["error"]
 
