@@ -49,7 +49,7 @@ def handle(args: argparse.Namespace) -> int:
                     "epoch": meta["epoch"],
                     "acked_seq": meta["acked_seq"],
                     "backlog": ledger.backlog(),
-                    "updates_cursor": read_cursor(config.state_file),
+                    "updates_cursor": read_cursor(config.state_file, meta["epoch"]),
                     "versions": meta["versions"],
                     "central": config.url,
                 }

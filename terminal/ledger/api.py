@@ -11,6 +11,7 @@ always passed in.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,8 +33,14 @@ from terminal.ledger import (
     updates,
     verify,
 )
-from terminal.ledger.errors import LedgerError
+from terminal.ledger.errors import LedgerError, LedgerInputError
 from terminal.ledger.store import FORMAT_VERSION, MAP_SIZE_DEFAULT_BYTES, META_KEY, Store
+
+EPOCH_MAX = 2**62  # the server keeps epochs as 64-bit integers
+
+
+def _fresh_epoch() -> int:
+    return int(time.time() * 1000)
 
 
 class Ledger:
@@ -57,9 +64,17 @@ class Ledger:
         terminal_id: str,
         map_size_bytes: int = MAP_SIZE_DEFAULT_BYTES,
         sync: bool = True,
+        epoch: int | None = None,
     ) -> Ledger:
-        """Create the ledger (or open it again: init is idempotent for the same terminal id)."""
+        """Create the ledger (or open it again: init is idempotent for the same terminal id).
+
+        `epoch` numbers this ledger's event stream; the server keys events by (terminal, epoch,
+        seq). By default it is the creation time in ms since 1970 — the one clock read here — so
+        a terminal re-provisioned on a new disk starts a new stream instead of repeating the old
+        one's sequence numbers, which the server would refuse as a conflict forever."""
         keys.text(terminal_id, "terminal id")
+        if epoch is not None and (type(epoch) is not int or not 1 <= epoch <= EPOCH_MAX):
+            raise LedgerInputError(f"epoch must be a whole number 1..{EPOCH_MAX}, got {epoch!r}")
         Path(path).mkdir(parents=True, exist_ok=True)
         store = Store(path, map_size_bytes, sync=sync, create=True)
         try:
@@ -69,7 +84,7 @@ class Ledger:
                     meta = {
                         "format": FORMAT_VERSION,
                         "terminal": terminal_id,
-                        "epoch": 1,
+                        "epoch": _fresh_epoch() if epoch is None else epoch,
                         "next_seq": 1,
                         "acked_seq": 0,
                         "next_lot_id": 0,

@@ -36,7 +36,10 @@ PAGES_PER_PULL_MAX = 1_000
 STATE_BYTES_MAX = 4096
 
 
-def read_cursor(state_file: Path) -> int:
+def read_cursor(state_file: Path, epoch: int | None = None) -> int:
+    """The updates cursor saved for the ledger of `epoch`. A state file saved for another ledger
+    (a terminal re-provisioned on a new disk, a ledger re-initialised beside an old state file)
+    gives 0: the new ledger has none of the updates that cursor counts as applied."""
     try:
         raw = state_file.read_bytes()[:STATE_BYTES_MAX]
     except FileNotFoundError:
@@ -44,12 +47,23 @@ def read_cursor(state_file: Path) -> int:
     except OSError as exc:
         raise SyncError(f"{state_file}: cannot read the sync state: {exc}") from None
     try:
-        cursor = json.loads(raw)["cursor"]
-    except (ValueError, KeyError, TypeError):
+        state = json.loads(raw)
+        cursor, saved_for = state["cursor"], state.get("epoch")
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise SyncError(f"{state_file}: damaged sync state; delete it to pull every update again") from None
     if type(cursor) is not int or cursor < 0:
         raise SyncError(f"{state_file}: cursor {cursor!r} is not a cursor")
+    if epoch is not None and saved_for is not None and saved_for != epoch:
+        log.warning(
+            "event=sync_state_reset state_file=%s saved_epoch=%s ledger_epoch=%s cursor=%s",
+            state_file, saved_for, epoch, cursor,
+        )
+        return 0
     return cursor
+
+
+def cursor_state(cursor: int, epoch: int) -> bytes:
+    return json.dumps({"cursor": cursor, "epoch": epoch}).encode()
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -128,7 +142,8 @@ class UpdatesPuller:
     def __init__(self, ledger: Ledger, client: SyncClient, state_file: Path, rules_file: Path | None) -> None:
         self.ledger, self.client = ledger, client
         self.state_file, self.rules_file = state_file, rules_file
-        self.cursor = read_cursor(state_file)
+        self.epoch = ledger.meta()["epoch"]
+        self.cursor = read_cursor(state_file, self.epoch)
         self.applied_pages = 0
 
     async def pull(self) -> int:
@@ -145,7 +160,7 @@ class UpdatesPuller:
             result = await asyncio.to_thread(apply_page, self.ledger, page, self.rules_file, now)
             advanced = page["cursor"] != self.cursor
             if advanced:
-                await asyncio.to_thread(write_atomic, self.state_file, json.dumps({"cursor": page["cursor"]}).encode())
+                await asyncio.to_thread(write_atomic, self.state_file, cursor_state(page["cursor"], self.epoch))
                 log.info(
                     "event=updates_applied cursor=%s cards=%s products=%s",
                     page["cursor"],

@@ -28,6 +28,8 @@ from tests.central.helpers import (
     now_iso,
     provision,
     publish_cards,
+    server_balances,
+    server_events,
     settle,
     sync_config,
     sync_round,
@@ -386,4 +388,30 @@ def test_syncer_wakes_at_once_and_stops_promptly(tmp_path: Path) -> None:
         asyncio.run(scenario())
     finally:
         ledger.close()
+        server.stop()
+
+
+def test_a_terminal_reprovisioned_on_a_new_disk_syncs_as_a_new_stream(dsn: str, tmp_path: Path) -> None:  # noqa: F811
+    publish_cards(dsn, {"C7": 1000})
+    key = provision(dsn, "T01")
+    server = CentralProcess(dsn, tmp_path / "central.log").start()
+    try:
+        old = Ledger.init(tmp_path / "old-disk", "T01")
+        config = sync_config(server.url, key, tmp_path, "T01")
+        asyncio.run(settle([(old, config)]))
+        old.adjust("a-1", "C7", -80, "redeemed at the till", "cashier", now_iso())
+        asyncio.run(settle([(old, config)]))
+        old.close()  # the disk dies; a technician provisions the same terminal on a new one
+        time.sleep(0.002)
+        new = Ledger.init(tmp_path / "new-disk", "T01")
+        asyncio.run(settle([(new, config)]))  # the same sequence numbers, a new epoch: no conflict
+        assert new.card("C7", now_iso())["balance"] == 920
+        new.adjust("a-2", "C7", -50, "redeemed at the till", "cashier", now_iso())
+        asyncio.run(settle([(new, config)]))
+        assert new.backlog() == 0
+        streams = {(t, e) for t, e, _, _, _ in server_events(dsn)}
+        assert len(streams) == 2 and all(t == "T01" for t, _ in streams)
+        assert server_balances(dsn)["C7"] == 870 == new.card("C7", now_iso())["balance"]
+        new.close()
+    finally:
         server.stop()

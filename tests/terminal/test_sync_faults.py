@@ -172,7 +172,7 @@ def test_duplicate_and_reordered_batches(world: World) -> None:
         prev = b""
         async with aiohttp.ClientSession() as s:
             for chunk in (events[:10], events[10:20], events[20:]):
-                body = wire.encode_batch(led.terminal_id, 1, prev, chunk)
+                body = wire.encode_batch(led.terminal_id, led.meta()["epoch"], prev, chunk)
                 bodies.append(body)
                 prev = bytes.fromhex(wire.sign(key, body))
             # Reordered: the third batch first is a gap, answered with the expected seq.
@@ -181,11 +181,11 @@ def test_duplicate_and_reordered_batches(world: World) -> None:
             expected = reply["expected_seq"]
             assert expected == events[0]["seq"]
             # The first batch needs the chain the server holds for this terminal.
-            bodies[0] = wire.encode_batch(led.terminal_id, 1, reply["prev_mac"], events[:10])
+            bodies[0] = wire.encode_batch(led.terminal_id, led.meta()["epoch"], reply["prev_mac"], events[:10])
             prev = bytes.fromhex(wire.sign(key, bodies[0]))
-            bodies[1] = wire.encode_batch(led.terminal_id, 1, prev, events[10:20])
+            bodies[1] = wire.encode_batch(led.terminal_id, led.meta()["epoch"], prev, events[10:20])
             prev = bytes.fromhex(wire.sign(key, bodies[1]))
-            bodies[2] = wire.encode_batch(led.terminal_id, 1, prev, events[20:])
+            bodies[2] = wire.encode_batch(led.terminal_id, led.meta()["epoch"], prev, events[20:])
             seen: set[int] = set()
             for i in (0, 1, 0, 1, 2, 2, 0, 1):  # duplicates and reordering
                 status, reply = await _post(s, w.server.url, led.terminal_id, key, bodies[i])
@@ -219,7 +219,7 @@ def test_corrupted_and_forged_batches_store_nothing(world: World) -> None:
         make_events(led, 5, "forge")
         before = len(server_events(w.dsn))
         events = _outbox_from(led, led.meta()["acked_seq"] + 1)
-        body = wire.encode_batch(led.terminal_id, 1, b"", events)
+        body = wire.encode_batch(led.terminal_id, led.meta()["epoch"], b"", events)
         corrupted = body[:-3] + bytes([body[-3] ^ 0x20]) + body[-2:]
         async with aiohttp.ClientSession() as s:
             for data, mac, terminal in (

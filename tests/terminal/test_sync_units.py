@@ -10,7 +10,7 @@ import pytest
 from central import wire
 from terminal.sync import Backoff, SyncConfig, SyncError
 from terminal.sync.drain import build_batch
-from terminal.sync.updates import read_cursor, write_atomic
+from terminal.sync.updates import cursor_state, read_cursor, write_atomic
 
 
 def test_backoff_is_capped_exponential_with_full_jitter() -> None:
@@ -60,6 +60,11 @@ def test_cursor_state(tmp_path: Path) -> None:
     assert read_cursor(state) == 0
     write_atomic(state, b'{"cursor": 7}')
     assert read_cursor(state) == 7
-    state.write_text("{")
-    with pytest.raises(SyncError, match="damaged"):
-        read_cursor(state)
+    write_atomic(state, cursor_state(9, epoch=1_800_000_000_000))
+    assert read_cursor(state, 1_800_000_000_000) == 9
+    assert read_cursor(state, 1_900_000_000_000) == 0  # saved for another ledger: pull everything
+    assert read_cursor(state) == 9
+    for damaged in ("{", "[]", '{"epoch": 1}'):
+        state.write_text(damaged)
+        with pytest.raises(SyncError, match="damaged"):
+            read_cursor(state)
