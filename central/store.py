@@ -3,9 +3,12 @@
 The ingest algorithm lives here once; a backend supplies a transaction object (`IngestTx`) with
 a handful of primitive reads and writes. Dedup is by the database's unique keys — (terminal,
 epoch, seq) and the event id — so several collector processes may share one PostgreSQL: the
-stream row of a terminal is locked for the transaction, card rows are locked in sorted order.
+stream row of a terminal is locked for the transaction, card rows are locked in sorted order;
+a card's lots (`central/lots.py`) are read and written only under its card row's lock, and the
+invariant balance = Σ lots is checked after reading them and before writing them.
 
-Limits: `FEED_PAGE_ENTRIES_MAX` entries per updates page; `EVENTS_LIST_MAX` rows per events listing.
+Limits: `FEED_PAGE_ENTRIES_MAX` entries per updates page; `EVENTS_LIST_MAX` rows per events and
+cards listing.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from central import balances
+from central import balances, lots
 from central.balances import CardState, Shortfall
+from central.lots import CardLots, LotInvariantError, Origin
 from central.wire import KEY_BYTES, Batch, ProtocolError, pack, unpack
 
 FEED_PAGE_ENTRIES_MAX = 2_000
@@ -28,6 +32,15 @@ CURSOR_START = 0
 
 
 CARD_COLUMNS = "number, type, holder, referrers, cumulative, blocked, balance, shortfall"
+LOT_COLUMNS = "number, expires_ms, from_ms, points, available_from, expires_at, source, terminal, epoch, seq"
+# A database from before the lots table: each card's balance becomes its opening lot (dateless,
+# or the debt lot when negative), so balance = Σ lots holds from the first ingest on. Idempotent:
+# only cards with a balance and no lot at all.
+OPENING_LOTS_SQL = (
+    f"INSERT INTO lots ({LOT_COLUMNS}) SELECT c.number, CASE WHEN c.balance < 0 THEN 0 ELSE {lots.NEVER_MS} END, "
+    "0, c.balance, NULL, NULL, CASE WHEN c.balance < 0 THEN 'debt' ELSE 'opening' END, '', 0, 0 FROM cards c "
+    "WHERE c.balance <> 0 AND NOT EXISTS (SELECT 1 FROM lots l WHERE l.number = c.number)"
+)
 EMPTY_LIST = b"\x90"  # msgpack [] — most cards have no referrers; skip the decoder
 
 
@@ -118,8 +131,34 @@ class IngestTx(ABC):
     def insert_shortfalls(self, terminal: str, epoch: int, shortfalls: list[Shortfall]) -> None: ...
 
     @abstractmethod
+    def load_lots(self, numbers: list[str]) -> dict[str, CardLots]:
+        """The lots of locked cards (every number gets an entry, maybe empty)."""
+
+    @abstractmethod
+    def save_lots(self, book: dict[str, CardLots]) -> None:
+        """Write what changed in the cards' lots since `load_lots`."""
+
+    def lock_with_lots(self, numbers: list[str]) -> tuple[dict[str, CardState], dict[str, CardLots]]:
+        """Lock the cards, read them and their lots, check balance = Σ lots (after the read)."""
+        cards = self.lock_cards(numbers)
+        book = self.load_lots(numbers)
+        check_lots(cards, book)
+        return cards, book
+
+    def save_with_lots(self, cards: list[CardState], book: dict[str, CardLots]) -> None:
+        """Check balance = Σ lots (before the write), then write the cards and their lots."""
+        check_lots({c.number: c for c in cards}, book)
+        self.save_cards(cards)
+        self.save_lots(book)
+
+    @abstractmethod
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
         """Record the batch boundary and the stream's new last seq."""
+
+
+def check_lots(cards: dict[str, CardState], book: dict[str, CardLots]) -> None:
+    for number, card in cards.items():
+        book[number].check(card.balance)
 
 
 def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
@@ -156,9 +195,9 @@ def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
         tx.insert_events(batch.terminal, event_rows(batch.terminal, batch, duplicates))
         tx.finish_batch(batch.terminal, batch.epoch, batch.last_seq, mac)
         # Card rows are shared by all terminals: lock them last, so they are held briefly.
-        cards = tx.lock_cards(balances.touched_cards(new))
-        found = balances.fold(new, cards)
-        tx.save_cards(list(cards.values()))
+        cards, book = tx.lock_with_lots(balances.touched_cards(new))
+        found = balances.fold(new, cards, book, batch.terminal)
+        tx.save_with_lots(list(cards.values()), book)
         tx.insert_shortfalls(batch.terminal, batch.epoch, found)
         prev = mac
     else:
@@ -208,8 +247,12 @@ class Store(ABC):
     def transaction(self) -> AbstractContextManager[IngestTx]: ...
 
     def ingest(self, batch: Batch, mac: bytes) -> Ingested:
-        with self.transaction() as tx:
-            return ingest(tx, batch, mac)
+        try:
+            with self.transaction() as tx:
+                return ingest(tx, batch, mac)
+        except LotInvariantError as exc:
+            # Rolled back; the terminal retries (503) while a technician reads the log line.
+            raise StoreError(f"{self.name}: {exc}") from None
 
     @abstractmethod
     def stream_state(self, terminal: str, epoch: int) -> tuple[int, bytes]:
@@ -252,18 +295,26 @@ class Store(ABC):
         returns the last cursor. A key published again replaces its item (compaction)."""
 
     def put_cards(self, cards: list[CardState]) -> None:
-        """Publish card records (balance included) — authoritative overrides."""
+        """Publish card records (balance included) — authoritative overrides. The lots move by
+        the difference: a new balance opens a dateless lot; a lower one takes lots
+        soonest-expiring first (then debt)."""
+        latest = {c.number: c for c in cards}  # a number listed twice: the last row counts
+        now_ms = int(time.time() * 1000)
         with self.transaction() as tx:
-            old = tx.lock_cards(sorted(c.number for c in cards))  # one lock order: no deadlocks
-            for card in cards:
+            old, book = tx.lock_with_lots(sorted(latest))  # one lock order: no deadlocks
+            for card in latest.values():
                 card.shortfall = old[card.number].shortfall
-            tx.save_cards(cards)
+                lots.move(book[card.number], card.balance - old[card.number].balance, now_ms, Origin("publish"))
+            tx.save_with_lots(list(latest.values()), book)
 
     def adjust_card(self, number: str, points: int) -> CardState:
+        """A technician's correction: a dateless lot when up, lots soonest-expiring first when down."""
         with self.transaction() as tx:
-            card = tx.lock_cards([number])[number]
+            cards, book = tx.lock_with_lots([number])
+            card = cards[number]
             card.balance += points
-            tx.save_cards([card])
+            lots.move(book[number], points, int(time.time() * 1000), Origin("adjust"))
+            tx.save_with_lots([card], book)
             return card
 
     # reads: the same SQL on both databases but for the driver's placeholder
@@ -315,6 +366,44 @@ class Store(ABC):
 
     def all_cards(self) -> list[CardState]:
         return [card_from_row(r) for r in self._query(f"SELECT {CARD_COLUMNS} FROM cards ORDER BY number")]
+
+    def card_lots(self, number: str) -> list[dict[str, Any]]:
+        """A card's lots, debt lot first, then soonest-expiring first, never-expiring last."""
+        rows = self._query(f"SELECT {LOT_COLUMNS} FROM lots WHERE number = ? ORDER BY expires_ms, from_ms", (number,))
+        return [lots.public((int(r[1]), int(r[2])), lot_from_row(r)) for r in rows]
+
+    def card_listing(self, limit: int = EVENTS_LIST_MAX) -> list[dict[str, Any]]:
+        """Every card with its balance and the points that expire soonest (summed over the lots
+        with the earliest expiry; None when no lot expires). One query on the lots' key order."""
+        rows = self._query(
+            "SELECT c.number, c.type, c.cumulative, c.blocked, c.balance, c.shortfall, x.expires_at, x.points "
+            "FROM cards c LEFT JOIN (SELECT l.number, MIN(l.expires_at) AS expires_at, "
+            "CAST(SUM(l.points) AS BIGINT) AS points FROM lots l WHERE l.expires_ms = (SELECT MIN(m.expires_ms) "
+            "FROM lots m WHERE m.number = l.number AND m.expires_ms > 0 AND m.expires_ms < ?) GROUP BY l.number) x "
+            "ON x.number = c.number ORDER BY c.number LIMIT ?",
+            (lots.NEVER_MS, min(limit, EVENTS_LIST_MAX)),
+        )
+        out = []
+        for number, kind, cumulative, blocked, balance, shortfall, expires_at, points in rows:
+            soonest = None if expires_at is None else {"points": int(points), "expires_at": expires_at}
+            out.append(
+                {
+                    "number": number,
+                    "type": kind,
+                    "cumulative": int(cumulative),
+                    "blocked": bool(blocked),
+                    "balance": int(balance),
+                    "shortfall": int(shortfall),
+                    "expiring_soonest": soonest,
+                }
+            )
+        return out
+
+
+def lot_from_row(row: Any) -> lots.Lot:
+    """A `lots` row (LOT_COLUMNS) as a Lot, all metadata included."""
+    origin = Origin(row[6], row[7], int(row[8]), int(row[9]))
+    return lots.Lot(int(row[3]), row[4], row[5], origin, fresh=False)
 
 
 def open_store(dsn: str) -> Store:
