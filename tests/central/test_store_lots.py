@@ -1,9 +1,10 @@
 """Lots in the central database, on SQLite and on PostgreSQL: mirrored from two terminals'
 events, consumed soonest-expiring first, debt on double spend, returns, expiry, older events,
-published balances and adjustments, the migration of a database from before lots, listings."""
+published balances and adjustments, the migration of a database from before lots, the CLI."""
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from central import wire
 from central.balances import CardState
+from central.cli import main
 from central.store import Store, StoreError
 
 JAN = "2027-01-01T00:00:00+00:00"
@@ -195,3 +197,16 @@ def test_card_listing_shows_the_points_expiring_soonest(store: Store) -> None:
     assert listing["C2"]["expiring_soonest"] is None and listing["C3"]["expiring_soonest"] is None
     assert [row["number"] for row in store.card_listing(limit=2)] == ["C1", "C2"]
 
+
+def test_cli_shows_a_card_with_its_lots_and_lists_cards(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--db", dsn, "card", "adjust", "C1", "12"]) == 0
+    capsys.readouterr()
+    assert main(["--db", dsn, "card", "show", "C1"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["balance"] == 12
+    assert [(lot["points"], lot["expires_at"], lot["source"]) for lot in shown["lots"]] == [(12, None, "adjust")]
+    assert main(["--db", dsn, "card", "list"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["number"], r["balance"], r["expiring_soonest"]) for r in rows] == [("C1", 12, None)]
+    assert main(["--db", dsn, "card", "show"]) == 2
+    assert "give a card number" in capsys.readouterr().err
