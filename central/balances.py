@@ -19,7 +19,7 @@ from typing import Any
 
 from central import lots
 from central.lots import CardLots, Origin
-from central.wire import card_number_ok
+from central.wire import ProtocolError, card_number_ok
 
 CARD_TYPE_CHARS_MAX = 64
 REFERRALS_MAX = 16
@@ -89,9 +89,11 @@ def fold(
             points = min(max(0, _whole(ref.get("points"))), REFERRAL_POINTS_MAX)
             if not ref.get("local") and points:
                 referrer.balance += points
-                start, end = ref.get("available_from"), ref.get("expires_at")
-                key = lots.dates(start, end, f"event {event['seq']} referral of card {ref['card']}")
-                lots.credit(book[ref["card"]], points, key, start, end, origin)
+                try:
+                    key = lots.dates(ref.get("available_from"), ref.get("expires_at"))
+                except ProtocolError as exc:
+                    raise ProtocolError(f"event {event['seq']} referral of card {ref['card']}: {exc}") from None
+                lots.credit(book[ref["card"]], points, key, origin)
         lots.apply_event(book, event, origin)
         for number, points in event.get("deltas", {}).items():
             card = cards[number]

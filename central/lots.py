@@ -16,9 +16,14 @@ terminal's expiry event has not arrived yet; an `expiry` event takes expired lot
 is left becomes debt. So a card with debt has no positive lot, and the debt lot is
 min(0, balance): exactly the shortfalls `balances.fold` books.
 
-Invariant, checked after reading a card's lots and before writing them: balance = Σ lots, every
-lot but the debt lot positive. Limits: `LOT_ENTRIES_MAX` entries per card in one event,
-`LOTS_PER_CARD_MAX` lots a card.
+Only cards that a batch debits, or that are in debt, need their lots read (`needs_lots`): the
+others only gain lots, which the store adds to the stored rows without reading them (a card's
+lots grow with its sales; reading them all for every accrual would make ingest slow down as
+cards age).
+
+Invariant: balance = Σ lots, every lot but the debt lot positive — checked here on the lots
+read (`CardLots.check`), and by the store in SQL over every touched card before COMMIT.
+Limits: `LOT_ENTRIES_MAX` entries per card in one event, `LOTS_PER_CARD_MAX` lots a card read.
 """
 
 from __future__ import annotations
@@ -61,28 +66,30 @@ NO_ORIGIN = Origin("")  # a lot loaded for the fold: its stored origin is not re
 
 
 class Entry(NamedTuple):
-    """One movement of an event's `lots` field, dates checked and in ms."""
+    """One movement of an event's `lots` field, its dates checked and turned into a lot key."""
 
     points: int
     key: Key
-    available_from: str | None
-    expires_at: str | None
 
 
 @dataclass
 class Lot:
+    """A lot's points and origin; its dates are its key (stored as ms: small rows, fast ingest)."""
+
     points: int
-    available_from: str | None = None
-    expires_at: str | None = None
     origin: Origin = NO_ORIGIN
     fresh: bool = True  # the whole row must be written (new, or reopened after it emptied)
 
 
 class CardLots:
-    """One card's lots as loaded from the database, changed in memory, written back as a diff."""
+    """One card's lots as read from the database, changed in memory, written back as a diff.
 
-    def __init__(self, number: str, stored: Mapping[Key, int] | None = None) -> None:
+    Not `loaded`: the card's stored lots were not read (it is not in debt and the batch only
+    credits it); `lots` then holds only the points to add to the stored lots, by key."""
+
+    def __init__(self, number: str, stored: Mapping[Key, int] | None = None, loaded: bool = True) -> None:
         self.number = number
+        self.loaded = loaded
         self.stored: dict[Key, int] = dict(stored or {})
         self.lots: dict[Key, Lot] = {key: Lot(points, fresh=False) for key, points in self.stored.items()}
 
@@ -100,20 +107,22 @@ class CardLots:
         if total != balance:
             raise LotInvariantError(f"card {self.number}: balance {balance} differs from the sum of its lots {total}")
 
-    def changes(self) -> tuple[list[Key], list[tuple[Key, Lot]], list[tuple[Key, int]]]:
-        """(keys to delete, whole rows to write, (key, points) to update) since the load."""
+    def changes(self) -> tuple[list[Key], list[tuple[Key, Lot]], list[tuple[Key, int]], list[tuple[Key, Lot]]]:
+        """(keys to delete, whole rows to write, (key, points) to update, lots whose points are
+        added to a stored lot of the key or open it) since the load."""
+        if not self.loaded:
+            return [], [], [], list(self.lots.items())
         deleted = [key for key in self.stored if key not in self.lots]
         written = [(key, lot) for key, lot in self.lots.items() if lot.fresh]
         updated = [
             (key, lot.points) for key, lot in self.lots.items() if not lot.fresh and lot.points != self.stored.get(key)
         ]
-        return deleted, written, updated
+        return deleted, written, updated, []
 
 
-def credit(
-    card: CardLots, points: int, key: Key, available_from: str | None, expires_at: str | None, origin: Origin
-) -> None:
-    """Add `points` (> 0): the debt lot is paid first, the rest joins the lot with these dates."""
+def credit(card: CardLots, points: int, key: Key, origin: Origin) -> None:
+    """Add `points` (> 0): the debt lot is paid first, the rest joins the lot with these dates.
+    (A card not loaded has no debt: `needs_lots` loads every card with a negative balance.)"""
     debt = card.lots.get(DEBT_KEY)
     if debt is not None:
         paid = min(points, -debt.points)
@@ -125,7 +134,7 @@ def credit(
         return
     lot = card.lots.get(key)
     if lot is None:
-        card.lots[key] = Lot(points, available_from, expires_at, origin)
+        card.lots[key] = Lot(points, origin)
     else:
         lot.points += points
 
@@ -133,6 +142,8 @@ def credit(
 def debit(card: CardLots, points: int, at_ms: int, first: Key | None = None, expired_first: bool = False) -> int:
     """Take `points` (> 0) from the positive lots in the module's order; the rest becomes debt.
     Returns the part that became debt."""
+    if not card.loaded:
+        raise LotInvariantError(f"card {card.number}: a debit of {points} points but its lots were not read")
     order = sorted((key != first, _rank(key, at_ms, expired_first), key) for key in card.lots if key != DEBT_KEY)
     left = points
     for _, _, key in order:
@@ -164,7 +175,7 @@ def _rank(key: Key, at_ms: int, expired_first: bool) -> int:
 def move(card: CardLots, points: int, at_ms: int, origin: Origin) -> None:
     """A dateless movement (published balance, central adjustment, an event without `lots`)."""
     if points > 0:
-        credit(card, points, DATELESS_KEY, None, None, origin)
+        credit(card, points, DATELESS_KEY, origin)
     elif points < 0:
         debit(card, -points, at_ms)
 
@@ -188,10 +199,10 @@ def iso_ms(value: Any, what: str) -> int:
     return ms
 
 
-def dates(available_from: Any, expires_at: Any, what: str) -> Key:
+def dates(available_from: Any, expires_at: Any) -> Key:
     """The lot key of a pair of optional ISO times."""
-    expires_ms = NEVER_MS if expires_at is None else iso_ms(expires_at, f"{what} expires_at")
-    from_ms = 0 if available_from is None else iso_ms(available_from, f"{what} available_from")
+    expires_ms = NEVER_MS if expires_at is None else iso_ms(expires_at, "expires_at")
+    from_ms = 0 if available_from is None else iso_ms(available_from, "available_from")
     return expires_ms, from_ms
 
 
@@ -201,33 +212,40 @@ def event_lots(event: dict[str, Any]) -> dict[str, list[Entry]]:
     raw = event.get("lots")
     if raw is None:
         return {}
-    seq = event.get("seq")
     if type(raw) is not dict:
-        raise ProtocolError(f"event {seq}: lots must be a map of card → entries")
+        raise ProtocolError(f"event {event.get('seq')}: lots must be a map of card → entries")
     deltas = event.get("deltas") or {}
     out: dict[str, list[Entry]] = {}
     for number, items in raw.items():
-        where = f"event {seq} lots of card {number!r:.70}"
-        if not card_number_ok(number):
-            raise ProtocolError(f"{where}: card number is not 1..64 printable chars")
-        if type(items) is not list or not 0 < len(items) <= LOT_ENTRIES_MAX:
-            raise ProtocolError(f"{where}: must be a list of 1..{LOT_ENTRIES_MAX} entries")
-        entries = [_entry(item, f"{where} entry {i}") for i, item in enumerate(items)]
-        total = sum(e.points for e in entries)
-        if total != deltas.get(number, 0):
-            raise ProtocolError(f"{where}: entries add up to {total}, deltas say {deltas.get(number, 0)}")
-        out[number] = entries
+        try:
+            out[number] = _card_entries(number, items, deltas.get(number, 0))
+        except ProtocolError as exc:  # the message names the event only on a refusal (hot path)
+            raise ProtocolError(f"event {event.get('seq')} lots of card {number!r:.70}: {exc}") from None
     return out
 
 
-def _entry(item: Any, where: str) -> Entry:
-    if type(item) is not dict or not item.keys() <= ENTRY_FIELDS:
-        raise ProtocolError(f"{where}: must be a map of {', '.join(sorted(ENTRY_FIELDS))}")
-    points = item.get("points")
-    if type(points) is not int or points == 0 or not -DELTA_POINTS_MAX <= points <= DELTA_POINTS_MAX:
-        raise ProtocolError(f"{where}: points must be a non-zero integer within ±10^12")
-    start, end = item.get("available_from"), item.get("expires_at")
-    return Entry(points, dates(start, end, where), start, end)
+def _card_entries(number: Any, items: Any, delta: int) -> list[Entry]:
+    if not card_number_ok(number):
+        raise ProtocolError("card number is not 1..64 printable chars")
+    if type(items) is not list or not 0 < len(items) <= LOT_ENTRIES_MAX:
+        raise ProtocolError(f"must be a list of 1..{LOT_ENTRIES_MAX} entries")
+    entries = []
+    total = 0
+    for i, item in enumerate(items):
+        if type(item) is not dict or not item.keys() <= ENTRY_FIELDS:
+            raise ProtocolError(f"entry {i}: must be a map of {', '.join(sorted(ENTRY_FIELDS))}")
+        points = item.get("points")
+        if type(points) is not int or points == 0 or not -DELTA_POINTS_MAX <= points <= DELTA_POINTS_MAX:
+            raise ProtocolError(f"entry {i}: points must be a non-zero integer within ±10^12")
+        try:
+            key = dates(item.get("available_from"), item.get("expires_at"))
+        except ProtocolError as exc:
+            raise ProtocolError(f"entry {i} {exc}") from None
+        entries.append(Entry(points, key))
+        total += points
+    if total != delta:
+        raise ProtocolError(f"entries add up to {total}, deltas say {delta}")
+    return entries
 
 
 def apply_event(book: dict[str, CardLots], event: dict[str, Any], origin: Origin) -> None:
@@ -241,19 +259,40 @@ def apply_event(book: dict[str, CardLots], event: dict[str, Any], origin: Origin
         if number in moves:
             continue
         if points > 0:
-            credit(book[number], points, DATELESS_KEY, None, None, origin)
+            credit(book[number], points, DATELESS_KEY, origin)
         elif points < 0:
             debit(book[number], -points, at_ms, None, expired_first)
     for number, entries in moves.items():
         card = book[number]
         for entry in entries:
             if entry.points > 0:
-                credit(card, entry.points, entry.key, entry.available_from, entry.expires_at, origin)
+                credit(card, entry.points, entry.key, origin)
             else:
                 # A dated entry names the terminal's lot; a dateless one (debt, a correction's
                 # lot on the terminal) names nothing: the server's own order decides.
                 first = None if entry.key == DATELESS_KEY else entry.key
                 debit(card, -entry.points, at_ms, first, expired_first)
+
+
+def needs_lots(events: list[dict[str, Any]], balances: Mapping[str, int]) -> set[str]:
+    """The cards whose stored lots a fold of `events` must read: in debt before it (`balances`:
+    every touched card's balance), or debited by one of them (a negative delta or `lots` entry,
+    even inside a card's net credit)."""
+    out = {number for number, balance in balances.items() if balance < 0}
+    for event in events:
+        for number, points in (event.get("deltas") or {}).items():
+            if points < 0:
+                out.add(number)
+        moved = event.get("lots")
+        if type(moved) is dict:
+            for number, items in moved.items():
+                if type(items) is list and any(type(i) is dict and _negative(i.get("points")) for i in items):
+                    out.add(number)
+    return out
+
+
+def _negative(points: Any) -> bool:
+    return type(points) is int and points < 0
 
 
 def event_cards(event: dict[str, Any]) -> list[str]:
@@ -264,12 +303,18 @@ def event_cards(event: dict[str, Any]) -> list[str]:
     return [number for number in raw if card_number_ok(number)]
 
 
+def ms_iso(ms: int) -> str:
+    """An ISO-8601 time in UTC of ms since the epoch (how the server shows a lot's dates)."""
+    return (_EPOCH + dt.timedelta(milliseconds=ms)).isoformat()
+
+
 def public(key: Key, lot: Lot) -> dict[str, Any]:
-    """A lot as the CLI and the tests show it."""
+    """A lot as the CLI and the tests show it: dates in UTC, None for none."""
+    expires_ms, from_ms = key
     return {
         "points": lot.points,
-        "available_from": lot.available_from,
-        "expires_at": lot.expires_at,
+        "available_from": ms_iso(from_ms) if from_ms else None,
+        "expires_at": ms_iso(expires_ms) if 0 < expires_ms < NEVER_MS else None,
         "debt": key == DEBT_KEY,
         "source": lot.origin.source,
         "terminal": lot.origin.terminal,

@@ -58,10 +58,15 @@ CREATE TABLE IF NOT EXISTS feed (kind TEXT NOT NULL, key TEXT NOT NULL, body BYT
 CREATE INDEX IF NOT EXISTS feed_cursor ON feed (cursor);
 CREATE SEQUENCE IF NOT EXISTS posterm_cursor;
 CREATE TABLE IF NOT EXISTS lots (number TEXT NOT NULL, expires_ms BIGINT NOT NULL, from_ms BIGINT NOT NULL,
-    points BIGINT NOT NULL, available_from TEXT, expires_at TEXT, source TEXT NOT NULL, terminal TEXT NOT NULL,
-    epoch BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (number, expires_ms, from_ms));
+    points BIGINT NOT NULL, source TEXT NOT NULL, terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
+    seq BIGINT NOT NULL, PRIMARY KEY (number, expires_ms, from_ms));
 """
 TABLES = ("terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed", "lots")
+INSERT_LOTS = (
+    f"INSERT INTO lots ({LOT_COLUMNS}) SELECT * FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bigint[], "
+    "%b::text[], %b::text[], %b::bigint[], %b::bigint[]) "
+    "ON CONFLICT (number, expires_ms, from_ms) "
+)
 
 
 def _one_line(exc: Exception) -> str:
@@ -158,28 +163,28 @@ class _Tx(IngestTx):
             ),
         )
 
-    def load_lots(self, numbers: list[str]) -> dict[str, CardLots]:
-        stored: dict[str, dict[Key, int]] = {n: {} for n in numbers}
+    def read_lots(self, numbers: list[str]) -> dict[str, dict[Key, int]]:
+        stored: dict[str, dict[Key, int]] = {}
         if numbers:
             rows = self.conn.execute(
                 "SELECT number, expires_ms, from_ms, points FROM lots WHERE number = ANY(%b)", (numbers,)
             ).fetchall()
             for number, expires_ms, from_ms, points in rows:
-                stored[number][expires_ms, from_ms] = points
-        return {n: CardLots(n, lots) for n, lots in stored.items()}
+                stored.setdefault(number, {})[expires_ms, from_ms] = points
+        return stored
 
     def save_lots(self, book: dict[str, CardLots]) -> None:
         """Three statements at most, each over arrays (the cards are locked: no other writer)."""
         deleted: list[tuple[str, int, int]] = []
         updated: list[tuple[str, int, int, int]] = []
         written: list[tuple[Any, ...]] = []
+        added: list[tuple[Any, ...]] = []
         for number, card in book.items():
-            gone, whole, points = card.changes()
+            gone, whole, points, more = card.changes()
             deleted += [(number, *key) for key in gone]
             updated += [(number, *key, p) for key, p in points]
-            written += [
-                (number, *key, lot.points, lot.available_from, lot.expires_at, *lot.origin) for key, lot in whole
-            ]
+            written += [(number, *key, lot.points, *lot.origin) for key, lot in whole]
+            added += [(number, *key, lot.points, *lot.origin) for key, lot in more]
         if deleted:
             self.conn.execute(
                 "DELETE FROM lots USING unnest(%b::text[], %b::bigint[], %b::bigint[]) AS u(number, e, f) "
@@ -194,12 +199,15 @@ class _Tx(IngestTx):
             )
         if written:
             self.conn.execute(
-                f"INSERT INTO lots ({LOT_COLUMNS}) SELECT * FROM unnest(%b::text[], %b::bigint[], %b::bigint[], "
-                "%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[]) "
-                "ON CONFLICT (number, expires_ms, from_ms) DO UPDATE SET points = excluded.points, "
-                "available_from = excluded.available_from, expires_at = excluded.expires_at, "
-                "source = excluded.source, terminal = excluded.terminal, epoch = excluded.epoch, seq = excluded.seq",
+                INSERT_LOTS + "DO UPDATE SET points = excluded.points, source = excluded.source, "
+                "terminal = excluded.terminal, epoch = excluded.epoch, seq = excluded.seq",
                 tuple(list(column) for column in zip(*written, strict=True)),
+            )
+        if added:
+            # A lot of the same dates may be stored already: it keeps its origin, gains the points.
+            self.conn.execute(
+                INSERT_LOTS + "DO UPDATE SET points = lots.points + excluded.points",
+                tuple(list(column) for column in zip(*added, strict=True)),
             )
 
     def insert_shortfalls(self, terminal: str, epoch: int, shortfalls: list[Shortfall]) -> None:

@@ -48,8 +48,8 @@ CREATE INDEX IF NOT EXISTS feed_cursor ON feed (cursor);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('cursor', 0);
 CREATE TABLE IF NOT EXISTS lots (number TEXT NOT NULL, expires_ms INTEGER NOT NULL, from_ms INTEGER NOT NULL,
-    points INTEGER NOT NULL, available_from TEXT, expires_at TEXT, source TEXT NOT NULL, terminal TEXT NOT NULL,
-    epoch INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (number, expires_ms, from_ms)) WITHOUT ROWID;
+    points INTEGER NOT NULL, source TEXT NOT NULL, terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
+    seq INTEGER NOT NULL, PRIMARY KEY (number, expires_ms, from_ms)) WITHOUT ROWID;
 """
 
 
@@ -117,25 +117,31 @@ class _Tx(IngestTx):
             [card_params(c, first + i) for i, c in enumerate(cards)],
         )
 
-    def load_lots(self, numbers: list[str]) -> dict[str, CardLots]:
-        stored: dict[str, dict[Key, int]] = {n: {} for n in numbers}
+    def read_lots(self, numbers: list[str]) -> dict[str, dict[Key, int]]:
+        stored: dict[str, dict[Key, int]] = {}
         for start in range(0, len(numbers), 500):  # SQLite's bound-parameter limit
             chunk = numbers[start : start + 500]
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT number, expires_ms, from_ms, points FROM lots WHERE number IN ({marks})"
             for number, expires_ms, from_ms, points in self.db.execute(sql, chunk):
-                stored[number][expires_ms, from_ms] = points
-        return {n: CardLots(n, lots) for n, lots in stored.items()}
+                stored.setdefault(number, {})[expires_ms, from_ms] = points
+        return stored
 
     def save_lots(self, book: dict[str, CardLots]) -> None:
-        deleted, written, updated = [], [], []
+        deleted, written, updated, added = [], [], [], []
         for number, card in book.items():
-            gone, whole, points = card.changes()
+            gone, whole, points, more = card.changes()
             deleted += [(number, *key) for key in gone]
             updated += [(p, number, *key) for key, p in points]
-            written += [
-                (number, *key, lot.points, lot.available_from, lot.expires_at, *lot.origin) for key, lot in whole
-            ]
+            written += [(number, *key, lot.points, *lot.origin) for key, lot in whole]
+            added += [(number, *key, lot.points, *lot.origin) for key, lot in more]
+        if added:
+            # A lot of the same dates may be stored already: it keeps its origin, gains the points.
+            self.db.executemany(
+                f"INSERT INTO lots ({LOT_COLUMNS}) VALUES ({','.join('?' * 8)}) "
+                "ON CONFLICT (number, expires_ms, from_ms) DO UPDATE SET points = points + excluded.points",
+                added,
+            )
         if deleted:
             self.db.executemany("DELETE FROM lots WHERE number = ? AND expires_ms = ? AND from_ms = ?", deleted)
         if updated:
@@ -143,7 +149,7 @@ class _Tx(IngestTx):
                 "UPDATE lots SET points = ? WHERE number = ? AND expires_ms = ? AND from_ms = ?", updated
             )
         if written:
-            self.db.executemany(f"INSERT OR REPLACE INTO lots ({LOT_COLUMNS}) VALUES ({','.join('?' * 10)})", written)
+            self.db.executemany(f"INSERT OR REPLACE INTO lots ({LOT_COLUMNS}) VALUES ({','.join('?' * 8)})", written)
 
     def insert_shortfalls(self, terminal: str, epoch: int, shortfalls: list[Shortfall]) -> None:
         self.db.executemany(

@@ -57,7 +57,8 @@ def test_a_sale_accrual_becomes_a_dated_lot_with_its_source() -> None:
     key = (ms(DEC), ms(JAN))
     assert cards["C1"].balance == 40 and list(book["C1"].lots) == [key]
     lot = book["C1"].lots[key]
-    assert (lot.points, lot.available_from, lot.expires_at) == (40, JAN, DEC)
+    shown = lots.public(key, lot)
+    assert (shown["points"], shown["available_from"], shown["expires_at"]) == (40, JAN, DEC)
     assert lot.origin == Origin("sale", "T01", 1, 7)
 
 
@@ -153,11 +154,28 @@ def test_a_malformed_lots_field_is_refused(lots_field: Any, message: str) -> Non
 def test_changes_are_a_diff_against_the_stored_lots() -> None:
     card = CardLots("C1", {(ms(JUN), 0): 10, (ms(DEC), 0): 5, DATELESS_KEY: 7})
     lots.debit(card, 12, NOV_MS)  # JUN emptied, DEC down to 3
-    lots.credit(card, 4, (ms(JAN), 0), None, JAN, Origin("sale", "T01", 1, 9))
-    deleted, written, updated = card.changes()
+    lots.credit(card, 4, (ms(JAN), 0), Origin("sale", "T01", 1, 9))
+    deleted, written, updated, added = card.changes()
     assert deleted == [(ms(JUN), 0)]
     assert [(key, lot.points) for key, lot in written] == [((ms(JAN), 0), 4)]
-    assert updated == [((ms(DEC), 0), 3)]
+    assert updated == [((ms(DEC), 0), 3)] and added == []
+
+
+def test_a_card_only_credited_is_not_read_and_only_gains_points() -> None:
+    events = [
+        event(1, "sale", {"C1": 5}, lots={"C1": [entry(5, DEC)]}),
+        event(2, "sale", {"C2": 5}, lots={"C2": [entry(-3, JUN), entry(8, DEC)]}),  # a debit inside
+        event(3, "sale", {"C3": -1}),
+        event(4, "sale", {"C4": 2}),
+    ]
+    assert lots.needs_lots(events, {"C1": 0, "C2": 9, "C3": 4, "C4": -2, "C5": 0}) == {"C2", "C3", "C4"}
+    card = CardLots("C1", loaded=False)
+    lots.credit(card, 5, (ms(DEC), 0), Origin("sale", "T01", 1, 1))
+    lots.credit(card, 2, (ms(DEC), 0), Origin("sale", "T01", 1, 2))
+    assert card.changes()[:3] == ([], [], [])
+    assert [(key, lot.points, lot.origin.seq) for key, lot in card.changes()[3]] == [((ms(DEC), 0), 7, 1)]
+    with pytest.raises(lots.LotInvariantError, match="not read"):
+        lots.debit(card, 1, NOV_MS)
 
 
 # ---------------------------------------------------------------- random sequences
