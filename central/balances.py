@@ -8,7 +8,8 @@ two offline terminals) is accepted — the sale happened — and the uncovered p
 shortfall; the card's new (negative) balance goes out in the updates feed as a correction.
 Cumulative spend follows sale totals and return decreases; a sale's `card_type_after` (an
 upgrade) becomes the card's type; referral credits for referrers the selling terminal did not
-hold (`local: false`) are booked here.
+hold (`local: false`) are booked here, as lots with the referral entry's dates. Every event also
+moves the card's point lots (`central/lots.py`), so balance = Σ lots holds after each one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from central.wire import card_number_ok
+from central import lots
+from central.lots import CardLots, Origin
+from central.wire import ProtocolError, card_number_ok
 
 CARD_TYPE_CHARS_MAX = 64
 REFERRALS_MAX = 16
@@ -61,6 +64,8 @@ def touched_cards(events: list[dict[str, Any]]) -> list[str]:
             numbers.add(card)
         if event.get("referral"):
             numbers.update(r["card"] for r in _referrals(event))
+        if "lots" in event:
+            numbers.update(lots.event_cards(event))
     return sorted(numbers)
 
 
@@ -68,17 +73,28 @@ def _whole(value: Any) -> int:
     return value if type(value) is int else 0
 
 
-def fold(events: list[dict[str, Any]], cards: dict[str, CardState]) -> list[Shortfall]:
-    """Apply events in order to `cards` (which holds every touched card); returns shortfalls."""
+def fold(
+    events: list[dict[str, Any]], cards: dict[str, CardState], book: dict[str, CardLots], terminal: str = ""
+) -> list[Shortfall]:
+    """Apply events of `terminal` in order to `cards` and their lots in `book` (both hold every
+    touched card); returns shortfalls. A malformed `lots` field raises ProtocolError."""
     shortfalls = []
     for event in events:
+        origin = Origin(event["type"], terminal, event["epoch"], event["seq"])
         for ref in _referrals(event):
             # Referrers kept in the selling terminal's ledger were credited there (their points
             # are in `deltas`); the others are credited here. Cumulative credit counts for all.
             referrer = cards[ref["card"]]
             referrer.cumulative += _whole(ref.get("cumulative"))
-            if not ref.get("local"):
-                referrer.balance += min(max(0, _whole(ref.get("points"))), REFERRAL_POINTS_MAX)
+            points = min(max(0, _whole(ref.get("points"))), REFERRAL_POINTS_MAX)
+            if not ref.get("local") and points:
+                referrer.balance += points
+                try:
+                    key = lots.dates(ref.get("available_from"), ref.get("expires_at"))
+                except ProtocolError as exc:
+                    raise ProtocolError(f"event {event['seq']} referral of card {ref['card']}: {exc}") from None
+                lots.credit(book[ref["card"]], points, key, origin)
+        lots.apply_event(book, event, origin)
         for number, points in event.get("deltas", {}).items():
             card = cards[number]
             card.balance += points

@@ -4,7 +4,7 @@
     posterm-central --db … terminal add T01        # prints the new key once (hex)
     posterm-central --db … terminal list | rotate-key T01
     posterm-central --db … publish rules rules.toml | publish catalog catalog.csv | publish cards cards.csv
-    posterm-central --db … card show 2000001 | card adjust 2000001 -50 | events | shortfalls
+    posterm-central --db … card show 2000001 | card adjust 2000001 -50 | card list | events | shortfalls
 
 `--db` defaults to env `POSTERM_CENTRAL_DB`. Refusals print one line and exit 2.
 Limits: CSV files ≤ `CSV_BYTES_MAX`, ≤ `CSV_ROWS_MAX` rows; rules files ≤ `wire.RULES_BYTES_MAX`.
@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 from central import wire
 from central.balances import CardState
-from central.store import Store, StoreError, new_key, open_store
+from central.store import EVENTS_LIST_MAX, Store, StoreError, new_key, open_store
 from core.errors import PricingError
 
 CSV_BYTES_MAX = 64 * 1024 * 1024
@@ -183,6 +183,13 @@ def _card(row: dict[str, str], where: str) -> CardState:
 
 
 def cmd_card(store: Store, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        # One JSON line a card: balance and the points that expire soonest (from the lots).
+        for row in store.card_listing(args.limit):
+            print(json.dumps(row))
+        return 0
+    if not args.number:
+        raise CentralCliError(f"card {args.action}: give a card number")
     if args.action == "adjust":
         card = store.adjust_card(args.number, args.points)
         print(json.dumps({"card": card.number, "balance": card.balance}))
@@ -191,7 +198,7 @@ def cmd_card(store: Store, args: argparse.Namespace) -> int:
     if found is None:
         raise CentralCliError(f"card {args.number}: unknown to the central server")
     card, version = found
-    print(json.dumps({**card.__dict__, "version": version}))
+    print(json.dumps({**card.__dict__, "version": version, "lots": store.card_lots(args.number)}))
     return 0
 
 
@@ -236,10 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("file")
     pub.add_argument("--version", help="version label (default: content hash)")
     pub.set_defaults(handler=cmd_publish)
-    card = sub.add_parser("card", help="show or adjust a card's authoritative balance")
-    card.add_argument("action", choices=["show", "adjust"])
-    card.add_argument("number")
+    card = sub.add_parser("card", help="show (with its lots), adjust or list cards' authoritative balances")
+    card.add_argument("action", choices=["show", "adjust", "list"])
+    card.add_argument("number", nargs="?")
     card.add_argument("points", nargs="?", type=int, default=0)
+    card.add_argument("--limit", type=int, default=EVENTS_LIST_MAX, help="list: at most this many cards")
     card.set_defaults(handler=cmd_card)
     events = sub.add_parser("events", help="list stored events")
     events.add_argument("--terminal")

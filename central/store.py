@@ -3,9 +3,13 @@
 The ingest algorithm lives here once; a backend supplies a transaction object (`IngestTx`) with
 a handful of primitive reads and writes. Dedup is by the database's unique keys — (terminal,
 epoch, seq) and the event id — so several collector processes may share one PostgreSQL: the
-stream row of a terminal is locked for the transaction, card rows are locked in sorted order.
+stream row of a terminal is locked for the transaction, card rows are locked in sorted order;
+a card's lots (`central/lots.py`) are read and written only under its card row's lock, and the
+invariant balance = Σ lots is checked on the lots read and, in SQL, over every touched card
+before COMMIT.
 
-Limits: `FEED_PAGE_ENTRIES_MAX` entries per updates page; `EVENTS_LIST_MAX` rows per events listing.
+Limits: `FEED_PAGE_ENTRIES_MAX` entries per updates page; `EVENTS_LIST_MAX` rows per events and
+cards listing.
 """
 
 from __future__ import annotations
@@ -18,16 +22,27 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from central import balances
+from central import balances, lots
 from central.balances import CardState, Shortfall
+from central.lots import CardLots, LotInvariantError, Origin
 from central.wire import KEY_BYTES, Batch, ProtocolError, pack, unpack
 
 FEED_PAGE_ENTRIES_MAX = 2_000
 EVENTS_LIST_MAX = 10_000_000
+CHECK_CHUNK_CARDS = 500  # within SQLite's oldest bound-parameter limit (999)
 CURSOR_START = 0
 
 
 CARD_COLUMNS = "number, type, holder, referrers, cumulative, blocked, balance, shortfall"
+LOT_COLUMNS = "number, expires_ms, from_ms, points, source, terminal, epoch, seq"
+# A database from before the lots table: each card's balance becomes its opening lot (dateless,
+# or the debt lot when negative), so balance = Σ lots holds from the first ingest on. Idempotent:
+# only cards with a balance and no lot at all.
+OPENING_LOTS_SQL = (
+    f"INSERT INTO lots ({LOT_COLUMNS}) SELECT c.number, CASE WHEN c.balance < 0 THEN 0 ELSE {lots.NEVER_MS} END, "
+    "0, c.balance, CASE WHEN c.balance < 0 THEN 'debt' ELSE 'opening' END, '', 0, 0 FROM cards c "
+    "WHERE c.balance <> 0 AND NOT EXISTS (SELECT 1 FROM lots l WHERE l.number = c.number)"
+)
 EMPTY_LIST = b"\x90"  # msgpack [] — most cards have no referrers; skip the decoder
 
 
@@ -118,6 +133,55 @@ class IngestTx(ABC):
     def insert_shortfalls(self, terminal: str, epoch: int, shortfalls: list[Shortfall]) -> None: ...
 
     @abstractmethod
+    def read_lots(self, numbers: list[str]) -> dict[str, dict[lots.Key, int]]:
+        """{number: {(expires_ms, from_ms): points}} of locked cards (cards without lots absent)."""
+
+    @abstractmethod
+    def save_lots(self, book: dict[str, CardLots]) -> None:
+        """Write what changed in the cards' lots since they were read (`CardLots.changes`)."""
+
+    def lock_with_lots(
+        self, numbers: list[str], events: list[dict[str, Any]] | None = None
+    ) -> tuple[dict[str, CardState], dict[str, CardLots]]:
+        """Lock and read the cards, and the lots of those that need them for `events` (all when
+        None), checked against their balances."""
+        cards = self.lock_cards(numbers)
+        balances_now = {n: c.balance for n, c in cards.items()}
+        full = set(numbers) if events is None else lots.needs_lots(events, balances_now)
+        stored = self.read_lots(sorted(full))
+        book = {n: CardLots(n, stored.get(n), loaded=n in full) for n in numbers}
+        for number in full:
+            book[number].check(balances_now[number])
+        return cards, book
+
+    def save_with_lots(self, cards: list[CardState], book: dict[str, CardLots]) -> None:
+        """Write the cards and their lots, then check balance = Σ lots over the rows written."""
+        self.save_cards(cards)
+        self.save_lots(book)
+        self.check_lots(cards)
+
+    def check_lots(self, cards: list[CardState]) -> None:
+        """balance = Σ lots and the lots' signs, summed in SQL over the rows written (one query
+        per `CHECK_CHUNK_CARDS` cards), compared with the balances written."""
+        for start in range(0, len(cards), CHECK_CHUNK_CARDS):
+            chunk = {c.number: c.balance for c in cards[start : start + CHECK_CHUNK_CARDS]}
+            rows = self._rows(
+                "SELECT number, SUM(points), SUM(CASE WHEN (expires_ms = 0 AND points >= 0) OR "
+                "(expires_ms <> 0 AND points <= 0) THEN 1 ELSE 0 END) FROM lots "
+                f"WHERE number IN ({','.join('?' * len(chunk))}) GROUP BY number",
+                tuple(chunk),
+            )
+            sums = {number: (int(total), int(bad)) for number, total, bad in rows}
+            for number, balance in chunk.items():
+                total, bad = sums.get(number, (0, 0))
+                if bad:
+                    raise LotInvariantError(f"card {number}: {bad} lots with the wrong sign")
+                if total != balance:
+                    raise LotInvariantError(
+                        f"card {number}: balance {balance} differs from the sum of its lots {total}"
+                    )
+
+    @abstractmethod
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
         """Record the batch boundary and the stream's new last seq."""
 
@@ -156,9 +220,9 @@ def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
         tx.insert_events(batch.terminal, event_rows(batch.terminal, batch, duplicates))
         tx.finish_batch(batch.terminal, batch.epoch, batch.last_seq, mac)
         # Card rows are shared by all terminals: lock them last, so they are held briefly.
-        cards = tx.lock_cards(balances.touched_cards(new))
-        found = balances.fold(new, cards)
-        tx.save_cards(list(cards.values()))
+        cards, book = tx.lock_with_lots(balances.touched_cards(new), new)
+        found = balances.fold(new, cards, book, batch.terminal)
+        tx.save_with_lots(list(cards.values()), book)
         tx.insert_shortfalls(batch.terminal, batch.epoch, found)
         prev = mac
     else:
@@ -208,8 +272,12 @@ class Store(ABC):
     def transaction(self) -> AbstractContextManager[IngestTx]: ...
 
     def ingest(self, batch: Batch, mac: bytes) -> Ingested:
-        with self.transaction() as tx:
-            return ingest(tx, batch, mac)
+        try:
+            with self.transaction() as tx:
+                return ingest(tx, batch, mac)
+        except LotInvariantError as exc:
+            # Rolled back; the terminal retries (503) while a technician reads the log line.
+            raise StoreError(f"{self.name}: {exc}") from None
 
     @abstractmethod
     def stream_state(self, terminal: str, epoch: int) -> tuple[int, bytes]:
@@ -252,18 +320,26 @@ class Store(ABC):
         returns the last cursor. A key published again replaces its item (compaction)."""
 
     def put_cards(self, cards: list[CardState]) -> None:
-        """Publish card records (balance included) — authoritative overrides."""
+        """Publish card records (balance included) — authoritative overrides. The lots move by
+        the difference: a new balance opens a dateless lot; a lower one takes lots
+        soonest-expiring first (then debt)."""
+        latest = {c.number: c for c in cards}  # a number listed twice: the last row counts
+        now_ms = int(time.time() * 1000)
         with self.transaction() as tx:
-            old = tx.lock_cards(sorted(c.number for c in cards))  # one lock order: no deadlocks
-            for card in cards:
+            old, book = tx.lock_with_lots(sorted(latest))  # one lock order: no deadlocks
+            for card in latest.values():
                 card.shortfall = old[card.number].shortfall
-            tx.save_cards(cards)
+                lots.move(book[card.number], card.balance - old[card.number].balance, now_ms, Origin("publish"))
+            tx.save_with_lots(list(latest.values()), book)
 
     def adjust_card(self, number: str, points: int) -> CardState:
+        """A technician's correction: a dateless lot when up, lots soonest-expiring first when down."""
         with self.transaction() as tx:
-            card = tx.lock_cards([number])[number]
+            cards, book = tx.lock_with_lots([number])
+            card = cards[number]
             card.balance += points
-            tx.save_cards([card])
+            lots.move(book[number], points, int(time.time() * 1000), Origin("adjust"))
+            tx.save_with_lots([card], book)
             return card
 
     # reads: the same SQL on both databases but for the driver's placeholder
@@ -315,6 +391,43 @@ class Store(ABC):
 
     def all_cards(self) -> list[CardState]:
         return [card_from_row(r) for r in self._query(f"SELECT {CARD_COLUMNS} FROM cards ORDER BY number")]
+
+    def card_lots(self, number: str) -> list[dict[str, Any]]:
+        """A card's lots, debt lot first, then soonest-expiring first, never-expiring last."""
+        rows = self._query(f"SELECT {LOT_COLUMNS} FROM lots WHERE number = ? ORDER BY expires_ms, from_ms", (number,))
+        return [lots.public((int(r[1]), int(r[2])), lot_from_row(r)) for r in rows]
+
+    def card_listing(self, limit: int = EVENTS_LIST_MAX) -> list[dict[str, Any]]:
+        """Every card with its balance and the points that expire soonest (summed over the lots
+        with the earliest expiry; None when no lot expires). One query on the lots' key order."""
+        rows = self._query(
+            "SELECT c.number, c.type, c.cumulative, c.blocked, c.balance, c.shortfall, x.expires_ms, x.points "
+            "FROM cards c LEFT JOIN (SELECT l.number, MIN(l.expires_ms) AS expires_ms, "
+            "CAST(SUM(l.points) AS BIGINT) AS points FROM lots l WHERE l.expires_ms = (SELECT MIN(m.expires_ms) "
+            "FROM lots m WHERE m.number = l.number AND m.expires_ms > 0 AND m.expires_ms < ?) GROUP BY l.number) x "
+            "ON x.number = c.number ORDER BY c.number LIMIT ?",
+            (lots.NEVER_MS, min(limit, EVENTS_LIST_MAX)),
+        )
+        out = []
+        for number, kind, cumulative, blocked, balance, shortfall, expires_ms, points in rows:
+            soonest = None if expires_ms is None else {"points": int(points), "expires_at": lots.ms_iso(expires_ms)}
+            out.append(
+                {
+                    "number": number,
+                    "type": kind,
+                    "cumulative": int(cumulative),
+                    "blocked": bool(blocked),
+                    "balance": int(balance),
+                    "shortfall": int(shortfall),
+                    "expiring_soonest": soonest,
+                }
+            )
+        return out
+
+
+def lot_from_row(row: Any) -> lots.Lot:
+    """A `lots` row (LOT_COLUMNS) as a Lot, all metadata included."""
+    return lots.Lot(int(row[3]), Origin(row[4], row[5], int(row[6]), int(row[7])), fresh=False)
 
 
 def open_store(dsn: str) -> Store:

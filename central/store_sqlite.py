@@ -11,7 +11,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from central.balances import CardState, Shortfall
-from central.store import CARD_COLUMNS, ConflictError, IngestTx, Store, StoreError, card_from_row
+from central.lots import CardLots, Key
+from central.store import (
+    CARD_COLUMNS,
+    LOT_COLUMNS,
+    OPENING_LOTS_SQL,
+    ConflictError,
+    IngestTx,
+    Store,
+    StoreError,
+    card_from_row,
+)
 from central.wire import pack
 
 BUSY_TIMEOUT_MS = 10_000
@@ -37,6 +47,9 @@ CREATE TABLE IF NOT EXISTS feed (kind TEXT NOT NULL, key TEXT NOT NULL, body BLO
 CREATE INDEX IF NOT EXISTS feed_cursor ON feed (cursor);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('cursor', 0);
+CREATE TABLE IF NOT EXISTS lots (number TEXT NOT NULL, expires_ms INTEGER NOT NULL, from_ms INTEGER NOT NULL,
+    points INTEGER NOT NULL, source TEXT NOT NULL, terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
+    seq INTEGER NOT NULL, PRIMARY KEY (number, expires_ms, from_ms)) WITHOUT ROWID;
 """
 
 
@@ -104,6 +117,40 @@ class _Tx(IngestTx):
             [card_params(c, first + i) for i, c in enumerate(cards)],
         )
 
+    def read_lots(self, numbers: list[str]) -> dict[str, dict[Key, int]]:
+        stored: dict[str, dict[Key, int]] = {}
+        for start in range(0, len(numbers), 500):  # SQLite's bound-parameter limit
+            chunk = numbers[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT number, expires_ms, from_ms, points FROM lots WHERE number IN ({marks})"
+            for number, expires_ms, from_ms, points in self.db.execute(sql, chunk):
+                stored.setdefault(number, {})[expires_ms, from_ms] = points
+        return stored
+
+    def save_lots(self, book: dict[str, CardLots]) -> None:
+        deleted, written, updated, added = [], [], [], []
+        for number, card in book.items():
+            gone, whole, points, more = card.changes()
+            deleted += [(number, *key) for key in gone]
+            updated += [(p, number, *key) for key, p in points]
+            written += [(number, *key, lot.points, *lot.origin) for key, lot in whole]
+            added += [(number, *key, lot.points, *lot.origin) for key, lot in more]
+        if added:
+            # A lot of the same dates may be stored already: it keeps its origin, gains the points.
+            self.db.executemany(
+                f"INSERT INTO lots ({LOT_COLUMNS}) VALUES ({','.join('?' * 8)}) "
+                "ON CONFLICT (number, expires_ms, from_ms) DO UPDATE SET points = points + excluded.points",
+                added,
+            )
+        if deleted:
+            self.db.executemany("DELETE FROM lots WHERE number = ? AND expires_ms = ? AND from_ms = ?", deleted)
+        if updated:
+            self.db.executemany(
+                "UPDATE lots SET points = ? WHERE number = ? AND expires_ms = ? AND from_ms = ?", updated
+            )
+        if written:
+            self.db.executemany(f"INSERT OR REPLACE INTO lots ({LOT_COLUMNS}) VALUES ({','.join('?' * 8)})", written)
+
     def insert_shortfalls(self, terminal: str, epoch: int, shortfalls: list[Shortfall]) -> None:
         self.db.executemany(
             "INSERT INTO shortfalls VALUES (?, ?, ?, ?, ?)",
@@ -137,6 +184,8 @@ class SqliteStore(Store):
     def migrate(self) -> None:
         with self.lock:
             self.db.executescript(SCHEMA)
+        with self.transaction() as tx:
+            tx.db.execute(OPENING_LOTS_SQL)
 
     def close(self) -> None:
         self.db.close()

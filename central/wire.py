@@ -35,6 +35,7 @@ MAP_ITEMS_MAX = 10_000
 DEPTH_MAX = 12
 DELTA_POINTS_MAX = 10**12
 EVENT_FIELDS_MAX = 64
+LOT_ENTRIES_MAX = 500  # entries per card in an event's `lots` field (docs/protocol.md §3)
 TERMINAL_ID_CHARS_MAX = 64
 SEQ_MAX = 2**63 - 1
 MAC_BYTES = 32

@@ -19,8 +19,9 @@ SWEEP_VISIT_MAX = 20_000_000
 SWEEP_HOLDS_MAX = 100_000
 
 
-def _expired_lots(tx: Tx, now_ms: int) -> tuple[dict[str, int], bool]:
-    expired: dict[str, int] = {}
+def _expired_lots(tx: Tx, now_ms: int) -> tuple[dict[str, list[dict[str, Any]]], bool]:
+    """The expired lots per card (deleted from the ledger), and whether more remain."""
+    expired: dict[str, list[dict[str, Any]]] = {}
     doomed: list[bytes] = []
     more = False
     for visited, (key, raw) in enumerate(tx.txn.cursor(db=tx.dbs["lots"])):
@@ -31,8 +32,7 @@ def _expired_lots(tx: Tx, now_ms: int) -> tuple[dict[str, int], bool]:
         number, expires_ms, _ = keys.read_lot(key)
         if expires_ms == keys.DEBT_MS or expires_ms > now_ms:
             continue
-        lot = lots.decode(key, raw, f"lot of card {number}")
-        expired[number] = expired.get(number, 0) + lot["points"]
+        expired.setdefault(number, []).append(lots.decode(key, raw, f"lot of card {number}"))
         doomed.append(key)
     for key in doomed:
         tx.delete("lots", key)
@@ -56,13 +56,18 @@ def sweep(store: Store, op_id: str, now: Any) -> dict[str, Any]:
 
     def body(tx: Tx) -> dict[str, Any]:
         expired, more = _expired_lots(tx, at.ms)
+        total = 0
         for number in sorted(expired):
-            tx.card(number)["local_delta"] -= expired[number]
-            tx.event("expiry", at, {"card": number, "points": expired[number]})
+            points = sum(lot["points"] for lot in expired[number])
+            tx.card(number)["local_delta"] -= points
+            for lot in expired[number]:  # the event names each lot's dates for the server
+                tx.lot_moved(number, -lot["points"], lot)
+            tx.event("expiry", at, {"card": number, "points": points})
+            total += points
         holds_dropped = _expired_holds(tx, at.ms)
         return {
             "cards": len(expired),
-            "points": sum(expired.values()),
+            "points": total,
             "holds_dropped": holds_dropped,
             "more": more,
         }

@@ -5,7 +5,9 @@ A lot: {"points", "available_from" (ISO|None), "from_ms", "expires_at" (ISO|None
 "debt"}. Only the debt lot (expiry key 0, lot id 0) may be negative, and it is never positive.
 Stored as a fixed header (points: i64, from_ms: u64, big-endian) + msgpack of the rest, so the
 per-transaction invariant (Σ lots) and availability read a card's lots without decoding msgpack.
-Every change also moves the card's `local_delta`, so balance = server + local = Σ lots holds.
+Every change also moves the card's `local_delta`, so balance = server + local = Σ lots holds,
+and is recorded on the transaction with the lot's dates, for the next outbox event's `lots`
+field (`movements.py`): the central server mirrors the lots from it.
 """
 
 from __future__ import annotations
@@ -161,17 +163,19 @@ def add(
             _put(tx, debt_key, debt, f"debt of card {number}")
     rest = points - paid
     key = b""
+    lot = {
+        "points": rest,
+        "available_from": None if start is None else start.iso,
+        "from_ms": 0 if start is None else start.ms,
+        "expires_at": None if end is None else end.iso,
+        "source": source,
+        "debt": False,
+    }
+    # The whole credit, debt payment included: the server pays its own debt of the card first.
+    tx.lot_moved(number, points, lot)
     if rest:
         expires_ms = keys.NEVER_MS if end is None else end.ms
         key = keys.lot(keys.text(number), expires_ms, tx.next_lot_id())
-        lot = {
-            "points": rest,
-            "available_from": None if start is None else start.iso,
-            "from_ms": 0 if start is None else start.ms,
-            "expires_at": None if end is None else end.iso,
-            "source": source,
-            "debt": False,
-        }
         _put(tx, key, lot, f"lot of card {number}")
     return {"lot": key.hex(), "points": rest, "debt_paid": paid}
 
@@ -180,6 +184,8 @@ def add_debt(tx: Tx, number: str, points: int) -> None:
     if points <= 0:
         return
     tx.card(number)["local_delta"] -= points
+    # No dates: the server takes what it still holds of the card before it books a debt.
+    tx.lot_moved(number, -points, {})
     key = _debt_key(number)
     debt = _get(tx, key, f"debt of card {number}") or {
         "points": 0,
@@ -221,6 +227,7 @@ def take(
             continue
         part = min(left, lot["points"])
         moves.append({"key": key, "points": part, "lot": dict(lot)})
+        tx.lot_moved(number, -part, lot)
         lot["points"] -= part
         left -= part
         if lot["points"] == 0:
@@ -258,6 +265,7 @@ def restore(
         lot = _get(tx, key, f"lot of card {number}") or {**move["lot"], "points": 0}
         lot["points"] += part
         _put(tx, key, lot, f"lot of card {number}")
+        tx.lot_moved(number, part, lot)
         restored += part
     if left:
         raise LedgerInvariantError(f"card {number}: {left} points to restore have no lot to go to")

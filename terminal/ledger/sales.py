@@ -85,7 +85,8 @@ def check_payment(payment: Any, to_pay: int, where: str) -> list[dict[str, Any]]
 def _credit_referrers(
     tx: Tx, quote: dict[str, Any], at: Moment, end: Moment | None, sale_id: str
 ) -> list[dict[str, Any]]:
-    """Referrers kept in this ledger get their credit now; the others only through the server."""
+    """Referrers kept in this ledger get their credit now; the others only through the server,
+    which opens their lot with the dates given here (a local one's are in the event's `lots`)."""
     out = []
     for ref in quote.get("referral", []):
         local = tx.card_exists(ref["card"])
@@ -94,7 +95,8 @@ def _credit_referrers(
             card["cumulative"] += ref["cumulative"]
             if ref["points"]:
                 lots.add(tx, ref["card"], ref["points"], at, end, f"referral {sale_id}")
-        out.append({**ref, "local": local})
+        dates = {"available_from": at.iso, "expires_at": None if end is None else end.iso}
+        out.append({**ref, "local": local, **dates})
     return out
 
 

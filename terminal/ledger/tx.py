@@ -4,7 +4,8 @@
 the `ops` table (same content → the original result, nothing changed; different content →
 LedgerConflictError), and on success runs the always-on invariant checks before commit:
 every touched card's balance equals Σ of its lots, no lot is negative unless it is the debt lot,
-and the outbox grew gap-free. A map-full error anywhere aborts the whole transaction.
+every lot movement went out in an event (`lots`, matching its `deltas`), and the outbox grew
+gap-free. A map-full error anywhere aborts the whole transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import lmdb
 
-from terminal.ledger import codec, keys
+from terminal.ledger import codec, keys, movements
 from terminal.ledger.errors import (
     LedgerConflictError,
     LedgerInvariantError,
@@ -49,6 +50,8 @@ class Tx:
         # every point movement must be described by an event (checked in `finish`).
         self.base_delta: dict[str, int] = {}
         self.attributed: dict[str, int] = {}
+        # Lot movements not yet carried by an event (the next event's `lots` field).
+        self.lot_moves: dict[str, list[movements.Move]] = {}
         self.events = 0
 
     # ------------------------------------------------------------------ raw access
@@ -117,6 +120,19 @@ class Tx:
             or self.txn.get(keys.text(number, "card number"), db=self.dbs["cards"]) is not None
         )
 
+    def lot_moved(self, number: str, points: int, lot: dict[str, Any]) -> None:
+        """Record that `points` went into (> 0) or out of (< 0) a lot with `lot`'s dates."""
+        self.lot_moves.setdefault(number, []).append(
+            movements.Move(points, lot.get("available_from"), lot.get("expires_at"))
+        )
+
+    def lot_mark(self, number: str) -> int:
+        return len(self.lot_moves.get(number, []))
+
+    def drop_lot_moves(self, number: str, mark: int) -> None:
+        """Forget the card's lot movements since `mark`: they are the server's (a correction)."""
+        del self.lot_moves.get(number, [])[mark:]
+
     def next_lot_id(self) -> int:
         self.meta["next_lot_id"] += 1
         lot_id: int = self.meta["next_lot_id"]
@@ -134,8 +150,17 @@ class Tx:
         deltas = self.unattributed()
         for number, change in deltas.items():
             self.attributed[number] += change
+        # Every card whose points moved must say which lots moved (a delta without lot
+        # movements would reach the server as an older terminal's dateless change).
+        moved = {
+            number: movements.entries(number, self.lot_moves.get(number, []), deltas.get(number, 0))
+            for number in sorted(deltas.keys() | self.lot_moves.keys())
+            if deltas.get(number) or self.lot_moves.get(number)
+        }
+        self.lot_moves = {}
         value = {
             "deltas": deltas,
+            **({"lots": moved} if moved else {}),
             "id": event_id(at.ms),
             "epoch": self.meta["epoch"],
             "seq": seq,
@@ -169,6 +194,10 @@ class Tx:
         if self.unattributed():
             raise LedgerInvariantError(
                 f"point changes without an outbox event: {sorted(self.unattributed().items())[:5]}"
+            )
+        if any(self.lot_moves.values()):
+            raise LedgerInvariantError(
+                f"lot movements without an outbox event: cards {sorted(self.lot_moves)[:5]}"
             )
         for number, card in self.cards.items():
             balance = card["server_balance"] + card["local_delta"]

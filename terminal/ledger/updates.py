@@ -40,12 +40,15 @@ def correct_balance(
     """Make server_balance = `balance`, moving the lots by the difference. Returns it."""
     card = tx.card(number)
     diff = balance - card["server_balance"]
+    mark = tx.lot_mark(number)
     if diff > 0:
         lots.add(tx, number, diff, at, end, source)
     elif diff < 0:
         _, short = lots.take(tx, number, -diff, at.ms, only_available=False)
         lots.add_debt(tx, number, short)
-    # The lots moved by `diff`; that movement is the server's, not a local one.
+    # The lots moved by `diff`; that movement is the server's, not a local one (no event
+    # reports it, and the server's lots already hold it).
+    tx.drop_lot_moves(number, mark)
     card["local_delta"] -= diff
     card["server_balance"] += diff
     return diff

@@ -38,6 +38,8 @@ INGEST_EVENTS_PER_TERMINAL = 2_000 if FULL else 400
 CARDS = 10_000 if FULL else 100
 TARGET_EVENTS_PER_S = 20_000
 FILL_EVENTS_PER_OP = 10_000
+SALES_START_MS = 1_795_000_000_000
+LOT_LIFE_MS = 365 * 86_400_000
 
 
 def report(benchmark: Any, name: str, events: int, seconds: float) -> float:
@@ -47,9 +49,19 @@ def report(benchmark: Any, name: str, events: int, seconds: float) -> float:
     return rate
 
 
+def accrual_lot(at_ms: int, points: int) -> dict[str, Any]:
+    """A sale's accrual lot as the ledger reports it: available from the sale, a year to live."""
+    return {
+        "points": points,
+        "available_from": moments.iso_from_ms(at_ms),
+        "expires_at": moments.iso_from_ms(at_ms + LOT_LIFE_MS),
+    }
+
+
 def fill_outbox(ledger: Ledger, count: int) -> None:
-    """`count` sale-like events, each moving points on one card (written straight through the
-    ledger's transaction helper, many events per transaction, so set-up stays quick)."""
+    """`count` sale-like events, each moving points on one card and saying which lot (written
+    straight through the ledger's transaction helper, many events per transaction, so set-up
+    stays quick)."""
     rng = random.Random(6)
     at = moments.moment(now_iso(), "now")
     for start in range(0, count, FILL_EVENTS_PER_OP):
@@ -68,6 +80,7 @@ def fill_outbox(ledger: Ledger, count: int) -> None:
                         "redeemed": 0,
                         "accrued": 2,
                         "deltas": {card: 2},
+                        "lots": {card: [accrual_lot(at.ms + i, 2)]},
                     },
                 )
             return {}
@@ -107,14 +120,15 @@ def terminal_batches(terminal: str, key: bytes, count: int) -> list[bytes]:
     events = []
     for seq in range(1, count + 1):
         card = f"C{rng.randrange(CARDS)}"
+        at_ms = SALES_START_MS + seq * 1_000 + rng.randrange(1_000)  # each sale its own lot
         events.append(
             {
                 "id": event_id(int(time.time() * 1000)),
                 "epoch": 1,
                 "seq": seq,
                 "type": "sale",
-                "at": "2026-11-23T12:00:00+00:00",
-                "at_ms": 1_795_000_000_000,
+                "at": moments.iso_from_ms(at_ms),
+                "at_ms": at_ms,
                 "shift": 1,
                 "receipt": f"{terminal}-{seq}",
                 "card": card,
@@ -129,6 +143,7 @@ def terminal_batches(terminal: str, key: bytes, count: int) -> list[bytes]:
                 "accrued": 2,
                 "referral": [],
                 "deltas": {card: 2},
+                "lots": {card: [accrual_lot(at_ms, 2)]},
             }
         )
     bodies, prev = [], b""
@@ -159,7 +174,8 @@ async def send_all(url: str, terminals: list[tuple[str, bytes, list[bytes]]]) ->
 @pytest.mark.parametrize(("backend", "collectors"), [("sqlite", 1), ("pg", 1), ("pg", 2)])
 def test_central_ingest_50_terminals(benchmark: Any, tmp_path: Path, backend: str, collectors: int) -> None:
     """50 terminals, one batch in flight each, 1 000-event batches of sale events on 10 000
-    shared cards; with PostgreSQL also two collector processes sharing the database."""
+    shared cards, each with its own accrual lot (the server writes a lot row per event); with
+    PostgreSQL also two collector processes sharing the database."""
     if backend == "pg" and not PG_DSN:
         pytest.skip("PostgreSQL: set POSTERM_TEST_PG_DSN (.ci/run starts a cluster and sets it)")
     dsn = sqlite_dsn(tmp_path) if backend == "sqlite" else PG_DSN

@@ -1,6 +1,7 @@
 """Real resources for the sync tests: a `posterm-central serve` subprocess on 127.0.0.1, a
 fault-injecting TCP proxy in front of it, ledgers with events, and the end-of-scenario check
-(server events == union of the terminals' outboxes, no duplicates, balances equal).
+(server events == union of the terminals' outboxes, no duplicates, balances equal and each
+the sum of the server's lots of the card).
 Everything listens on loopback only and every wait is bounded."""
 
 from __future__ import annotations
@@ -257,9 +258,14 @@ def server_events(dsn: str) -> list[tuple[str, int, int, str, dict[str, Any]]]:
 
 
 def server_balances(dsn: str) -> dict[str, int]:
+    """Every card's balance on the server, checked against the sum of its lots."""
     store = open_store(dsn)
     try:
-        return {c.number: c.balance for c in store.all_cards()}
+        balances = {c.number: c.balance for c in store.all_cards()}
+        for number, balance in balances.items():
+            lots = store.card_lots(number)
+            assert sum(lot["points"] for lot in lots) == balance, f"server card {number}: lots {lots}"
+        return balances
     finally:
         store.close()
 
