@@ -209,6 +209,12 @@ def cmd_events(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(store: Store, args: argparse.Namespace) -> int:
+    result = store.verify()
+    print(json.dumps(result))
+    return 0 if result["ok"] else 1
+
+
 def cmd_shortfalls(store: Store, args: argparse.Namespace) -> int:
     for row in store.shortfalls():
         print(json.dumps(row))
@@ -255,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     events.set_defaults(handler=cmd_events)
     short = sub.add_parser("shortfalls", help="list booked double-spend shortfalls")
     short.set_defaults(handler=cmd_shortfalls)
+    verify = sub.add_parser("verify", help="check every card's balance against its stored lots (exit 1 if not)")
+    verify.set_defaults(handler=cmd_verify)
     return parser
 
 

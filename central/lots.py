@@ -21,8 +21,9 @@ others only gain lots, which the store adds to the stored rows without reading t
 lots grow with its sales; reading them all for every accrual would make ingest slow down as
 cards age).
 
-Invariant: balance = Σ lots, every lot but the debt lot positive — checked here on the lots
-read (`CardLots.check`), and by the store in SQL over every touched card before COMMIT.
+Invariant: balance = Σ lots, every lot but the debt lot positive — checked on the lots read
+(`CardLots.check`) and, before COMMIT, on every touched card (`CardLots.check_after`: whole for
+the cards read, by induction for the others); `Store.verify` sums every card's rows in SQL.
 Limits: `LOT_ENTRIES_MAX` entries per card in one event, `LOTS_PER_CARD_MAX` lots a card read.
 """
 
@@ -42,6 +43,7 @@ LOTS_PER_CARD_MAX = 100_000
 ISO_CHARS_MAX = 64
 ENTRY_FIELDS = frozenset({"points", "available_from", "expires_at"})
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_fromisoformat = dt.datetime.fromisoformat
 _MS = dt.timedelta(milliseconds=1)
 
 Key = tuple[int, int]  # (expires_ms, from_ms)
@@ -87,11 +89,18 @@ class CardLots:
     Not `loaded`: the card's stored lots were not read (it is not in debt and the batch only
     credits it); `lots` then holds only the points to add to the stored lots, by key."""
 
-    def __init__(self, number: str, stored: Mapping[Key, int] | None = None, loaded: bool = True) -> None:
+    __slots__ = ("balance_before", "loaded", "lots", "number", "stored")
+
+    def __init__(
+        self, number: str, stored: Mapping[Key, int] | None = None, loaded: bool = True, balance_before: int = 0
+    ) -> None:
         self.number = number
         self.loaded = loaded
-        self.stored: dict[Key, int] = dict(stored or {})
-        self.lots: dict[Key, Lot] = {key: Lot(points, fresh=False) for key, points in self.stored.items()}
+        self.balance_before = balance_before  # the card's balance when its row was locked
+        self.stored: dict[Key, int] = dict(stored) if stored else {}
+        self.lots: dict[Key, Lot] = (
+            {key: Lot(points, fresh=False) for key, points in self.stored.items()} if stored else {}
+        )
 
     def total(self) -> int:
         return sum(lot.points for lot in self.lots.values())
@@ -106,6 +115,23 @@ class CardLots:
         total = self.total()
         if total != balance:
             raise LotInvariantError(f"card {self.number}: balance {balance} differs from the sum of its lots {total}")
+
+    def check_after(self, balance: int) -> None:
+        """The invariant after a fold, before the rows are written. Loaded lots are checked whole.
+        A card not loaded held balance_before = Σ stored lots (the last writer checked it); it
+        only gained lots here, so balance = Σ lots holds iff those gains are positive, dated (not
+        debt) and add up to the balance's rise. `Store.verify` sums every card's rows in SQL."""
+        if self.loaded:
+            self.check(balance)
+            return
+        for key, lot in self.lots.items():
+            if key == DEBT_KEY or lot.points <= 0:
+                raise LotInvariantError(f"card {self.number}: lot {key} gains {lot.points} points")
+        gained = self.total()
+        if self.balance_before + gained != balance:
+            raise LotInvariantError(
+                f"card {self.number}: balance went {self.balance_before} → {balance} but its lots gained {gained}"
+            )
 
     def changes(self) -> tuple[list[Key], list[tuple[Key, Lot]], list[tuple[Key, int]], list[tuple[Key, Lot]]]:
         """(keys to delete, whole rows to write, (key, points) to update, lots whose points are
@@ -188,12 +214,12 @@ def iso_ms(value: Any, what: str) -> int:
     if type(value) is not str or len(value) > ISO_CHARS_MAX:
         raise ProtocolError(f"{what}: not an ISO-8601 time of at most {ISO_CHARS_MAX} chars")
     try:
-        parsed = dt.datetime.fromisoformat(value)
+        parsed = _fromisoformat(value)
+        ms = (parsed - _EPOCH) // _MS
     except ValueError:
         raise ProtocolError(f"{what}: not an ISO-8601 time: {value!r:.70}") from None
-    if parsed.utcoffset() is None:
-        raise ProtocolError(f"{what}: the time {value!r:.70} has no UTC offset")
-    ms = (parsed - _EPOCH) // _MS
+    except TypeError:  # a naive time cannot be compared with the aware epoch
+        raise ProtocolError(f"{what}: the time {value!r:.70} has no UTC offset") from None
     if not 1 <= ms < NEVER_MS:
         raise ProtocolError(f"{what}: {value!r:.70} is out of range")
     return ms
@@ -237,8 +263,10 @@ def _card_entries(number: Any, items: Any, delta: int) -> list[Entry]:
         points = item.get("points")
         if type(points) is not int or points == 0 or not -DELTA_POINTS_MAX <= points <= DELTA_POINTS_MAX:
             raise ProtocolError(f"entry {i}: points must be a non-zero integer within ±10^12")
+        start, end = item.get("available_from"), item.get("expires_at")
         try:
-            key = dates(item.get("available_from"), item.get("expires_at"))
+            key = (NEVER_MS if end is None else iso_ms(end, "expires_at"),
+                   0 if start is None else iso_ms(start, "available_from"))
         except ProtocolError as exc:
             raise ProtocolError(f"entry {i} {exc}") from None
         entries.append(Entry(points, key))

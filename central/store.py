@@ -29,6 +29,7 @@ from central.wire import KEY_BYTES, Batch, ProtocolError, pack, unpack
 
 FEED_PAGE_ENTRIES_MAX = 2_000
 EVENTS_LIST_MAX = 10_000_000
+FAULTS_SHOWN_MAX = 100
 CHECK_CHUNK_CARDS = 500  # within SQLite's oldest bound-parameter limit (999)
 CURSOR_START = 0
 
@@ -149,37 +150,42 @@ class IngestTx(ABC):
         balances_now = {n: c.balance for n, c in cards.items()}
         full = set(numbers) if events is None else lots.needs_lots(events, balances_now)
         stored = self.read_lots(sorted(full))
-        book = {n: CardLots(n, stored.get(n), loaded=n in full) for n in numbers}
+        book = {n: CardLots(n, stored.get(n), loaded=n in full, balance_before=balances_now[n]) for n in numbers}
         for number in full:
             book[number].check(balances_now[number])
         return cards, book
 
     def save_with_lots(self, cards: list[CardState], book: dict[str, CardLots]) -> None:
-        """Write the cards and their lots, then check balance = Σ lots over the rows written."""
+        """Check balance = Σ lots on every card (`CardLots.check_after`), then write the cards and
+        their lots. (Summing every touched card's rows in SQL here cost a fifth of ingest.)"""
+        for card in cards:
+            book[card.number].check_after(card.balance)
         self.save_cards(cards)
         self.save_lots(book)
-        self.check_lots(cards)
 
-    def check_lots(self, cards: list[CardState]) -> None:
-        """balance = Σ lots and the lots' signs, summed in SQL over the rows written (one query
-        per `CHECK_CHUNK_CARDS` cards), compared with the balances written."""
-        for start in range(0, len(cards), CHECK_CHUNK_CARDS):
-            chunk = {c.number: c.balance for c in cards[start : start + CHECK_CHUNK_CARDS]}
+    def lot_faults(self, numbers: list[str]) -> list[str]:
+        """balance = Σ lots and the lots' signs, summed in SQL over the stored rows of `numbers`
+        (one query per `CHECK_CHUNK_CARDS` cards); a line per card that breaks it."""
+        faults = []
+        for start in range(0, len(numbers), CHECK_CHUNK_CARDS):
+            chunk = numbers[start : start + CHECK_CHUNK_CARDS]
+            marks = ",".join("?" * len(chunk))
+            balances = dict(self._rows(f"SELECT number, balance FROM cards WHERE number IN ({marks})", tuple(chunk)))
             rows = self._rows(
                 "SELECT number, SUM(points), SUM(CASE WHEN (expires_ms = 0 AND points >= 0) OR "
-                "(expires_ms <> 0 AND points <= 0) THEN 1 ELSE 0 END) FROM lots "
-                f"WHERE number IN ({','.join('?' * len(chunk))}) GROUP BY number",
+                f"(expires_ms <> 0 AND points <= 0) THEN 1 ELSE 0 END) FROM lots WHERE number IN ({marks}) "
+                "GROUP BY number",
                 tuple(chunk),
             )
             sums = {number: (int(total), int(bad)) for number, total, bad in rows}
-            for number, balance in chunk.items():
+            for number in chunk:
+                balance = int(balances.get(number, 0))
                 total, bad = sums.get(number, (0, 0))
                 if bad:
-                    raise LotInvariantError(f"card {number}: {bad} lots with the wrong sign")
-                if total != balance:
-                    raise LotInvariantError(
-                        f"card {number}: balance {balance} differs from the sum of its lots {total}"
-                    )
+                    faults.append(f"card {number}: {bad} lots with the wrong sign")
+                elif total != balance:
+                    faults.append(f"card {number}: balance {balance} differs from the sum of its lots {total}")
+        return faults
 
     @abstractmethod
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
@@ -391,6 +397,15 @@ class Store(ABC):
 
     def all_cards(self) -> list[CardState]:
         return [card_from_row(r) for r in self._query(f"SELECT {CARD_COLUMNS} FROM cards ORDER BY number")]
+
+    def verify(self) -> dict[str, Any]:
+        """Every card's balance against the sum of its stored lots, in SQL (ingest checks the
+        cards it touches in memory; this reads what is actually stored)."""
+        numbers = [str(r[0]) for r in self._query("SELECT number FROM cards ORDER BY number")]
+        with self.transaction() as tx:
+            faults = tx.lot_faults(numbers)
+        shown = faults[:FAULTS_SHOWN_MAX]
+        return {"ok": not faults, "cards": len(numbers), "faults": shown, "fault_count": len(faults)}
 
     def card_lots(self, number: str) -> list[dict[str, Any]]:
         """A card's lots, debt lot first, then soonest-expiring first, never-expiring last."""

@@ -13,9 +13,12 @@ string/bin/array/map caps, strict (str-only) map keys and a nesting-depth check.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +127,20 @@ def pack(value: Any) -> bytes:
     return data
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """A batch decodes into thousands of fresh containers, and without this the cyclic collector
+    runs dozens of times per batch over them for nothing (msgpack's own advice for big
+    messages). Re-enabled by whoever disabled it, so concurrent decoders never leave it off."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _unpacker(bytes_max: int, str_max: int) -> msgpack.Unpacker:
     # A fresh Unpacker per message: no state or buffer survives from one peer message to the next.
     return msgpack.Unpacker(
@@ -155,8 +172,9 @@ def unpack(data: bytes, bytes_max: int, str_max: int = STR_BYTES_MAX) -> Any:
     _check_size(data, bytes_max)
     unpacker = _unpacker(bytes_max, str_max)
     try:
-        unpacker.feed(data)
-        value = unpacker.unpack()
+        with _gc_paused():
+            unpacker.feed(data)
+            value = unpacker.unpack()
         _check_end(unpacker, len(data))
     except msgpack.OutOfData:
         raise ProtocolError("truncated msgpack") from None
@@ -168,14 +186,18 @@ def unpack(data: bytes, bytes_max: int, str_max: int = STR_BYTES_MAX) -> Any:
 
 
 def _check_depth(value: Any) -> None:
-    # Iterative (no recursion to exhaust); only containers are pushed, scalars are skipped.
+    # Iterative (no recursion to exhaust); only containers are pushed, scalars are skipped. The
+    # unpacker makes exact dicts and lists, so exact type tests are enough (and the hot path).
+    if type(value) is not dict and type(value) is not list:
+        return
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > DEPTH_MAX:
             raise ProtocolError(f"nesting deeper than {DEPTH_MAX} levels")
-        for child in item.values() if isinstance(item, dict) else item if isinstance(item, list) else ():
-            if isinstance(child, (dict, list)):
+        for child in item.values() if type(item) is dict else item:
+            kind = type(child)
+            if kind is dict or kind is list:
                 stack.append((child, depth + 1))
 
 
@@ -236,22 +258,23 @@ def decode_batch(data: bytes) -> Batch:
     raw: dict[str, Any] = {}
     raw_events: list[bytes] = []
     try:
-        unpacker.feed(data)
-        for _ in range(unpacker.read_map_header()):
-            key = unpacker.unpack()
-            if not isinstance(key, str) or key not in BATCH_FIELDS or key in raw:
-                raise ProtocolError(f"batch: unknown field or repeated field {key!r:.40}")
-            if key != "events":
-                raw[key] = unpacker.unpack()
-                continue
-            count = unpacker.read_array_header()
-            if count > BATCH_EVENTS_MAX:
-                raise ProtocolError(f"batch events: {count} items, more than {BATCH_EVENTS_MAX}")
-            raw["events"] = []
-            for _ in range(count):
-                start = unpacker.tell()
-                raw["events"].append(unpacker.unpack())
-                raw_events.append(bytes(data[start : unpacker.tell()]))
+        with _gc_paused():
+            unpacker.feed(data)
+            for _ in range(unpacker.read_map_header()):
+                key = unpacker.unpack()
+                if not isinstance(key, str) or key not in BATCH_FIELDS or key in raw:
+                    raise ProtocolError(f"batch: unknown field or repeated field {key!r:.40}")
+                if key != "events":
+                    raw[key] = unpacker.unpack()
+                    continue
+                count = unpacker.read_array_header()
+                if count > BATCH_EVENTS_MAX:
+                    raise ProtocolError(f"batch events: {count} items, more than {BATCH_EVENTS_MAX}")
+                raw["events"] = []
+                for _ in range(count):
+                    start = unpacker.tell()
+                    raw["events"].append(unpacker.unpack())
+                    raw_events.append(bytes(data[start : unpacker.tell()]))
         _check_end(unpacker, len(data))
     except msgpack.OutOfData:
         raise ProtocolError("truncated msgpack") from None

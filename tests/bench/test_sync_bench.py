@@ -43,9 +43,12 @@ LOT_LIFE_MS = 365 * 86_400_000
 
 
 def report(benchmark: Any, name: str, events: int, seconds: float) -> float:
+    """Reported, never asserted: a benchmark is not a timed test."""
     rate = events / seconds
     benchmark.extra_info.update({"events": events, "seconds": round(seconds, 3), "events_per_s": round(rate)})
-    print(f"\nsync-bench {name}: {events} events in {seconds:.2f} s = {rate:,.0f} events/s")
+    verdict = "meets" if rate >= TARGET_EVENTS_PER_S else "MISSES"
+    print(f"\nsync-bench {name}: {events} events in {seconds:.2f} s = {rate:,.0f} events/s "
+          f"({verdict} the {TARGET_EVENTS_PER_S:,} target)")
     return rate
 
 
@@ -107,9 +110,7 @@ def test_drain_to_loopback_central(benchmark: Any, tmp_path: Path) -> None:
         sent = benchmark.pedantic(lambda: asyncio.run(drain()), rounds=1, iterations=1)
         seconds = time.perf_counter() - started
         assert sent == DRAIN_EVENTS and ledger.backlog() == 0
-        rate = report(benchmark, "drain", sent, seconds)
-        if FULL:
-            assert rate >= TARGET_EVENTS_PER_S
+        report(benchmark, "drain", sent, seconds)
     finally:
         ledger.close()
         server.stop()
@@ -208,9 +209,7 @@ def test_central_ingest_50_terminals(benchmark: Any, tmp_path: Path, backend: st
         finally:
             check.close()
         name = f"ingest {backend} {INGEST_TERMINALS} terminals, {collectors} collector(s)"
-        rate = report(benchmark, name, total, seconds)
-        if FULL and collectors == 1:
-            assert rate >= TARGET_EVENTS_PER_S
+        report(benchmark, name, total, seconds)
     finally:
         for server in servers:
             server.stop()

@@ -265,6 +265,8 @@ def server_balances(dsn: str) -> dict[str, int]:
         for number, balance in balances.items():
             lots = store.card_lots(number)
             assert sum(lot["points"] for lot in lots) == balance, f"server card {number}: lots {lots}"
+        verified = store.verify()
+        assert verified["ok"] and verified["cards"] == len(balances), verified
         return balances
     finally:
         store.close()

@@ -178,6 +178,22 @@ def test_a_card_only_credited_is_not_read_and_only_gains_points() -> None:
         lots.debit(card, 1, NOV_MS)
 
 
+def test_a_card_not_read_is_checked_by_what_it_gained() -> None:
+    card = CardLots("C1", loaded=False, balance_before=40)
+    lots.credit(card, 7, (ms(DEC), 0), Origin("sale", "T01", 1, 1))
+    card.check_after(47)  # the stored lots held 40 (the last writer checked it), +7
+    with pytest.raises(lots.LotInvariantError, match="balance went 40 → 48 but its lots gained 7"):
+        card.check_after(48)
+    card.lots[DEBT_KEY] = lots.Lot(-1)
+    with pytest.raises(lots.LotInvariantError, match="gains -1 points"):
+        card.check_after(46)
+    read = CardLots("C2", {(ms(JUN), 0): 10}, balance_before=10)
+    lots.debit(read, 4, NOV_MS)
+    read.check_after(6)
+    with pytest.raises(lots.LotInvariantError, match="balance 5 differs from the sum of its lots 6"):
+        read.check_after(5)
+
+
 # ---------------------------------------------------------------- random sequences
 
 DATES = st.sampled_from([None, JAN, JUN, DEC])

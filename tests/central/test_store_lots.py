@@ -189,18 +189,24 @@ def test_migration_gives_cards_from_before_lots_an_opening_lot(store: Store) -> 
     assert_balance_is_lots(store)
 
 
-def test_lots_out_of_step_with_the_balance_refuse_the_batch(store: Store) -> None:
+def test_lots_out_of_step_with_the_balance_are_found(
+    store: Store, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     t1 = Terminal(store, "T01")
     t1.send(sale("C1", 10, expires_at=DEC))
+    assert store.verify() == {"ok": True, "cards": 1, "faults": [], "fault_count": 0}
     with store.transaction() as tx:  # a lot lost behind the server's back
         tx._rows("DELETE FROM lots WHERE number = ? RETURNING number", ("C1",))
-    # An accrual does not read the card's lots: the check over the rows written finds it.
+    assert store.verify()["faults"] == ["card C1: balance 10 differs from the sum of its lots 0"]
+    # An accrual reads no lots (ingest checks it by induction): stored, and still found by verify.
+    t1.send(sale("C1", 1, expires_at=DEC))
+    assert store.verify()["faults"] == ["card C1: balance 11 differs from the sum of its lots 1"]
+    assert main(["--db", dsn, "verify"]) == 1
+    assert json.loads(capsys.readouterr().out)["fault_count"] == 1
+    # A debit reads them: the check after the read refuses the batch, nothing stored.
     with pytest.raises(StoreError, match="card C1: balance 11 differs from the sum of its lots 1"):
-        t1.send(sale("C1", 1, expires_at=DEC))
-    # A debit reads them: the check after the read finds it.
-    with pytest.raises(StoreError, match="card C1: balance 10 differs from the sum of its lots 0"):
         t1.send(sale("C1", redeemed=[entry(-1)]))
-    assert [s for _, _, s, _, _ in store.events()] == [1]
+    assert [s for _, _, s, _, _ in store.events()] == [1, 2]
 
 
 def test_card_listing_shows_the_points_expiring_soonest(store: Store) -> None:
