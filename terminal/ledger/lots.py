@@ -160,7 +160,8 @@ def add(
         raise LedgerInvariantError(f"card {number}: cannot add a lot of {points} points")
     card = tx.card(number)
     card["local_delta"] += points
-    debt_key = _debt_key(number)
+    card_key = tx.card_key(number)
+    debt_key = card_key + _DEBT_SUFFIX
     debt = _get(tx, debt_key, f"debt of card {number}")
     paid = 0
     if debt is not None:
@@ -184,7 +185,7 @@ def add(
     tx.lot_moved(number, points, lot)
     if rest:
         expires_ms = keys.NEVER_MS if end is None else end.ms
-        key = keys.lot(keys.text(number), expires_ms, tx.next_lot_id())
+        key = keys.lot(card_key, expires_ms, tx.next_lot_id())
         _put(tx, key, lot, f"lot of card {number}")
     return {"lot": key.hex(), "points": rest, "debt_paid": paid}
 

@@ -94,6 +94,7 @@ class Store:
                 f"{self.path}: ledger full while creating its tables: raise map_size in the config"
             ) from None
         self.map_size_bytes = map_size_bytes
+        self.page_bytes: int = self.env.stat()["psize"]  # fixed for the file's life
         self._alarmed = False
         self.check_usage()
 
@@ -103,8 +104,7 @@ class Store:
     def usage(self) -> float:
         """Used bytes / map size (used = pages up to the last one LMDB has handed out)."""
         info = self.env.info()
-        page_bytes = self.env.stat()["psize"]
-        return (info["last_pgno"] + 1) * page_bytes / info["map_size"]
+        return (info["last_pgno"] + 1) * self.page_bytes / info["map_size"]
 
     def check_usage(self) -> float:
         ratio = self.usage()

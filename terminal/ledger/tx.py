@@ -259,9 +259,11 @@ class Tx:
                 f"lot movements without an outbox event: cards {sorted(self.lot_moves)[:5]}"
             )
         moves = self._lot_moves()
-        for card_key in moves.keys() - {self.card_key(n) for n in self.cards}:
-            # Lots moved on a card this operation never loaded: its balance cannot have moved.
+        for card_key in moves:
             number = keys.read_text(card_key)
+            if number in self.cards:
+                continue
+            # Lots moved on a card this operation never loaded: its balance cannot have moved.
             if not self.card_exists(number):
                 raise LedgerInvariantError(f"lots of card {number} changed, but there is no such card")
             self.card(number)

@@ -7,6 +7,7 @@ from terminal.ledger import (
     LedgerConflictError,
     LedgerInputError,
     LedgerNotFoundError,
+    sales,
 )
 
 from .conftest import NOW, add_card, assert_ok, lots_of, sell, tenders
@@ -126,3 +127,100 @@ def test_sale_without_card_and_referral_credit(ledger, engine):
     _, result = sell(ledger, engine, "s2", None, [500])
     assert result["balance"] is None
     assert_ok(ledger)
+
+
+JUNK = [None, True, False, -1, 0, 1, 10**15, 10**15 + 1, 2**64, 1.5, "", "x", "x" * 33, "x" * 129]
+JUNK += [[], [1], {}, {"a": 1}]
+
+
+def _paths(value, prefix=()):
+    """Every (container, key) place inside a quote or payment, to put junk into."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield (*prefix, key)
+            yield from _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield (*prefix, i)
+            yield from _paths(item, (*prefix, i))
+
+
+def _careful_accepts(check, *args):
+    try:
+        check(*args)
+    except LedgerInputError:
+        return False
+    return True
+
+
+def _variants(value):
+    """`value` with each place in turn replaced by each junk value, deleted, or given a new
+    key (`reference`, `referral`, `card_type_after`, `x`) holding junk; and junk for the whole."""
+    for junk in JUNK:
+        yield junk
+        for name in ("reference", "referral", "card_type_after", "x"):
+            yield _with(value, (), name, junk)
+    for path in list(_paths(value)):
+        for change in ["delete", "add", *range(len(JUNK))]:
+            copied = copy.deepcopy(value)
+            parent = copied
+            for step in path[:-1]:
+                parent = parent[step]
+            if change == "delete":
+                if not isinstance(parent, dict):
+                    continue
+                del parent[path[-1]]
+            elif change == "add":
+                target = parent[path[-1]]
+                if not isinstance(target, dict):
+                    continue
+                for name in ("reference", "referral", "card_type_after", "x"):
+                    for junk in JUNK:
+                        yield _with(copied, path, name, junk)
+                continue
+            else:
+                parent[path[-1]] = copy.deepcopy(JUNK[change])
+            yield copied
+
+
+def _with(value, path, name, junk):
+    copied = copy.deepcopy(value)
+    target = copied
+    for step in path:
+        target = target[step]
+    target[name] = copy.deepcopy(junk)
+    return copied
+
+
+def test_the_quick_checks_accept_nothing_the_careful_checks_refuse(engine):
+    """check_quote/check_payment decide the common case with a few C-level passes and fall back
+    to the field-by-field checks; the quick road must never let through what the careful one
+    refuses, whatever field is replaced by junk, removed or added (every place, every junk)."""
+    quote = engine.quote(
+        {"store": "S01", "lines": [{"sku": f"P{i}", "price": 100 + i, "qty": 1} for i in range(2)]},
+        {"number": "C1", "type": "standard", "cumulative": 0, "lots": [], "referrers": []},
+        NOW,
+        None,
+    )
+    quote["card_type_after"] = "silver"
+    checked = 0
+    for variant in _variants(quote):
+        if sales._plain_quote(variant):
+            assert _careful_accepts(sales._checked_quote, variant, "sale x"), variant
+        checked += 1
+    for variant in _variants({"tenders": [{"method": "card", "amount": 5, "reference": "r"}]}):
+        if sales._plain_tenders(variant):
+            assert _careful_accepts(sales._checked_tenders, variant, "sale x"), variant
+        checked += 1
+    assert checked > 1000
+
+
+def test_the_quick_checks_take_the_common_case(engine):
+    quote = engine.quote(
+        {"store": "S01", "lines": [{"sku": "A", "price": 100, "qty": 1}]},
+        {"number": "C1", "type": "standard", "cumulative": 0, "lots": [], "referrers": []},
+        NOW,
+        None,
+    )
+    assert sales._plain_quote(quote) and sales._plain_tenders(tenders(quote))
+    assert sales._plain_tenders({"tenders": [{"method": "card", "amount": 5, "reference": "r-1"}]})
