@@ -78,6 +78,20 @@ def _float_free(value: Any) -> bool:
     return _FLOAT_TYPE_BYTES[0] not in packed and _FLOAT_TYPE_BYTES[1] not in packed
 
 
+def same_content(stored: Any, asked: Any) -> bool:
+    """Whether a retried request has the content of the stored one, whatever its dict key order.
+
+    Equal msgpack bytes are equal content (msgpack keeps int, float, bool, None, text and bytes
+    apart, like the canonical JSON); only when the bytes differ — keys in another order, or a
+    different content — does the canonical digest decide, so the common retry costs one pack."""
+    try:
+        if pack(stored) == pack(asked):
+            return True
+        return digest(stored) == digest(asked)
+    except LedgerInputError:
+        return False  # what cannot be stored or digested is not the stored content
+
+
 def digest(value: Any) -> bytes:
     """SHA-256 of a request's content, independent of dict key order (canonical JSON).
 

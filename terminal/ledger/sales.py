@@ -13,7 +13,9 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Any
 
-from terminal.ledger import fields, holds, keys, lots, moments
+import lmdb
+
+from terminal.ledger import codec, fields, holds, keys, lots, moments
 from terminal.ledger.errors import LedgerBalanceError, LedgerInputError
 from terminal.ledger.moments import Moment
 from terminal.ledger.store import Store
@@ -234,6 +236,7 @@ def commit(
             "at": at.iso,
             "at_ms": at.ms,
             "card": card,
+            "checkout": checkout,  # with quote, card and tenders: the whole request (`_request_of`)
             "quote": q,
             "tenders": tenders,
             "shift": tx.meta["shift"],
@@ -274,4 +277,19 @@ def commit(
             "balance": balance,
         }
 
-    return write(store, sale_id, "sale", request, body)
+    def stored(txn: lmdb.Transaction) -> dict[str, Any] | None:
+        raw = txn.get(keys.text(sale_id, "sale id"), db=store.dbs["receipts"])
+        return None if raw is None else _request_of(codec.unpack(raw, f"receipt {sale_id}"))
+
+    return write(store, sale_id, "sale", request, body, stored)
+
+
+def _request_of(receipt: dict[str, Any]) -> dict[str, Any]:
+    """The request a receipt was committed from: check_payment allows `tenders` alone in the
+    payment, and returns never change a receipt's quote, card or tenders."""
+    return {
+        "quote": receipt["quote"],
+        "card": receipt["card"],
+        "payment": {"tenders": receipt["tenders"]},
+        "checkout": receipt.get("checkout"),
+    }

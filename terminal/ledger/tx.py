@@ -293,18 +293,50 @@ class Tx:
         self.put("meta", META_KEY, self.meta, "meta")
 
 
+def _same_request(
+    done: dict[str, Any],
+    kind: str,
+    request: Any,
+    stored: Callable[[lmdb.Transaction], Any] | None,
+    txn: lmdb.Transaction,
+    op_id: str,
+) -> bool:
+    if done["kind"] != kind:
+        return False
+    if done["digest"] is not None:  # every kind but sales, and sales recorded by older builds
+        return bool(done["digest"] == codec.digest([kind, request]))
+    if stored is None:
+        raise LedgerInvariantError(f"operation {op_id}: recorded without a digest for a {kind}")
+    first = stored(txn)
+    if first is None:
+        raise LedgerInvariantError(f"operation {op_id}: the record of its content is missing")
+    return codec.same_content(first, request)
+
+
 def write(
-    store: Store, op_id: str, kind: str, request: Any, body: Callable[[Tx], dict[str, Any]]
+    store: Store,
+    op_id: str,
+    kind: str,
+    request: Any,
+    body: Callable[[Tx], dict[str, Any]],
+    stored: Callable[[lmdb.Transaction], Any] | None = None,
 ) -> dict[str, Any]:
-    """Run `body` once for `op_id`: atomically, idempotently, with the invariants checked."""
+    """Run `body` once for `op_id`: atomically, idempotently, with the invariants checked.
+
+    The op record keeps the digest of `request`, which a retry's must match. An operation that
+    writes its whole request anyway (a sale's receipt) passes `stored`, which reads it back:
+    its op record then keeps no digest, and a retry is compared with that content itself
+    (`codec.same_content`) — the digest of a sale's ~1 KB quote was the costliest step of a sale.
+    """
     op_key = keys.text(op_id, f"{kind} id")
-    wanted = codec.digest([kind, request])
+    # Before the transaction: a request that cannot be digested is refused without the lock.
+    wanted = None if stored is not None else codec.digest([kind, request])
     try:
         with store.env.begin(write=True) as txn:
             found = txn.get(op_key, db=store.dbs["ops"])
             if found is not None:
                 done = codec.unpack(found, f"operation {op_id}")
-                if done["kind"] != kind or done["digest"] != wanted:
+                if not _same_request(done, kind, request, stored, txn, op_id):
                     raise LedgerConflictError(
                         f"{kind} {op_id}: this id was already used for a different {done['kind']} "
                         "(exists_with_different_fields); nothing changed"

@@ -101,3 +101,13 @@ def test_digest_ignores_key_order_at_every_depth():
     a = {"quote": {"redeem": {"points": 1, "amount": 2}, "lines": [{"a": 1, "b": [{"y": 1, "x": 2}]}]}}
     b = {"quote": {"lines": [{"b": [{"x": 2, "y": 1}], "a": 1}], "redeem": {"amount": 2, "points": 1}}}
     assert codec.digest(a) == codec.digest(b) == _old_digest(a)
+
+
+def test_same_content_ignores_key_order_but_not_types():
+    stored = {"a": [1, {"x": None, "y": "ü"}], "b": True}
+    assert codec.same_content(stored, {"b": True, "a": [1, {"y": "ü", "x": None}]})
+    assert codec.same_content(stored, {"a": (1, {"x": None, "y": "ü"}), "b": True})  # a list either way
+    assert not codec.same_content(stored, {"a": [1.0, {"x": None, "y": "ü"}], "b": True})
+    assert not codec.same_content(stored, {"a": [1, {"x": None, "y": "ü"}], "b": 1})
+    assert not codec.same_content(stored, {"a": [1, {"x": None}], "b": True})
+    assert not codec.same_content(stored, {"a": [1, {"x": None, "y": "ü"}], "b": True, "c": {1}})

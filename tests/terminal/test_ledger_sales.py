@@ -7,6 +7,8 @@ from terminal.ledger import (
     LedgerConflictError,
     LedgerInputError,
     LedgerNotFoundError,
+    codec,
+    keys,
     sales,
 )
 
@@ -224,3 +226,76 @@ def test_the_quick_checks_take_the_common_case(engine):
     )
     assert sales._plain_quote(quote) and sales._plain_tenders(tenders(quote))
     assert sales._plain_tenders({"tenders": [{"method": "card", "amount": 5, "reference": "r-1"}]})
+
+
+def _reordered(value):
+    """The same content with every dict's keys in reverse order."""
+    if isinstance(value, dict):
+        return {key: _reordered(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reordered(item) for item in value]
+    return value
+
+
+def test_a_retry_is_compared_with_the_receipt_whatever_its_key_order(ledger, engine):
+    add_card(ledger, "C1", 1000)
+    quote, first = sell(ledger, engine, "s1", "C1", [10000, 2500], redeem=100)
+    with ledger.store.env.begin() as txn:
+        op = codec.unpack(txn.get(keys.text("s1"), db=ledger.store.dbs["ops"]))
+    assert op["digest"] is None  # a sale's content is its receipt; the op record keeps no copy
+    before = (ledger.meta(), ledger.card("C1", NOW))
+    again = ledger.commit_sale("s1", _reordered(quote), "C1", _reordered(tenders(quote)), NOW)
+    assert again == first and (ledger.meta(), ledger.card("C1", NOW)) == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda q, p: q["lines"][0].update(rules=[*q["lines"][0]["rules"], "x"]),
+        lambda q, p: q.update(extra=2),
+        lambda q, p: q.update(extra=1.0),  # 1 and 1.0 are the same to ==, not to the ledger
+        lambda q, p: q.update(extra=True),
+        lambda q, p: p["tenders"][0].update(reference="r-2"),
+    ],
+)
+def test_a_retry_with_other_content_is_refused(ledger, engine, change):
+    add_card(ledger, "C1", 1000)
+    quote = engine.quote(
+        {"store": "S01", "lines": [{"sku": "A", "price": 100, "qty": 1}]}, ledger.card_for_quote("C1", NOW), NOW
+    )
+    first_quote, payment = copy.deepcopy(quote), tenders(quote)
+    first_quote["extra"] = 1
+    ledger.commit_sale("s1", first_quote, "C1", payment, NOW)
+    other_quote, other_payment = copy.deepcopy(first_quote), copy.deepcopy(payment)
+    change(other_quote, other_payment)
+    with pytest.raises(LedgerConflictError, match="exists_with_different_fields"):
+        ledger.commit_sale("s1", other_quote, "C1", other_payment, NOW)
+
+
+def test_a_retry_naming_another_checkout_is_refused(ledger, engine):
+    add_card(ledger, "C1", 1000)
+    quote, _ = sell(ledger, engine, "s1", "C1", [10000], checkout="K1")
+    with pytest.raises(LedgerConflictError, match="exists_with_different_fields"):
+        ledger.commit_sale("s1", quote, "C1", tenders(quote), NOW, checkout="K2")
+    assert ledger.commit_sale("s1", quote, "C1", tenders(quote), NOW, checkout="K1")["receipt"] == "s1"
+
+
+def test_a_sale_recorded_by_an_older_build_is_still_matched_by_its_digest(ledger, engine):
+    """Older builds kept the request's digest in the op record and no checkout in the receipt."""
+    add_card(ledger, "C1", 1000)
+    quote, first = sell(ledger, engine, "s1", "C1", [10000])
+    payment = tenders(quote)
+    request = {"quote": quote, "card": "C1", "payment": payment, "checkout": None}
+    dbs = ledger.store.dbs
+    with ledger.store.env.begin(write=True) as txn:
+        op = codec.unpack(txn.get(keys.text("s1"), db=dbs["ops"]))
+        op["digest"] = codec.digest(["sale", request])
+        txn.put(keys.text("s1"), codec.pack(op), db=dbs["ops"])
+        receipt = codec.unpack(txn.get(keys.text("s1"), db=dbs["receipts"]))
+        del receipt["checkout"]
+        txn.put(keys.text("s1"), codec.pack(receipt), db=dbs["receipts"])
+    assert ledger.commit_sale("s1", _reordered(quote), "C1", payment, NOW) == first
+    other = copy.deepcopy(quote)
+    other["lines"][0]["rules"] = ["x"]
+    with pytest.raises(LedgerConflictError, match="exists_with_different_fields"):
+        ledger.commit_sale("s1", other, "C1", payment, NOW)
