@@ -31,7 +31,7 @@ from terminal.ledger.errors import (
     LedgerInvariantError,
     LedgerNotFoundError,
 )
-from terminal.ledger.store import META_KEY, Store
+from terminal.ledger.store import FORMAT_VERSION, META_KEY, Store
 
 LOTS_PER_CARD_MAX = 10_000
 EVENTS_PER_OP_MAX = 100_000
@@ -290,6 +290,7 @@ class Tx:
             last = self.txn.get(keys.u64(self.meta["next_seq"] - 1), db=self.dbs["outbox"])
             if last is None:
                 raise LedgerInvariantError("outbox: the last event is missing")
+        self.meta["format"] = FORMAT_VERSION  # a format-1 file is format 2 from its first write on
         self.put("meta", META_KEY, self.meta, "meta")
 
 

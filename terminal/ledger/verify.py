@@ -17,7 +17,7 @@ import lmdb
 
 from terminal.ledger import codec, keys, lots
 from terminal.ledger.errors import LedgerError
-from terminal.ledger.store import FORMAT_VERSION, Store
+from terminal.ledger.store import FORMATS_READ, Store
 
 PROBLEMS_MAX = 1_000
 
@@ -139,8 +139,8 @@ def verify(store: Store) -> dict[str, Any]:
     out = _Problems()
     with store.env.begin() as txn:
         meta = store.read_meta(txn)
-        if meta.get("format") != FORMAT_VERSION:
-            out.add(f"meta: format {meta.get('format')}, expected {FORMAT_VERSION}")
+        if meta.get("format") not in FORMATS_READ:
+            out.add(f"meta: format {meta.get('format')}, expected one of {sorted(FORMATS_READ)}")
         cards = _cards_and_lots(txn, store.dbs, out)
         events = _outbox(txn, store.dbs, meta, out)
         returns = _returns(txn, store.dbs, out)
