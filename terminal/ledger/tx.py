@@ -104,7 +104,7 @@ class Tx:
             raw = self.txn.get(key, db=self.dbs["lots"])
             self.lots_before[key] = None if raw is None else lots.stored_points(key, raw)
 
-    def _lot_moves(self, prefix: bytes = b"") -> dict[bytes, tuple[int, int]]:
+    def _measured_moves(self, prefix: bytes = b"") -> dict[bytes, tuple[int, int]]:
         """Per card key: (points, lots) moved by this transaction, measured by reading back
         every lot it wrote (whose sign is checked on the way); `prefix` narrows to one card."""
         moves: dict[bytes, tuple[int, int]] = {}
@@ -155,7 +155,7 @@ class Tx:
         # already moved, to get the sum the coming checks start from.
         key = self.card_key(number)
         points, count = lots.checked_sum(self.txn, self.dbs, number)
-        moved_points, moved_count = self._lot_moves(key).get(key, (0, 0))
+        moved_points, moved_count = self._measured_moves(key).get(key, (0, 0))
         self.base_lots[number] = (points - moved_points, count - moved_count)
 
     def new_card(self, record: dict[str, Any]) -> None:
@@ -258,7 +258,7 @@ class Tx:
             raise LedgerInvariantError(
                 f"lot movements without an outbox event: cards {sorted(self.lot_moves)[:5]}"
             )
-        moves = self._lot_moves()
+        moves = self._measured_moves()
         for card_key in moves:
             number = keys.read_text(card_key)
             if number in self.cards:
