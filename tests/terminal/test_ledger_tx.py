@@ -96,6 +96,7 @@ def test_a_lot_of_the_wrong_sign_is_refused(ledger):
 
     def body(t):
         t.card("C1")["local_delta"] -= 3
+        t.lot_moved("C1", -3, {})  # the event's lots must match its delta (checked first)
         t.put_lot(keys.lot(keys.text("C1"), keys.NEVER_MS, 78), _lot(-3))
 
     with pytest.raises(LedgerInvariantError, match="holds -3 points"):
