@@ -34,7 +34,7 @@ from terminal.ledger import (
     verify,
 )
 from terminal.ledger.errors import LedgerError, LedgerInputError
-from terminal.ledger.store import FORMAT_VERSION, MAP_SIZE_DEFAULT_BYTES, META_KEY, Store
+from terminal.ledger.store import FORMAT_VERSION, FORMATS_READ, MAP_SIZE_DEFAULT_BYTES, META_KEY, Store
 
 EPOCH_MAX = 2**62  # the server keeps epochs as 64-bit integers
 
@@ -50,10 +50,11 @@ class Ledger:
         self.store = Store(path, map_size_bytes, sync=sync)
         with self.store.env.begin() as txn:
             meta = self.store.read_meta(txn)
-        if meta.get("format") != FORMAT_VERSION:
+        if meta.get("format") not in FORMATS_READ:
             self.store.close()
             raise LedgerError(
-                f"{path}: ledger format {meta.get('format')}, this build reads {FORMAT_VERSION}"
+                f"{path}: ledger format {meta.get('format')}, this build reads "
+                f"{', '.join(map(str, sorted(FORMATS_READ)))}"
             )
         self.terminal_id: str = meta["terminal"]
 

@@ -2,6 +2,8 @@
 
 Limits: a stored value is at most `VALUE_BYTES_MAX`; unpacking refuses bigger buffers, longer
 strings, arrays and maps than the ledger ever writes, so a damaged file cannot blow up memory.
+The digest is the SHA-256 of canonical JSON (sorted keys, compact, UTF-8, no NaN): the same bytes
+every build since the first has stored in the `ops` table, so retries keep matching across upgrades.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 from typing import Any
 
 import msgpack
+import orjson
 
 from terminal.ledger.errors import LedgerInputError, LedgerInvariantError
 
@@ -47,12 +50,61 @@ def unpack(data: bytes | memoryview, what: str = "value") -> Any:
         raise LedgerInvariantError(f"{what}: stored value does not decode: {exc}") from None
 
 
-def digest(value: Any) -> bytes:
-    """SHA-256 of a request's content, independent of dict key order (canonical JSON)."""
+# msgpack's type bytes for float32 / float64: a packed value without either byte holds no float.
+_FLOAT_TYPE_BYTES = (b"\xca", b"\xcb")
+
+
+def _canonical_json(value: Any) -> bytes:
+    """The definition of the canonical form; `digest` takes a faster road to the same bytes."""
     try:
         text = json.dumps(
             value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )
+        return text.encode("utf-8")  # a lone surrogate fails here (UnicodeEncodeError)
     except (TypeError, ValueError) as exc:
         raise LedgerInputError(f"request: cannot be stored: {exc}") from None
-    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def _float_free(value: Any) -> bool:
+    """True when `value` surely holds only types orjson writes as json does (no float anywhere).
+
+    msgpack refuses the types json refuses (datetimes, sets, objects) and marks every float with
+    one of two type bytes; those bytes may also occur inside other data, which only sends that
+    value down the slow road. ~3 µs for a sale request (the json encoder alone takes ~18 µs)."""
+    try:
+        packed: bytes = msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return _FLOAT_TYPE_BYTES[0] not in packed and _FLOAT_TYPE_BYTES[1] not in packed
+
+
+def same_content(stored: Any, asked: Any) -> bool:
+    """Whether a retried request has the content of the stored one, whatever its dict key order.
+
+    Equal msgpack bytes are equal content (msgpack keeps int, float, bool, None, text and bytes
+    apart, like the canonical JSON); only when the bytes differ — keys in another order, or a
+    different content — does the canonical digest decide, so the common retry costs one pack."""
+    try:
+        if pack(stored) == pack(asked):
+            return True
+        return digest(stored) == digest(asked)
+    except LedgerInputError:
+        return False  # what cannot be stored or digested is not the stored content
+
+
+def digest(value: Any) -> bytes:
+    """SHA-256 of a request's content, independent of dict key order (canonical JSON).
+
+    For str, int (64-bit), bool, None, list, tuple and str-keyed dicts, orjson with sorted keys
+    writes byte for byte what `_canonical_json` writes (test_ledger_codec checks it on generated
+    values), ~7× faster. Floats are the JSON type it writes differently (exponent form, and NaN or
+    Infinity as `null`, which would make NaN and None the same content); values that may hold one,
+    and everything orjson refuses (integers beyond 64 bits, non-string keys, lone surrogates,
+    nesting deeper than 254), take the json road, so the digest never depends on the road taken.
+    """
+    if _float_free(value):
+        try:
+            return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).digest()
+        except orjson.JSONEncodeError:
+            pass  # what orjson cannot write, json may: the definition decides
+    return hashlib.sha256(_canonical_json(value)).digest()

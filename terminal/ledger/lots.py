@@ -55,7 +55,7 @@ def _get(tx: Tx, key: bytes, what: str) -> dict[str, Any] | None:
 
 
 def _put(tx: Tx, key: bytes, lot: dict[str, Any], what: str) -> None:
-    tx.txn.put(key, encode(lot, what), db=tx.dbs["lots"])
+    tx.put_lot(key, encode(lot, what))
 
 
 def _raw(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> Iterator[tuple[bytes, bytes]]:
@@ -72,27 +72,36 @@ def _raw(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> Iterator[tu
         yield key, bytes(raw)
 
 
-def checked_sum(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> int:
-    """Σ of a card's lots straight from the headers, checking each lot's sign on the way.
+def stored_points(key: bytes, raw: bytes | memoryview) -> int:
+    """A stored lot's points from its header, refusing a truncated lot or a wrong sign."""
+    if len(raw) < _HEADER.size:
+        raise LedgerInvariantError(f"lot {bytes(key).hex()}: stored lot of {len(raw)} bytes is truncated")
+    points: int = _POINTS.unpack_from(raw)[0]
+    if (points >= 0) if key.endswith(_DEBT_SUFFIX) else (points <= 0):
+        number = keys.read_text(key[: keys.TEXT_KEY_BYTES])
+        raise LedgerInvariantError(f"card {number}: lot {bytes(key[-8:]).hex()} holds {points} points")
+    return points
 
-    Runs inside every write that touches a card, so it is one tight cursor walk: no generator,
-    no per-lot copies, no decoding beyond the 8-byte points header."""
+
+def checked_sum(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> tuple[int, int]:
+    """(Σ, count) of a card's lots straight from the headers, checking each lot's sign.
+
+    Walks every lot of the card: writes use the card's stored sum instead (see `tx`); this is for
+    a card seen for the first time and for `verify`."""
     prefix = keys.text(number, "card number")
     cursor = txn.cursor(db=dbs["lots"])
     if not cursor.set_range(prefix):
-        return 0
-    unpack_points = _POINTS.unpack_from
-    total = 0
-    for count, (key, raw) in enumerate(cursor):
+        return 0, 0
+    total = count = 0
+    for found, raw in cursor:
+        key = bytes(found)  # already bytes (no copy); the stubs also allow memoryview
         if not key.startswith(prefix):
             break
         if count >= LOT_WALK_MAX:
             raise LedgerInvariantError(f"card {number}: more than {LOT_WALK_MAX} lots")
-        points = unpack_points(raw)[0]
-        if (points >= 0) if key.endswith(_DEBT_SUFFIX) else (points <= 0):
-            raise LedgerInvariantError(f"card {number}: lot {bytes(key[-8:]).hex()} holds {points} points")
-        total += points
-    return total
+        total += stored_points(key, raw)
+        count += 1
+    return total, count
 
 
 def card_lots(
@@ -151,7 +160,8 @@ def add(
         raise LedgerInvariantError(f"card {number}: cannot add a lot of {points} points")
     card = tx.card(number)
     card["local_delta"] += points
-    debt_key = _debt_key(number)
+    card_key = tx.card_key(number)
+    debt_key = card_key + _DEBT_SUFFIX
     debt = _get(tx, debt_key, f"debt of card {number}")
     paid = 0
     if debt is not None:
@@ -175,7 +185,7 @@ def add(
     tx.lot_moved(number, points, lot)
     if rest:
         expires_ms = keys.NEVER_MS if end is None else end.ms
-        key = keys.lot(keys.text(number), expires_ms, tx.next_lot_id())
+        key = keys.lot(card_key, expires_ms, tx.next_lot_id())
         _put(tx, key, lot, f"lot of card {number}")
     return {"lot": key.hex(), "points": rest, "debt_paid": paid}
 

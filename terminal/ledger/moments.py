@@ -13,6 +13,7 @@ from terminal.ledger.errors import LedgerInputError
 
 ISO_CHARS_MAX = 64
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)  # built once: every write converts up to three times
 
 
 class Moment(NamedTuple):
@@ -34,7 +35,7 @@ def moment(value: Any, what: str) -> Moment:
         raise LedgerInputError(f"{what}: must be an ISO-8601 time with offset, got {value!r}")
     if parsed.utcoffset() is None:
         raise LedgerInputError(f"{what}: the time {parsed.isoformat()} has no UTC offset")
-    ms = (parsed - _EPOCH) // dt.timedelta(milliseconds=1)
+    ms: int = (parsed - _EPOCH) // _MS
     if ms < 1:
         raise LedgerInputError(f"{what}: {parsed.isoformat()} is before 1970")
     return Moment(parsed.isoformat(), ms)

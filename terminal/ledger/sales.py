@@ -10,9 +10,12 @@ Limits: ≤ 1 000 lines, ≤ 16 tenders, ≤ 8 referral credits.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
-from terminal.ledger import fields, holds, keys, lots, moments
+import lmdb
+
+from terminal.ledger import codec, fields, holds, keys, lots, moments
 from terminal.ledger.errors import LedgerBalanceError, LedgerInputError
 from terminal.ledger.moments import Moment
 from terminal.ledger.store import Store
@@ -24,15 +27,45 @@ REFERRAL_MAX = 8
 LINE_INT_FIELDS = ("qty_milli", "price", "amount", "discount", "redeem_amount", "paid")
 
 
-def _ints_ok(line: dict[str, Any]) -> bool:
-    for name in LINE_INT_FIELDS:
-        value = line.get(name)
-        if type(value) is not int or not 0 <= value <= fields.AMOUNT_MAX:
-            return False
-    return True
+_HEAD_INTS = itemgetter("subtotal", "discount", "total", "to_pay")
+TYPE_AFTER_CHARS_MAX = 64
 
 
-def check_quote(quote: Any, where: str) -> dict[str, Any]:
+def _plain_quote(q: Any) -> bool:
+    """True when every checked field of the quote is surely valid: the common case, decided with
+    a few C-level passes and no message built per field. False sends the quote through
+    `_checked_quote`, which names the first bad field (or accepts what this one is unsure of)."""
+    if type(q) is not dict:
+        return False
+    redeem, accrual, lines = q.get("redeem"), q.get("accrual"), q.get("lines")
+    if type(redeem) is not dict or type(accrual) is not dict or type(lines) is not list:
+        return False
+    if len(lines) > LINES_MAX or q.get("referral", []) != []:  # referrers: the careful road
+        return False
+    after = q.get("card_type_after")
+    if after is not None and (type(after) is not str or not 0 < len(after) <= TYPE_AFTER_CHARS_MAX):
+        return False
+    try:
+        amounts = [*_HEAD_INTS(q), redeem["amount"]]
+        for line in lines:
+            if type(line) is not dict:
+                return False
+            amounts += map(line.__getitem__, LINE_INT_FIELDS)
+        points = (redeem["points"], accrual["points"])
+    except KeyError:
+        return False
+    return (
+        set(map(type, amounts)) == {int}  # exactly int: bool and None are refused here
+        and type(points[0]) is int
+        and type(points[1]) is int
+        and min(amounts) >= 0
+        and max(amounts) <= fields.AMOUNT_MAX
+        and 0 <= points[0] <= fields.POINTS_MAX
+        and 0 <= points[1] <= fields.POINTS_MAX
+    )
+
+
+def _checked_quote(quote: Any, where: str) -> dict[str, Any]:
     q = fields.mapping(quote, f"{where} quote")
     for name in ("subtotal", "discount", "total", "to_pay"):
         fields.whole(q.get(name), f"{where} quote field {name!r}")
@@ -43,17 +76,9 @@ def check_quote(quote: Any, where: str) -> dict[str, Any]:
     fields.whole(accrual.get("points"), f"{where} quote accrual.points", 0, fields.POINTS_MAX)
     lines = fields.items(q.get("lines"), f"{where} quote field 'lines'", LINES_MAX)
     for i, line in enumerate(lines):
-        if isinstance(line, dict) and _ints_ok(line):
-            continue  # the common case, without building a message per field
         fields.mapping(line, f"{where} quote line {i}")
         for name in LINE_INT_FIELDS:
             fields.whole(line.get(name), f"{where} quote line {i} field {name!r}")
-    if q["to_pay"] != q["total"] - redeem["amount"] or q["to_pay"] != sum(
-        ln["paid"] for ln in lines
-    ):
-        raise LedgerInputError(
-            f"{where}: quote does not add up (to_pay ≠ total − redeemed money or ≠ Σ line paid)"
-        )
     for i, ref in enumerate(fields.items(q.get("referral", []), f"{where} referral", REFERRAL_MAX)):
         fields.mapping(ref, f"{where} referral {i}")
         keys.text(ref.get("card"), f"{where} referral {i} card")
@@ -61,24 +86,70 @@ def check_quote(quote: Any, where: str) -> dict[str, Any]:
         fields.whole(ref.get("cumulative"), f"{where} referral {i} cumulative")
     after = q.get("card_type_after")
     if after is not None:
-        fields.text(after, f"{where} quote card_type_after", 64)
+        fields.text(after, f"{where} quote card_type_after", TYPE_AFTER_CHARS_MAX)
     return q
 
 
+def check_quote(quote: Any, where: str) -> dict[str, Any]:
+    q: dict[str, Any] = quote if _plain_quote(quote) else _checked_quote(quote, where)
+    if q["to_pay"] != q["total"] - q["redeem"]["amount"] or q["to_pay"] != sum(
+        ln["paid"] for ln in q["lines"]
+    ):
+        raise LedgerInputError(
+            f"{where}: quote does not add up (to_pay ≠ total − redeemed money or ≠ Σ line paid)"
+        )
+    return q
+
+
+TENDER_FIELDS = frozenset({"method", "amount", "reference"})
+METHOD_CHARS_MAX = 32
+REFERENCE_CHARS_MAX = 128
+
+
+def _plain_tenders(payment: Any) -> bool:
+    """True when the payment is surely valid (one dict of plain tenders), without messages."""
+    if type(payment) is not dict or len(payment) != 1:
+        return False
+    tenders = payment.get("tenders")
+    if type(tenders) is not list or len(tenders) > TENDERS_MAX:
+        return False
+    for tender in tenders:
+        if type(tender) is not dict or not tender.keys() <= TENDER_FIELDS:
+            return False
+        method, amount, reference = tender.get("method"), tender.get("amount"), tender.get("reference", "-")
+        if (
+            type(method) is not str
+            or not 0 < len(method) <= METHOD_CHARS_MAX
+            or type(amount) is not int
+            or not 0 <= amount <= fields.AMOUNT_MAX
+            or type(reference) is not str
+            or not 0 < len(reference) <= REFERENCE_CHARS_MAX
+        ):
+            return False
+    return True
+
+
 def check_payment(payment: Any, to_pay: int, where: str) -> list[dict[str, Any]]:
-    pay = fields.mapping(payment, f"{where} payment", frozenset({"tenders"}))
-    tenders = fields.items(pay.get("tenders"), f"{where} payment tenders", TENDERS_MAX)
-    for i, tender in enumerate(tenders):
-        fields.mapping(tender, f"{where} tender {i}", frozenset({"method", "amount", "reference"}))
-        fields.text(tender.get("method"), f"{where} tender {i} method", 32)
-        fields.whole(tender.get("amount"), f"{where} tender {i} amount")
-        if "reference" in tender:
-            fields.text(tender["reference"], f"{where} tender {i} reference", 128)
+    tenders: list[dict[str, Any]] = (
+        payment["tenders"] if _plain_tenders(payment) else _checked_tenders(payment, where)
+    )
     if sum(t["amount"] for t in tenders) != to_pay:
         raise LedgerInputError(
             f"{where}: tenders add up to {sum(t['amount'] for t in tenders)}, "
             f"the quote asks {to_pay}"
         )
+    return tenders
+
+
+def _checked_tenders(payment: Any, where: str) -> list[dict[str, Any]]:
+    pay = fields.mapping(payment, f"{where} payment", frozenset({"tenders"}))
+    tenders = fields.items(pay.get("tenders"), f"{where} payment tenders", TENDERS_MAX)
+    for i, tender in enumerate(tenders):
+        fields.mapping(tender, f"{where} tender {i}", TENDER_FIELDS)
+        fields.text(tender.get("method"), f"{where} tender {i} method", METHOD_CHARS_MAX)
+        fields.whole(tender.get("amount"), f"{where} tender {i} amount")
+        if "reference" in tender:
+            fields.text(tender["reference"], f"{where} tender {i} reference", REFERENCE_CHARS_MAX)
     return tenders
 
 
@@ -165,6 +236,7 @@ def commit(
             "at": at.iso,
             "at_ms": at.ms,
             "card": card,
+            "checkout": checkout,  # with quote, card and tenders: the whole request (`_request_of`)
             "quote": q,
             "tenders": tenders,
             "shift": tx.meta["shift"],
@@ -205,4 +277,19 @@ def commit(
             "balance": balance,
         }
 
-    return write(store, sale_id, "sale", request, body)
+    def stored(txn: lmdb.Transaction) -> dict[str, Any] | None:
+        raw = txn.get(keys.text(sale_id, "sale id"), db=store.dbs["receipts"])
+        return None if raw is None else _request_of(codec.unpack(raw, f"receipt {sale_id}"))
+
+    return write(store, sale_id, "sale", request, body, stored)
+
+
+def _request_of(receipt: dict[str, Any]) -> dict[str, Any]:
+    """The request a receipt was committed from: check_payment allows `tenders` alone in the
+    payment, and returns never change a receipt's quote, card or tenders."""
+    return {
+        "quote": receipt["quote"],
+        "card": receipt["card"],
+        "payment": {"tenders": receipt["tenders"]},
+        "checkout": receipt.get("checkout"),
+    }

@@ -43,7 +43,11 @@ MAP_SIZE_MAX_BYTES = 1024**4
 USAGE_ALARM_RATIO = 0.70
 MAX_READERS = 32
 META_KEY = b"ledger"
-FORMAT_VERSION = 1
+# 2: card records carry lots_points / lots_count and sale op records no digest. A format-1 file
+# is read and becomes 2 at its first write (each card gets its sums when a write first loads it);
+# a build that reads only 1 refuses a format-2 file, since its writes would leave the sums stale.
+FORMAT_VERSION = 2
+FORMATS_READ = frozenset({1, 2})
 
 
 class Store:
@@ -94,6 +98,7 @@ class Store:
                 f"{self.path}: ledger full while creating its tables: raise map_size in the config"
             ) from None
         self.map_size_bytes = map_size_bytes
+        self.page_bytes: int = self.env.stat()["psize"]  # fixed for the file's life
         self._alarmed = False
         self.check_usage()
 
@@ -103,8 +108,7 @@ class Store:
     def usage(self) -> float:
         """Used bytes / map size (used = pages up to the last one LMDB has handed out)."""
         info = self.env.info()
-        page_bytes = self.env.stat()["psize"]
-        return (info["last_pgno"] + 1) * page_bytes / info["map_size"]
+        return (info["last_pgno"] + 1) * self.page_bytes / info["map_size"]
 
     def check_usage(self) -> float:
         ratio = self.usage()

@@ -6,24 +6,32 @@ LedgerConflictError), and on success runs the always-on invariant checks before 
 every touched card's balance equals Σ of its lots, no lot is negative unless it is the debt lot,
 every lot movement went out in an event (`lots`, matching its `deltas`), and the outbox grew
 gap-free. A map-full error anywhere aborts the whole transaction.
+
+Σ lots without walking every lot: each card record carries `lots_points` and `lots_count`, the
+sum and number of its lots as of its last commit. Every lot write goes through this class
+(`put_lot`, `delete`), which reads the lot's stored points before its first change; `finish`
+reads each written lot back, checks its sign, and measures what moved. A card's new sum is its
+stored sum plus the measured move, and must equal its new balance. Lots this transaction did not
+write are unchanged, so by induction the stored sum is the true Σ lots — `verify` (and
+`posterm ledger verify`) re-walks every lot and cross-checks both fields. A card without the
+fields (a new card, or a file from an older build) is walked once to set them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import lmdb
 
-from terminal.ledger import codec, keys, movements
+from terminal.ledger import codec, keys, lots, movements
 from terminal.ledger.errors import (
     LedgerConflictError,
     LedgerInvariantError,
     LedgerNotFoundError,
 )
-from terminal.ledger.store import META_KEY, Store
+from terminal.ledger.store import FORMAT_VERSION, META_KEY, Store
 
 LOTS_PER_CARD_MAX = 10_000
 EVENTS_PER_OP_MAX = 100_000
@@ -53,6 +61,11 @@ class Tx:
         # Lot movements not yet carried by an event (the next event's `lots` field).
         self.lot_moves: dict[str, list[movements.Move]] = {}
         self.events = 0
+        self.card_keys: dict[str, bytes] = {}
+        # Σ and number of each loaded card's lots before this transaction moved any of them.
+        self.base_lots: dict[str, tuple[int, int]] = {}
+        # Points of every lot written here, as stored before its first change (None: no lot).
+        self.lots_before: dict[bytes, int | None] = {}
 
     # ------------------------------------------------------------------ raw access
 
@@ -61,6 +74,8 @@ class Tx:
         return None if raw is None else codec.unpack(raw, what)
 
     def put(self, db: str, key: bytes, value: Any, what: str) -> None:
+        if db == "lots":  # lots have their own encoding and are tracked for the invariant
+            raise LedgerInvariantError(f"{what}: lots are written with Tx.put_lot")
         self.txn.put(key, codec.pack(value, what), db=self.dbs[db])
 
     def put_new(self, db: str, key: bytes, value: Any, what: str) -> None:
@@ -73,15 +88,53 @@ class Tx:
             raise LedgerInvariantError(f"{what}: already present")
 
     def delete(self, db: str, key: bytes) -> None:
+        if db == "lots":
+            self._lot_before(key)
         self.txn.delete(key, db=self.dbs[db])
 
+    # ------------------------------------------------------------------ lots
+
+    def put_lot(self, key: bytes, data: bytes) -> None:
+        """Write one encoded lot (`lots.encode`); the only way a lot is written."""
+        self._lot_before(key)
+        self.txn.put(key, data, db=self.dbs["lots"])
+
+    def _lot_before(self, key: bytes) -> None:
+        if key not in self.lots_before:
+            raw = self.txn.get(key, db=self.dbs["lots"])
+            self.lots_before[key] = None if raw is None else lots.stored_points(key, raw)
+
+    def _measured_moves(self, prefix: bytes = b"") -> dict[bytes, tuple[int, int]]:
+        """Per card key: (points, lots) moved by this transaction, measured by reading back
+        every lot it wrote (whose sign is checked on the way); `prefix` narrows to one card."""
+        moves: dict[bytes, tuple[int, int]] = {}
+        get, db = self.txn.get, self.dbs["lots"]
+        for key, before in self.lots_before.items():
+            if not key.startswith(prefix):
+                continue
+            raw = get(key, db=db)
+            after = None if raw is None else lots.stored_points(key, raw)
+            card_key = key[: keys.TEXT_KEY_BYTES]
+            points, count = moves.get(card_key, (0, 0))
+            moves[card_key] = (
+                points + (after or 0) - (before or 0),
+                count + (after is not None) - (before is not None),
+            )
+        return moves
+
     # ------------------------------------------------------------------ cards
+
+    def card_key(self, number: str) -> bytes:
+        key = self.card_keys.get(number)
+        if key is None:
+            key = self.card_keys[number] = keys.text(number, "card number")
+        return key
 
     def card(self, number: str) -> dict[str, Any]:
         """The card record, cached for this transaction; written back at commit."""
         if number in self.cards:
             return self.cards[number]
-        found = self.get("cards", keys.text(number, "card number"), f"card {number}")
+        found = self.get("cards", self.card_key(number), f"card {number}")
         if found is None:
             raise LedgerNotFoundError(f"card {number}: not in the ledger")
         if len(self.cards) >= CARDS_PER_OP_MAX:
@@ -90,9 +143,20 @@ class Tx:
         return found
 
     def _track(self, record: dict[str, Any]) -> None:
-        self.cards[record["number"]] = record
-        self.base_delta[record["number"]] = record["local_delta"]
-        self.attributed[record["number"]] = 0
+        number = record["number"]
+        self.cards[number] = record
+        self.base_delta[number] = record["local_delta"]
+        self.attributed[number] = 0
+        if "lots_points" in record:
+            self.base_lots[number] = (record["lots_points"], record["lots_count"])
+            return
+        # A new card, or one written by an older build: walk its lots once (lots left without
+        # a card count too, so they still break the invariant), less what this transaction
+        # already moved, to get the sum the coming checks start from.
+        key = self.card_key(number)
+        points, count = lots.checked_sum(self.txn, self.dbs, number)
+        moved_points, moved_count = self._measured_moves(key).get(key, (0, 0))
+        self.base_lots[number] = (points - moved_points, count - moved_count)
 
     def new_card(self, record: dict[str, Any]) -> None:
         self._track(record)
@@ -117,7 +181,7 @@ class Tx:
     def card_exists(self, number: str) -> bool:
         return (
             number in self.cards
-            or self.txn.get(keys.text(number, "card number"), db=self.dbs["cards"]) is not None
+            or self.txn.get(self.card_key(number), db=self.dbs["cards"]) is not None
         )
 
     def lot_moved(self, number: str, points: int, lot: dict[str, Any]) -> None:
@@ -184,30 +248,39 @@ class Tx:
 
     # ------------------------------------------------------------------ invariants and commit
 
-    def lots_sum(self, number: str) -> int:
-        """Σ lots of a card, checking each lot's sign on the way (always on, not `assert`)."""
-        from terminal.ledger import lots  # lots imports Tx for typing only
-
-        return lots.checked_sum(self.txn, self.dbs, number)
-
     def finish(self) -> None:
-        if self.unattributed():
+        loose = self.unattributed()
+        if loose:
             raise LedgerInvariantError(
-                f"point changes without an outbox event: {sorted(self.unattributed().items())[:5]}"
+                f"point changes without an outbox event: {sorted(loose.items())[:5]}"
             )
         if any(self.lot_moves.values()):
             raise LedgerInvariantError(
                 f"lot movements without an outbox event: cards {sorted(self.lot_moves)[:5]}"
             )
+        moves = self._measured_moves()
+        for card_key in moves:
+            number = keys.read_text(card_key)
+            if number in self.cards:
+                continue
+            # Lots moved on a card this operation never loaded: its balance cannot have moved.
+            if not self.card_exists(number):
+                raise LedgerInvariantError(f"lots of card {number} changed, but there is no such card")
+            self.card(number)
         for number, card in self.cards.items():
+            moved_points, moved_count = moves.get(self.card_key(number), (0, 0))
+            base_points, base_count = self.base_lots[number]
+            total, count = base_points + moved_points, base_count + moved_count
             balance = card["server_balance"] + card["local_delta"]
-            total = self.lots_sum(number)
             if balance != total:
                 raise LedgerInvariantError(
                     f"card {number}: balance {balance} (server {card['server_balance']} + local "
                     f"{card['local_delta']}) differs from the sum of its lots {total}"
                 )
-            self.put("cards", keys.text(number, "card number"), card, f"card {number}")
+            if count > LOTS_PER_CARD_MAX:
+                raise LedgerInvariantError(f"card {number}: more than {LOTS_PER_CARD_MAX} lots")
+            card["lots_points"], card["lots_count"] = total, count
+            self.put("cards", self.card_key(number), card, f"card {number}")
         grown = self.meta["next_seq"] - self.first_seq
         if grown != self.events:
             raise LedgerInvariantError(
@@ -217,40 +290,67 @@ class Tx:
             last = self.txn.get(keys.u64(self.meta["next_seq"] - 1), db=self.dbs["outbox"])
             if last is None:
                 raise LedgerInvariantError("outbox: the last event is missing")
+        self.meta["format"] = FORMAT_VERSION  # a format-1 file is format 2 from its first write on
         self.put("meta", META_KEY, self.meta, "meta")
 
 
-@contextmanager
-def _transaction(store: Store) -> Iterator[lmdb.Transaction]:
-    try:
-        with store.env.begin(write=True) as txn:
-            yield txn
-    except lmdb.MapFullError:
-        raise store.map_full() from None
-    store.check_usage()
+def _same_request(
+    done: dict[str, Any],
+    kind: str,
+    request: Any,
+    stored: Callable[[lmdb.Transaction], Any] | None,
+    txn: lmdb.Transaction,
+    op_id: str,
+) -> bool:
+    if done["kind"] != kind:
+        return False
+    if done["digest"] is not None:  # every kind but sales, and sales recorded by older builds
+        return bool(done["digest"] == codec.digest([kind, request]))
+    if stored is None:
+        raise LedgerInvariantError(f"operation {op_id}: recorded without a digest for a {kind}")
+    first = stored(txn)
+    if first is None:
+        raise LedgerInvariantError(f"operation {op_id}: the record of its content is missing")
+    return codec.same_content(first, request)
 
 
 def write(
-    store: Store, op_id: str, kind: str, request: Any, body: Callable[[Tx], dict[str, Any]]
+    store: Store,
+    op_id: str,
+    kind: str,
+    request: Any,
+    body: Callable[[Tx], dict[str, Any]],
+    stored: Callable[[lmdb.Transaction], Any] | None = None,
 ) -> dict[str, Any]:
-    """Run `body` once for `op_id`: atomically, idempotently, with the invariants checked."""
+    """Run `body` once for `op_id`: atomically, idempotently, with the invariants checked.
+
+    The op record keeps the digest of `request`, which a retry's must match. An operation that
+    writes its whole request anyway (a sale's receipt) passes `stored`, which reads it back:
+    its op record then keeps no digest, and a retry is compared with that content itself
+    (`codec.same_content`) — the digest of a sale's ~1 KB quote was the costliest step of a sale.
+    """
     op_key = keys.text(op_id, f"{kind} id")
-    wanted = codec.digest([kind, request])
-    with _transaction(store) as txn:
-        found = txn.get(op_key, db=store.dbs["ops"])
-        if found is not None:
-            done = codec.unpack(found, f"operation {op_id}")
-            if done["kind"] != kind or done["digest"] != wanted:
-                raise LedgerConflictError(
-                    f"{kind} {op_id}: this id was already used for a different {done['kind']} "
-                    "(exists_with_different_fields); nothing changed"
-                )
-            result: dict[str, Any] = done["result"]
-            return result
-        tx = Tx(store, txn)
-        result = body(tx)
-        tx.finish()
-        tx.put_new(
-            "ops", op_key, {"kind": kind, "digest": wanted, "result": result}, f"operation {op_id}"
-        )
-        return result
+    # Before the transaction: a request that cannot be digested is refused without the lock.
+    wanted = None if stored is not None else codec.digest([kind, request])
+    try:
+        with store.env.begin(write=True) as txn:
+            found = txn.get(op_key, db=store.dbs["ops"])
+            if found is not None:
+                done = codec.unpack(found, f"operation {op_id}")
+                if not _same_request(done, kind, request, stored, txn, op_id):
+                    raise LedgerConflictError(
+                        f"{kind} {op_id}: this id was already used for a different {done['kind']} "
+                        "(exists_with_different_fields); nothing changed"
+                    )
+                result: dict[str, Any] = done["result"]
+                return result
+            tx = Tx(store, txn)
+            result = body(tx)
+            tx.finish()
+            tx.put_new(
+                "ops", op_key, {"kind": kind, "digest": wanted, "result": result}, f"operation {op_id}"
+            )
+    except lmdb.MapFullError:
+        raise store.map_full() from None
+    store.check_usage()
+    return result

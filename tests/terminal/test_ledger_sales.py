@@ -7,6 +7,9 @@ from terminal.ledger import (
     LedgerConflictError,
     LedgerInputError,
     LedgerNotFoundError,
+    codec,
+    keys,
+    sales,
 )
 
 from .conftest import NOW, add_card, assert_ok, lots_of, sell, tenders
@@ -126,3 +129,173 @@ def test_sale_without_card_and_referral_credit(ledger, engine):
     _, result = sell(ledger, engine, "s2", None, [500])
     assert result["balance"] is None
     assert_ok(ledger)
+
+
+JUNK = [None, True, False, -1, 0, 1, 10**15, 10**15 + 1, 2**64, 1.5, "", "x", "x" * 33, "x" * 129]
+JUNK += [[], [1], {}, {"a": 1}]
+
+
+def _paths(value, prefix=()):
+    """Every (container, key) place inside a quote or payment, to put junk into."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield (*prefix, key)
+            yield from _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield (*prefix, i)
+            yield from _paths(item, (*prefix, i))
+
+
+def _careful_accepts(check, *args):
+    try:
+        check(*args)
+    except LedgerInputError:
+        return False
+    return True
+
+
+def _variants(value):
+    """`value` with each place in turn replaced by each junk value, deleted, or given a new
+    key (`reference`, `referral`, `card_type_after`, `x`) holding junk; and junk for the whole."""
+    for junk in JUNK:
+        yield junk
+        for name in ("reference", "referral", "card_type_after", "x"):
+            yield _with(value, (), name, junk)
+    for path in list(_paths(value)):
+        for change in ["delete", "add", *range(len(JUNK))]:
+            copied = copy.deepcopy(value)
+            parent = copied
+            for step in path[:-1]:
+                parent = parent[step]
+            if change == "delete":
+                if not isinstance(parent, dict):
+                    continue
+                del parent[path[-1]]
+            elif change == "add":
+                target = parent[path[-1]]
+                if not isinstance(target, dict):
+                    continue
+                for name in ("reference", "referral", "card_type_after", "x"):
+                    for junk in JUNK:
+                        yield _with(copied, path, name, junk)
+                continue
+            else:
+                parent[path[-1]] = copy.deepcopy(JUNK[change])
+            yield copied
+
+
+def _with(value, path, name, junk):
+    copied = copy.deepcopy(value)
+    target = copied
+    for step in path:
+        target = target[step]
+    target[name] = copy.deepcopy(junk)
+    return copied
+
+
+def test_the_quick_checks_accept_nothing_the_careful_checks_refuse(engine):
+    """check_quote/check_payment decide the common case with a few C-level passes and fall back
+    to the field-by-field checks; the quick road must never let through what the careful one
+    refuses, whatever field is replaced by junk, removed or added (every place, every junk)."""
+    quote = engine.quote(
+        {"store": "S01", "lines": [{"sku": f"P{i}", "price": 100 + i, "qty": 1} for i in range(2)]},
+        {"number": "C1", "type": "standard", "cumulative": 0, "lots": [], "referrers": []},
+        NOW,
+        None,
+    )
+    quote["card_type_after"] = "silver"
+    checked = 0
+    for variant in _variants(quote):
+        if sales._plain_quote(variant):
+            assert _careful_accepts(sales._checked_quote, variant, "sale x"), variant
+        checked += 1
+    for variant in _variants({"tenders": [{"method": "card", "amount": 5, "reference": "r"}]}):
+        if sales._plain_tenders(variant):
+            assert _careful_accepts(sales._checked_tenders, variant, "sale x"), variant
+        checked += 1
+    assert checked > 1000
+
+
+def test_the_quick_checks_take_the_common_case(engine):
+    quote = engine.quote(
+        {"store": "S01", "lines": [{"sku": "A", "price": 100, "qty": 1}]},
+        {"number": "C1", "type": "standard", "cumulative": 0, "lots": [], "referrers": []},
+        NOW,
+        None,
+    )
+    assert sales._plain_quote(quote) and sales._plain_tenders(tenders(quote))
+    assert sales._plain_tenders({"tenders": [{"method": "card", "amount": 5, "reference": "r-1"}]})
+
+
+def _reordered(value):
+    """The same content with every dict's keys in reverse order."""
+    if isinstance(value, dict):
+        return {key: _reordered(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reordered(item) for item in value]
+    return value
+
+
+def test_a_retry_is_compared_with_the_receipt_whatever_its_key_order(ledger, engine):
+    add_card(ledger, "C1", 1000)
+    quote, first = sell(ledger, engine, "s1", "C1", [10000, 2500], redeem=100)
+    with ledger.store.env.begin() as txn:
+        op = codec.unpack(txn.get(keys.text("s1"), db=ledger.store.dbs["ops"]))
+    assert op["digest"] is None  # a sale's content is its receipt; the op record keeps no copy
+    before = (ledger.meta(), ledger.card("C1", NOW))
+    again = ledger.commit_sale("s1", _reordered(quote), "C1", _reordered(tenders(quote)), NOW)
+    assert again == first and (ledger.meta(), ledger.card("C1", NOW)) == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda q, p: q["lines"][0].update(rules=[*q["lines"][0]["rules"], "x"]),
+        lambda q, p: q.update(extra=2),
+        lambda q, p: q.update(extra=1.0),  # 1 and 1.0 are the same to ==, not to the ledger
+        lambda q, p: q.update(extra=True),
+        lambda q, p: p["tenders"][0].update(reference="r-2"),
+    ],
+)
+def test_a_retry_with_other_content_is_refused(ledger, engine, change):
+    add_card(ledger, "C1", 1000)
+    quote = engine.quote(
+        {"store": "S01", "lines": [{"sku": "A", "price": 100, "qty": 1}]}, ledger.card_for_quote("C1", NOW), NOW
+    )
+    first_quote, payment = copy.deepcopy(quote), tenders(quote)
+    first_quote["extra"] = 1
+    ledger.commit_sale("s1", first_quote, "C1", payment, NOW)
+    other_quote, other_payment = copy.deepcopy(first_quote), copy.deepcopy(payment)
+    change(other_quote, other_payment)
+    with pytest.raises(LedgerConflictError, match="exists_with_different_fields"):
+        ledger.commit_sale("s1", other_quote, "C1", other_payment, NOW)
+
+
+def test_a_retry_naming_another_checkout_is_refused(ledger, engine):
+    add_card(ledger, "C1", 1000)
+    quote, _ = sell(ledger, engine, "s1", "C1", [10000], checkout="K1")
+    with pytest.raises(LedgerConflictError, match="exists_with_different_fields"):
+        ledger.commit_sale("s1", quote, "C1", tenders(quote), NOW, checkout="K2")
+    assert ledger.commit_sale("s1", quote, "C1", tenders(quote), NOW, checkout="K1")["receipt"] == "s1"
+
+
+def test_a_sale_recorded_by_an_older_build_is_still_matched_by_its_digest(ledger, engine):
+    """Older builds kept the request's digest in the op record and no checkout in the receipt."""
+    add_card(ledger, "C1", 1000)
+    quote, first = sell(ledger, engine, "s1", "C1", [10000])
+    payment = tenders(quote)
+    request = {"quote": quote, "card": "C1", "payment": payment, "checkout": None}
+    dbs = ledger.store.dbs
+    with ledger.store.env.begin(write=True) as txn:
+        op = codec.unpack(txn.get(keys.text("s1"), db=dbs["ops"]))
+        op["digest"] = codec.digest(["sale", request])
+        txn.put(keys.text("s1"), codec.pack(op), db=dbs["ops"])
+        receipt = codec.unpack(txn.get(keys.text("s1"), db=dbs["receipts"]))
+        del receipt["checkout"]
+        txn.put(keys.text("s1"), codec.pack(receipt), db=dbs["receipts"])
+    assert ledger.commit_sale("s1", _reordered(quote), "C1", payment, NOW) == first
+    other = copy.deepcopy(quote)
+    other["lines"][0]["rules"] = ["x"]
+    with pytest.raises(LedgerConflictError, match="exists_with_different_fields"):
+        ledger.commit_sale("s1", other, "C1", payment, NOW)
