@@ -80,26 +80,36 @@ class Lot:
 
     points: int
     origin: Origin = NO_ORIGIN
-    fresh: bool = True  # the whole row must be written (new, or reopened after it emptied)
 
 
 class CardLots:
-    """One card's lots as read from the database, changed in memory, written back as a diff.
+    """One card's lots as read from the database, changed in memory, written back.
+
+    Stored rows are appended, never updated in place: a credit to a card that was not read is a
+    new row even when a row of the same dates exists (no lookup, no upsert — the price of a lot
+    per sale stays one appended row). Reading sums the rows of each key; a card that was read and
+    changed is rewritten whole, one row per key, which also merges such rows.
 
     Not `loaded`: the card's stored lots were not read (it is not in debt and the batch only
-    credits it); `lots` then holds only the points to add to the stored lots, by key."""
+    credits it); `lots` then holds only the points to append, by key."""
 
     __slots__ = ("balance_before", "loaded", "lots", "number", "stored")
 
     def __init__(
-        self, number: str, stored: Mapping[Key, int] | None = None, loaded: bool = True, balance_before: int = 0
+        self,
+        number: str,
+        stored: Mapping[Key, int] | None = None,
+        loaded: bool = True,
+        balance_before: int = 0,
+        origins: Mapping[Key, Origin] | None = None,
     ) -> None:
         self.number = number
         self.loaded = loaded
         self.balance_before = balance_before  # the card's balance when its row was locked
         self.stored: dict[Key, int] = dict(stored) if stored else {}
+        known = origins or {}
         self.lots: dict[Key, Lot] = (
-            {key: Lot(points, fresh=False) for key, points in self.stored.items()} if stored else {}
+            {key: Lot(points, known.get(key, NO_ORIGIN)) for key, points in self.stored.items()} if stored else {}
         )
 
     def total(self) -> int:
@@ -133,17 +143,16 @@ class CardLots:
                 f"card {self.number}: balance went {self.balance_before} → {balance} but its lots gained {gained}"
             )
 
-    def changes(self) -> tuple[list[Key], list[tuple[Key, Lot]], list[tuple[Key, int]], list[tuple[Key, Lot]]]:
-        """(keys to delete, whole rows to write, (key, points) to update, lots whose points are
-        added to a stored lot of the key or open it) since the load."""
+    def changes(self) -> tuple[bool, list[tuple[Key, Lot]]]:
+        """(rewrite, lots): rows to append for a card not read; for a card read and changed,
+        rewrite=True and every lot (its stored rows are deleted first); else nothing."""
         if not self.loaded:
-            return [], [], [], list(self.lots.items())
-        deleted = [key for key in self.stored if key not in self.lots]
-        written = [(key, lot) for key, lot in self.lots.items() if lot.fresh]
-        updated = [
-            (key, lot.points) for key, lot in self.lots.items() if not lot.fresh and lot.points != self.stored.get(key)
-        ]
-        return deleted, written, updated, []
+            return False, list(self.lots.items())
+        if len(self.lots) == len(self.stored) and all(
+            self.stored.get(key) == lot.points for key, lot in self.lots.items()
+        ):
+            return False, []
+        return True, list(self.lots.items())
 
 
 def credit(card: CardLots, points: int, key: Key, origin: Origin) -> None:

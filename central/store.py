@@ -134,12 +134,40 @@ class IngestTx(ABC):
     def insert_shortfalls(self, terminal: str, epoch: int, shortfalls: list[Shortfall]) -> None: ...
 
     @abstractmethod
-    def read_lots(self, numbers: list[str]) -> dict[str, dict[lots.Key, int]]:
-        """{number: {(expires_ms, from_ms): points}} of locked cards (cards without lots absent)."""
+    def _lot_rows(self, numbers: list[str]) -> list[Any]:
+        """The stored `lots` rows (LOT_COLUMNS) of `numbers`, in any order."""
+
+    def read_lots(self, numbers: list[str]) -> dict[str, tuple[dict[lots.Key, int], dict[lots.Key, Origin]]]:
+        """{number: ({(expires_ms, from_ms): points}, {key: origin})} of locked cards, the rows of
+        each key summed (cards without lots absent)."""
+        stored: dict[str, tuple[dict[lots.Key, int], dict[lots.Key, Origin]]] = {}
+        for row in self._lot_rows(numbers):
+            points, origins = stored.setdefault(row[0], ({}, {}))
+            key = (int(row[1]), int(row[2]))
+            points[key] = points.get(key, 0) + int(row[3])
+            origins.setdefault(key, Origin(row[4], row[5], int(row[6]), int(row[7])))
+        return stored
+
+    def save_lots(self, book: dict[str, CardLots]) -> None:
+        """Append the new rows of cards not read; rewrite the cards read and changed."""
+        rewritten: list[str] = []
+        rows: list[tuple[Any, ...]] = []
+        for number, card in book.items():
+            rewrite, changed = card.changes()
+            if rewrite:
+                rewritten.append(number)
+            rows += [(number, *key, lot.points, *lot.origin) for key, lot in changed]
+        if rewritten:
+            self._delete_lots(rewritten)
+        if rows:
+            self._append_lots(rows)
 
     @abstractmethod
-    def save_lots(self, book: dict[str, CardLots]) -> None:
-        """Write what changed in the cards' lots since they were read (`CardLots.changes`)."""
+    def _delete_lots(self, numbers: list[str]) -> None: ...
+
+    @abstractmethod
+    def _append_lots(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert rows (LOT_COLUMNS order); several rows may share a card and dates."""
 
     def lock_with_lots(
         self, numbers: list[str], events: list[dict[str, Any]] | None = None
@@ -150,7 +178,10 @@ class IngestTx(ABC):
         balances_now = {n: c.balance for n, c in cards.items()}
         full = set(numbers) if events is None else lots.needs_lots(events, balances_now)
         stored = self.read_lots(sorted(full))
-        book = {n: CardLots(n, stored.get(n), loaded=n in full, balance_before=balances_now[n]) for n in numbers}
+        book = {}
+        for n in numbers:
+            points, origins = stored.get(n, (None, None))
+            book[n] = CardLots(n, points, loaded=n in full, balance_before=balances_now[n], origins=origins)
         for number in full:
             book[number].check(balances_now[number])
         return cards, book
@@ -410,7 +441,14 @@ class Store(ABC):
     def card_lots(self, number: str) -> list[dict[str, Any]]:
         """A card's lots, debt lot first, then soonest-expiring first, never-expiring last."""
         rows = self._query(f"SELECT {LOT_COLUMNS} FROM lots WHERE number = ? ORDER BY expires_ms, from_ms", (number,))
-        return [lots.public((int(r[1]), int(r[2])), lot_from_row(r)) for r in rows]
+        merged: dict[lots.Key, lots.Lot] = {}  # rows appended with the same dates are one lot
+        for row in rows:
+            key = (int(row[1]), int(row[2]))
+            if key in merged:
+                merged[key].points += int(row[3])
+            else:
+                merged[key] = lot_from_row(row)
+        return [lots.public(key, lot) for key, lot in merged.items()]
 
     def card_listing(self, limit: int = EVENTS_LIST_MAX) -> list[dict[str, Any]]:
         """Every card with its balance and the points that expire soonest (summed over the lots
@@ -442,7 +480,7 @@ class Store(ABC):
 
 def lot_from_row(row: Any) -> lots.Lot:
     """A `lots` row (LOT_COLUMNS) as a Lot, all metadata included."""
-    return lots.Lot(int(row[3]), Origin(row[4], row[5], int(row[6]), int(row[7])), fresh=False)
+    return lots.Lot(int(row[3]), Origin(row[4], row[5], int(row[6]), int(row[7])))
 
 
 def open_store(dsn: str) -> Store:

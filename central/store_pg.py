@@ -19,7 +19,6 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from central.balances import CardState, Shortfall
-from central.lots import CardLots, Key
 from central.store import (
     CARD_COLUMNS,
     EMPTY_LIST,
@@ -59,14 +58,10 @@ CREATE INDEX IF NOT EXISTS feed_cursor ON feed (cursor);
 CREATE SEQUENCE IF NOT EXISTS posterm_cursor;
 CREATE TABLE IF NOT EXISTS lots (number TEXT NOT NULL, expires_ms BIGINT NOT NULL, from_ms BIGINT NOT NULL,
     points BIGINT NOT NULL, source TEXT NOT NULL, terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
-    seq BIGINT NOT NULL, PRIMARY KEY (number, expires_ms, from_ms));
+    seq BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS lots_card ON lots (number);
 """
 TABLES = ("terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed", "lots")
-INSERT_LOTS = (
-    f"INSERT INTO lots ({LOT_COLUMNS}) SELECT * FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bigint[], "
-    "%b::text[], %b::text[], %b::bigint[], %b::bigint[]) "
-    "ON CONFLICT (number, expires_ms, from_ms) "
-)
 
 
 def _one_line(exc: Exception) -> str:
@@ -163,52 +158,19 @@ class _Tx(IngestTx):
             ),
         )
 
-    def read_lots(self, numbers: list[str]) -> dict[str, dict[Key, int]]:
-        stored: dict[str, dict[Key, int]] = {}
-        if numbers:
-            rows = self.conn.execute(
-                "SELECT number, expires_ms, from_ms, points FROM lots WHERE number = ANY(%b)", (numbers,)
-            ).fetchall()
-            for number, expires_ms, from_ms, points in rows:
-                stored.setdefault(number, {})[expires_ms, from_ms] = points
-        return stored
+    def _lot_rows(self, numbers: list[str]) -> list[Any]:
+        if not numbers:
+            return []
+        return self.conn.execute(f"SELECT {LOT_COLUMNS} FROM lots WHERE number = ANY(%b)", (numbers,)).fetchall()
 
-    def save_lots(self, book: dict[str, CardLots]) -> None:
-        """Three statements at most, each over arrays (the cards are locked: no other writer)."""
-        deleted: list[tuple[str, int, int]] = []
-        updated: list[tuple[str, int, int, int]] = []
-        written: list[tuple[Any, ...]] = []
-        added: list[tuple[Any, ...]] = []
-        for number, card in book.items():
-            gone, whole, points, more = card.changes()
-            deleted += [(number, *key) for key in gone]
-            updated += [(number, *key, p) for key, p in points]
-            written += [(number, *key, lot.points, *lot.origin) for key, lot in whole]
-            added += [(number, *key, lot.points, *lot.origin) for key, lot in more]
-        if deleted:
-            self.conn.execute(
-                "DELETE FROM lots USING unnest(%b::text[], %b::bigint[], %b::bigint[]) AS u(number, e, f) "
-                "WHERE lots.number = u.number AND lots.expires_ms = u.e AND lots.from_ms = u.f",
-                tuple(list(column) for column in zip(*deleted, strict=True)),
-            )
-        if updated:
-            self.conn.execute(
-                "UPDATE lots SET points = u.p FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bigint[]) "
-                "AS u(number, e, f, p) WHERE lots.number = u.number AND lots.expires_ms = u.e AND lots.from_ms = u.f",
-                tuple(list(column) for column in zip(*updated, strict=True)),
-            )
-        if written:
-            self.conn.execute(
-                INSERT_LOTS + "DO UPDATE SET points = excluded.points, source = excluded.source, "
-                "terminal = excluded.terminal, epoch = excluded.epoch, seq = excluded.seq",
-                tuple(list(column) for column in zip(*written, strict=True)),
-            )
-        if added:
-            # A lot of the same dates may be stored already: it keeps its origin, gains the points.
-            self.conn.execute(
-                INSERT_LOTS + "DO UPDATE SET points = lots.points + excluded.points",
-                tuple(list(column) for column in zip(*added, strict=True)),
-            )
+    def _delete_lots(self, numbers: list[str]) -> None:
+        self.conn.execute("DELETE FROM lots WHERE number = ANY(%b)", (numbers,))
+
+    def _append_lots(self, rows: list[tuple[Any, ...]]) -> None:
+        # COPY: a lot per sale is the bulk of the rows, and an append needs no conflict check
+        with self.conn.cursor() as cur, cur.copy(f"COPY lots ({LOT_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def insert_shortfalls(self, terminal: str, epoch: int, shortfalls: list[Shortfall]) -> None:
         if shortfalls:

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from central.balances import CardState, Shortfall
-from central.lots import CardLots, Key
 from central.store import (
     CARD_COLUMNS,
     LOT_COLUMNS,
@@ -49,7 +48,8 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 INSERT OR IGNORE INTO counters VALUES ('cursor', 0);
 CREATE TABLE IF NOT EXISTS lots (number TEXT NOT NULL, expires_ms INTEGER NOT NULL, from_ms INTEGER NOT NULL,
     points INTEGER NOT NULL, source TEXT NOT NULL, terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
-    seq INTEGER NOT NULL, PRIMARY KEY (number, expires_ms, from_ms)) WITHOUT ROWID;
+    seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS lots_card ON lots (number);
 """
 
 
@@ -117,39 +117,19 @@ class _Tx(IngestTx):
             [card_params(c, first + i) for i, c in enumerate(cards)],
         )
 
-    def read_lots(self, numbers: list[str]) -> dict[str, dict[Key, int]]:
-        stored: dict[str, dict[Key, int]] = {}
+    def _lot_rows(self, numbers: list[str]) -> list[Any]:
+        rows: list[Any] = []
         for start in range(0, len(numbers), 500):  # SQLite's bound-parameter limit
             chunk = numbers[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT number, expires_ms, from_ms, points FROM lots WHERE number IN ({marks})"
-            for number, expires_ms, from_ms, points in self.db.execute(sql, chunk):
-                stored.setdefault(number, {})[expires_ms, from_ms] = points
-        return stored
+            sql = f"SELECT {LOT_COLUMNS} FROM lots WHERE number IN ({','.join('?' * len(chunk))})"
+            rows += self.db.execute(sql, chunk).fetchall()
+        return rows
 
-    def save_lots(self, book: dict[str, CardLots]) -> None:
-        deleted, written, updated, added = [], [], [], []
-        for number, card in book.items():
-            gone, whole, points, more = card.changes()
-            deleted += [(number, *key) for key in gone]
-            updated += [(p, number, *key) for key, p in points]
-            written += [(number, *key, lot.points, *lot.origin) for key, lot in whole]
-            added += [(number, *key, lot.points, *lot.origin) for key, lot in more]
-        if added:
-            # A lot of the same dates may be stored already: it keeps its origin, gains the points.
-            self.db.executemany(
-                f"INSERT INTO lots ({LOT_COLUMNS}) VALUES ({','.join('?' * 8)}) "
-                "ON CONFLICT (number, expires_ms, from_ms) DO UPDATE SET points = points + excluded.points",
-                added,
-            )
-        if deleted:
-            self.db.executemany("DELETE FROM lots WHERE number = ? AND expires_ms = ? AND from_ms = ?", deleted)
-        if updated:
-            self.db.executemany(
-                "UPDATE lots SET points = ? WHERE number = ? AND expires_ms = ? AND from_ms = ?", updated
-            )
-        if written:
-            self.db.executemany(f"INSERT OR REPLACE INTO lots ({LOT_COLUMNS}) VALUES ({','.join('?' * 8)})", written)
+    def _delete_lots(self, numbers: list[str]) -> None:
+        self.db.executemany("DELETE FROM lots WHERE number = ?", [(n,) for n in numbers])
+
+    def _append_lots(self, rows: list[tuple[Any, ...]]) -> None:
+        self.db.executemany(f"INSERT INTO lots ({LOT_COLUMNS}) VALUES ({','.join('?' * 8)})", rows)
 
     def insert_shortfalls(self, terminal: str, epoch: int, shortfalls: list[Shortfall]) -> None:
         self.db.executemany(

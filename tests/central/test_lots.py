@@ -151,14 +151,17 @@ def test_a_malformed_lots_field_is_refused(lots_field: Any, message: str) -> Non
         run([event(1, "sale", {"C1": 5}, lots=lots_field)])
 
 
-def test_changes_are_a_diff_against_the_stored_lots() -> None:
-    card = CardLots("C1", {(ms(JUN), 0): 10, (ms(DEC), 0): 5, DATELESS_KEY: 7})
+def test_a_card_read_and_changed_is_rewritten_whole_with_its_origins() -> None:
+    sold = Origin("sale", "T02", 1, 4)
+    card = CardLots("C1", {(ms(JUN), 0): 10, (ms(DEC), 0): 5, DATELESS_KEY: 7}, origins={(ms(DEC), 0): sold})
+    assert card.changes() == (False, [])  # read, not changed: nothing to write
     lots.debit(card, 12, NOV_MS)  # JUN emptied, DEC down to 3
     lots.credit(card, 4, (ms(JAN), 0), Origin("sale", "T01", 1, 9))
-    deleted, written, updated, added = card.changes()
-    assert deleted == [(ms(JUN), 0)]
-    assert [(key, lot.points) for key, lot in written] == [((ms(JAN), 0), 4)]
-    assert updated == [((ms(DEC), 0), 3)] and added == []
+    rewrite, rows = card.changes()
+    assert rewrite
+    assert sorted((key, lot.points, lot.origin.seq) for key, lot in rows) == [
+        ((ms(JAN), 0), 4, 9), ((ms(DEC), 0), 3, 4), (DATELESS_KEY, 7, 0)
+    ]
 
 
 def test_a_card_only_credited_is_not_read_and_only_gains_points() -> None:
@@ -172,8 +175,8 @@ def test_a_card_only_credited_is_not_read_and_only_gains_points() -> None:
     card = CardLots("C1", loaded=False)
     lots.credit(card, 5, (ms(DEC), 0), Origin("sale", "T01", 1, 1))
     lots.credit(card, 2, (ms(DEC), 0), Origin("sale", "T01", 1, 2))
-    assert card.changes()[:3] == ([], [], [])
-    assert [(key, lot.points, lot.origin.seq) for key, lot in card.changes()[3]] == [((ms(DEC), 0), 7, 1)]
+    rewrite, rows = card.changes()  # rows to append, without reading the stored ones
+    assert not rewrite and [(key, lot.points, lot.origin.seq) for key, lot in rows] == [((ms(DEC), 0), 7, 1)]
     with pytest.raises(lots.LotInvariantError, match="not read"):
         lots.debit(card, 1, NOV_MS)
 

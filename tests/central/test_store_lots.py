@@ -92,6 +92,15 @@ def test_an_accrual_joins_a_stored_lot_of_the_same_dates(store: Store) -> None:
     assert lots_of(store, "C1") == [(12, JAN, DEC, False)]
     assert store.card_lots("C1")[0]["terminal"] == "T01"  # it keeps the event that opened it
     assert_balance_is_lots(store)
+    assert stored_rows(store, "C1") == 2  # appended as they came, without reading the card
+    t1.send(sale("C1", redeemed=[entry(-2, DEC, JAN)]))  # a debit reads the card and rewrites it
+    assert lots_of(store, "C1") == [(10, JAN, DEC, False)] and stored_rows(store, "C1") == 1
+    assert store.card_lots("C1")[0]["terminal"] == "T01"
+    assert_balance_is_lots(store)
+
+
+def stored_rows(store: Store, number: str) -> int:
+    return int(store._query("SELECT COUNT(*) FROM lots WHERE number = ?", (number,))[0][0])
 
 
 def test_redemption_takes_soonest_expiring_when_the_terminal_names_no_lot(store: Store) -> None:
