@@ -54,17 +54,20 @@ def _referrals(event: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in raw[:REFERRALS_MAX] if isinstance(r, dict) and card_number_ok(r.get("card"))]
 
 
-def touched_cards(events: list[dict[str, Any]]) -> list[str]:
-    """Every card an event moves or names, sorted (a fixed lock order avoids deadlocks)."""
+def touched_cards(events: list[dict[str, Any]], moves: list[dict[str, list[lots.Entry]]] | None = None) -> list[str]:
+    """Every card an event moves or names, sorted (a fixed lock order avoids deadlocks).
+    `moves`: the events' parsed `lots` fields (`lots.batch_moves`), when at hand."""
     numbers: set[str] = set()
-    for event in events:
+    for i, event in enumerate(events):
         numbers.update(event.get("deltas", {}))
         card = event.get("card")
         if card and card_number_ok(card) and event.get("type") in ("sale", "return"):
             numbers.add(card)
         if event.get("referral"):
             numbers.update(r["card"] for r in _referrals(event))
-        if "lots" in event:
+        if moves is not None:
+            numbers.update(moves[i])
+        elif "lots" in event:
             numbers.update(lots.event_cards(event))
     return sorted(numbers)
 
@@ -74,12 +77,17 @@ def _whole(value: Any) -> int:
 
 
 def fold(
-    events: list[dict[str, Any]], cards: dict[str, CardState], book: dict[str, CardLots], terminal: str = ""
+    events: list[dict[str, Any]],
+    cards: dict[str, CardState],
+    book: dict[str, CardLots],
+    terminal: str = "",
+    moves: list[dict[str, list[lots.Entry]]] | None = None,
 ) -> list[Shortfall]:
     """Apply events of `terminal` in order to `cards` and their lots in `book` (both hold every
-    touched card); returns shortfalls. A malformed `lots` field raises ProtocolError."""
+    touched card); returns shortfalls. A malformed `lots` field raises ProtocolError. `moves`:
+    the events' parsed `lots` fields (`lots.batch_moves`), when at hand."""
     shortfalls = []
-    for event in events:
+    for i, event in enumerate(events):
         origin = Origin(event["type"], terminal, event["epoch"], event["seq"])
         for ref in _referrals(event):
             # Referrers kept in the selling terminal's ledger were credited there (their points
@@ -94,7 +102,7 @@ def fold(
                 except ProtocolError as exc:
                     raise ProtocolError(f"event {event['seq']} referral of card {ref['card']}: {exc}") from None
                 lots.credit(book[ref["card"]], points, key, origin)
-        lots.apply_event(book, event, origin)
+        lots.apply_event(book, event, origin, None if moves is None else moves[i])
         for number, points in event.get("deltas", {}).items():
             card = cards[number]
             card.balance += points

@@ -74,7 +74,7 @@ class Entry(NamedTuple):
     key: Key
 
 
-@dataclass
+@dataclass(slots=True)
 class Lot:
     """A lot's points and origin; its dates are its key (stored as ms: small rows, fast ingest)."""
 
@@ -285,13 +285,23 @@ def _card_entries(number: Any, items: Any, delta: int) -> list[Entry]:
     return entries
 
 
-def apply_event(book: dict[str, CardLots], event: dict[str, Any], origin: Origin) -> None:
-    """Move the lots of every card the event's `deltas` or `lots` name. Entries apply in order;
-    a card with a delta but no entries (an older terminal) moves its dateless lot."""
+def batch_moves(events: list[dict[str, Any]]) -> list[dict[str, list[Entry]]]:
+    """Every event's `lots` field checked and parsed once (`event_lots`), for the lock, the read
+    and the fold of one batch."""
+    return [event_lots(event) for event in events]
+
+
+def apply_event(
+    book: dict[str, CardLots], event: dict[str, Any], origin: Origin, moves: dict[str, list[Entry]] | None = None
+) -> None:
+    """Move the lots of every card the event's `deltas` or `lots` name (`moves`: the parsed
+    `lots`). Entries apply in order; a card with a delta but no entries (an older terminal)
+    moves its dateless lot."""
     at_ms = event.get("at_ms")
     at_ms = at_ms if type(at_ms) is int else 0
     expired_first = event.get("type") == "expiry"
-    moves = event_lots(event)
+    if moves is None:
+        moves = event_lots(event)
     for number, points in (event.get("deltas") or {}).items():
         if number in moves:
             continue
@@ -311,15 +321,22 @@ def apply_event(book: dict[str, CardLots], event: dict[str, Any], origin: Origin
                 debit(card, -entry.points, at_ms, first, expired_first)
 
 
-def needs_lots(events: list[dict[str, Any]], balances: Mapping[str, int]) -> set[str]:
+def needs_lots(
+    events: list[dict[str, Any]], balances: Mapping[str, int], moves: list[dict[str, list[Entry]]] | None = None
+) -> set[str]:
     """The cards whose stored lots a fold of `events` must read: in debt before it (`balances`:
     every touched card's balance), or debited by one of them (a negative delta or `lots` entry,
-    even inside a card's net credit)."""
+    even inside a card's net credit). `moves`: the events' parsed `lots` (`batch_moves`)."""
     out = {number for number, balance in balances.items() if balance < 0}
-    for event in events:
+    for i, event in enumerate(events):
         for number, points in (event.get("deltas") or {}).items():
             if points < 0:
                 out.add(number)
+        if moves is not None:
+            for number, entries in moves[i].items():
+                if any(entry.points < 0 for entry in entries):
+                    out.add(number)
+            continue
         moved = event.get("lots")
         if type(moved) is dict:
             for number, items in moved.items():

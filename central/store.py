@@ -170,13 +170,16 @@ class IngestTx(ABC):
         """Insert rows (LOT_COLUMNS order); several rows may share a card and dates."""
 
     def lock_with_lots(
-        self, numbers: list[str], events: list[dict[str, Any]] | None = None
+        self,
+        numbers: list[str],
+        events: list[dict[str, Any]] | None = None,
+        moves: list[dict[str, list[lots.Entry]]] | None = None,
     ) -> tuple[dict[str, CardState], dict[str, CardLots]]:
         """Lock and read the cards, and the lots of those that need them for `events` (all when
         None), checked against their balances."""
         cards = self.lock_cards(numbers)
         balances_now = {n: c.balance for n, c in cards.items()}
-        full = set(numbers) if events is None else lots.needs_lots(events, balances_now)
+        full = set(numbers) if events is None else lots.needs_lots(events, balances_now, moves)
         stored = self.read_lots(sorted(full))
         book = {}
         for n in numbers:
@@ -191,8 +194,10 @@ class IngestTx(ABC):
         their lots. (Summing every touched card's rows in SQL here cost a fifth of ingest.)"""
         for card in cards:
             book[card.number].check_after(card.balance)
-        self.save_cards(cards)
+        # Lots first: saving the cards takes the feed-cursor lock, held by one writer at a time
+        # until COMMIT, so nothing else should happen after it.
         self.save_lots(book)
+        self.save_cards(cards)
 
     def lot_faults(self, numbers: list[str]) -> list[str]:
         """balance = Σ lots and the lots' signs, summed in SQL over the stored rows of `numbers`
@@ -257,10 +262,11 @@ def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
         tx.insert_events(batch.terminal, event_rows(batch.terminal, batch, duplicates))
         tx.finish_batch(batch.terminal, batch.epoch, batch.last_seq, mac)
         # Card rows are shared by all terminals: lock them last, so they are held briefly.
-        cards, book = tx.lock_with_lots(balances.touched_cards(new), new)
-        found = balances.fold(new, cards, book, batch.terminal)
-        tx.save_with_lots(list(cards.values()), book)
+        moves = lots.batch_moves(new)  # parsed once: a malformed `lots` field stores nothing
+        cards, book = tx.lock_with_lots(balances.touched_cards(new, moves), new, moves)
+        found = balances.fold(new, cards, book, batch.terminal, moves)
         tx.insert_shortfalls(batch.terminal, batch.epoch, found)
+        tx.save_with_lots(list(cards.values()), book)  # last: it takes the feed-cursor lock
         prev = mac
     else:
         prev = tx.boundary(batch.terminal, batch.epoch, batch.last_seq) or b""
