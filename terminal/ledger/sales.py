@@ -244,7 +244,6 @@ def commit(
             "refunds": [],
             **(part or {"moves": [], "accrual_lot": "", "type_before": None}),
         }
-        tx.put_new("receipts", key, receipt, f"receipt {sale_id}")
         balance = None
         if card:
             record = tx.card(card)
@@ -268,7 +267,7 @@ def commit(
                 "referral": receipt.get("referral", []),
             },
         )
-        return {
+        result = {
             "receipt": sale_id,
             "seq": seq,
             "redeemed": q["redeem"]["points"],
@@ -276,10 +275,17 @@ def commit(
             "debt_paid": receipt.get("debt_paid", 0),
             "balance": balance,
         }
+        # The receipt is the sale's op record too: a retry gets this result back from it.
+        receipt["result"] = result
+        tx.put_new("receipts", key, receipt, f"receipt {sale_id}")
+        return result
 
-    def stored(txn: lmdb.Transaction) -> dict[str, Any] | None:
+    def stored(txn: lmdb.Transaction) -> tuple[dict[str, Any], dict[str, Any]] | None:
         raw = txn.get(keys.text(sale_id, "sale id"), db=store.dbs["receipts"])
-        return None if raw is None else _request_of(codec.unpack(raw, f"receipt {sale_id}"))
+        if raw is None:
+            return None
+        receipt = codec.unpack(raw, f"receipt {sale_id}")
+        return _request_of(receipt), receipt.get("result", {})
 
     return write(store, sale_id, "sale", request, body, stored)
 

@@ -241,8 +241,8 @@ def test_a_retry_is_compared_with_the_receipt_whatever_its_key_order(ledger, eng
     add_card(ledger, "C1", 1000)
     quote, first = sell(ledger, engine, "s1", "C1", [10000, 2500], redeem=100)
     with ledger.store.env.begin() as txn:
-        op = codec.unpack(txn.get(keys.text("s1"), db=ledger.store.dbs["ops"]))
-    assert op["digest"] is None  # a sale's content is its receipt; the op record keeps no copy
+        assert txn.get(keys.text("s1"), db=ledger.store.dbs["ops"]) is None  # the receipt is the record
+        assert codec.unpack(txn.get(keys.text("s1"), db=ledger.store.dbs["receipts"]))["result"] == first
     before = (ledger.meta(), ledger.card("C1", NOW))
     again = ledger.commit_sale("s1", _reordered(quote), "C1", _reordered(tenders(quote)), NOW)
     assert again == first and (ledger.meta(), ledger.card("C1", NOW)) == before
@@ -281,18 +281,18 @@ def test_a_retry_naming_another_checkout_is_refused(ledger, engine):
 
 
 def test_a_sale_recorded_by_an_older_build_is_still_matched_by_its_digest(ledger, engine):
-    """Older builds kept the request's digest in the op record and no checkout in the receipt."""
+    """Older builds kept the request's digest and the result in an op record, and neither the
+    checkout nor the result in the receipt."""
     add_card(ledger, "C1", 1000)
     quote, first = sell(ledger, engine, "s1", "C1", [10000])
     payment = tenders(quote)
     request = {"quote": quote, "card": "C1", "payment": payment, "checkout": None}
     dbs = ledger.store.dbs
     with ledger.store.env.begin(write=True) as txn:
-        op = codec.unpack(txn.get(keys.text("s1"), db=dbs["ops"]))
-        op["digest"] = codec.digest(["sale", request])
+        op = {"kind": "sale", "digest": codec.digest(["sale", request]), "result": first}
         txn.put(keys.text("s1"), codec.pack(op), db=dbs["ops"])
         receipt = codec.unpack(txn.get(keys.text("s1"), db=dbs["receipts"]))
-        del receipt["checkout"]
+        del receipt["checkout"], receipt["result"]
         txn.put(keys.text("s1"), codec.pack(receipt), db=dbs["receipts"])
     assert ledger.commit_sale("s1", _reordered(quote), "C1", payment, NOW) == first
     other = copy.deepcopy(quote)
