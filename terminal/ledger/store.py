@@ -43,7 +43,8 @@ MAP_SIZE_MAX_BYTES = 1024**4
 USAGE_ALARM_RATIO = 0.70
 MAX_READERS = 32
 META_KEY = b"ledger"
-# 2: card records carry lots_points / lots_count and sale op records no digest. A format-1 file
+# 2: card records carry lots_points / lots_count, and a sale keeps its result in its receipt
+# instead of an op record (format-1 sales keep theirs and are still matched). A format-1 file
 # is read and becomes 2 at its first write (each card gets its sums when a write first loads it);
 # a build that reads only 1 refuses a format-2 file, since its writes would leave the sums stale.
 FORMAT_VERSION = 2
