@@ -142,6 +142,8 @@ class ApiServer:
             web.post("/v1/returns", self.return_sale),
             web.get("/v1/receipts/{id}", self.get_receipt),
             web.post("/v1/receipts/{id}/print", self.reprint),
+            web.get("/v1/shift", self.get_shift),
+            web.post("/v1/shift/close", self.close_shift),
             web.get("/v1/devices", self.get_devices),
             web.post("/v1/printer/retry", self.printer_retry),
             web.get("/v1/status", self.get_status),
@@ -251,6 +253,20 @@ class ApiServer:
     async def reprint(self, request: web.Request) -> web.Response:
         receipt_id = request.match_info["id"][:TEXT_CHARS_MAX]
         return _ok(await self.daemon.act(self.daemon.reprint, receipt_id))
+
+    # ------------------------------------------------------------------ shifts
+
+    async def get_shift(self, request: web.Request) -> web.Response:
+        """X report: the open shift's totals, nothing changed."""
+        return _ok(await self.daemon.act(self.daemon.ledger.report_shift))
+
+    async def close_shift(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        _only(body, {"shift"})
+        shift = body.get("shift")
+        if isinstance(shift, bool) or not isinstance(shift, int) or not 1 <= shift <= 10**12:
+            raise BadRequest("field 'shift' must be the open shift's number (GET /v1/shift)")
+        return _ok(await self.daemon.act(self.daemon.close_shift, shift))
 
     # ------------------------------------------------------------------ devices
 

@@ -287,6 +287,25 @@ class Daemon:
         self.wake_sync()
         return {k: v for k, v in ret.items() if k not in ("names", "sale_quote")}
 
+    # ------------------------------------------------------------------ shifts
+
+    def close_shift(self, shift: int) -> dict[str, Any]:
+        """Z report: the open shift's totals, recorded as its `shift_close` event, and the next
+        shift opened. The caller names the shift it read (GET /v1/shift), so a retried close
+        cannot close the fresh shift after it; a sale cannot land in between (the desk's lock)."""
+        if self.register.view()["state"] != "idle":
+            raise CheckoutError("a checkout is open; pay or cancel it before closing the shift")
+        report = self.ledger.report_shift()
+        if shift != report["shift"]:
+            raise CheckoutError(
+                f"shift {shift} is not the open one (shift {report['shift']} is): "
+                + ("it is closed already" if shift < report["shift"] else "no such shift yet")
+            )
+        closed = self.ledger.close_shift(f"z-{shift}", report["totals"], now_local())
+        self.publish("shift_closed", {"shift": shift, "totals": report["totals"], "tenders": report["tenders"]})
+        self.wake_sync()
+        return {**report, "closed": closed}
+
     # ------------------------------------------------------------------ status
 
     def status(self) -> dict[str, Any]:

@@ -83,6 +83,39 @@ def test_sale_with_points_then_return_by_receipt_barcode(terminal: Terminal) -> 
     assert stats["entries"]["receipts"] == 1
 
 
+def test_x_and_z_reports_through_the_api(terminal: Terminal) -> None:
+    terminal.start()
+
+    async def scenario() -> None:
+        async with ApiClient(terminal.socket) as api, EventWatcher(api) as events:
+            x = await api.ok("GET", "/v1/shift")
+            shift = x["shift"]
+            assert x["totals"]["sales"] == 0
+            terminal.scan(MILK)
+            await events.wait_for("quote")
+            status, refused = await api.call("POST", "/v1/shift/close", {"shift": shift})
+            assert status == 409 and "checkout is open" in refused["error"]
+            sale = await api.ok("POST", "/v1/checkout/pay", {"method": "cash"})
+            x = await api.ok("GET", "/v1/shift")
+            assert x["shift"] == shift and x["totals"]["sales"] == 1
+            assert x["tenders"] == {"cash": x["totals"]["to_pay"]} and x["totals"]["to_pay"] > 0
+            z = await api.ok("POST", "/v1/shift/close", {"shift": shift})
+            assert z["closed"]["closed_shift"] == shift and z["totals"] == x["totals"]
+            _, closed = await events.wait_for("shift_closed")
+            assert closed["shift"] == shift and closed["totals"] == x["totals"]
+            # A retried close (its reply lost) is refused; it does not close the fresh shift.
+            status, again = await api.call("POST", "/v1/shift/close", {"shift": shift})
+            assert status == 409 and "closed already" in again["error"]
+            x = await api.ok("GET", "/v1/shift")
+            assert x["shift"] == shift + 1 and x["totals"]["sales"] == 0
+            status, bad = await api.call("POST", "/v1/shift/close", {"shift": "1"})
+            assert status == 400 and "open shift's number" in bad["error"]
+            assert (await api.ok("GET", f"/v1/receipts/{sale['receipt']}"))["shift"] == shift
+
+    run(scenario())
+    assert terminal.daemons[0].stop() == 0
+
+
 def test_bad_requests_get_clear_4xx(terminal: Terminal) -> None:
     terminal.start()
 
