@@ -16,7 +16,7 @@ from typing import Any
 import lmdb
 
 from terminal.ledger import codec, fields, holds, keys, lots, moments
-from terminal.ledger.errors import LedgerBalanceError, LedgerInputError
+from terminal.ledger.errors import LedgerBalanceError, LedgerInputError, LedgerInvariantError
 from terminal.ledger.moments import Moment
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
@@ -285,7 +285,9 @@ def commit(
         if raw is None:
             return None
         receipt = codec.unpack(raw, f"receipt {sale_id}")
-        return _request_of(receipt), receipt.get("result", {})
+        if "result" not in receipt:  # older builds kept it in an op record, found before this
+            raise LedgerInvariantError(f"receipt {sale_id}: neither it nor an op record holds its result")
+        return _request_of(receipt), receipt["result"]
 
     return write(store, sale_id, "sale", request, body, stored)
 

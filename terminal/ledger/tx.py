@@ -294,24 +294,11 @@ class Tx:
         self.put("meta", META_KEY, self.meta, "meta")
 
 
-def _same_request(
-    done: dict[str, Any],
-    kind: str,
-    request: Any,
-    stored: Callable[[lmdb.Transaction], Any] | None,
-    txn: lmdb.Transaction,
-    op_id: str,
-) -> bool:
-    if done["kind"] != kind:
-        return False
-    if done["digest"] is not None:  # every kind but sales, and sales recorded by older builds
-        return bool(done["digest"] == codec.digest([kind, request]))
-    if stored is None:
-        raise LedgerInvariantError(f"operation {op_id}: recorded without a digest for a {kind}")
-    first = stored(txn)  # a sale of a build that kept an op record without a digest
-    if first is None:
-        raise LedgerInvariantError(f"operation {op_id}: the record of its content is missing")
-    return codec.same_content(first[0], request)
+def _conflict(kind: str, op_id: str, used_for: str) -> LedgerConflictError:
+    return LedgerConflictError(
+        f"{kind} {op_id}: this id was already used for a different {used_for} "
+        "(exists_with_different_fields); nothing changed"
+    )
 
 
 def write(
@@ -336,29 +323,19 @@ def write(
     try:
         with store.env.begin(write=True) as txn:
             found = txn.get(op_key, db=store.dbs["ops"])
-            if found is not None:
+            if found is not None:  # every kind but sales, and sales recorded by older builds
                 done = codec.unpack(found, f"operation {op_id}")
-                if not _same_request(done, kind, request, stored, txn, op_id):
-                    raise LedgerConflictError(
-                        f"{kind} {op_id}: this id was already used for a different {done['kind']} "
-                        "(exists_with_different_fields); nothing changed"
-                    )
+                if done["kind"] != kind or done["digest"] != (wanted or codec.digest([kind, request])):
+                    raise _conflict(kind, op_id, done["kind"])
                 result: dict[str, Any] = done["result"]
                 return result
-            if stored is not None:
-                earlier = stored(txn)
-                if earlier is not None:
-                    if not codec.same_content(earlier[0], request):
-                        raise LedgerConflictError(
-                            f"{kind} {op_id}: this id was already used for a different {kind} "
-                            "(exists_with_different_fields); nothing changed"
-                        )
-                    return earlier[1]
-            elif txn.get(op_key, db=store.dbs["receipts"]) is not None:
-                raise LedgerConflictError(
-                    f"{kind} {op_id}: this id was already used for a different sale "
-                    "(exists_with_different_fields); nothing changed"
-                )
+            earlier = None if stored is None else stored(txn)
+            if earlier is not None:
+                if not codec.same_content(earlier[0], request):
+                    raise _conflict(kind, op_id, kind)
+                return earlier[1]
+            if stored is None and txn.get(op_key, db=store.dbs["receipts"]) is not None:
+                raise _conflict(kind, op_id, "sale")
             tx = Tx(store, txn)
             result = body(tx)
             tx.finish()
