@@ -367,8 +367,27 @@ cdef inline int _field_in(object key, int first, int last) noexcept:
     return F_OTHER
 
 
-cdef inline int _line_field(object key) noexcept:
-    return _field_in(key, F_SKU, F_NAME)
+cdef bint _fields(object d, int first, int last, PyObject **out) noexcept:
+    """One walk over an exact dict's own keys (a lookup per known field would cost more): out[i]
+    is the borrowed value of field first + i, NULL when absent. False for anything but a dict, or
+    a key outside first..last — the reference reader then decides."""
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef int field
+    memset(out, 0, (last - first + 1) * sizeof(PyObject *))
+    if type(d) is not dict:
+        return False
+    while PyDict_Next(d, &pos, &key, &value):
+        field = _field_in(<object>key, first, last)
+        if field == F_OTHER:
+            return False
+        out[field - first] = value
+    return True
+
+
+cdef inline object _got(PyObject *value):
+    return _MISSING if value == NULL else <object>value
 
 
 # The reference readers' limits, read once (a module attribute lookup per quote adds up).
@@ -635,40 +654,19 @@ cdef class Engine:
         return entry
 
     cdef int _read_lines(self, Work *w, list raw_lines, list skus, list categories) except -1:
-        cdef Py_ssize_t i, n = len(raw_lines), pos
-        cdef PyObject *key
-        cdef PyObject *value
+        cdef Py_ssize_t i, n = len(raw_lines)
+        cdef PyObject *f[F_NAME - F_SKU + 1]
         cdef LineC *line
         cdef int64_t subtotal = 0, price = 0, qty = 0
-        cdef int field
         cdef bint plain
         for i in range(n):
             raw = raw_lines[i]
             line = &w.lines[i]
-            plain = type(raw) is dict
-            sku = price_o = qty_o = cats = no_discount = no_bonus = min_price = name = _MISSING
-            pos = 0
-            # one walk over the line's own keys: a lookup per known field would cost more
-            while plain and PyDict_Next(raw, &pos, &key, &value):
-                field = _line_field(<object>key)
-                if field == F_SKU:
-                    sku = <object>value
-                elif field == F_PRICE:
-                    price_o = <object>value
-                elif field == F_QTY:
-                    qty_o = <object>value
-                elif field == F_CATEGORIES:
-                    cats = <object>value
-                elif field == F_NO_DISCOUNT:
-                    no_discount = <object>value
-                elif field == F_NO_BONUS:
-                    no_bonus = <object>value
-                elif field == F_MIN_PRICE:
-                    min_price = <object>value
-                elif field == F_NAME:
-                    name = <object>value
-                else:
-                    plain = False
+            plain = _fields(raw, F_SKU, F_NAME, f)  # when not, the checks below are not reached
+            sku, price_o, qty_o = _got(f[F_SKU - F_SKU]), _got(f[F_PRICE - F_SKU]), _got(f[F_QTY - F_SKU])
+            cats, name = _got(f[F_CATEGORIES - F_SKU]), _got(f[F_NAME - F_SKU])
+            no_discount, no_bonus = _got(f[F_NO_DISCOUNT - F_SKU]), _got(f[F_NO_BONUS - F_SKU])
+            min_price = _got(f[F_MIN_PRICE - F_SKU])
             if (not plain or type(sku) is not str or not 0 < len(<str>sku) <= 64
                     or not _small_int(price_o, 0, PRICE_MAX, &price)
                     or not _small_int(qty_o, 1, QTY_UNITS_MAX, &qty)
@@ -723,34 +721,18 @@ cdef class Engine:
         """The reference `read_card` result, computed in C for canonical input; any other
         shape (or a fault) is handed to the reference reader, which decides."""
         cdef int64_t cumulative = 0, points = 0, start_us = 0, end_us = 0, available = 0
-        cdef Py_ssize_t pos = 0
-        cdef PyObject *key
-        cdef PyObject *value
-        cdef int field
-        cdef bint plain
+        cdef PyObject *f[F_HOLDER - F_NUMBER + 1]
+        cdef PyObject *g[F_EXPIRES_AT - F_POINTS + 1]
         if card is None:
             return None
-        plain = type(card) is dict
-        number = card_type = cumulative_o = lots = referrers = holder = _MISSING
-        while plain and PyDict_Next(card, &pos, &key, &value):
-            field = _field_in(<object>key, F_NUMBER, F_HOLDER)
-            if field == F_NUMBER:
-                number = <object>value
-            elif field == F_TYPE:
-                card_type = <object>value
-            elif field == F_CUMULATIVE:
-                cumulative_o = <object>value
-            elif field == F_LOTS:
-                lots = <object>value
-            elif field == F_REFERRERS:
-                referrers = <object>value
-            elif field == F_HOLDER:
-                holder = <object>value
-            else:
-                plain = False
+        if not _fields(card, F_NUMBER, F_HOLDER, f):
+            return self._read_card_slowly(card, moment, now)
+        number, card_type = _got(f[F_NUMBER - F_NUMBER]), _got(f[F_TYPE - F_NUMBER])
+        cumulative_o, lots = _got(f[F_CUMULATIVE - F_NUMBER]), _got(f[F_LOTS - F_NUMBER])
+        referrers, holder = _got(f[F_REFERRERS - F_NUMBER]), _got(f[F_HOLDER - F_NUMBER])
         if card_type is _MISSING:
             card_type = ""
-        if (not plain or type(number) is not str or not 0 < len(<str>number) <= 64
+        if (type(number) is not str or not 0 < len(<str>number) <= 64
                 or type(card_type) is not str or len(<str>card_type) > 64
                 or (cumulative_o is not _MISSING
                     and not _small_int(cumulative_o, 0, AMOUNT_MAX, &cumulative))
@@ -760,21 +742,12 @@ cdef class Engine:
                         or (type(holder) is str and 0 < len(<str>holder) <= 256))):
             return self._read_card_slowly(card, moment, now)
         for lot in <list>lots:
-            plain = type(lot) is dict and len(<dict>lot) == 3
-            pos = 0
-            points_o = start = end = _MISSING
-            while plain and PyDict_Next(lot, &pos, &key, &value):
-                field = _field_in(<object>key, F_POINTS, F_EXPIRES_AT)
-                if field == F_POINTS:
-                    points_o = <object>value
-                elif field == F_AVAILABLE_FROM:
-                    start = <object>value
-                elif field == F_EXPIRES_AT:
-                    end = <object>value
-                else:
-                    plain = False
-            if (not plain or start is _MISSING or end is _MISSING
-                    or not _small_int(points_o, -LOT_POINTS_FAST_MAX, LOT_POINTS_FAST_MAX, &points)
+            if not _fields(lot, F_POINTS, F_EXPIRES_AT, g):
+                return self._read_card_slowly(card, moment, now)
+            start, end = _got(g[F_AVAILABLE_FROM - F_POINTS]), _got(g[F_EXPIRES_AT - F_POINTS])
+            if (start is _MISSING or end is _MISSING
+                    or not _small_int(_got(g[F_POINTS - F_POINTS]), -LOT_POINTS_FAST_MAX,
+                                      LOT_POINTS_FAST_MAX, &points)
                     or (start is not None and not _iso_us(start, &start_us))
                     or (end is not None and not _iso_us(end, &end_us))):
                 return self._read_card_slowly(card, moment, now)
