@@ -57,18 +57,17 @@ def _referrals(event: dict[str, Any]) -> list[dict[str, Any]]:
 def touched_cards(events: list[dict[str, Any]], moves: list[dict[str, list[lots.Entry]]] | None = None) -> list[str]:
     """Every card an event moves or names, sorted (a fixed lock order avoids deadlocks).
     `moves`: the events' parsed `lots` fields (`lots.batch_moves`), when at hand."""
+    if moves is None:
+        moves = lots.batch_moves(events)
     numbers: set[str] = set()
-    for i, event in enumerate(events):
+    for event, moved in zip(events, moves, strict=True):
         numbers.update(event.get("deltas", {}))
         card = event.get("card")
         if card and card_number_ok(card) and event.get("type") in ("sale", "return"):
             numbers.add(card)
         if event.get("referral"):
             numbers.update(r["card"] for r in _referrals(event))
-        if moves is not None:
-            numbers.update(moves[i])
-        elif "lots" in event:
-            numbers.update(lots.event_cards(event))
+        numbers.update(moved)
     return sorted(numbers)
 
 
@@ -86,8 +85,10 @@ def fold(
     """Apply events of `terminal` in order to `cards` and their lots in `book` (both hold every
     touched card); returns shortfalls. A malformed `lots` field raises ProtocolError. `moves`:
     the events' parsed `lots` fields (`lots.batch_moves`), when at hand."""
+    if moves is None:
+        moves = lots.batch_moves(events)
     shortfalls = []
-    for i, event in enumerate(events):
+    for event, moved in zip(events, moves, strict=True):
         origin = Origin(event["type"], terminal, event["epoch"], event["seq"])
         for ref in _referrals(event):
             # Referrers kept in the selling terminal's ledger were credited there (their points
@@ -102,7 +103,7 @@ def fold(
                 except ProtocolError as exc:
                     raise ProtocolError(f"event {event['seq']} referral of card {ref['card']}: {exc}") from None
                 lots.credit(book[ref["card"]], points, key, origin)
-        lots.apply_event(book, event, origin, None if moves is None else moves[i])
+        lots.apply_event(book, event, origin, moved)
         for number, points in event.get("deltas", {}).items():
             card = cards[number]
             card.balance += points

@@ -292,16 +292,14 @@ def batch_moves(events: list[dict[str, Any]]) -> list[dict[str, list[Entry]]]:
 
 
 def apply_event(
-    book: dict[str, CardLots], event: dict[str, Any], origin: Origin, moves: dict[str, list[Entry]] | None = None
+    book: dict[str, CardLots], event: dict[str, Any], origin: Origin, moves: dict[str, list[Entry]]
 ) -> None:
-    """Move the lots of every card the event's `deltas` or `lots` name (`moves`: the parsed
-    `lots`). Entries apply in order; a card with a delta but no entries (an older terminal)
-    moves its dateless lot."""
+    """Move the lots of every card the event's `deltas` or `lots` name (`moves`: its parsed
+    `lots`, `event_lots`). Entries apply in order; a card with a delta but no entries (an older
+    terminal) moves its dateless lot."""
     at_ms = event.get("at_ms")
     at_ms = at_ms if type(at_ms) is int else 0
     expired_first = event.get("type") == "expiry"
-    if moves is None:
-        moves = event_lots(event)
     for number, points in (event.get("deltas") or {}).items():
         if number in moves:
             continue
@@ -327,34 +325,17 @@ def needs_lots(
     """The cards whose stored lots a fold of `events` must read: in debt before it (`balances`:
     every touched card's balance), or debited by one of them (a negative delta or `lots` entry,
     even inside a card's net credit). `moves`: the events' parsed `lots` (`batch_moves`)."""
+    if moves is None:
+        moves = batch_moves(events)
     out = {number for number, balance in balances.items() if balance < 0}
-    for i, event in enumerate(events):
+    for event, moved in zip(events, moves, strict=True):
         for number, points in (event.get("deltas") or {}).items():
             if points < 0:
                 out.add(number)
-        if moves is not None:
-            for number, entries in moves[i].items():
-                if any(entry.points < 0 for entry in entries):
-                    out.add(number)
-            continue
-        moved = event.get("lots")
-        if type(moved) is dict:
-            for number, items in moved.items():
-                if type(items) is list and any(type(i) is dict and _negative(i.get("points")) for i in items):
-                    out.add(number)
+        for number, entries in moved.items():
+            if any(entry.points < 0 for entry in entries):
+                out.add(number)
     return out
-
-
-def _negative(points: Any) -> bool:
-    return type(points) is int and points < 0
-
-
-def event_cards(event: dict[str, Any]) -> list[str]:
-    """Cards named by an event's `lots` field (well-formed numbers only; the fold checks the rest)."""
-    raw = event.get("lots")
-    if type(raw) is not dict:
-        return []
-    return [number for number in raw if card_number_ok(number)]
 
 
 def ms_iso(ms: int) -> str:
