@@ -5,8 +5,8 @@ a handful of primitive reads and writes. Dedup is by the database's unique keys 
 epoch, seq) and the event id — so several collector processes may share one PostgreSQL: the
 stream row of a terminal is locked for the transaction, card rows are locked in sorted order;
 a card's lots (`central/lots.py`) are read and written only under its card row's lock, and the
-invariant balance = Σ lots is checked on the lots read and, in SQL, over every touched card
-before COMMIT.
+invariant balance = Σ lots is checked in memory over every touched card before COMMIT (`verify`
+sums the stored rows of every card in SQL).
 
 Limits: `FEED_PAGE_ENTRIES_MAX` entries per updates page; `EVENTS_LIST_MAX` rows per events and
 cards listing.
@@ -30,7 +30,6 @@ from central.wire import KEY_BYTES, Batch, ProtocolError, pack, unpack
 FEED_PAGE_ENTRIES_MAX = 2_000
 EVENTS_LIST_MAX = 10_000_000
 FAULTS_SHOWN_MAX = 100
-CHECK_CHUNK_CARDS = 500  # within SQLite's oldest bound-parameter limit (999)
 CURSOR_START = 0
 
 
@@ -198,30 +197,6 @@ class IngestTx(ABC):
         # until COMMIT, so nothing else should happen after it.
         self.save_lots(book)
         self.save_cards(cards)
-
-    def lot_faults(self, numbers: list[str]) -> list[str]:
-        """balance = Σ lots and the lots' signs, summed in SQL over the stored rows of `numbers`
-        (one query per `CHECK_CHUNK_CARDS` cards); a line per card that breaks it."""
-        faults = []
-        for start in range(0, len(numbers), CHECK_CHUNK_CARDS):
-            chunk = numbers[start : start + CHECK_CHUNK_CARDS]
-            marks = ",".join("?" * len(chunk))
-            balances = dict(self._rows(f"SELECT number, balance FROM cards WHERE number IN ({marks})", tuple(chunk)))
-            rows = self._rows(
-                "SELECT number, SUM(points), SUM(CASE WHEN (expires_ms = 0 AND points >= 0) OR "
-                f"(expires_ms <> 0 AND points <= 0) THEN 1 ELSE 0 END) FROM lots WHERE number IN ({marks}) "
-                "GROUP BY number",
-                tuple(chunk),
-            )
-            sums = {number: (int(total), int(bad)) for number, total, bad in rows}
-            for number in chunk:
-                balance = int(balances.get(number, 0))
-                total, bad = sums.get(number, (0, 0))
-                if bad:
-                    faults.append(f"card {number}: {bad} lots with the wrong sign")
-                elif total != balance:
-                    faults.append(f"card {number}: balance {balance} differs from the sum of its lots {total}")
-        return faults
 
     @abstractmethod
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
@@ -436,25 +411,27 @@ class Store(ABC):
         return [card_from_row(r) for r in self._query(f"SELECT {CARD_COLUMNS} FROM cards ORDER BY number")]
 
     def verify(self) -> dict[str, Any]:
-        """Every card's balance against the sum of its stored lots, in SQL (ingest checks the
-        cards it touches in memory; this reads what is actually stored)."""
-        numbers = [str(r[0]) for r in self._query("SELECT number FROM cards ORDER BY number")]
-        with self.transaction() as tx:
-            faults = tx.lot_faults(numbers)
+        """Every card's balance against the sum of its stored lot rows, and the rows' signs, in
+        one SQL pass (ingest checks the cards it touches in memory; this reads what is stored)."""
+        rows = self._query(
+            "SELECT c.number, c.balance, COALESCE(SUM(l.points), 0), COALESCE(SUM(CASE WHEN "
+            "(l.expires_ms = 0 AND l.points >= 0) OR (l.expires_ms <> 0 AND l.points <= 0) THEN 1 ELSE 0 END), 0) "
+            "FROM cards c LEFT JOIN lots l ON l.number = c.number GROUP BY c.number, c.balance ORDER BY c.number"
+        )
+        faults = []
+        for number, balance, total, bad in rows:
+            if bad:
+                faults.append(f"card {number}: {int(bad)} lots with the wrong sign")
+            elif int(total) != int(balance):
+                faults.append(f"card {number}: balance {int(balance)} differs from the sum of its lots {int(total)}")
         shown = faults[:FAULTS_SHOWN_MAX]
-        return {"ok": not faults, "cards": len(numbers), "faults": shown, "fault_count": len(faults)}
+        return {"ok": not faults, "cards": len(rows), "faults": shown, "fault_count": len(faults)}
 
     def card_lots(self, number: str) -> list[dict[str, Any]]:
         """A card's lots, debt lot first, then soonest-expiring first, never-expiring last."""
-        rows = self._query(f"SELECT {LOT_COLUMNS} FROM lots WHERE number = ? ORDER BY expires_ms, from_ms", (number,))
-        merged: dict[lots.Key, lots.Lot] = {}  # rows appended with the same dates are one lot
-        for row in rows:
-            key = (int(row[1]), int(row[2]))
-            if key in merged:
-                merged[key].points += int(row[3])
-            else:
-                merged[key] = lot_from_row(row)
-        return [lots.public(key, lot) for key, lot in merged.items()]
+        with self.transaction() as tx:
+            points, origins = tx.read_lots([number]).get(number, ({}, {}))
+        return [lots.public(key, lots.Lot(points[key], origins[key])) for key in sorted(points)]
 
     def card_listing(self, limit: int = EVENTS_LIST_MAX) -> list[dict[str, Any]]:
         """Every card with its balance and the points that expire soonest (summed over the lots
@@ -482,11 +459,6 @@ class Store(ABC):
                 }
             )
         return out
-
-
-def lot_from_row(row: Any) -> lots.Lot:
-    """A `lots` row (LOT_COLUMNS) as a Lot, all metadata included."""
-    return lots.Lot(int(row[3]), Origin(row[4], row[5], int(row[6]), int(row[7])))
 
 
 def open_store(dsn: str) -> Store:
