@@ -182,6 +182,17 @@ def _card(row: dict[str, str], where: str) -> CardState:
     )
 
 
+def _count(text: str) -> int:
+    """A listing's --limit: 1..EVENTS_LIST_MAX (SQLite would read a negative LIMIT as none)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= EVENTS_LIST_MAX:
+        raise argparse.ArgumentTypeError(f"must be 1..{EVENTS_LIST_MAX}, got {value}")
+    return value
+
+
 def cmd_card(store: Store, args: argparse.Namespace) -> int:
     if args.action == "list":
         # One JSON line a card: balance and the points that expire soonest (from the lots).
@@ -191,6 +202,8 @@ def cmd_card(store: Store, args: argparse.Namespace) -> int:
     if not args.number:
         raise CentralCliError(f"card {args.action}: give a card number")
     if args.action == "adjust":
+        if not args.points:
+            raise CentralCliError(f"card adjust {args.number}: give the points to add (or, negative, to take)")
         card = store.adjust_card(args.number, args.points)
         print(json.dumps({"card": card.number, "balance": card.balance}))
         return 0
@@ -252,12 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     card = sub.add_parser("card", help="show (with its lots), adjust or list cards' authoritative balances")
     card.add_argument("action", choices=["show", "adjust", "list"])
     card.add_argument("number", nargs="?")
-    card.add_argument("points", nargs="?", type=int, default=0)
-    card.add_argument("--limit", type=int, default=EVENTS_LIST_MAX, help="list: at most this many cards")
+    card.add_argument("points", nargs="?", type=int)
+    card.add_argument("--limit", type=_count, default=EVENTS_LIST_MAX, help="list: at most this many cards")
     card.set_defaults(handler=cmd_card)
     events = sub.add_parser("events", help="list stored events")
     events.add_argument("--terminal")
-    events.add_argument("--limit", type=int, default=1000)
+    events.add_argument("--limit", type=_count, default=1000)
     events.set_defaults(handler=cmd_events)
     short = sub.add_parser("shortfalls", help="list booked double-spend shortfalls")
     short.set_defaults(handler=cmd_shortfalls)

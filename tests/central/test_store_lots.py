@@ -242,3 +242,13 @@ def test_cli_shows_a_card_with_its_lots_and_lists_cards(dsn: str, capsys: pytest
     assert [(r["number"], r["balance"], r["expiring_soonest"]) for r in rows] == [("C1", 12, None)]
     assert main(["--db", dsn, "card", "show"]) == 2
     assert "give a card number" in capsys.readouterr().err
+
+
+def test_cli_refuses_bad_listing_limits_and_an_empty_adjustment(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("-5", "0", "x"):
+        with pytest.raises(SystemExit) as stopped:
+            main(["--db", dsn, "card", "list", f"--limit={bad}"])
+        assert stopped.value.code == 2 and "--limit" in capsys.readouterr().err
+    assert main(["--db", dsn, "card", "adjust", "C1"]) == 2
+    assert "give the points" in capsys.readouterr().err
+    assert main(["--db", dsn, "card", "show", "C1"]) == 2  # nothing was created
