@@ -148,8 +148,8 @@ def available(txn: lmdb.Transaction, dbs: dict[str, Any], number: str, now_ms: i
     return max(0, total)
 
 
-def _debt_key(number: str) -> bytes:
-    return keys.lot(keys.text(number, "card number"), keys.DEBT_MS, 0)
+def _debt_key(tx: Tx, number: str) -> bytes:
+    return tx.card_key(number) + _DEBT_SUFFIX  # = keys.lot(card key, DEBT_MS, 0)
 
 
 def add(
@@ -160,8 +160,7 @@ def add(
         raise LedgerInvariantError(f"card {number}: cannot add a lot of {points} points")
     card = tx.card(number)
     card["local_delta"] += points
-    card_key = tx.card_key(number)
-    debt_key = card_key + _DEBT_SUFFIX
+    debt_key = _debt_key(tx, number)
     debt = _get(tx, debt_key, f"debt of card {number}")
     paid = 0
     if debt is not None:
@@ -185,7 +184,7 @@ def add(
     tx.lot_moved(number, points, lot)
     if rest:
         expires_ms = keys.NEVER_MS if end is None else end.ms
-        key = keys.lot(card_key, expires_ms, tx.next_lot_id())
+        key = keys.lot(tx.card_key(number), expires_ms, tx.next_lot_id())
         _put(tx, key, lot, f"lot of card {number}")
     return {"lot": key.hex(), "points": rest, "debt_paid": paid}
 
@@ -196,7 +195,7 @@ def add_debt(tx: Tx, number: str, points: int) -> None:
     tx.card(number)["local_delta"] -= points
     # No dates: the server takes what it still holds of the card before it books a debt.
     tx.lot_moved(number, -points, {})
-    key = _debt_key(number)
+    key = _debt_key(tx, number)
     debt = _get(tx, key, f"debt of card {number}") or {
         "points": 0,
         "available_from": None,
