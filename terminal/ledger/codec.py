@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from typing import Any
 
 import msgpack
@@ -23,9 +24,22 @@ ARRAY_ITEMS_MAX = 100_000
 MAP_ITEMS_MAX = 10_000
 
 
+# One Packer per thread, reused: msgpack.packb builds (and sizes a buffer for) a new one on
+# every call. A Packer empties its buffer after each pack, a failed one included.
+_packers = threading.local()
+
+
+def _packer() -> msgpack.Packer:
+    try:
+        packer: msgpack.Packer = _packers.packer
+    except AttributeError:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True, strict_types=False)
+    return packer
+
+
 def pack(value: Any, what: str = "value") -> bytes:
     try:
-        data: bytes = msgpack.packb(value, use_bin_type=True, strict_types=False)
+        data: bytes = _packer().pack(value)
     except (TypeError, ValueError, OverflowError) as exc:
         raise LedgerInputError(f"{what}: cannot be stored: {exc}") from None
     if len(data) > VALUE_BYTES_MAX:

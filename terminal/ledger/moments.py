@@ -21,7 +21,25 @@ class Moment(NamedTuple):
     ms: int
 
 
+# Parsed ISO strings: a sale reads up to three (now, its accrual lot's dates), and consecutive
+# sales mostly repeat them. Bounded: emptied whole when full (only valid texts are kept).
+_parsed: dict[str, Moment] = {}
+PARSED_KEPT_MAX = 512
+
+
 def moment(value: Any, what: str) -> Moment:
+    if type(value) is str:
+        found = _parsed.get(value)
+        if found is not None:
+            return found
+        if len(_parsed) >= PARSED_KEPT_MAX:
+            _parsed.clear()
+        _parsed[value] = parsed = _moment(value, what)
+        return parsed
+    return _moment(value, what)
+
+
+def _moment(value: Any, what: str) -> Moment:
     if isinstance(value, str):
         if len(value) > ISO_CHARS_MAX:
             raise LedgerInputError(f"{what}: not an ISO-8601 time")

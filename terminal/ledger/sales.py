@@ -227,9 +227,9 @@ def commit(
     if card is None and (q["redeem"]["points"] or q["accrual"]["points"]):
         raise LedgerInputError(f"{where}: points move but no card is named")
     request = {"quote": q, "card": card, "payment": payment, "checkout": checkout}
+    key = keys.text(sale_id, "sale id")
 
     def body(tx: Tx) -> dict[str, Any]:
-        key = keys.text(sale_id, "sale id")
         part = _card_part(tx, sale_id, q, card, at, checkout) if card else None
         receipt = {
             "id": sale_id,
@@ -281,7 +281,7 @@ def commit(
         return result
 
     def stored(txn: lmdb.Transaction) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        raw = txn.get(keys.text(sale_id, "sale id"), db=store.dbs["receipts"])
+        raw = txn.get(key, db=store.dbs["receipts"])
         if raw is None:
             return None
         receipt = codec.unpack(raw, f"receipt {sale_id}")

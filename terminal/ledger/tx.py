@@ -20,6 +20,7 @@ fields (a new card, or a file from an older build) is walked once to set them.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -39,9 +40,16 @@ CARDS_PER_OP_MAX = 100_000
 EVENT_RANDOM_BYTES = 10
 
 
+# The random part comes from a generator seeded from the OS once per process (and again in a
+# forked child, which would otherwise repeat its parent's ids): the ids must be unique, not
+# secret, and os.urandom is a system call — on a small VM ~5 µs, a tenth of a sale's CPU.
+_random = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
+
+
 def event_id(at_ms: int) -> str:
     """A time-ordered unique id: 48-bit ms timestamp + 80 random bits, 32 hex digits."""
-    return (at_ms & (2**48 - 1)).to_bytes(6, "big").hex() + os.urandom(EVENT_RANDOM_BYTES).hex()
+    return f"{at_ms & (2**48 - 1):012x}{_random.getrandbits(8 * EVENT_RANDOM_BYTES):020x}"
 
 
 class Tx:

@@ -111,3 +111,10 @@ def test_same_content_ignores_key_order_but_not_types():
     assert not codec.same_content(stored, {"a": [1, {"x": None, "y": "ü"}], "b": 1})
     assert not codec.same_content(stored, {"a": [1, {"x": None}], "b": True})
     assert not codec.same_content(stored, {"a": [1, {"x": None, "y": "ü"}], "b": True, "c": {1}})
+
+
+def test_a_failed_pack_leaves_nothing_behind_for_the_next():
+    # pack reuses one Packer per thread: a value that fails half-way must not leak its bytes
+    with pytest.raises(LedgerInputError):
+        codec.pack({"a": "written first", "b": object()})
+    assert codec.pack({"c": 1}) == b"\x81\xa1c\x01"

@@ -223,3 +223,21 @@ def test_a_format_1_file_is_read_and_becomes_format_2_at_its_first_write(tmp_pat
     led.close()
     with pytest.raises(LedgerError, match="ledger format 3, this build reads 1, 2"):
         Ledger(path, map_size_bytes=64 * 1024 * 1024)
+
+
+def test_event_ids_are_time_ordered_and_a_forked_child_draws_its_own():
+    import os
+
+    first, second = tx.event_id(1_700_000_000_000), tx.event_id(1_700_000_000_001)
+    assert re.fullmatch(r"[0-9a-f]{32}", first) and first[:12] < second[:12]
+    read, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id goes to the parent, which draws its own next one
+        os.write(write_end, tx.event_id(1_700_000_000_002).encode())
+        os._exit(0)
+    os.close(write_end)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child[:12] == tx.event_id(1_700_000_000_002)[:12]
+    assert child[12:] != tx.event_id(1_700_000_000_002)[12:]
