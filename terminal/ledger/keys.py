@@ -39,8 +39,23 @@ def read_u64(key: bytes | memoryview) -> int:
     return value
 
 
+_PADDING = tuple(bytes(TEXT_KEY_BYTES - 1 - size) for size in range(TEXT_CHARS_MAX + 1))
+
+
 def text(value: Any, what: str = "id") -> bytes:
     """A text key; refuses empty, over-long or non-string values naming `what`."""
+    if (
+        type(value) is str
+        and value.isascii()  # O(1) on a str; then one byte per character
+        and 0 < len(value) <= TEXT_CHARS_MAX
+        and "\x00" not in value
+    ):
+        return bytes((len(value),)) + value.encode("ascii") + _PADDING[len(value)]
+    return _text_checked(value, what)
+
+
+def _text_checked(value: Any, what: str) -> bytes:
+    """`text` for everything but short ASCII strings: UTF-8 keys, and the refusals."""
     if not isinstance(value, str) or not value:
         raise LedgerInputError(f"{what}: must be a non-empty string, got {value!r}")
     raw = value.encode("utf-8")

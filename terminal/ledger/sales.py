@@ -28,6 +28,8 @@ LINE_INT_FIELDS = ("qty_milli", "price", "amount", "discount", "redeem_amount", 
 
 
 _HEAD_INTS = itemgetter("subtotal", "discount", "total", "to_pay")
+_LINE_INTS = itemgetter(*LINE_INT_FIELDS)
+_PAID = itemgetter("paid")
 TYPE_AFTER_CHARS_MAX = 64
 
 
@@ -50,7 +52,7 @@ def _plain_quote(q: Any) -> bool:
         for line in lines:
             if type(line) is not dict:
                 return False
-            amounts += map(line.__getitem__, LINE_INT_FIELDS)
+            amounts += _LINE_INTS(line)
         points = (redeem["points"], accrual["points"])
     except KeyError:
         return False
@@ -92,9 +94,7 @@ def _checked_quote(quote: Any, where: str) -> dict[str, Any]:
 
 def check_quote(quote: Any, where: str) -> dict[str, Any]:
     q: dict[str, Any] = quote if _plain_quote(quote) else _checked_quote(quote, where)
-    if q["to_pay"] != q["total"] - q["redeem"]["amount"] or q["to_pay"] != sum(
-        ln["paid"] for ln in q["lines"]
-    ):
+    if q["to_pay"] != q["total"] - q["redeem"]["amount"] or q["to_pay"] != sum(map(_PAID, q["lines"])):
         raise LedgerInputError(
             f"{where}: quote does not add up (to_pay ≠ total − redeemed money or ≠ Σ line paid)"
         )

@@ -1,4 +1,8 @@
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from terminal.ledger import keys
 from terminal.ledger.errors import LedgerInputError
@@ -49,3 +53,14 @@ def test_lot_keys_walk_one_card_soonest_expiring_first():
     ]
     # "A"'s prefix never matches "AB"'s lots: the length byte differs
     assert not keys.lot(b, 5, 4).startswith(a)
+
+
+@given(st.text(max_size=70) | st.text(alphabet=st.characters(max_codepoint=127), max_size=70))
+def test_the_ascii_fast_road_builds_the_keys_the_checked_road_builds(value):
+    try:
+        expected = keys._text_checked(value, "id")
+    except LedgerInputError as exc:
+        with pytest.raises(LedgerInputError, match=re.escape(str(exc))):
+            keys.text(value, "id")
+    else:
+        assert keys.text(value, "id") == expected
