@@ -23,8 +23,8 @@ from escpos.printer import Dummy, File, Network, Serial
 
 from drivers.errors import DeviceError
 from drivers.events import Event, Paper, PrinterStatus
-from drivers.receipt import Receipt
-from drivers.render import play, preview, receipt_ops
+from drivers.receipt import Receipt, ShiftReport
+from drivers.render import document_ops, play, preview
 from drivers.spool import Job, Spool
 
 status_timeout_s = 3
@@ -142,14 +142,15 @@ class ReceiptPrinter:
         self.last_status: PrinterStatus | None = None
         self.wake = asyncio.Event()
 
-    def render(self, receipt: Receipt) -> tuple[bytes, str]:
-        """The receipt as ESC/POS bytes for this printer's profile, and its text preview."""
-        ops = receipt_ops(receipt, self.columns)
+    def render(self, receipt: Receipt | ShiftReport) -> tuple[bytes, str]:
+        """The receipt (or shift report) as ESC/POS bytes for this printer's profile, and its
+        text preview."""
+        ops = document_ops(receipt, self.columns)
         dummy = Dummy(profile=self.spec.profile)
         play(ops, dummy)
         return dummy.output, preview(ops, self.columns)
 
-    def submit(self, receipt: Receipt) -> Job:
+    def submit(self, receipt: Receipt | ShiftReport) -> Job:
         """Render and queue durably; printing happens in `drain` (now or on a later retry)."""
         data, text = self.render(receipt)
         job = self.spool.put(receipt.receipt_id, data, text)

@@ -171,6 +171,76 @@ def _from_quote(cls: type[Receipt], quote: Mapping[str, Any], names: Mapping[str
     )
 
 
+ReportKind = Literal["X", "Z"]
+tenders_max = 32
+shift_max = 10**12
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftReport:
+    """A shift's totals on paper: X (the shift is still open) or Z (printed when it closes).
+
+    Money in minor units, points as integers, as the ledger's shift report gives them;
+    `tenders` is (method, money taken) per payment method. `receipt_id` names the print job."""
+
+    kind: ReportKind
+    shift: int
+    time: str
+    opened_at: str
+    store_name: str
+    terminal_id: str = ""
+    sales: int = 0
+    total: int = 0
+    discount: int = 0
+    redeemed_money: int = 0
+    to_pay: int = 0
+    tenders: tuple[tuple[str, int], ...] = ()
+    returns: int = 0
+    returned_money: int = 0
+    accrued: int = 0
+    redeemed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("X", "Z"):
+            raise ReceiptError(f"shift report kind must be X or Z, got {self.kind!r}")
+        _check_int(self.shift, "shift")
+        if not 1 <= self.shift <= shift_max:
+            raise ReceiptError(f"shift report: shift {self.shift} is outside 1..{shift_max}")
+        for name in ("time", "opened_at", "store_name", "terminal_id"):
+            _check_text(getattr(self, name), name, text_chars_max)
+        for name in ("sales", "total", "discount", "redeemed_money", "to_pay", "returns",
+                     "returned_money", "accrued", "redeemed"):
+            _check_int(getattr(self, name), name)
+            if getattr(self, name) < 0:
+                raise ReceiptError(f"shift report field {name} is negative")
+        if len(self.tenders) > tenders_max:
+            raise ReceiptError(f"shift report: more than {tenders_max} payment methods")
+        for method, amount in self.tenders:
+            _check_text(method, "payment method", text_chars_max)
+            _check_int(amount, f"payment method {method!r}")
+
+    @property
+    def receipt_id(self) -> str:
+        return f"{self.kind}-{self.shift}"
+
+    @classmethod
+    def from_ledger(cls, kind: ReportKind, report: Mapping[str, Any], *, time: str,
+                    store_name: str, terminal_id: str = "") -> ShiftReport:
+        """From the ledger's shift report ({shift, opened_at, totals, tenders})."""
+        try:
+            totals = report["totals"]
+            return cls(
+                kind=kind, shift=report["shift"], time=time, opened_at=_moment(report["opened_at"]),
+                store_name=store_name, terminal_id=terminal_id,
+                tenders=tuple((str(m), _int(a)) for m, a in report["tenders"].items()),
+                **{name: _int(totals[name]) for name in (
+                    "sales", "total", "discount", "redeemed_money", "to_pay", "returns",
+                    "returned_money", "accrued", "redeemed")},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ReceiptError(f"shift report: the ledger's report is incomplete: {exc!r}") from None
+
+
 def _int(value: Any) -> int:
     # JSON decoded with exact decimals gives Decimal("12") for 12; a fraction is a bug upstream.
     if isinstance(value, bool) or not isinstance(value, int | Decimal):

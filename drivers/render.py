@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from escpos.escpos import Escpos
 
-from drivers.receipt import Receipt, format_minor, format_qty, mask_card
+from drivers.receipt import Receipt, ShiftReport, format_minor, format_qty, mask_card
 
 columns_min = 24
 columns_max = 64
@@ -116,6 +116,50 @@ def _messages(receipt: Receipt, columns: int) -> list[Op]:
     ops = [Op("line", "-" * columns)]
     for text in texts:
         ops += [Op("line", ln) for ln in textwrap.wrap(text, columns)]
+    return ops
+
+
+def document_ops(document: Receipt | ShiftReport, columns: int) -> list[Op]:
+    """A receipt or a shift report, laid out for a printer `columns` characters wide."""
+    if isinstance(document, ShiftReport):
+        return report_ops(document, columns)
+    return receipt_ops(document, columns)
+
+
+def report_ops(report: ShiftReport, columns: int) -> list[Op]:
+    """An X or Z report: the shift's sales, money per payment method, returns and points."""
+    title = f"{report.kind} REPORT - SHIFT {report.shift}"
+    ops = [Op("style", {"align": "center", "bold": True, "double_height": True})]
+    ops += [Op("line", ln) for ln in textwrap.wrap(report.store_name, columns)[:2]]
+    ops.append(Op("style", {"align": "center", "bold": False, "normal_textsize": True}))
+    if report.terminal_id:
+        ops.append(Op("line", f"Terminal {report.terminal_id}"))
+    ops += [Op("style", {"bold": True}), Op("line", title), Op("style", {"bold": False})]
+    ops += [Op("style", {"align": "left"}), Op("line", "-" * columns)]
+    rows = [("Shift opened", report.opened_at or "-"),
+            ("Closed" if report.kind == "Z" else "Printed", report.time)]
+    ops += [Op("line", _pair(k, v, columns)) for k, v in rows]
+    ops.append(Op("line", "-" * columns))
+    rows = [("Sales", str(report.sales)), ("Total", format_minor(report.total)),
+            ("Discounts given", format_minor(report.discount)),
+            ("Paid with points", format_minor(report.redeemed_money))]
+    ops += [Op("line", _pair(k, v, columns)) for k, v in rows]
+    ops += [Op("style", {"bold": True}),
+            Op("line", _pair("Taken", format_minor(report.to_pay), columns)),
+            Op("style", {"bold": False})]
+    ops += [Op("line", _pair(f"  {method}", format_minor(amount), columns))
+            for method, amount in report.tenders]
+    rows = [("Returns", str(report.returns)), ("Refunded", format_minor(-report.returned_money))]
+    ops += [Op("line", _pair(k, v, columns)) for k, v in rows]
+    ops += [Op("style", {"bold": True}),
+            Op("line", _pair("Net", format_minor(report.to_pay - report.returned_money), columns)),
+            Op("style", {"bold": False}), Op("line", "-" * columns)]
+    rows = [("Points earned", str(report.accrued)), ("Points paid", str(report.redeemed))]
+    ops += [Op("line", _pair(k, v, columns)) for k, v in rows]
+    if report.kind == "Z":
+        ops += [Op("style", {"align": "center", "bold": True}), Op("line", "SHIFT CLOSED"),
+                Op("style", {"align": "left", "bold": False})]
+    ops.append(Op("cut"))
     return ops
 
 

@@ -144,6 +144,7 @@ class ApiServer:
             web.post("/v1/receipts/{id}/print", self.reprint),
             web.get("/v1/shift", self.get_shift),
             web.post("/v1/shift/close", self.close_shift),
+            web.post("/v1/shift/print", self.print_shift),
             web.get("/v1/devices", self.get_devices),
             web.post("/v1/printer/retry", self.printer_retry),
             web.get("/v1/status", self.get_status),
@@ -267,6 +268,10 @@ class ApiServer:
         if isinstance(shift, bool) or not isinstance(shift, int) or not 1 <= shift <= 10**12:
             raise BadRequest("field 'shift' must be the open shift's number (GET /v1/shift)")
         return _ok(await self.daemon.act(self.daemon.close_shift, shift))
+
+    async def print_shift(self, request: web.Request) -> web.Response:
+        """X report on paper."""
+        return _ok(await self.daemon.act(self.daemon.print_shift))
 
     # ------------------------------------------------------------------ devices
 

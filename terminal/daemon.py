@@ -33,7 +33,7 @@ from drivers.config import InputConfig
 from drivers.errors import DeviceError
 from drivers.events import CardSwipe, DeviceState, Event, EventQueue, PrinterStatus, RejectedInput, ScanEvent
 from drivers.printer import ReceiptPrinter
-from drivers.receipt import Receipt, ReceiptLine, mask_card
+from drivers.receipt import Receipt, ReceiptLine, ReportKind, ShiftReport, mask_card
 from drivers.spool import Spool
 from terminal import failpoints
 from terminal.bus import Bus
@@ -304,7 +304,28 @@ class Daemon:
         closed = self.ledger.close_shift(f"z-{shift}", report["totals"], now_local())
         self.publish("shift_closed", {"shift": shift, "totals": report["totals"], "tenders": report["tenders"]})
         self.wake_sync()
-        return {**report, "closed": closed}
+        printed = False
+        if self.printer is not None:
+            try:  # the shift is closed: a printing problem is reported, never raised
+                self.submit(self._shift_report("Z", report))
+                printed = True
+            except DeviceError as exc:
+                self.publish("error", {"message": f"Z report of shift {shift} cannot be printed: {exc}"})
+        return {**report, "closed": closed, "printed": printed}
+
+    def print_shift(self) -> dict[str, Any]:
+        """X report on paper: the open shift's totals, nothing changed."""
+        if self.printer is None:
+            raise CheckoutError("no printer is configured")
+        report = self.ledger.report_shift()
+        self.submit(self._shift_report("X", report))  # a full queue is the caller's 503
+        return {**report, "queued": True}
+
+    def _shift_report(self, kind: ReportKind, report: dict[str, Any]) -> ShiftReport:
+        return ShiftReport.from_ledger(
+            kind, {**report, "opened_at": _shown(report["opened_at"] or "")},
+            time=_shown(now_local().isoformat()), store_name=self.config.store_name or self.config.store,
+            terminal_id=self.config.terminal_id)
 
     # ------------------------------------------------------------------ status
 

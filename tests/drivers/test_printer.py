@@ -11,8 +11,16 @@ from escpos.printer import Dummy
 from drivers.errors import ReceiptError, SpoolError
 from drivers.events import PrinterStatus
 from drivers.printer import PrinterSpec, ReceiptPrinter
-from drivers.receipt import Gift, Receipt, ReceiptLine, format_minor, format_qty, mask_card
-from drivers.render import preview, receipt_ops
+from drivers.receipt import (
+    Gift,
+    Receipt,
+    ReceiptLine,
+    ShiftReport,
+    format_minor,
+    format_qty,
+    mask_card,
+)
+from drivers.render import document_ops, preview, receipt_ops
 from drivers.spool import Spool
 
 SMALL = Receipt(
@@ -396,3 +404,81 @@ def test_return_receipt_says_refund_not_to_pay():
     assert "RETURN" in (line.strip() for line in lines)
     assert "REFUND                     89.90" in lines
     assert not any(line.startswith("TO PAY") for line in lines)
+
+
+Z_REPORT = {
+    "shift": 7,
+    "opened_at": "2026-11-23 08:00",
+    "totals": {"sales": 2, "total": 25980, "discount": 1000, "redeemed_money": 500, "to_pay": 25480,
+               "returns": 1, "returned_money": 8990, "accrued": 254, "redeemed": 50},
+    "tenders": {"card": 16490, "cash": 8990},
+}
+
+
+def test_z_report_bytes_are_exactly_the_escpos_calls(tmp_path):
+    printer = ReceiptPrinter(spec(), Spool(tmp_path))
+    report = ShiftReport.from_ledger("Z", Z_REPORT, time="2026-11-23 20:00", store_name="Shop",
+                                     terminal_id="T01")
+    data, text = printer.render(report)
+
+    def pair(left, right):
+        return f"{left:<{41 - len(right)}} {right}"
+
+    want = Dummy(profile="TM-T88V")
+    want.set(align="center", bold=True, double_height=True)
+    want.textln("Shop")
+    want.set(align="center", bold=False, normal_textsize=True)
+    want.textln("Terminal T01")
+    want.set(bold=True)
+    want.textln("Z REPORT - SHIFT 7")
+    want.set(bold=False)
+    want.set(align="left")
+    want.textln("-" * 42)
+    want.textln(pair("Shift opened", "2026-11-23 08:00"))
+    want.textln(pair("Closed", "2026-11-23 20:00"))
+    want.textln("-" * 42)
+    for left, right in [("Sales", "2"), ("Total", "259.80"), ("Discounts given", "10.00"),
+                        ("Paid with points", "5.00")]:
+        want.textln(pair(left, right))
+    want.set(bold=True)
+    want.textln(pair("Taken", "254.80"))
+    want.set(bold=False)
+    want.textln(pair("  card", "164.90"))
+    want.textln(pair("  cash", "89.90"))
+    want.textln(pair("Returns", "1"))
+    want.textln(pair("Refunded", "-89.90"))
+    want.set(bold=True)
+    want.textln(pair("Net", "164.90"))
+    want.set(bold=False)
+    want.textln("-" * 42)
+    want.textln(pair("Points earned", "254"))
+    want.textln(pair("Points paid", "50"))
+    want.set(align="center", bold=True)
+    want.textln("SHIFT CLOSED")
+    want.set(align="left", bold=False)
+    want.cut()
+    assert data == want.output
+    assert b"Taken" + b" " * 31 + b"254.80\n" in data  # one line pinned literally (42 columns)
+    assert report.receipt_id == "Z-7" and "Z REPORT - SHIFT 7" in text and "SHIFT CLOSED" in text
+    job = printer.submit(report)
+    assert job.job_id == "Z-7"
+
+
+def test_x_report_of_a_first_shift_and_bad_reports():
+    first = {**Z_REPORT, "shift": 1, "opened_at": None, "tenders": {}}
+    x = ShiftReport.from_ledger("X", first, time="2026-11-23 12:00", store_name="Shop")
+    text = preview(document_ops(x, 32), 32)
+    assert "X REPORT - SHIFT 1" in text and "Printed" in text and "SHIFT CLOSED" not in text
+    assert "Shift opened" + " " * 19 + "-" in text.splitlines()  # 32 columns
+    with pytest.raises(ReceiptError, match="kind must be X or Z"):
+        ShiftReport.from_ledger("Y", Z_REPORT, time="t", store_name="Shop")
+    with pytest.raises(ReceiptError, match="incomplete"):
+        ShiftReport.from_ledger("Z", {**Z_REPORT, "totals": {"sales": 1}}, time="t", store_name="Shop")
+    with pytest.raises(ReceiptError, match="negative"):
+        ShiftReport.from_ledger("Z", {**Z_REPORT, "totals": {**Z_REPORT["totals"], "sales": -1}},
+                                time="t", store_name="Shop")
+    with pytest.raises(ReceiptError, match="outside"):
+        ShiftReport.from_ledger("Z", {**Z_REPORT, "shift": 0}, time="t", store_name="Shop")
+    many = {f"m{i}": 1 for i in range(40)}
+    with pytest.raises(ReceiptError, match="payment methods"):
+        ShiftReport.from_ledger("Z", {**Z_REPORT, "tenders": many}, time="t", store_name="Shop")

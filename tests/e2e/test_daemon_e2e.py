@@ -99,8 +99,17 @@ def test_x_and_z_reports_through_the_api(terminal: Terminal) -> None:
             x = await api.ok("GET", "/v1/shift")
             assert x["shift"] == shift and x["totals"]["sales"] == 1
             assert x["tenders"] == {"cash": x["totals"]["to_pay"]} and x["totals"]["to_pay"] > 0
+            x_printed = await api.ok("POST", "/v1/shift/print")
+            assert x_printed["queued"] and x_printed["totals"] == x["totals"]
+            paper = await wait_printed(terminal, f"X REPORT - SHIFT {shift}")
+            assert "SHIFT CLOSED" not in paper and any(
+                line.split() == ["Sales", "1"] for line in paper.splitlines()
+            )
             z = await api.ok("POST", "/v1/shift/close", {"shift": shift})
-            assert z["closed"]["closed_shift"] == shift and z["totals"] == x["totals"]
+            assert z["closed"]["closed_shift"] == shift and z["totals"] == x["totals"] and z["printed"]
+            paper = await wait_printed(terminal, f"Z REPORT - SHIFT {shift}")
+            taken = f"{x['totals']['to_pay'] // 100}.{x['totals']['to_pay'] % 100:02d}"
+            assert "SHIFT CLOSED" in paper and ["Taken", taken] in (ln.split() for ln in paper.splitlines())
             _, closed = await events.wait_for("shift_closed")
             assert closed["shift"] == shift and closed["totals"] == x["totals"]
             # A retried close (its reply lost) is refused; it does not close the fresh shift.
