@@ -202,6 +202,19 @@ async def return_by_barcode(d: Demo, receipt: str) -> None:
     await d.show_receipt()
 
 
+async def close_shift(d: Demo, before: dict[str, Any]) -> None:
+    d.say("\n== 5. End of the shift: the Z report records its totals and prints; the next shift opens")
+    z = await d.client.ok("POST", "/v1/shift/close", {"shift": before["shift"]})
+    totals = z["totals"]
+    d.say(f"   ui       shift {z['shift']} closed: {totals['sales']} sales, {money(totals['to_pay'])} "
+          f"taken, {totals['returns']} return, {money(totals['returned_money'])} refunded")
+    # a demo run into a kept directory adds to the shift it found open
+    d.check("sales in the shift", totals["sales"] - before["totals"]["sales"], 3)
+    d.check("returns in the shift", totals["returns"] - before["totals"]["returns"], 1)
+    d.check("refunded", totals["returned_money"] - before["totals"]["returned_money"], 570000)
+    await d.show_receipt()
+
+
 async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys.stdout) -> int:
     workdir = Path(directory or tempfile.mkdtemp(prefix="posterm-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -215,10 +228,12 @@ async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys
         async with ApiClient(workdir / "api.sock") as client, EventWatcher(client) as events:
             demo = Demo(workdir, client, events, out)
             try:
+                shift = await client.ok("GET", "/v1/shift")
                 receipt = await checkout_points(demo)
                 await checkout_weighed(demo)
                 await checkout_gold(demo)
                 await return_by_barcode(demo, receipt)
+                await close_shift(demo, shift)
                 status = await client.ok("GET", "/v1/status")
                 out.write(f"\n   status    ledger {status['ledger']['file_bytes']} bytes, outbox backlog "
                           f"{status['ledger']['backlog']} events, print queue {status['print_queue']}\n")

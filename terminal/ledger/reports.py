@@ -122,14 +122,17 @@ def sales_by_card_type(
 
 
 def shift(store: Store) -> dict[str, Any]:
-    """X report: totals of the open shift (events since it opened)."""
+    """X report: totals of the open shift (events since it opened). The first shift of a ledger
+    was never opened by a close: it counts as opened at its first event."""
     with store.env.begin() as txn:
         meta = store.read_meta(txn)
     totals = _blank() | {"accrued": 0, "redeemed": 0}
     tenders: dict[str, int] = {}
+    opened_at = meta["shift_opened_at"]
     for event in _events(store, meta["shift_first_seq"]):
         if event["shift"] != meta["shift"]:
             continue
+        opened_at = opened_at or event["at"]
         if event["type"] == "sale":
             totals["sales"] += 1
             for name in ("total", "discount", "to_pay", "redeemed_money", "accrued", "redeemed"):
@@ -141,7 +144,7 @@ def shift(store: Store) -> dict[str, Any]:
             totals["returned_money"] += event["money"]
     return {
         "shift": meta["shift"],
-        "opened_at": meta["shift_opened_at"],
+        "opened_at": opened_at,
         "totals": totals,
         "tenders": dict(sorted(tenders.items())),
     }

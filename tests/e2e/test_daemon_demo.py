@@ -1,4 +1,4 @@
-"""`posterm demo` — the README's main command — runs its scripted checkouts and exits 0."""
+"""`posterm demo` — the README's main command — runs its scripted checkouts and the Z report, exits 0."""
 
 from __future__ import annotations
 
@@ -15,5 +15,6 @@ def test_demo_runs_and_all_checks_hold(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "All checks hold." in out and "MISMATCH" not in out
-    assert out.count("printer  printed:") == 4 and "RETURN" in out and "Paid with 5700 points" in out
+    assert out.count("printer  printed:") == 5 and "RETURN" in out and "Paid with 5700 points" in out
+    assert "Z REPORT - SHIFT 1" in out and "SHIFT CLOSED" in out
     assert "daemon    stopped (exit code 0)" in out

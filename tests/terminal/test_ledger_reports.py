@@ -32,15 +32,19 @@ def test_sales_by_card_type(ledger, engine):
 
 
 def test_shift_x_and_z(ledger, engine):
+    assert ledger.report_shift()["opened_at"] is None  # nothing happened yet
     add_card(ledger, "C1", 100)
     quote, _ = sell(ledger, engine, "s1", "C1", [10000])
     x = ledger.report_shift()
     assert (
         x["shift"] == 1 and x["totals"]["sales"] == 1 and x["tenders"] == {"cash": quote["to_pay"]}
     )
+    # the first shift was never opened by a close: it opened with its first event
+    assert x["opened_at"] == ledger.outbox_pending()[0]["at"]
     z = ledger.close_shift("z-1", x["totals"], NOW)
     assert z["closed_shift"] == 1
     assert ledger.report_shift()["totals"]["sales"] == 0 and ledger.meta()["shift"] == 2
+    assert ledger.report_shift()["opened_at"] == ledger.meta()["shift_opened_at"] is not None
     sell(ledger, engine, "s2", "C1", [500])
     assert ledger.report_shift()["totals"]["sales"] == 1
 
