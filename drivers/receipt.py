@@ -174,6 +174,9 @@ def _from_quote(cls: type[Receipt], quote: Mapping[str, Any], names: Mapping[str
 ReportKind = Literal["X", "Z"]
 tenders_max = 32
 shift_max = 10**12
+# The ledger's shift totals a report prints: counts, money in minor units, points.
+REPORT_TOTALS = ("sales", "total", "discount", "redeemed_money", "to_pay", "returns",
+                 "returned_money", "accrued", "redeemed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +211,7 @@ class ShiftReport:
             raise ReceiptError(f"shift report: shift {self.shift} is outside 1..{shift_max}")
         for name in ("time", "opened_at", "store_name", "terminal_id"):
             _check_text(getattr(self, name), name, text_chars_max)
-        for name in ("sales", "total", "discount", "redeemed_money", "to_pay", "returns",
-                     "returned_money", "accrued", "redeemed"):
+        for name in REPORT_TOTALS:
             _check_int(getattr(self, name), name)
             if getattr(self, name) < 0:
                 raise ReceiptError(f"shift report field {name} is negative")
@@ -233,9 +235,7 @@ class ShiftReport:
                 kind=kind, shift=report["shift"], time=time, opened_at=_moment(report["opened_at"]),
                 store_name=store_name, terminal_id=terminal_id,
                 tenders=tuple((str(m), _int(a)) for m, a in report["tenders"].items()),
-                **{name: _int(totals[name]) for name in (
-                    "sales", "total", "discount", "redeemed_money", "to_pay", "returns",
-                    "returned_money", "accrued", "redeemed")},
+                **{name: _int(totals[name]) for name in REPORT_TOTALS},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ReceiptError(f"shift report: the ledger's report is incomplete: {exc!r}") from None

@@ -221,13 +221,18 @@ class Daemon:
         return {k: v for k, v in sale.items() if k != "names"}
 
     def print_sale(self, sale: dict[str, Any]) -> None:
-        """Never raises for a printing problem: the sale is committed; a copy can be asked later."""
-        if self.printer is None:
-            return
+        if self.printer is not None:
+            self._print_committed(lambda: self._sale_receipt(sale), f"receipt {sale['receipt']}")
+
+    def _print_committed(self, document: Callable[[], Receipt | ShiftReport], what: str) -> bool:
+        """Queue the paper of something already committed. Never raises for a printing problem
+        (an `error` event says it; a copy can be asked later); False when nothing was queued."""
         try:
-            self.submit(self._sale_receipt(sale))
+            self.submit(document())
         except DeviceError as exc:
-            self.publish("error", {"message": f"receipt {sale['receipt']} cannot be printed: {exc}"})
+            self.publish("error", {"message": f"{what} cannot be printed: {exc}"})
+            return False
+        return True
 
     def _sale_receipt(self, sale: dict[str, Any]) -> Receipt:
         method = "+".join(t["method"] for t in sale["tenders"]) or "points"
@@ -241,12 +246,8 @@ class Daemon:
             payment_method=method, card_number=sale["card"] or "", points_before=sale["points_before"])
 
     def print_return(self, ret: dict[str, Any]) -> None:
-        if self.printer is None:
-            return
-        try:
-            self.submit(self._return_receipt(ret))
-        except DeviceError as exc:
-            self.publish("error", {"message": f"return {ret['return']} cannot be printed: {exc}"})
+        if self.printer is not None:
+            self._print_committed(lambda: self._return_receipt(ret), f"return {ret['return']}")
 
     def _return_receipt(self, ret: dict[str, Any]) -> Receipt:
         refund, sale_lines = ret["refund"], ret["sale_quote"]["lines"]
@@ -304,13 +305,8 @@ class Daemon:
         closed = self.ledger.close_shift(f"z-{shift}", report["totals"], now_local())
         self.publish("shift_closed", {"shift": shift, "totals": report["totals"], "tenders": report["tenders"]})
         self.wake_sync()
-        printed = False
-        if self.printer is not None:
-            try:  # the shift is closed: a printing problem is reported, never raised
-                self.submit(self._shift_report("Z", report))
-                printed = True
-            except DeviceError as exc:
-                self.publish("error", {"message": f"Z report of shift {shift} cannot be printed: {exc}"})
+        printed = self.printer is not None and self._print_committed(
+            lambda: self._shift_report("Z", report), f"Z report of shift {shift}")
         return {**report, "closed": closed, "printed": printed}
 
     def print_shift(self) -> dict[str, Any]:
