@@ -128,11 +128,12 @@ def _replay_committer(path: Path, sale_led: Ledger):
     `sale_led`) written again by a plain loop into a ledger of the same setup, under the keys
     the next sales would use: the sale's own layout and I/O without its Python logic."""
     with sale_led.store.env.begin() as txn:
-        value = {}
-        for db in ("receipts", "outbox", "cards", "lots", "meta"):
-            _, value[db] = next(iter(txn.cursor(db=sale_led.store.dbs[db])))
-        lot_key = next(iter(txn.cursor(db=sale_led.store.dbs["lots"])))[0]
-    expiry = lot_key[keys.TEXT_KEY_BYTES : keys.TEXT_KEY_BYTES + 8]
+        first = {
+            db: next(iter(txn.cursor(db=sale_led.store.dbs[db])))
+            for db in ("receipts", "outbox", "cards", "lots", "meta")
+        }
+    value = {db: raw for db, (_, raw) in first.items()}
+    expiry = first["lots"][0][keys.TEXT_KEY_BYTES : keys.TEXT_KEY_BYTES + 8]
     led = _ledger(path, sync=True)
     env, dbs = led.store.env, led.store.dbs
     counter = itertools.count(1)
