@@ -19,7 +19,7 @@ from typing import Any
 
 from central import lots
 from central.lots import CardLots, Origin
-from central.wire import ProtocolError, card_number_ok
+from protocol.wire import ProtocolError, card_number_ok
 
 CARD_TYPE_CHARS_MAX = 64
 REFERRALS_MAX = 16

@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from central import wire
 from central.balances import CardState
 from central.store import EVENTS_LIST_MAX, Store, StoreError, new_key, open_store
 from core.errors import PricingError
+from protocol import wire
 
 CSV_BYTES_MAX = 64 * 1024 * 1024
 CSV_ROWS_MAX = 1_000_000

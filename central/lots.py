@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from central.wire import DELTA_POINTS_MAX, LOT_ENTRIES_MAX, ProtocolError, card_number_ok
+from protocol.wire import DELTA_POINTS_MAX, LOT_ENTRIES_MAX, ProtocolError, card_number_ok
 
 NEVER_MS = 2**63 - 1  # BIGINT's maximum: a never-expiring lot sorts last
 DEBT_KEY = (0, 0)

@@ -21,9 +21,10 @@ from typing import Any
 
 from aiohttp import web
 
-from central import balances, feed, wire
+from central import balances, feed
 from central.store import ChainError, GapError, Store, StoreError
-from central.wire import MAC_HEADER, TERMINAL_HEADER, ProtocolError
+from protocol import wire
+from protocol.wire import MAC_HEADER, TERMINAL_HEADER, ProtocolError
 
 log = logging.getLogger("posterm.central")
 

@@ -25,7 +25,7 @@ from typing import Any
 from central import balances, lots
 from central.balances import CardState, Shortfall
 from central.lots import CardLots, LotInvariantError, Origin
-from central.wire import KEY_BYTES, Batch, ProtocolError, pack, unpack
+from protocol.wire import KEY_BYTES, Batch, ProtocolError, pack, unpack
 
 FEED_PAGE_ENTRIES_MAX = 2_000
 EVENTS_LIST_MAX = 10_000_000

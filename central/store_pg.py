@@ -30,7 +30,7 @@ from central.store import (
     StoreError,
     card_from_row,
 )
-from central.wire import pack
+from protocol.wire import pack
 
 CURSOR_LOCK_ID = 0x706F7374  # "post": the advisory lock that orders feed cursors
 CONNECT_TIMEOUT_S = 10

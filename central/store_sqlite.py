@@ -21,7 +21,7 @@ from central.store import (
     StoreError,
     card_from_row,
 )
-from central.wire import pack
+from protocol.wire import pack
 
 BUSY_TIMEOUT_MS = 10_000
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from central.wire import LOT_ENTRIES_MAX
+from protocol.wire import LOT_ENTRIES_MAX
 from terminal.ledger import moments
 from terminal.ledger.errors import LedgerInvariantError
 

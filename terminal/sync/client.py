@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from central import wire
+from protocol import wire
 from terminal.sync.errors import SyncError, TransientError
 
 READ_CHUNK_BYTES = 64 * 1024

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from central.wire import KEY_BYTES
+from protocol.wire import KEY_BYTES
 from terminal.sync.errors import SyncError
 
 CONFIG_BYTES_MAX = 64 * 1024

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-from central import wire
+from protocol import wire
 from terminal.ledger import Ledger
 from terminal.ledger import outbox as ledger_outbox
 from terminal.sync.client import SyncClient

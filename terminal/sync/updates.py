@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from central import wire
 from core.errors import PricingError
 from core.rules import compile_rules
+from protocol import wire
 from terminal.ledger import Ledger, LedgerError
 from terminal.sync.client import SyncClient
 from terminal.sync.errors import SyncError

@@ -22,9 +22,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from central import wire
 from central.balances import CardState
 from central.store import open_store
+from protocol import wire
 from terminal.ledger import Ledger, moments
 from terminal.ledger.tx import Tx, event_id, write
 from terminal.sync import SyncClient, Syncer

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from central import wire
 from central.balances import CardState
 from central.store import Store, open_store
+from protocol import wire
 from terminal.ledger import Ledger
 from terminal.ledger import outbox as ledger_outbox
 from terminal.sync import SyncClient, SyncConfig, Syncer, TransientError

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central import wire
+from protocol import wire
 from tests.central.helpers import CentralProcess, provision, server_events, sqlite_dsn
 from tests.central.test_fuzz_wire import fields
 

@@ -10,7 +10,7 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central import wire
+from protocol import wire
 
 PARSERS = (wire.decode_batch, wire.decode_updates, wire.decode_reply)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from central import lots
 from central.balances import CardState, fold, touched_cards
 from central.lots import DATELESS_KEY, DEBT_KEY, NEVER_MS, CardLots, Origin
-from central.wire import LOT_ENTRIES_MAX, ProtocolError
+from protocol.wire import LOT_ENTRIES_MAX, ProtocolError
 
 JAN = "2027-01-01T00:00:00+00:00"
 JUN = "2027-06-01T00:00:00+00:00"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
-from central import wire
+from protocol import wire
 from tests.central.helpers import central, provision, server_events, sqlite_dsn
 
 

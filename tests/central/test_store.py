@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from central import wire
 from central.balances import CardState
 from central.feed import build_updates
 from central.store import ChainError, ConflictError, GapError, Store
+from protocol import wire
 
 
 def event(seq: int, deltas: dict[str, int] | None = None, epoch: int = 1, **extra: Any) -> dict[str, Any]:

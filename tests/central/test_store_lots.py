@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from central import wire
 from central.balances import CardState
 from central.cli import main
 from central.store import Store, StoreError
+from protocol import wire
 
 JAN = "2027-01-01T00:00:00+00:00"
 JUN = "2027-06-01T00:00:00+00:00"

@@ -8,7 +8,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from central import wire
+from protocol import wire
 
 
 def ev(seq: int, **extra: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from central import wire
+from protocol import wire
 from terminal.ledger import Ledger
 from terminal.sync import SyncClient, SyncConfig, Syncer
 from tests.central.conftest import dsn  # noqa: F401 — the sqlite/pg parametrized fixture

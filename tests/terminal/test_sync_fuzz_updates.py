@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central import wire
+from protocol import wire
 from terminal.ledger import Ledger
 from terminal.sync import SyncError
 from terminal.sync.updates import apply_page

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from central import wire
 from central.lots import DEBT_KEY, NEVER_MS
 from central.store import Store
+from protocol import wire
 from terminal.ledger import Ledger, moments
 from terminal.ledger.movements import LOT_ENTRIES_MAX, Move, entries
 from tests.central.conftest import dsn, store  # noqa: F401 — the sqlite/pg parametrized fixtures

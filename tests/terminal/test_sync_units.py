@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from central import wire
+from protocol import wire
 from terminal.sync import Backoff, SyncConfig, SyncError
 from terminal.sync.drain import build_batch
 from terminal.sync.updates import cursor_state, read_cursor, write_atomic
