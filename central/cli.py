@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+import time
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any, NoReturn
 from central.balances import CardState
 from central.store import EVENTS_LIST_MAX, Store, StoreError, new_key, open_store
 from core.errors import PricingError
-from protocol import wire
+from protocol import cardfile, wire
 
 CSV_BYTES_MAX = 64 * 1024 * 1024
 CSV_ROWS_MAX = 1_000_000
@@ -138,10 +139,7 @@ def cmd_publish(store: Store, args: argparse.Namespace) -> int:
         cursor = store.publish("version", [("catalog", {"version": version})])
         print(json.dumps({"products": len(products), "catalog": version, "cursor": cursor}))
     else:
-        cards = [_card(row, f"{args.file} row {i + 2}") for i, row in enumerate(_csv_rows(args.file))]
-        for start in range(0, len(cards), PUBLISH_CHUNK_ROWS):
-            store.put_cards(cards[start : start + PUBLISH_CHUNK_ROWS])
-        print(json.dumps({"cards": len(cards)}))
+        _publish_cards(store, args.file, args.force)
     return 0
 
 
@@ -167,18 +165,38 @@ def _product(row: dict[str, str], where: str) -> dict[str, Any]:
     }
 
 
-def _card(row: dict[str, str], where: str) -> CardState:
-    number = (row.get("number") or "").strip()
-    if not wire.card_number_ok(number):
-        raise CentralCliError(f"{where}: card number {number!r} is not 1..64 printable characters")
+def _publish_cards(store: Store, path: str, force: bool) -> None:
+    """The chain's card file (protocol/cardfile.py: the terminal's `ledger import-cards` reads
+    the same rows and refuses the same ones, with the same message)."""
+    data = _read_text(path, cardfile.FILE_BYTES_MAX).encode()
+    try:
+        good, problems = cardfile.read(data, int(time.time() * 1000), path)
+    except cardfile.CardFileError as exc:
+        raise CentralCliError(str(exc)) from None
+    if problems and not force:
+        raise CentralCliError(cardfile.refusal(path, problems))
+    rows = [row for _, row in good]
+    for start in range(0, len(rows), PUBLISH_CHUNK_ROWS):
+        chunk = rows[start : start + PUBLISH_CHUNK_ROWS]
+        store.put_cards(
+            [_card(row) for row in chunk],
+            {row.number: row.expires_ms for row in chunk if row.expires_ms is not None},
+            {row.number: row.facts() for row in chunk},
+        )
+    for row, field, problem in problems:
+        sys.stderr.write(f"posterm-central: {path}: skipped row {row}, field {field!r}: {problem}\n")
+    print(json.dumps({"cards": len(rows), "skipped": len(problems)}))
+
+
+def _card(row: cardfile.CardRow) -> CardState:
     return CardState(
-        number=number,
-        type=(row.get("type") or "").strip(),
-        holder=(row.get("holder") or "").strip(),
-        referrers=[x for x in (row.get("referrers") or "").split("|") if x],
-        cumulative=_int(row.get("cumulative"), f"{where} cumulative", 0),
-        blocked=(row.get("blocked") or "").strip().lower() in ("1", "true", "yes"),
-        balance=_int(row.get("balance"), f"{where} balance", 0),
+        number=row.number,
+        type=row.type,
+        holder=row.holder,
+        referrers=list(row.referrers),
+        cumulative=row.cumulative,
+        blocked=row.blocked,
+        balance=row.balance,
     )
 
 
@@ -211,7 +229,8 @@ def cmd_card(store: Store, args: argparse.Namespace) -> int:
     if found is None:
         raise CentralCliError(f"card {args.number}: unknown to the central server")
     card, version = found
-    print(json.dumps({**card.__dict__, "version": version, "lots": store.card_lots(args.number)}))
+    facts = store.card_facts([args.number]).get(args.number, {})
+    print(json.dumps({**card.__dict__, **facts, "version": version, "lots": store.card_lots(args.number)}))
     return 0
 
 
@@ -261,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("what", choices=["rules", "catalog", "cards"])
     pub.add_argument("file")
     pub.add_argument("--version", help="version label (default: content hash)")
+    pub.add_argument("--force", action="store_true", help="cards: publish the good rows of a file with bad ones")
     pub.set_defaults(handler=cmd_publish)
     card = sub.add_parser("card", help="show (with its lots), adjust or list cards' authoritative balances")
     card.add_argument("action", choices=["show", "adjust", "list"])

@@ -2,7 +2,8 @@
 
 The feed is compacted: each item (rules, one product, one card) keeps only its latest state,
 under the cursor of its latest change, so a terminal offline for a month pulls each changed
-card once. A card entry carries the authoritative balance and is the balance correction.
+card once. A card entry carries the authoritative balance and is the balance correction, and
+the card's §12 facts when it has any (central/cardfacts.py).
 `acked` tells the terminal what the server already stored from it (read before the cards, so
 every card balance in the page includes at least those events). Limit: `FEED_PAGE_ENTRIES_MAX`.
 """
@@ -35,9 +36,10 @@ def build_updates(store: Store, terminal: str, since: int, limit: int = FEED_PAG
         "cards": [],
         "versions": {},
     }
+    facts = store.card_facts([value.number for _, what, value in page if what == "card"])
     for cursor, what, value in page:
         if what == "card":
-            out["cards"].append(card_entry(value, cursor))
+            out["cards"].append(card_entry(value, cursor) | facts.get(value.number, {}))
             continue
         kind, key, body = value
         if kind == "rules":

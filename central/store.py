@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from central import balances, lots
+from central import balances, cardfacts, lots
 from central.balances import CardState, Shortfall
 from central.lots import CardLots, LotInvariantError, Origin
 from protocol.wire import KEY_BYTES, Batch, ProtocolError, pack, unpack
@@ -337,18 +337,35 @@ class Store(ABC):
         """Put feed items (key, body) of one kind (rules, product, version) in one transaction;
         returns the last cursor. A key published again replaces its item (compaction)."""
 
-    def put_cards(self, cards: list[CardState]) -> None:
+    def put_cards(
+        self,
+        cards: list[CardState],
+        expiries: dict[str, int] | None = None,
+        facts: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         """Publish card records (balance included) — authoritative overrides. The lots move by
-        the difference: a new balance opens a dateless lot; a lower one takes lots
-        soonest-expiring first (then debt)."""
+        the difference: a new balance opens a lot (dateless, or expiring at `expiries[number]`
+        ms); a lower one takes lots soonest-expiring first (then debt). `facts`: the cards'
+        §12 facts (central/cardfacts.py), replaced in the same transaction."""
         latest = {c.number: c for c in cards}  # a number listed twice: the last row counts
         now_ms = int(time.time() * 1000)
         with self.transaction() as tx:
             old, book = tx.lock_with_lots(sorted(latest))  # one lock order: no deadlocks
             for card in latest.values():
                 card.shortfall = old[card.number].shortfall
-                lots.move(book[card.number], card.balance - old[card.number].balance, now_ms, Origin("publish"))
+                diff = card.balance - old[card.number].balance
+                expires_ms = (expiries or {}).get(card.number)
+                if diff > 0 and expires_ms is not None:
+                    lots.credit(book[card.number], diff, (expires_ms, 0), Origin("publish"))
+                else:
+                    lots.move(book[card.number], diff, now_ms, Origin("publish"))
             tx.save_with_lots(list(latest.values()), book)
+            if facts is not None:
+                cardfacts.put(tx, facts)
+
+    def card_facts(self, numbers: list[str]) -> dict[str, dict[str, Any]]:
+        """The §12 facts of the cards that have any."""
+        return cardfacts.read(self._query, numbers)
 
     def adjust_card(self, number: str, points: int) -> CardState:
         """A technician's correction: a dateless lot when up, lots soonest-expiring first when down."""

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
+from central import cardfacts
 from central.balances import CardState, Shortfall
 from central.store import (
     CARD_COLUMNS,
@@ -60,8 +61,8 @@ CREATE TABLE IF NOT EXISTS lots (number TEXT NOT NULL, expires_ms BIGINT NOT NUL
     points BIGINT NOT NULL, source TEXT NOT NULL, terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
     seq BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS lots_card ON lots (number);
-"""
-TABLES = ("terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed", "lots")
+""" + cardfacts.SCHEMA_PG
+TABLES = ("terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed", "lots", "card_facts")
 
 
 def _one_line(exc: Exception) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from central import cardfacts
 from central.balances import CardState, Shortfall
 from central.store import (
     CARD_COLUMNS,
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS lots (number TEXT NOT NULL, expires_ms INTEGER NOT NU
     points INTEGER NOT NULL, source TEXT NOT NULL, terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
     seq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS lots_card ON lots (number);
-"""
+""" + cardfacts.SCHEMA_SQLITE
 
 
 def card_params(card: CardState, cursor: int) -> tuple[Any, ...]:

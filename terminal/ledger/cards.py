@@ -1,6 +1,8 @@
 """Card records and the card dict the pricing core wants.
 
-A card record: number, type, holder, referrers, cumulative (minor units), blocked, and the
+A card record: number, type, holder, referrers, cumulative (minor units), blocked, the spec §12
+customer facts when known (`birth_date`, `issued_on`, `tags`; checked like the card file,
+`protocol/cardfile.py`), and the
 offline-authority split of its balance: `server_balance` at `server_version` (what the central
 server last confirmed) plus `local_delta` (this terminal's movements not yet confirmed).
 Balance = server_balance + local_delta = Σ lots, always.
@@ -12,13 +14,15 @@ from typing import Any
 
 import lmdb
 
+from protocol import cardfile
 from terminal.ledger import codec, fields, keys, lots
-from terminal.ledger.errors import LedgerBalanceError, LedgerNotFoundError
+from terminal.ledger.errors import LedgerBalanceError, LedgerInputError, LedgerNotFoundError
 from terminal.ledger.moments import Moment
 
-REFERRERS_MAX = 8
-TYPE_CHARS_MAX = 64
-HOLDER_CHARS_MAX = 128
+REFERRERS_MAX = cardfile.REFERRERS_MAX
+TYPE_CHARS_MAX = cardfile.TYPE_CHARS_MAX
+HOLDER_CHARS_MAX = cardfile.HOLDER_CHARS_MAX
+FACT_FIELDS = frozenset({"birth_date", "issued_on", "tags"})
 
 
 def new_record(
@@ -28,6 +32,7 @@ def new_record(
     referrers: list[str],
     cumulative: int,
     blocked: bool = False,
+    facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     keys.text(number, "card number")
     fields.text(card_type, f"card {number} field 'type'", TYPE_CHARS_MAX, empty=True)
@@ -36,6 +41,7 @@ def new_record(
     for ref in referrers:
         keys.text(ref, f"card {number} referrer")
     fields.whole(cumulative, f"card {number} field 'cumulative'")
+    checked = check_facts(facts or {}, f"card {number}")
     return {
         "number": number,
         "type": card_type,
@@ -46,7 +52,30 @@ def new_record(
         "server_balance": 0,
         "server_version": 0,
         "local_delta": 0,
+        **checked,
     }
+
+
+def check_facts(facts: dict[str, Any], where: str) -> dict[str, Any]:
+    """The §12 facts, each checked as the card file checks it (a feed entry must not carry what
+    the file would refuse); an empty value means unknown and is left out."""
+    out: dict[str, Any] = {}
+    for name in ("birth_date", "issued_on"):
+        value = facts.get(name)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str) or not cardfile.fact_ok(name, value):
+            shapes = "YYYY-MM-DD or --MM-DD" if name == "birth_date" else "YYYY-MM-DD"
+            raise LedgerInputError(f"{where} field {name!r}: not a date {shapes}")
+        out[name] = value
+    tags = facts.get("tags")
+    if tags:
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise LedgerInputError(f"{where} field 'tags': must be a list of tag ids")
+        if not cardfile.fact_ok("tags", "|".join(tags)) or len(tags) != len(set(tags)):
+            raise LedgerInputError(f"{where} field 'tags': at most {cardfile.TAGS_MAX} distinct ids")
+        out["tags"] = list(tags)
+    return out
 
 
 def read(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> dict[str, Any]:

@@ -38,9 +38,7 @@ class ImportRowsError(LedgerError):
     """A CSV file has bad rows; nothing was imported. `problems` lists (row, field, problem)."""
 
     def __init__(self, path: str, problems: list[tuple[int, str, str]]) -> None:
+        from protocol.cardfile import refusal  # the message central's `publish cards` gives too
+
         self.problems = problems
-        first = problems[0]
-        super().__init__(
-            f"{path}: {len(problems)} bad row(s), nothing imported (use --force to import the good "
-            f"rows); first: row {first[0]} field {first[1]!r}: {first[2]}"
-        )
+        super().__init__(refusal(path, problems))

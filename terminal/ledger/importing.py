@@ -1,9 +1,9 @@
 """CSV import (cards with opening balances, catalog) and export of balances, for technicians.
 
-cards.csv   number,type,holder,cumulative,balance,expires_at,referrer
-            cumulative in minor units; balance in points (≥ 0; an opening lot available from the
-            import moment, expiring at `expires_at` (ISO-8601 with offset) or never when empty);
-            referrer: empty or card numbers separated by `|` (level 1 first).
+cards.csv   the chain's card file, `protocol/cardfile.py` (also read by `posterm-central publish
+            cards`; docs/ledger.md "The card file"): opening balances are a lot available from
+            the import moment, expiring at `expires_at` or never; the §12 facts (birth_date,
+            issued_on, tags) are kept on the card record.
 catalog.csv sku,barcode,name,price,categories,no_discount,no_bonus,min_price
             price/min_price in minor units; barcode and categories: several separated by `|`;
             flags: 1/0, true/false, yes/no or empty (= no).
@@ -12,8 +12,13 @@ A file with any bad row imports nothing and raises ImportRowsError listing (row,
 problem) — rows are numbered as in a spreadsheet, the header being row 1. `force=True` imports
 the good rows and returns the problems. One import is one transaction, idempotent by the file's
 SHA-256 (importing the same file twice changes nothing). Limits: 32 MiB, 200 000 rows,
-256 characters a field. Opening balances count as confirmed by the server (the migration seeds
-both sides), so they go to server_balance, not local_delta.
+256 characters a field (cards: the card file's own limits). Opening balances count as confirmed
+by the server (the migration seeds both sides), so they go to server_balance, not local_delta.
+
+Cards are the central server's on a synced terminal: a ledger that has had an event acked or an
+update applied refuses `import_cards` (publish the file at central instead), and a ledger with
+locally imported cards records them (`meta["local_cards"]`) so its first sync checks that the
+server knows them before sending anything (`terminal/sync/seeding.py`).
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from protocol import cardfile
 from terminal.files import read_bounded
-from terminal.ledger import cards, catalog, fields, keys, moments, updates
+from terminal.ledger import cards, catalog, moments, updates
 from terminal.ledger.errors import ImportRowsError, LedgerError
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
@@ -34,7 +40,10 @@ from terminal.ledger.tx import Tx, write
 FILE_BYTES_MAX = 32 * 1024 * 1024
 ROWS_MAX = 200_000
 FIELD_CHARS_MAX = 256
-CARD_COLUMNS = ["number", "type", "holder", "cumulative", "balance", "expires_at", "referrer"]
+SYNCED_REFUSAL = (
+    "this terminal syncs with a central server, which owns its cards: publish the file there "
+    "(posterm-central publish cards FILE); the cards reach this terminal with the next sync"
+)
 CATALOG_COLUMNS = [
     "sku",
     "barcode",
@@ -102,35 +111,6 @@ def _check_row(row: dict[str, str], columns: list[str]) -> None:
             raise RowError(name, f"longer than {FIELD_CHARS_MAX} characters")
 
 
-def _card_row(row: dict[str, str]) -> dict[str, Any]:
-    _check_row(row, CARD_COLUMNS)
-    referrers = [r for r in row["referrer"].split("|") if r]
-    checks = (
-        ("number", lambda: keys.text(row["number"], "card number")),
-        ("type", lambda: fields.text(row["type"], "type", cards.TYPE_CHARS_MAX, empty=True)),
-        (
-            "holder",
-            lambda: fields.text(row["holder"], "holder", cards.HOLDER_CHARS_MAX, empty=True),
-        ),
-        ("referrer", lambda: [keys.text(r, "referrer") for r in referrers]),
-        ("referrer", lambda: fields.items(referrers, "referrer", cards.REFERRERS_MAX)),
-    )
-    for field, check in checks:
-        try:
-            check()
-        except LedgerError as exc:
-            raise RowError(field, str(exc)) from None
-    record = cards.new_record(
-        row["number"], row["type"], row["holder"], referrers, _int(row, "cumulative")
-    )
-    balance = _int(row, "balance", 0, 10**12)
-    try:
-        end = moments.optional(row["expires_at"] or None, "expires_at")
-    except LedgerError as exc:
-        raise RowError("expires_at", str(exc)) from None
-    return {"record": record, "balance": balance, "end": end}
-
-
 def _catalog_row(row: dict[str, str]) -> dict[str, Any]:
     _check_row(row, CATALOG_COLUMNS)
     flags = {}
@@ -178,30 +158,44 @@ def _finish(path: str | Path, problems: list[Problem], force: bool) -> None:
         raise ImportRowsError(str(path), problems)
 
 
+def synced(meta: dict[str, Any]) -> bool:
+    """The ledger has talked to a central server (an event acked or an update page applied)."""
+    return bool(meta.get("acked_seq") or meta.get("last_update"))
+
+
+def _card_file(path: str | Path, at: moments.Moment) -> tuple[bytes, list[Any], list[Problem]]:
+    data = read_bounded(path, cardfile.FILE_BYTES_MAX, "CSV", LedgerError)
+    try:
+        good, problems = cardfile.read(data, at.ms, str(path))
+    except cardfile.CardFileError as exc:
+        raise LedgerError(str(exc)) from None
+    return data, good, problems
+
+
 def import_cards(store: Store, path: str | Path, now: Any, force: bool = False) -> dict[str, Any]:
     at = moments.moment(now, "now")
-    data, rows = read_rows(path, CARD_COLUMNS)
-    good, problems = _parse(rows, _card_row, "number")
+    data, good, problems = _card_file(path, at)
     _finish(path, problems, force)
 
     def body(tx: Tx) -> dict[str, Any]:
+        if synced(tx.meta):
+            raise LedgerError(f"{path}: not imported: {SYNCED_REFUSAL}")
         imported, late = 0, []
-        for number, item in good:
-            record = item["record"]
-            if tx.card_exists(record["number"]):
-                late.append((number, "number", f"card {record['number']} is already in the ledger"))
+        for number, row in good:
+            if tx.card_exists(row.number):
+                late.append((number, "number", f"card {row.number} is already in the ledger"))
                 continue
+            record = cards.new_record(
+                row.number, row.type, row.holder, list(row.referrers), row.cumulative, row.blocked, row.facts()
+            )
             tx.new_card(record)
-            if item["balance"]:
-                if item["end"] is not None and item["end"].ms <= at.ms:
-                    late.append((number, "expires_at", "already expired"))
-                    continue
-                updates.correct_balance(
-                    tx, record["number"], item["balance"], at, "import", item["end"]
-                )
+            if row.balance:
+                end = moments.moment(row.expires_at, "expires_at") if row.expires_at else None
+                updates.correct_balance(tx, row.number, row.balance, at, "import", end)
             imported += 1
         if late and not force:
             raise ImportRowsError(str(path), late)
+        tx.meta["local_cards"] = tx.meta.get("local_cards", 0) + imported
         seq = tx.event("import", at, {"what": "cards", "rows": imported})
         return {"imported": imported, "problems": problems + late, "seq": seq}
 

@@ -2,7 +2,8 @@
 write transaction and recorded by the batch id (a redelivered batch changes nothing).
 
 Batch: {"catalog": [product | {"sku", "deleted": true}], "cards": [{"number", "type", "holder",
-"referrers", "cumulative", "blocked", "version", "balance"?}], "balances": [{"number",
+"referrers", "cumulative", "blocked", "version", "balance"?, "birth_date"?, "issued_on"?,
+"tags"?}], "balances": [{"number",
 "balance", "version"}], "versions": {"rules": "...", "catalog": "..."}}.
 
 Offline authority: the server's balance includes every event this terminal has had acked. A
@@ -25,7 +26,7 @@ VERSIONS_MAX = 16
 BATCH_FIELDS = frozenset({"catalog", "cards", "balances", "versions"})
 CARD_FIELDS = frozenset(
     {"number", "type", "holder", "referrers", "cumulative", "blocked", "version", "balance"}
-)
+) | cards.FACT_FIELDS
 BALANCE_FIELDS = frozenset({"number", "balance", "version"})
 
 
@@ -65,6 +66,7 @@ def _card_entry(tx: Tx, raw: Any, where: str, at: moments.Moment, batch_id: str)
         entry.get("referrers", []),
         entry.get("cumulative", 0),
         entry.get("blocked", False),
+        {name: entry[name] for name in cards.FACT_FIELDS if name in entry},
     )
     if tx.card_exists(number):
         card = tx.card(number)
@@ -72,6 +74,10 @@ def _card_entry(tx: Tx, raw: Any, where: str, at: moments.Moment, batch_id: str)
             return False
         for name in ("type", "holder", "referrers", "cumulative", "blocked"):
             card[name] = fresh[name]
+        for name in cards.FACT_FIELDS:  # the server's facts replace ours, unknown ones included
+            card.pop(name, None)
+            if name in fresh:
+                card[name] = fresh[name]
     else:
         tx.new_card(fresh)
         card = fresh

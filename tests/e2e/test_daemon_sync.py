@@ -20,8 +20,8 @@ CATALOG = """sku,barcodes,name,price,categories
 fridge-x200,4006381333931,Fridge X200,1200000,appliances/fridges
 milk-1l,4600000000022,Milk 1 l,8990,grocery/dairy
 """
-CARDS = """number,type,holder,referrers,cumulative,blocked,balance
-7700000000026,standard,Anna Petrova,,0,,10000
+CARDS = """number,type,holder,referrers,cumulative,blocked,balance,expires_at,birth_date,issued_on,tags
+7700000000026,standard,Anna Petrova,,0,,10000,,,,
 """
 
 

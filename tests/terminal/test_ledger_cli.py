@@ -37,9 +37,9 @@ def ledger_dir(tmp_path):
     )
     cards = tmp_path / "cards.csv"
     cards.write_text(
-        "number,type,holder,cumulative,balance,expires_at,referrer\n"
-        "C1,standard,Ann,100,500,2027-01-01T00:00:00+03:00,\n"
-        "C2,gold,Bob,0,40,,C1\n"
+        "number,type,holder,cumulative,balance,expires_at,referrers,blocked,birth_date,issued_on,tags\n"
+        "C1,standard,Ann,100,500,2027-01-01T00:00:00+03:00,,,,,\n"
+        "C2,gold,Bob,0,40,,C1,,,,\n"
     )
     posterm("import-cards", str(cards), "--ledger", str(path), "--now", NOW)
     return path
@@ -98,7 +98,10 @@ def test_export_balances_to_a_file(ledger_dir, tmp_path):
 
 def test_refusals_exit_2_with_one_line(ledger_dir, tmp_path):
     bad = tmp_path / "bad.csv"
-    bad.write_text("number,type,holder,cumulative,balance,expires_at,referrer\nC9,s,X,abc,1,,\n")
+    bad.write_text(
+        "number,type,holder,cumulative,balance,expires_at,referrers,blocked,birth_date,issued_on,tags\n"
+        "C9,s,X,abc,1,,,,,,\n"
+    )
     done = posterm("import-cards", str(bad), "--ledger", str(ledger_dir), check=False)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "row 2 field 'cumulative'" in done.stderr and "nothing imported" in done.stderr

@@ -6,7 +6,7 @@ from terminal.ledger import ImportRowsError, LedgerError
 
 from .conftest import NOW, assert_ok
 
-CARDS_HEADER = "number,type,holder,cumulative,balance,expires_at,referrer\n"
+CARDS_HEADER = "number,type,holder,cumulative,balance,expires_at,referrers,blocked,birth_date,issued_on,tags\n"
 CATALOG_HEADER = "sku,barcode,name,price,categories,no_discount,no_bonus,min_price\n"
 
 
@@ -20,8 +20,8 @@ def test_cards_import_with_opening_balances(ledger, tmp_path):
     path = _write(
         tmp_path,
         "cards.csv",
-        CARDS_HEADER + "2000001,standard,Ann Lee,6650000,1200,2027-12-31T23:59:59+03:00,\n"
-        '2000002,gold,"Bob, Jr",0,0,,2000001\n',
+        CARDS_HEADER + "2000001,standard,Ann Lee,6650000,1200,2027-12-31T23:59:59+03:00,,,,,\n"
+        '2000002,gold,"Bob, Jr",0,0,,2000001,,--02-29,2020-05-01,staff|b2b\n',
     )
     result = ledger.import_cards(path, NOW)
     assert result["imported"] == 2 and result["problems"] == []
@@ -35,6 +35,8 @@ def test_cards_import_with_opening_balances(ledger, tmp_path):
     assert card["lots"][0]["expires_at"] == "2027-12-31T23:59:59+03:00"
     assert ledger.card("2000002", NOW)["holder"] == "Bob, Jr"
     assert ledger.card("2000002", NOW)["referrers"] == ["2000001"]
+    bob = ledger.card("2000002", NOW)  # the §12 facts are kept on the card
+    assert (bob["birth_date"], bob["issued_on"], bob["tags"]) == ("--02-29", "2020-05-01", ["staff", "b2b"])
     assert ledger.import_cards(path, NOW) == result  # the same file again changes nothing
     assert_ok(ledger)
 
@@ -43,11 +45,11 @@ def test_bad_rows_are_reported_by_row_and_field_and_nothing_is_imported(ledger, 
     path = _write(
         tmp_path,
         "cards.csv",
-        CARDS_HEADER + "C1,standard,A,100,10,,\n"
-        "C2,standard,B,-5,10,,\n"
-        "C3,standard,C,0,ten,,\n"
-        "C4,standard,D,0,1,yesterday,\n"
-        "C1,standard,E,0,1,,\n"
+        CARDS_HEADER + "C1,standard,A,100,10,,,,,,\n"
+        "C2,standard,B,-5,10,,,,,,\n"
+        "C3,standard,C,0,ten,,,,,,\n"
+        "C4,standard,D,0,1,yesterday,,,,,\n"
+        "C1,standard,E,0,1,,,,,,\n"
         "C6,standard\n",
     )
     with pytest.raises(ImportRowsError) as info:
@@ -55,9 +57,9 @@ def test_bad_rows_are_reported_by_row_and_field_and_nothing_is_imported(ledger, 
     assert info.value.problems == [
         (3, "cumulative", "expected a whole number 0..1000000000000000, got '-5'"),
         (4, "balance", "expected a whole number 0..1000000000000, got 'ten'"),
-        (5, "expires_at", "expires_at: not an ISO-8601 time: 'yesterday'"),
-        (6, "number", "'C1' appears twice in the file"),
-        (7, "*", "expected 7 fields"),
+        (5, "expires_at", "expected an ISO-8601 time with an offset, got 'yesterday'"),
+        (6, "number", "card C1 appears twice in the file"),
+        (7, "*", "expected 11 fields, got 2"),
     ]
     assert "row 3 field 'cumulative'" in str(info.value)
     assert ledger.report_balances(NOW) == []
@@ -67,9 +69,9 @@ def test_bad_rows_are_reported_by_row_and_field_and_nothing_is_imported(ledger, 
 
 
 def test_cards_already_in_the_ledger_are_bad_rows(ledger, tmp_path):
-    ledger.import_cards(_write(tmp_path, "a.csv", CARDS_HEADER + "C1,s,A,0,5,,\n"), NOW)
+    ledger.import_cards(_write(tmp_path, "a.csv", CARDS_HEADER + "C1,s,A,0,5,,,,,,\n"), NOW)
     with pytest.raises(ImportRowsError, match="row 2 field 'number': card C1 is already"):
-        ledger.import_cards(_write(tmp_path, "b.csv", CARDS_HEADER + "C1,s,A,0,7,,\n"), NOW)
+        ledger.import_cards(_write(tmp_path, "b.csv", CARDS_HEADER + "C1,s,A,0,7,,,,,,\n"), NOW)
     assert ledger.card("C1", NOW)["balance"] == 5
 
 
@@ -79,7 +81,7 @@ def test_file_level_refusals(ledger, tmp_path):
     with pytest.raises(LedgerError, match="cannot read"):
         ledger.import_cards(tmp_path / "missing.csv", NOW)
     bad = tmp_path / "latin1.csv"
-    bad.write_bytes(CARDS_HEADER.encode() + "C1,s,J\xf6rg,0,0,,\n".encode("latin-1"))
+    bad.write_bytes(CARDS_HEADER.encode() + "C1,s,J\xf6rg,0,0,,,,,,\n".encode("latin-1"))
     with pytest.raises(LedgerError, match="not UTF-8"):
         ledger.import_cards(bad, NOW)
 
@@ -108,7 +110,7 @@ def test_catalog_import(ledger, tmp_path):
 
 def test_export_balances(ledger, tmp_path):
     ledger.import_cards(
-        _write(tmp_path, "a.csv", CARDS_HEADER + "C1,s,A,10,5,,\nC2,g,B,0,0,,\n"), NOW
+        _write(tmp_path, "a.csv", CARDS_HEADER + "C1,s,A,10,5,,,,,,\nC2,g,B,0,0,,,,,,\n"), NOW
     )
     out = io.StringIO()
     assert ledger.export_balances(out, NOW) == 2
@@ -122,11 +124,11 @@ def test_each_card_field_is_named_in_the_report(ledger, tmp_path):
     path = _write(
         tmp_path,
         "cards.csv",
-        CARDS_HEADER + f"{'9' * 70},s,A,0,0,,\n"
-        f"C2,{'t' * 70},A,0,0,,\n"
-        f"C3,s,{long},0,0,,\n"
-        f"C4,s,A,0,0,,{'r' * 70}\n"
-        f"C5,s,A,0,0,,{'|'.join(['R'] * 9)}\n",
+        CARDS_HEADER + f"{'9' * 70},s,A,0,0,,,,,,\n"
+        f"C2,{'t' * 70},A,0,0,,,,,,\n"
+        f"C3,s,{long},0,0,,,,,,\n"
+        f"C4,s,A,0,0,,{'r' * 70},,,,\n"
+        f"C5,s,A,0,0,,{'|'.join(['R'] * 9)},,,,\n",
     )
     with pytest.raises(ImportRowsError) as info:
         ledger.import_cards(path, NOW)
@@ -134,6 +136,6 @@ def test_each_card_field_is_named_in_the_report(ledger, tmp_path):
         (2, "number"),
         (3, "type"),
         (4, "holder"),
-        (5, "referrer"),
-        (6, "referrer"),
+        (5, "referrers"),
+        (6, "referrers"),
     ]

@@ -138,7 +138,10 @@ def test_publish_rules_catalog_cards_via_cli(dsn: str, tmp_path: Path) -> None: 
     assert central_cli(dsn, "terminal", "add", "T01").returncode == 2
     (tmp_path / "rules.toml").write_text(RULES)
     (tmp_path / "catalog.csv").write_text("sku,name,price,barcodes,categories\nA1,Milk,8900,4006381333931,food/dairy\n")
-    (tmp_path / "cards.csv").write_text("number,type,holder,balance\n2000001,standard,Ann,250\n")
+    (tmp_path / "cards.csv").write_text(
+        "number,type,holder,cumulative,balance,expires_at,referrers,blocked,birth_date,issued_on,tags\n"
+        "2000001,standard,Ann,0,250,,,,,,\n"
+    )
     (tmp_path / "bad.toml").write_text("[program]\npoint_value = -1\n")
     for args in (
         ("publish", "rules", str(tmp_path / "rules.toml"), "--version", "r7"),
