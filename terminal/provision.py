@@ -187,6 +187,13 @@ def provision(req: ProvisionRequest, report: Any = print) -> TerminalConfig:
     program = core.load_rules(req.rules) if req.rules else None
     if req.key_file is not None:
         read_key(req.key_file)
+    if req.server_url and req.cards is not None:
+        # The bug this prevents: cards imported here, unknown to the server, became debts and
+        # lost their holders at the first sync. The chain's cards are moved in at central.
+        raise ConfigError(
+            f"--cards {req.cards} with --server: the central server owns a synced terminal's cards; "
+            "publish the file there (posterm-central publish cards FILE) and they arrive with the first sync"
+        )
     for name, path in (("catalog", req.catalog), ("cards", req.cards)):
         if path is not None and not path.is_file():
             raise ConfigError(f"--{name} {path}: no such file")

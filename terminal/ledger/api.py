@@ -35,6 +35,7 @@ from terminal.ledger import (
 )
 from terminal.ledger.errors import LedgerError, LedgerInputError
 from terminal.ledger.store import FORMAT_VERSION, FORMATS_READ, MAP_SIZE_DEFAULT_BYTES, META_KEY, Store
+from terminal.ledger.tx import Tx, write
 
 EPOCH_MAX = 2**62  # the server keeps epochs as 64-bit integers
 
@@ -224,6 +225,20 @@ class Ledger:
 
     def import_cards(self, path: str | Path, now: Any, force: bool = False) -> dict[str, Any]:
         return importing.import_cards(self.store, path, now, force)
+
+    def unconfirmed_cards(self, limit: int = 10) -> list[str]:
+        """Cards no server has confirmed (terminal/sync/seeding.py)."""
+        with self.store.env.begin() as txn:
+            return cards.unconfirmed(txn, self.store.dbs, limit)
+
+    def local_cards_confirmed(self, now: Any) -> dict[str, Any]:
+        """The server knows every locally imported card: the first sync may send events."""
+        at = moments.moment(now, "now")
+
+        def body(tx: Tx) -> dict[str, Any]:
+            return {"confirmed": tx.meta.pop("local_cards", 0), "at": at.iso}
+
+        return write(self.store, f"local-cards-confirmed:{self.meta()['epoch']}", "import", {}, body)
 
     def import_catalog(self, path: str | Path, now: Any, force: bool = False) -> dict[str, Any]:
         return importing.import_catalog(self.store, path, now, force)

@@ -152,3 +152,17 @@ def summary(txn: lmdb.Transaction, dbs: dict[str, Any], number: str, now: Moment
         "lots": all_lots,
         "holds": active,
     }
+
+
+def unconfirmed(txn: lmdb.Transaction, dbs: dict[str, Any], limit: int) -> list[str]:
+    """Numbers of cards no server has confirmed yet (server_version 0), at most `limit`: after
+    a first pull of the feed, the locally imported cards the central server does not know."""
+    out: list[str] = []
+    with txn.cursor(db=dbs["cards"]) as cursor:
+        for _, raw in cursor:
+            record = codec.unpack(raw, "card")
+            if not record["server_version"]:
+                out.append(record["number"])
+                if len(out) >= limit:
+                    break
+    return out

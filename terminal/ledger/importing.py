@@ -174,6 +174,9 @@ def _card_file(path: str | Path, at: moments.Moment) -> tuple[bytes, list[Any], 
 
 def import_cards(store: Store, path: str | Path, now: Any, force: bool = False) -> dict[str, Any]:
     at = moments.moment(now, "now")
+    with store.env.begin() as txn:  # before the op log: a file imported before the sync too
+        if synced(store.read_meta(txn)):
+            raise LedgerError(f"{path}: not imported: {SYNCED_REFUSAL}")
     data, good, problems = _card_file(path, at)
     _finish(path, problems, force)
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from terminal.ledger import Ledger, LedgerError
+from terminal.sync import seeding
 from terminal.sync.client import Backoff, SyncClient
 from terminal.sync.config import SyncConfig
 from terminal.sync.drain import Drainer
@@ -45,6 +46,7 @@ class Syncer:
 
     async def once(self, stop: asyncio.Event | None = None) -> dict[str, int]:
         """One round: drain everything, then pull every update page. Raises on failure."""
+        await seeding.confirm_local_cards(self.ledger, self.puller)  # a local import: the server knows it first
         sent = await self.drainer.drain(stop)
         if stop is not None and stop.is_set():
             return {"sent": sent, "pages": 0}

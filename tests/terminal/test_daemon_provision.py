@@ -22,7 +22,7 @@ def provision_args(tmp_path: Path, *extra: str) -> list[str]:
 
 def test_provision_writes_config_ledger_key_and_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(provision_args(tmp_path, "--rules", str(DATA / "rules.toml"), "--catalog", str(DATA / "catalog.csv"),
-                               "--cards", str(DATA / "cards.csv"), "--server", "http://127.0.0.1:9"))
+                               "--server", "http://127.0.0.1:9"))
     out = capsys.readouterr().out
     assert code == 0 and "not reachable now" in out  # nothing listens on port 9: a warning
     cfg = load_config(tmp_path / "etc" / "terminal.toml")
@@ -47,6 +47,7 @@ def test_provision_writes_config_ledger_key_and_data(tmp_path: Path, capsys: pyt
     (["--server", "central.example"], "server_url must start with http"),
     (["--rules", "/nonexistent/rules.toml"], "rules"),
     (["--catalog", "/nonexistent/catalog.csv"], "--catalog"),
+    (["--cards", str(DATA / "cards.csv"), "--server", "http://127.0.0.1:9"], "posterm-central publish cards"),
 ])
 def test_provision_refuses_bad_input_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                              extra: list[str], message: str) -> None:
