@@ -8,7 +8,9 @@ two offline terminals) is accepted — the sale happened — and the uncovered p
 shortfall; the card's new (negative) balance goes out in the updates feed as a correction.
 Cumulative spend follows sale totals and return decreases; a sale's `card_type_after` (an
 upgrade) becomes the card's type; referral credits for referrers the selling terminal did not
-hold (`local: false`) are booked here, as lots with the referral entry's dates. Every event also
+hold (`local: false`) are booked here, as lots with the referral entry's dates; a return's
+`referral` list takes them back (points from those uplines' lots, soonest-expiring first, then
+debt; cumulative from every upline). Every event also
 moves the card's point lots (`central/lots.py`), so balance = Σ lots holds after each one.
 """
 
@@ -22,7 +24,7 @@ from central.lots import CardLots, Origin
 from protocol.wire import ProtocolError, card_number_ok
 
 CARD_TYPE_CHARS_MAX = 64
-REFERRALS_MAX = 16
+REFERRALS_MAX = lots.REFERRALS_MAX
 REFERRAL_POINTS_MAX = 10**9
 
 
@@ -49,7 +51,7 @@ class Shortfall:
 def _referrals(event: dict[str, Any]) -> list[dict[str, Any]]:
     """A sale's referral credits that are well formed (card, points, cumulative, local)."""
     raw = event.get("referral")
-    if not raw or not isinstance(raw, list) or event.get("type") != "sale":
+    if not raw or not isinstance(raw, list) or event.get("type") not in ("sale", "return"):
         return []
     return [r for r in raw[:REFERRALS_MAX] if isinstance(r, dict) and card_number_ok(r.get("card"))]
 
@@ -90,7 +92,12 @@ def fold(
     shortfalls = []
     for event, moved in zip(events, moves, strict=True):
         origin = Origin(event["type"], terminal, event["epoch"], event["seq"])
-        for ref in _referrals(event):
+        if event["type"] == "return":
+            shortfalls += _take_back_referrals(event, cards, book)
+            refs: list[dict[str, Any]] = []
+        else:
+            refs = _referrals(event)
+        for ref in refs:
             # Referrers kept in the selling terminal's ledger were credited there (their points
             # are in `deltas`); the others are credited here. Cumulative credit counts for all.
             referrer = cards[ref["card"]]
@@ -122,6 +129,27 @@ def fold(
         elif event["type"] == "return":
             card.cumulative = max(0, card.cumulative - _whole(event.get("cumulative_decrease")))
     return shortfalls
+
+
+def _take_back_referrals(
+    event: dict[str, Any], cards: dict[str, CardState], book: dict[str, CardLots]
+) -> list[Shortfall]:
+    """A return's `referral` list: the uplines' credits taken back in proportion to the money
+    returned (the terminal computed the shares; README "Where the spec is silent", §9)."""
+    for ref in _referrals(event):
+        referrer = cards[ref["card"]]
+        referrer.cumulative = max(0, referrer.cumulative - max(0, _whole(ref.get("cumulative"))))
+    at_ms = event.get("at_ms") if type(event.get("at_ms")) is int else 0
+    out = []
+    for number, points in lots.referral_takebacks(event):
+        card = cards[number]
+        card.balance -= points
+        lots.debit(book[number], points, at_ms)
+        if card.balance < 0:
+            short = min(points, -card.balance)
+            card.shortfall += short
+            out.append(Shortfall(number, event["seq"], short))
+    return out
 
 
 def _set_type(card: CardState, kind: Any, only_if_empty: bool) -> None:

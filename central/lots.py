@@ -40,6 +40,7 @@ NEVER_MS = 2**63 - 1  # BIGINT's maximum: a never-expiring lot sorts last
 DEBT_KEY = (0, 0)
 DATELESS_KEY = (NEVER_MS, 0)
 LOTS_PER_CARD_MAX = 100_000
+REFERRALS_MAX = 16  # referral entries read from one event (balances.REFERRALS_MAX)
 ISO_CHARS_MAX = 64
 ENTRY_FIELDS = frozenset({"points", "available_from", "expires_at"})
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -319,6 +320,21 @@ def apply_event(
                 debit(card, -entry.points, at_ms, first, expired_first)
 
 
+def referral_takebacks(event: dict[str, Any]) -> list[tuple[str, int]]:
+    """(card, points) a return takes back from uplines the selling terminal did not hold
+    (`referral` entries with `local: false`; the others are in the event's deltas)."""
+    raw = event.get("referral")
+    if event.get("type") != "return" or not isinstance(raw, list):
+        return []
+    out = []
+    for ref in raw[:REFERRALS_MAX]:
+        if isinstance(ref, dict) and card_number_ok(ref.get("card")) and not ref.get("local"):
+            points = ref.get("points")
+            if type(points) is int and 0 < points <= DELTA_POINTS_MAX:
+                out.append((ref["card"], points))
+    return out
+
+
 def needs_lots(
     events: list[dict[str, Any]], balances: Mapping[str, int], moves: list[dict[str, list[Entry]]] | None = None
 ) -> set[str]:
@@ -335,6 +351,7 @@ def needs_lots(
         for number, entries in moved.items():
             if any(entry.points < 0 for entry in entries):
                 out.add(number)
+        out.update(number for number, _ in referral_takebacks(event))
     return out
 
 

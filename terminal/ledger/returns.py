@@ -7,12 +7,20 @@ sale. Points: the redeemed points given back go to the lots they were taken from
 first (annulled when that lot has expired); accrued points are clawed back from the sale's
 accrual lot first, then soonest-expiring first; what the balance cannot cover becomes the debt
 lot that the next accruals pay first. The card's cumulative total falls; its type stays.
+
+Referral credits (spec §9 is silent; README "Where the spec is silent"): a return takes back
+each upline's credit — points and cumulative — in proportion to the money returned. After each
+return, the total taken back is round_half_up(credit × money returned so far / money paid), so
+the return that gives back all the money takes the exact remainder and nothing is taken twice.
+A referrer kept in this ledger loses the points here (soonest-expiring lots first, then debt);
+the others through the server, from the return event's `referral` list.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from core.arith import div_round_half_up
 from core.errors import RefundError
 from core.refund import compute_refund
 from terminal.ledger import fields, keys, lots, moments
@@ -39,6 +47,38 @@ def _points(
     return {"restored": restored, "annulled": annulled, "clawed": clawed - short, "debt": short}
 
 
+def _share(credit: int, returned: int, paid: int) -> int:
+    return credit if returned >= paid else div_round_half_up(credit * returned, paid)
+
+
+def _referral_back(tx: Tx, receipt: dict[str, Any], now_ms: int) -> list[dict[str, Any]]:
+    """Take back the uplines' credits in proportion to the money returned so far (the receipt's
+    refunds, this one included); records the totals taken in `receipt["referral_back"]`."""
+    credits = receipt.get("referral") or []
+    if not credits:
+        return []
+    paid = receipt["quote"]["to_pay"]
+    returned = sum(r["money"] for r in receipt["refunds"])
+    taken = receipt.setdefault("referral_back", [[0, 0] for _ in credits])
+    out = []
+    for ref, done in zip(credits, taken, strict=True):
+        points = _share(ref["points"], returned, paid) - done[0] if paid else 0
+        cumulative = _share(ref["cumulative"], returned, paid) - done[1] if paid else 0
+        points, cumulative = max(0, points), max(0, cumulative)
+        if not points and not cumulative:
+            continue
+        done[0], done[1] = done[0] + points, done[1] + cumulative
+        local = bool(ref.get("local")) and tx.card_exists(ref["card"])
+        if local:
+            card = tx.card(ref["card"])
+            card["cumulative"] = max(0, card["cumulative"] - cumulative)
+            if points:
+                _, short = lots.take(tx, ref["card"], points, now_ms, only_available=False)
+                lots.add_debt(tx, ref["card"], short)
+        out.append({"card": ref["card"], "points": points, "cumulative": cumulative, "local": local})
+    return out
+
+
 def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any) -> dict[str, Any]:
     """Return `lines` ([{"line", "qty" | "qty_milli"}]) of a receipt; returns the refund."""
     at = moments.moment(now, "now")
@@ -63,6 +103,7 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any) 
         moved = _points(tx, receipt, refund, return_id, at.ms) if receipt["card"] else {}
         receipt["returns"].append(return_id)
         receipt["refunds"].append(refund)
+        referral = _referral_back(tx, receipt, at.ms)
         tx.put("receipts", key, receipt, f"receipt {receipt_id}")
         record = {
             "id": return_id,
@@ -70,6 +111,7 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any) 
             "at": at.iso,
             "refund": refund,
             "points": moved,
+            "referral": referral,
             "shift": tx.meta["shift"],
         }
         tx.put_new("returns", keys.text(return_id, "return id"), record, f"return {return_id}")
@@ -88,6 +130,7 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any) 
                 "annulled": moved.get("annulled", 0),
                 "clawed": moved.get("clawed", 0),
                 "debt": moved.get("debt", 0),
+                "referral": referral,
             },
         )
         return {
@@ -96,6 +139,7 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any) 
             "seq": seq,
             "refund": refund,
             "points": moved,
+            "referral": referral,
         }
 
     return write(store, return_id, "return", request, body)

@@ -101,3 +101,41 @@ def test_return_of_a_sale_without_card_moves_only_money(ledger, engine):
     result = ledger.commit_return("r1", "s1", [{"line": 0, "qty_milli": 3000}], NOW)
     assert result["refund"]["money"] == quote["to_pay"] and result["points"] == {}
     assert_ok(ledger)
+
+
+def test_returns_take_back_referral_credits_in_proportion_to_the_money(ledger, engine):
+    add_card(ledger, "UP1", 0)
+    add_card(ledger, "C1", 0, referrers=["UP1", "FAR"])  # FAR: only the server holds it
+    quote, _ = sell(ledger, engine, "s1", "C1", [33333, 10001], qty=3)
+    credits = {r["card"]: r["points"] for r in quote["referral"]}
+    assert credits["UP1"] > 0 and credits["FAR"] > 0
+    assert ledger.card("UP1", NOW)["balance"] == credits["UP1"]
+    parts = [
+        ledger.commit_return("r1", "s1", [{"line": 0, "qty": 1}], NOW),
+        ledger.commit_return("r2", "s1", [{"line": 1, "qty": 2}, {"line": 0, "qty": 1}], NOW),
+    ]
+    returned = sum(p["refund"]["money"] for p in parts)
+    taken = {c: sum(r["points"] for p in parts for r in p["referral"] if r["card"] == c) for c in credits}
+    for card, credit in credits.items():  # after each return: round_half_up(credit × returned / paid)
+        assert taken[card] == (2 * credit * returned + quote["to_pay"]) // (2 * quote["to_pay"])
+    assert ledger.card("UP1", NOW)["balance"] == credits["UP1"] - taken["UP1"]
+    last = ledger.commit_return("r3", "s1", [{"line": 0, "qty": 1}, {"line": 1, "qty": 1}], NOW)
+    total = {c: taken[c] + sum(r["points"] for r in last["referral"] if r["card"] == c) for c in credits}
+    assert total == credits  # the last return takes the exact remainder
+    assert ledger.card("UP1", NOW)["balance"] == 0
+    events = [e for e in ledger.outbox_pending() if e["type"] == "return"]
+    far = [r for e in events for r in e["referral"] if r["card"] == "FAR"]
+    assert all(not r["local"] for r in far) and sum(r["points"] for r in far) == credits["FAR"]
+    assert_ok(ledger)
+
+
+def test_a_referral_clawback_the_upline_cannot_cover_leaves_a_debt(ledger, engine):
+    add_card(ledger, "UP1", 0)
+    add_card(ledger, "C1", 0, referrers=["UP1"])
+    quote, _ = sell(ledger, engine, "s1", "C1", [500000])
+    credit = quote["referral"][0]["points"]
+    ledger.adjust("spend", "UP1", -credit, "spent", "t", NOW)
+    ledger.commit_return("r1", "s1", [{"line": 0, "qty": 1}], NOW)
+    up = ledger.card("UP1", NOW)
+    assert up["balance"] == -credit and any(lot["debt"] for lot in up["lots"])
+    assert_ok(ledger)

@@ -130,3 +130,24 @@ def test_more_distinct_lots_than_an_event_may_name_are_merged() -> None:
         {"points": 5, "available_from": dates[5], "expires_at": dates[0]},
         {"points": -(600 - (LOT_ENTRIES_MAX - 2)), "available_from": None, "expires_at": None},
     ]
+
+
+def test_returns_take_back_referral_credits_on_the_server_too(ledger: Ledger, engine: Any, store: Store) -> None:  # noqa: F811
+    link = Link(ledger, store)
+    add_card(ledger, "C1", referrers=["R1", "R-ELSEWHERE"])
+    add_card(ledger, "R1")
+    quote, _ = sell(ledger, engine, "s1", "C1", [33_333, 10_001], qty=3, now=NOW)
+    link.ship()
+    credit = {r["card"]: r["points"] for r in quote["referral"]}
+    assert store.card("R-ELSEWHERE")[0].balance == credit["R-ELSEWHERE"] > 0  # type: ignore[index]
+    ledger.commit_return("r1", "s1", [{"line": 0, "qty": 1}], NOW)
+    link.ship()
+    partial = store.card("R-ELSEWHERE")[0].balance  # type: ignore[index]
+    assert 0 < partial < credit["R-ELSEWHERE"]
+    assert_mirrored(ledger, store, "C1", "R1")
+    ledger.commit_return("r2", "s1", [{"line": 0, "qty": 2}, {"line": 1, "qty": 3}], NOW)
+    link.ship()
+    assert store.card("R-ELSEWHERE")[0].balance == 0 and server_lots(store, "R-ELSEWHERE") == {}  # type: ignore[index]
+    assert ledger.card("R1", NOW)["balance"] == 0
+    assert_mirrored(ledger, store, "C1", "R1")
+    assert store.verify()["ok"]
