@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from protocol.schemas import TIME_MAX_ISO, TIME_MIN_ISO, TIME_MS_MAX, TIME_MS_MIN
 from protocol.wire import DELTA_POINTS_MAX, LOT_ENTRIES_MAX, ProtocolError, card_number_ok
 
 NEVER_MS = 2**63 - 1  # BIGINT's maximum: a never-expiring lot sorts last
@@ -220,7 +221,7 @@ def move(card: CardLots, points: int, at_ms: int, origin: Origin) -> None:
 
 
 def iso_ms(value: Any, what: str) -> int:
-    """ms since the epoch of an ISO-8601 time with an offset, after 1970 (the ledger's rule)."""
+    """ms since the epoch of an ISO-8601 time with an offset, in the protocol's range (the ledger's rule)."""
     if type(value) is not str or len(value) > ISO_CHARS_MAX:
         raise ProtocolError(f"{what}: not an ISO-8601 time of at most {ISO_CHARS_MAX} chars")
     try:
@@ -230,8 +231,8 @@ def iso_ms(value: Any, what: str) -> int:
         raise ProtocolError(f"{what}: not an ISO-8601 time: {value!r:.70}") from None
     except TypeError:  # a naive time cannot be compared with the aware epoch
         raise ProtocolError(f"{what}: the time {value!r:.70} has no UTC offset") from None
-    if not 1 <= ms < NEVER_MS:
-        raise ProtocolError(f"{what}: {value!r:.70} is out of range")
+    if not TIME_MS_MIN <= ms <= TIME_MS_MAX:
+        raise ProtocolError(f"{what}: {value!r:.70} is out of range {TIME_MIN_ISO}..{TIME_MAX_ISO}")
     return ms
 
 

@@ -21,9 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
-from central import balances, feed
+from central import balances, feed, receipts
 from central.store import ChainError, GapError, Store, StoreError
-from protocol import wire
+from protocol import schemas, wire
 from protocol.wire import MAC_HEADER, TERMINAL_HEADER, ProtocolError
 
 log = logging.getLogger("posterm.central")
@@ -178,6 +178,51 @@ async def get_card(request: web.Request) -> web.Response:
         return _refused(key, exc, "card_refused")
 
 
+async def get_receipt(request: web.Request) -> web.Response:
+    store = request.app[STORE_KEY]
+    key = None
+    try:
+        _, key = await _authenticate(request, wire.request_bytes("GET", request.raw_path))
+        receipt = request.match_info["receipt"]
+        if not 0 < len(receipt) <= schemas.ID_CHARS_MAX:
+            raise ProtocolError(f"receipt id must be 1..{schemas.ID_CHARS_MAX} chars")
+        terminal = request.query.get("terminal")
+        if terminal is not None:
+            wire.check_terminal_id(terminal)
+        found = await _run(request, store.receipt, receipt)
+        sale = receipts.pick(receipt, found, terminal)
+        if sale is None:
+            return _reply(key, wire.pack({"error": "not_found", "message": f"receipt {receipt} unknown"}), 404)
+        return _reply(key, wire.pack(sale))
+    except (ProtocolError, StoreError) as exc:
+        return _refused(key, exc, "receipt_refused")
+
+
+async def not_found(request: web.Request) -> web.Response:
+    """A route the server does not have: 404 signed like every other (401 if not authenticated)."""
+    key = None
+    try:
+        data = await request.read()
+        bodiless = request.method not in ("POST", "PUT", "PATCH")
+        signed = wire.request_bytes(request.method, request.raw_path) if bodiless else data
+        _, key = await _authenticate(request, signed)
+    except ProtocolError as exc:
+        return _refused(key, exc, "route_refused", path=_printable(request.path))
+    except web.HTTPRequestEntityTooLarge:
+        return _reply(None, wire.error_reply(wire.TooLargeError("body over the limit")), 413)
+    message = f"no route {request.method} {request.path[:100]}"
+    return _reply(key, wire.pack({"error": "not_found", "message": message}), 404)
+
+
+@web.middleware
+async def signed_not_found(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        return await not_found(request)
+
+
 def _refused(key: bytes | None, exc: ProtocolError | StoreError, event: str, **fields: Any) -> web.Response:
     """The signed reply and the log line for a refused request: the protocol's status, or 503
     when the database is unavailable."""
@@ -193,7 +238,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 def make_app(store: Store) -> web.Application:
-    app = web.Application(client_max_size=wire.BATCH_BYTES_MAX)
+    app = web.Application(client_max_size=wire.BATCH_BYTES_MAX, middlewares=[signed_not_found])
     app[STORE_KEY] = store
     if store.name == "sqlite":  # one connection, the single writer: one thread does it all
         app[POOL_KEY] = app[INGEST_POOL_KEY] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
@@ -204,6 +249,7 @@ def make_app(store: Store) -> web.Application:
     app.router.add_post("/v1/batches", post_batch)
     app.router.add_get("/v1/updates", get_updates)
     app.router.add_get("/v1/cards/{number}", get_card)
+    app.router.add_get("/v1/receipts/{receipt}", get_receipt)
     app.router.add_get("/v1/health", health)
 
     async def shutdown(app: web.Application) -> None:

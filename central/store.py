@@ -30,6 +30,7 @@ from protocol.wire import KEY_BYTES, Batch, ProtocolError, pack, unpack
 FEED_PAGE_ENTRIES_MAX = 2_000
 EVENTS_LIST_MAX = 10_000_000
 FAULTS_SHOWN_MAX = 100
+RECEIPT_MATCHES_MAX = 16
 CURSOR_START = 0
 
 
@@ -120,6 +121,10 @@ class IngestTx(ABC):
     @abstractmethod
     def insert_events(self, terminal: str, rows: list[tuple[Any, ...]]) -> None:
         """Insert `event_rows`; a unique violation (an id used by another event) raises ConflictError."""
+
+    @abstractmethod
+    def insert_receipts(self, rows: list[tuple[str, str, int, int]]) -> None:
+        """Index sale events by receipt id: (receipt, terminal, epoch, seq)."""
 
     @abstractmethod
     def lock_cards(self, numbers: list[str]) -> dict[str, CardState]:
@@ -235,6 +240,9 @@ def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
     found: list[Shortfall] = []
     if new:
         tx.insert_events(batch.terminal, event_rows(batch.terminal, batch, duplicates))
+        sales = [(e["receipt"], batch.terminal, e["epoch"], e["seq"]) for e in new if e["type"] == "sale"]
+        if sales:  # a return at another terminal looks its receipt up (`Store.receipt`)
+            tx.insert_receipts(sales)
         tx.finish_batch(batch.terminal, batch.epoch, batch.last_seq, mac)
         # Card rows are shared by all terminals: lock them last, so they are held briefly.
         moves = lots.batch_moves(new)  # parsed once: a malformed `lots` field stores nothing
@@ -417,6 +425,16 @@ class Store(ABC):
         )
         for t, e, s, i, b in rows:
             yield t, int(e), int(s), str(i), bytes(b)
+
+    def receipt(self, receipt: str) -> list[tuple[str, int, int, bytes]]:
+        """The sale events stored under a receipt id: (terminal, epoch, seq, msgpack body), at
+        most `RECEIPT_MATCHES_MAX` (ids are unique per terminal, not across a chain)."""
+        rows = self._query(
+            "SELECT e.terminal, e.epoch, e.seq, e.body FROM receipts r JOIN events e ON e.terminal = r.terminal "
+            "AND e.epoch = r.epoch AND e.seq = r.seq WHERE r.receipt = ? ORDER BY e.terminal, e.epoch, e.seq LIMIT ?",
+            (receipt, RECEIPT_MATCHES_MAX),
+        )
+        return [(str(t), int(e), int(s), bytes(b)) for t, e, s, b in rows]
 
     def shortfalls(self) -> list[dict[str, Any]]:
         rows = self._query(

@@ -61,8 +61,12 @@ CREATE TABLE IF NOT EXISTS lots (number TEXT NOT NULL, expires_ms BIGINT NOT NUL
     points BIGINT NOT NULL, source TEXT NOT NULL, terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
     seq BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS lots_card ON lots (number);
+CREATE TABLE IF NOT EXISTS receipts (receipt TEXT NOT NULL, terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
+    seq BIGINT NOT NULL, PRIMARY KEY (receipt, terminal, epoch, seq));
 """ + cardfacts.SCHEMA_PG
-TABLES = ("terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed", "lots", "card_facts")
+TABLES = (
+    "terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed", "lots", "receipts", "card_facts"
+)
 
 
 def _one_line(exc: Exception) -> str:
@@ -106,6 +110,11 @@ class _Tx(IngestTx):
             raise ConflictError(
                 f"terminal {terminal}: an event id is already stored ({exc.diag.message_detail})"
             ) from None
+
+    def insert_receipts(self, rows: list[tuple[str, str, int, int]]) -> None:
+        with self.conn.cursor() as cur, cur.copy("COPY receipts (receipt, terminal, epoch, seq) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def _select_for_update(self, numbers: list[str], found: dict[str, CardState]) -> None:
         rows = self.conn.execute(

@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS lots (number TEXT NOT NULL, expires_ms INTEGER NOT NU
     points INTEGER NOT NULL, source TEXT NOT NULL, terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
     seq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS lots_card ON lots (number);
+CREATE TABLE IF NOT EXISTS receipts (receipt TEXT NOT NULL, terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
+    seq INTEGER NOT NULL, PRIMARY KEY (receipt, terminal, epoch, seq)) WITHOUT ROWID;
 """ + cardfacts.SCHEMA_SQLITE
 
 
@@ -96,6 +98,9 @@ class _Tx(IngestTx):
             self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"terminal {terminal}: an event id is already stored ({exc})") from None
+
+    def insert_receipts(self, rows: list[tuple[str, str, int, int]]) -> None:
+        self.db.executemany("INSERT INTO receipts VALUES (?, ?, ?, ?)", rows)
 
     def lock_cards(self, numbers: list[str]) -> dict[str, CardState]:
         found: dict[str, CardState] = {n: CardState(n) for n in numbers}

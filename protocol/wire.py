@@ -24,6 +24,11 @@ from typing import Any
 
 import msgpack
 
+from protocol import schemas
+from protocol.schemas import DELTA_POINTS_MAX as DELTA_POINTS_MAX  # re-exported: the limits live in schemas
+from protocol.schemas import LOT_ENTRIES_MAX as LOT_ENTRIES_MAX
+from protocol.schemas import card_number_ok as card_number_ok
+
 VERSION = 1
 BATCH_EVENTS_MAX = 1_000
 BATCH_BYTES_MAX = 1024 * 1024
@@ -36,9 +41,7 @@ BIN_BYTES_MAX = 4096
 ARRAY_ITEMS_MAX = 10_000
 MAP_ITEMS_MAX = 10_000
 DEPTH_MAX = 12
-DELTA_POINTS_MAX = 10**12
 EVENT_FIELDS_MAX = 64
-LOT_ENTRIES_MAX = 500  # entries per card in an event's `lots` field (docs/protocol.md §3)
 TERMINAL_ID_CHARS_MAX = 64
 SEQ_MAX = 2**63 - 1
 MAC_BYTES = 32
@@ -317,17 +320,10 @@ def check_batch(batch: Batch) -> None:
             raise ProtocolError(f"event {seq}: epoch {event.get('epoch')!r:.20} is not the batch's")
         if type(event.get("seq")) is not int or event["seq"] != seq:
             raise ProtocolError(f"event {seq}: seq {event.get('seq')!r:.20}, expected {seq}")
-        kind = event.get("type")
-        if type(kind) is not str or not kind:
-            raise ProtocolError(f"event {seq}: type must be a non-empty string")
-        deltas = event.get("deltas", _NO_DELTAS)
-        if type(deltas) is not dict:
-            raise ProtocolError(f"event {seq}: deltas must be a map")
-        for number, points in deltas.items():
-            if not card_number_ok(number):
-                raise ProtocolError(f"event {seq}: card number {number!r:.70} is not 1..64 chars")
-            if type(points) is not int or not -DELTA_POINTS_MAX <= points <= DELTA_POINTS_MAX:
-                raise ProtocolError(f"event {seq}: delta of card {number} is not an integer within ±10^12")
+        try:
+            schemas.check_event(event)  # type, every field, at = at_ms, card named (protocol/schemas.py)
+        except schemas.Invalid as exc:
+            raise ProtocolError(f"event {seq} field {exc.path}: {exc.reason}"[:500]) from None
 
 
 # ---------------------------------------------------------------- replies (server → terminal)
@@ -396,8 +392,3 @@ def decode_updates(data: bytes) -> dict[str, Any]:
         if not isinstance(value, str) or len(value) > 64 or len(name) > 32:
             raise ProtocolError(f"update version {name!r:.40} must be a string of ≤ 64 chars")
     return raw
-
-
-def card_number_ok(number: Any) -> bool:
-    """1..64 printable characters (the ledger's keys allow 64 bytes; it refuses longer ones)."""
-    return type(number) is str and 0 < len(number) <= 64 and number.isprintable()

@@ -2,6 +2,8 @@
 
 The ledger keeps the caller's ISO text (so the card dict round-trips exactly) and the
 milliseconds since the Unix epoch (for ordering and comparisons). There is no clock in here.
+Times outside the protocol's range (2000-01-01..9999-12-31 UTC, `protocol.schemas`) are refused:
+the central server would refuse the events that carry them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NamedTuple
 
+from protocol.schemas import TIME_MAX_ISO, TIME_MIN_ISO, TIME_MS_MAX, TIME_MS_MIN
 from terminal.ledger.errors import LedgerInputError
 
 ISO_CHARS_MAX = 64
@@ -54,8 +57,10 @@ def _moment(value: Any, what: str) -> Moment:
     if parsed.utcoffset() is None:
         raise LedgerInputError(f"{what}: the time {parsed.isoformat()} has no UTC offset")
     ms: int = (parsed - _EPOCH) // _MS
-    if ms < 1:
-        raise LedgerInputError(f"{what}: {parsed.isoformat()} is before 1970")
+    if not TIME_MS_MIN <= ms <= TIME_MS_MAX:  # the protocol's range: central refuses the same
+        raise LedgerInputError(
+            f"{what}: {parsed.isoformat()} is outside the supported range {TIME_MIN_ISO}..{TIME_MAX_ISO}"
+        )
     return Moment(parsed.isoformat(), ms)
 
 

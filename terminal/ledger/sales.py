@@ -15,6 +15,7 @@ from typing import Any
 
 import lmdb
 
+from protocol import schemas
 from terminal.ledger import codec, fields, holds, keys, lots, moments
 from terminal.ledger.errors import LedgerBalanceError, LedgerInputError, LedgerInvariantError
 from terminal.ledger.moments import Moment
@@ -25,6 +26,9 @@ LINES_MAX = 1_000
 TENDERS_MAX = 16
 REFERRAL_MAX = 8
 LINE_INT_FIELDS = ("qty_milli", "price", "amount", "discount", "redeem_amount", "paid")
+RULE_IDS_MAX = schemas.LINE_RULES_MAX
+GIFTS_MAX = schemas.GIFTS_MAX
+GIFT_QTY_MAX = schemas.GIFT_QTY_MAX
 
 
 _HEAD_INTS = itemgetter("subtotal", "discount", "total", "to_pay")
@@ -50,9 +54,11 @@ def _plain_quote(q: Any) -> bool:
     try:
         amounts = [*_HEAD_INTS(q), redeem["amount"]]
         for line in lines:
-            if type(line) is not dict:
+            if type(line) is not dict or not _plain_ids(line.get("sku"), line.get("rules", [])):
                 return False
             amounts += _LINE_INTS(line)
+        if q.get("gifts", []) != []:
+            return False
         points = (redeem["points"], accrual["points"])
     except KeyError:
         return False
@@ -65,6 +71,13 @@ def _plain_quote(q: Any) -> bool:
         and 0 <= points[0] <= fields.POINTS_MAX
         and 0 <= points[1] <= fields.POINTS_MAX
     )
+
+
+def _plain_ids(sku: Any, rules: Any) -> bool:
+    """A line's sku and rule ids are short strings (what the sale event's schema allows)."""
+    if type(sku) is not str or not 0 < len(sku) <= schemas.ID_CHARS_MAX or type(rules) is not list:
+        return False
+    return all(type(rule) is str and 0 < len(rule) <= schemas.ID_CHARS_MAX for rule in rules)
 
 
 def _checked_quote(quote: Any, where: str) -> dict[str, Any]:
@@ -81,6 +94,14 @@ def _checked_quote(quote: Any, where: str) -> dict[str, Any]:
         fields.mapping(line, f"{where} quote line {i}")
         for name in LINE_INT_FIELDS:
             fields.whole(line.get(name), f"{where} quote line {i} field {name!r}")
+        keys.text(line.get("sku"), f"{where} quote line {i} sku")
+        for rule in fields.items(line.get("rules", []), f"{where} quote line {i} rules", RULE_IDS_MAX):
+            keys.text(rule, f"{where} quote line {i} rule id")
+    for i, gift in enumerate(fields.items(q.get("gifts", []), f"{where} quote gifts", GIFTS_MAX)):
+        fields.mapping(gift, f"{where} gift {i}")
+        keys.text(gift.get("rule"), f"{where} gift {i} rule")
+        keys.text(gift.get("sku"), f"{where} gift {i} sku")
+        fields.whole(gift.get("qty"), f"{where} gift {i} qty", 1, GIFT_QTY_MAX)
     for i, ref in enumerate(fields.items(q.get("referral", []), f"{where} referral", REFERRAL_MAX)):
         fields.mapping(ref, f"{where} referral {i}")
         keys.text(ref.get("card"), f"{where} referral {i} card")
@@ -265,6 +286,8 @@ def commit(
                 "redeemed_money": q["redeem"]["amount"],
                 "accrued": q["accrual"]["points"],
                 "referral": receipt.get("referral", []),
+                "lines": event_lines(q["lines"]),
+                "gifts": [{"rule": g["rule"], "sku": g["sku"], "qty": g["qty"]} for g in q.get("gifts", [])],
             },
         )
         result = {
@@ -290,6 +313,24 @@ def commit(
         return _request_of(receipt), receipt["result"]
 
     return write(store, sale_id, "sale", request, body, stored)
+
+
+def event_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The committed quote's lines as the sale event carries them, in cart order (central keeps
+    them for returns at another terminal and for analytics; docs/protocol.md §3)."""
+    return [
+        {
+            "sku": line["sku"],
+            "qty_milli": line["qty_milli"],
+            "price": line["price"],
+            "amount": line["amount"],
+            "discount": line["discount"],
+            "redeem_amount": line["redeem_amount"],
+            "paid": line["paid"],
+            "rules": list(line.get("rules", [])),
+        }
+        for line in lines
+    ]
 
 
 def _request_of(receipt: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from central import lots
 from central.balances import CardState, fold, touched_cards
 from central.lots import DATELESS_KEY, DEBT_KEY, NEVER_MS, CardLots, Origin
 from protocol.wire import LOT_ENTRIES_MAX, ProtocolError
+from tests.central.events import complete
 
 JAN = "2027-01-01T00:00:00+00:00"
 JUN = "2027-06-01T00:00:00+00:00"
@@ -30,7 +31,8 @@ def entry(points: int, expires_at: str | None = None, available_from: str | None
 
 
 def event(seq: int, kind: str, deltas: dict[str, int], at_ms: int = NOV_MS, **extra: Any) -> dict[str, Any]:
-    return {"id": os.urandom(16).hex(), "epoch": 1, "seq": seq, "type": kind, "at_ms": at_ms, "deltas": deltas, **extra}
+    return complete({"id": os.urandom(16).hex(), "epoch": 1, "seq": seq, "type": kind, "at_ms": at_ms, "deltas": deltas,
+                     **extra})
 
 
 def run(events: list[dict[str, Any]], opening: dict[str, int] | None = None) -> tuple[dict[str, CardState], dict]:

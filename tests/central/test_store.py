@@ -11,18 +11,20 @@ from central.balances import CardState
 from central.feed import build_updates
 from central.store import ChainError, ConflictError, GapError, Store
 from protocol import wire
+from tests.central.events import complete
 
 
 def event(seq: int, deltas: dict[str, int] | None = None, epoch: int = 1, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": os.urandom(16).hex(),
-        "epoch": epoch,
-        "seq": seq,
-        "type": "adjustment",
-        "deltas": deltas or {},
-        "at_ms": 1,
-        **extra,
-    }
+    return complete(
+        {
+            "id": os.urandom(16).hex(),
+            "epoch": epoch,
+            "seq": seq,
+            "type": "adjustment",
+            "deltas": deltas or {},
+            **extra,
+        }
+    )
 
 
 def batch(events: list[dict[str, Any]], prev_mac: bytes = b"", terminal: str = "T01") -> wire.Batch:

@@ -14,6 +14,7 @@ from central.balances import CardState
 from central.cli import main
 from central.store import Store, StoreError
 from protocol import wire
+from tests.central.events import complete
 
 JAN = "2027-01-01T00:00:00+00:00"
 JUN = "2027-06-01T00:00:00+00:00"
@@ -33,7 +34,7 @@ class Terminal:
         numbered = []
         for body in events:
             self.seq += 1
-            numbered.append({"id": os.urandom(16).hex(), "epoch": 1, "seq": self.seq, "at_ms": AT_MS, **body})
+            numbered.append(complete({"id": os.urandom(16).hex(), "epoch": 1, "seq": self.seq, "at_ms": AT_MS, **body}))
         batch = wire.decode_batch(wire.encode_batch(self.name, 1, self.prev, numbered))
         mac = MACS[self.seq % len(MACS)]
         try:

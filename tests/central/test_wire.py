@@ -9,10 +9,11 @@ import msgpack
 import pytest
 
 from protocol import wire
+from tests.central.events import complete
 
 
 def ev(seq: int, **extra: Any) -> dict[str, Any]:
-    return {"id": os.urandom(16).hex(), "epoch": 1, "seq": seq, "type": "sale", "deltas": {"C1": -1}, **extra}
+    return complete({"id": os.urandom(16).hex(), "epoch": 1, "seq": seq, "type": "sale", "deltas": {"C1": -1}, **extra})
 
 
 def test_roundtrip() -> None:

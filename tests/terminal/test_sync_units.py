@@ -11,6 +11,7 @@ from protocol import wire
 from terminal.sync import Backoff, SyncConfig, SyncError
 from terminal.sync.drain import build_batch
 from terminal.sync.updates import cursor_state, read_cursor, write_atomic
+from tests.central.events import complete, padding
 
 
 def test_backoff_is_capped_exponential_with_full_jitter() -> None:
@@ -24,7 +25,8 @@ def test_backoff_is_capped_exponential_with_full_jitter() -> None:
 
 
 def ev(seq: int, epoch: int = 1, pad: int = 0) -> dict:
-    return {"id": os.urandom(16).hex(), "epoch": epoch, "seq": seq, "type": "sale", "deltas": {}, "pad": "x" * pad}
+    extra = {"lines": padding(pad)} if pad else {}
+    return complete({"id": os.urandom(16).hex(), "epoch": epoch, "seq": seq, "type": "sale", "deltas": {}, **extra})
 
 
 def test_batches_respect_count_bytes_and_epoch() -> None:
