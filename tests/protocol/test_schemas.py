@@ -38,6 +38,11 @@ def every_event_type(tmp_path: Path) -> list[dict[str, Any]]:
     engine = core.Engine(core.compile_rules(GIFT_RULES))
     led = Ledger.init(tmp_path / "led", "T01", map_size_bytes=64 * 1024 * 1024)
     try:
+        # First: a ledger that has applied an update (add_card) is synced and refuses a local import.
+        cards = [{"number": "C7", "type": "standard", "holder": "", "cumulative": "0", "balance": "30",
+                  "expires_at": "2029-01-01T00:00:00+00:00", "referrers": "", "blocked": "", "birth_date": "",
+                  "issued_on": "", "tags": ""}]
+        led.import_cards(write_csv(tmp_path / "cards.csv", cards), NOW)
         add_card(led, "R1", balance=0)
         add_card(led, "C1", balance=500, referrers=["R1", "R9"])
         sell(led, engine, "s1", "C1", [10_000, 2_500], qty=3)
@@ -51,9 +56,6 @@ def every_event_type(tmp_path: Path) -> list[dict[str, Any]]:
         led.hold("h1", "C1", "k1", 20, NOW, "2026-11-23T10:05:00+03:00")
         led.void_hold("v1", "C1", "k1", NOW)
         led.expire("x1", "2030-01-01T00:00:00+00:00")
-        cards = [{"number": "C7", "type": "standard", "holder": "", "cumulative": "0", "balance": "30",
-                  "expires_at": "2029-01-01T00:00:00+00:00", "referrer": ""}]
-        led.import_cards(write_csv(tmp_path / "cards.csv", cards), NOW)
         products = [{"sku": "P9", "barcode": "4600000000009", "name": "Tea", "price": "120", "categories": "",
                      "no_discount": "0", "no_bonus": "0", "min_price": "0"}]
         led.import_catalog(write_csv(tmp_path / "catalog.csv", products), NOW)
