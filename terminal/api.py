@@ -63,8 +63,8 @@ def _error(status: int, message: str) -> web.Response:
 
 
 def _status_of(exc: Exception) -> int:
-    if isinstance(exc, CheckoutError):
-        return exc.status
+    if isinstance(exc, CheckoutError) or type(getattr(exc, "status", None)) is int:
+        return int(exc.status)  # type: ignore[attr-defined]
     if isinstance(exc, LedgerNotFoundError):
         return 404
     if isinstance(exc, LedgerInputError | PricingError):
@@ -240,6 +240,7 @@ class ApiServer:
         return_id = _text(body, "id", required=False)
         if return_id is not None and not RETURN_ID.match(return_id):
             raise BadRequest("field 'id' must be 1..32 of A-Z a-z 0-9 _ - (it is printed as a barcode)")
+        await self.daemon.find_receipt(receipt)  # another terminal's sale: from the central server
         return _ok(await self.daemon.act(self.daemon.return_sale, receipt, lines, return_id))
 
     async def get_receipt(self, request: web.Request) -> web.Response:

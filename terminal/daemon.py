@@ -282,6 +282,14 @@ class Daemon:
         self.submit(self._sale_receipt(sale))  # a full queue is the caller's 503, not silence
         return {"receipt": receipt_id, "queued": True}
 
+    async def find_receipt(self, receipt_id: str) -> None:
+        """A receipt of another terminal of the chain is fetched from the central server."""
+        if self.sync is not None:
+            from terminal.sync.receipts import adopt_from_central
+
+            client = None if self.card_lookup is None else self.card_lookup.client
+            await adopt_from_central(self.ledger, client, receipt_id, self.sync.card_timeout_ms, now_local())
+
     def return_sale(self, receipt_id: str, lines: list[dict[str, Any]] | None, return_id: str | None) -> Any:
         ret = self.register.return_lines(receipt_id, lines, return_id, now_local())
         self.print_return(ret)

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from terminal.ledger import (
     adjust,
+    adopted,
     cards,
     catalog,
     codec,
@@ -139,6 +140,10 @@ class Ledger:
         with self.store.env.begin() as txn:
             raw = txn.get(keys.text(receipt_id, "receipt id"), db=self.store.dbs["receipts"])
             return None if raw is None else codec.unpack(raw, f"receipt {receipt_id}")
+
+    def adopt_receipt(self, sale: Any, now: Any) -> dict[str, Any]:
+        """Another terminal's sale, from the central server, kept here for a return."""
+        return adopted.adopt(self.store, sale, now)
 
     def usage(self) -> float:
         return self.store.usage()

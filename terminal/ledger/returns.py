@@ -32,13 +32,18 @@ RETURNS_PER_RECEIPT_MAX = 1_000
 
 
 def _points(
-    tx: Tx, receipt: dict[str, Any], refund: dict[str, Any], return_id: str, now_ms: int
+    tx: Tx, receipt: dict[str, Any], refund: dict[str, Any], return_id: str, at: moments.Moment
 ) -> dict[str, int]:
-    number = receipt["card"]
+    number, now_ms = receipt["card"], at.ms
     card = tx.card(number)
-    restored, annulled = lots.restore(
-        tx, number, receipt["moves"], refund["points_restored"], now_ms
-    )
+    if receipt.get("origin") and refund["points_restored"]:
+        # A sale of another terminal (adopted.py): the lots its points came from are not here.
+        restored, annulled = refund["points_restored"], 0
+        lots.add(tx, number, restored, at, None, f"return {return_id}")
+    else:
+        restored, annulled = lots.restore(
+            tx, number, receipt["moves"], refund["points_restored"], now_ms
+        )
     clawed = refund["points_clawed"]
     first = bytes.fromhex(receipt["accrual_lot"]) if receipt["accrual_lot"] else None
     _, short = lots.take(tx, number, clawed, now_ms, only_available=False, first_key=first)
@@ -100,7 +105,7 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any) 
             )
         except RefundError as exc:
             raise LedgerInputError(f"return {return_id} of receipt {receipt_id}: {exc}") from None
-        moved = _points(tx, receipt, refund, return_id, at.ms) if receipt["card"] else {}
+        moved = _points(tx, receipt, refund, return_id, at) if receipt["card"] else {}
         receipt["returns"].append(return_id)
         receipt["refunds"].append(refund)
         referral = _referral_back(tx, receipt, at.ms)

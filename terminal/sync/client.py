@@ -18,6 +18,7 @@ from protocol import wire
 from terminal.sync.errors import SyncError, TransientError
 
 READ_CHUNK_BYTES = 64 * 1024
+RECEIPT_REPLY_BYTES_MAX = 1024 * 1024  # a sale of 1 000 lines with their rule ids
 REPLY_STATUSES_SIGNED = frozenset({200, 400, 404, 409})
 
 
@@ -107,6 +108,25 @@ class SyncClient:
         if not isinstance(entry, dict) or entry.get("number") != number:
             raise TransientError(f"card {number}: reply is not this card")
         return entry
+
+    async def get_receipt(self, receipt: str, timeout_ms: int) -> dict[str, Any] | None:
+        """A sale of any terminal of the chain as the server stored it (its lines included);
+        None when the server has none under this id."""
+        path = f"/v1/receipts/{quote(receipt, safe='')}"
+        status, data = await self._request("GET", path, None, RECEIPT_REPLY_BYTES_MAX, timeout_ms)
+        if status == 404:
+            return None
+        if status == 409:  # several terminals used the id: the server lists them
+            raise SyncError(f"receipt {receipt}: {_message(data)}")
+        if status != 200:
+            raise TransientError(f"receipt {receipt}: HTTP {status}: {_message(data)}")
+        try:
+            sale = wire.unpack(data, RECEIPT_REPLY_BYTES_MAX)
+        except wire.ProtocolError as exc:
+            raise TransientError(f"receipt {receipt}: reply unreadable: {exc}") from None
+        if not isinstance(sale, dict) or sale.get("receipt") != receipt:
+            raise TransientError(f"receipt {receipt}: reply is not this receipt")
+        return sale
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:

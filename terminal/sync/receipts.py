@@ -1,0 +1,69 @@
+"""A return at any terminal of the chain: a receipt this ledger does not hold is looked up at
+the central server (signed, within `[sync] card_timeout_ms`) and adopted into the ledger
+(terminal/ledger/adopted.py), so the return is taken here like one of our own sales.
+
+Offline — the server does not answer in time — the return is refused with what to do: this
+terminal cannot know what that sale was, nor whether it was returned already. The card the sale
+names is fetched too when the ledger lacks it. A receipt the server does not know either is
+refused as unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from terminal.ledger import Ledger, LedgerNotFoundError
+from terminal.sync.cards import _store_online
+from terminal.sync.client import SyncClient
+from terminal.sync.errors import SyncError, TransientError
+
+log = logging.getLogger("posterm.sync")
+
+
+class ReceiptOfflineError(SyncError):
+    """Another terminal's receipt and the central server is unreachable: no return now."""
+
+    status = 503
+
+
+async def adopt_from_central(
+    ledger: Ledger, client: SyncClient | None, receipt: str, timeout_ms: int, now: Any
+) -> bool:
+    """Make `receipt` available in the ledger for a return; True when it was adopted now.
+    A receipt already here is left alone (False)."""
+    if await asyncio.to_thread(ledger.receipt, receipt) is not None:
+        return False
+    if client is None:
+        raise ReceiptOfflineError(_offline(receipt, "the sync task has not started"))
+    try:
+        sale = await asyncio.wait_for(client.get_receipt(receipt, timeout_ms), timeout_ms / 1000)
+        if sale is not None and sale.get("card") and not await _has_card(ledger, sale["card"], now):
+            entry = await asyncio.wait_for(client.get_card(sale["card"], timeout_ms), timeout_ms / 1000)
+            if entry is not None:
+                await asyncio.to_thread(_store_online, ledger, entry, now)
+    except (TransientError, TimeoutError) as exc:
+        log.info("event=receipt_lookup_offline receipt=%s reason=%r", receipt, str(exc)[:120])
+        raise ReceiptOfflineError(_offline(receipt, str(exc)[:120] or "timeout")) from None
+    if sale is None:
+        raise LedgerNotFoundError(f"receipt {receipt}: not in this terminal's ledger, nor at the central server")
+    done = await asyncio.to_thread(ledger.adopt_receipt, sale, now)
+    log.info("event=receipt_adopted receipt=%s from=%s", receipt, sale.get("terminal"))
+    return bool(done["adopted"])
+
+
+async def _has_card(ledger: Ledger, number: Any, now: Any) -> bool:
+    try:
+        await asyncio.to_thread(ledger.card, number, now)
+    except LedgerNotFoundError:
+        return False
+    return True
+
+
+def _offline(receipt: str, reason: str) -> str:
+    return (
+        f"receipt {receipt} is not from this terminal and the central server cannot be reached "
+        f"({reason}): a return of another terminal's sale needs it — try again when the terminal "
+        "is online, or make the return at the terminal that sold it"
+    )
