@@ -42,6 +42,7 @@ from terminal.config import TerminalConfig, sync_config
 from terminal.errors import TerminalError
 from terminal.ledger import Ledger, LedgerNotFoundError
 from terminal.notify import Notifier
+from terminal.sync.receipts import is_receipt_id
 
 log = logging.getLogger("posterm.daemon")
 ACTION_WAIT_S = 5.0
@@ -205,6 +206,9 @@ class Daemon:
         except CheckoutError:
             if reg.current is None and self.ledger.receipt(event.code) is not None:
                 self.publish("receipt_scanned", {"receipt": event.code})  # a return starts in the UI
+            elif reg.current is None and self.sync is not None and is_receipt_id(event.code):
+                # another terminal's receipt: the return fetches it from the central server
+                self.publish("receipt_scanned", {"receipt": event.code, "elsewhere": True})
             else:
                 self.publish("unknown_code", {"code": event.code, "device": event.device})
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from terminal.ledger import Ledger, LedgerNotFoundError
@@ -20,6 +21,14 @@ from terminal.sync.client import SyncClient
 from terminal.sync.errors import SyncError, TransientError
 
 log = logging.getLogger("posterm.sync")
+
+# A receipt barcode as `terminal.checkout.new_checkout_id` makes it: terminal id, UTC time, 4 hex.
+_RECEIPT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,40}-[0-9]{14}-[0-9a-f]{4}")
+
+
+def is_receipt_id(code: str) -> bool:
+    """`code` has the shape of a receipt barcode of some terminal of the chain."""
+    return _RECEIPT_ID.fullmatch(code) is not None
 
 
 class ReceiptOfflineError(SyncError):
