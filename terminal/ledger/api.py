@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from terminal.ledger import (
     adjust,
+    backup,
     cards,
     catalog,
     codec,
@@ -27,6 +28,7 @@ from terminal.ledger import (
     moments,
     outbox,
     reports,
+    retention,
     returns,
     sales,
     shifts,
@@ -230,6 +232,18 @@ class Ledger:
 
     def export_balances(self, out: TextIO, now: Any) -> int:
         return importing.export_balances(self.store, out, now)
+
+    def prune(self, now: Any, events_keep_days: int = retention.EVENTS_KEEP_DAYS_DEFAULT,
+              receipts_keep_days: int = retention.RECEIPTS_KEEP_DAYS_DEFAULT) -> dict[str, Any]:
+        """One bounded retention pass (see `retention`); call again while `more`."""
+        return retention.prune(self.store, now, events_keep_days, receipts_keep_days)
+
+    def backup(self, out: str | Path) -> dict[str, Any]:
+        return backup.backup(self.store, out)
+
+    def compact(self) -> dict[str, Any]:
+        """Compact the file in place; the ledger is closed afterwards."""
+        return backup.compact(self.store)
 
     def verify(self) -> dict[str, Any]:
         return verify.verify(self.store)
