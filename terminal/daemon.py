@@ -35,7 +35,7 @@ from drivers.events import CardSwipe, DeviceState, Event, EventQueue, PrinterSta
 from drivers.printer import ReceiptPrinter
 from drivers.receipt import Receipt, ReceiptLine, ReportKind, ShiftReport, mask_card
 from drivers.spool import Spool
-from terminal import failpoints
+from terminal import failpoints, housekeeping
 from terminal.bus import Bus
 from terminal.checkout import CheckoutError, Register
 from terminal.config import TerminalConfig, sync_config
@@ -89,6 +89,7 @@ class Daemon:
         self.tasks: list[asyncio.Task[Any]] = []
         self.sync = sync_config(config)  # checked now: a bad key must stop the start, clearly
         self.syncer: Any = None
+        self.last_prune: dict[str, Any] | None = None
         program: core.Program | None = None
         self.rules_mtime_ns: int | None = None
         if config.rules_path.exists() or self.sync is None:
@@ -336,7 +337,7 @@ class Daemon:
                 "last_sync": self.ledger.meta().get("last_update"),
                 "sync": None if self.syncer is None else self.syncer.status,
                 "print_queue": len(spool), "events_dropped": self.events.dropped,
-                "sse_clients": len(self.bus.clients), "devices": self.devices}
+                "sse_clients": len(self.bus.clients), "devices": self.devices, "last_prune": self.last_prune}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -431,7 +432,8 @@ class Daemon:
             spawn(asyncio.create_task(make_input(dev, self.config).run(self.events.emit, self.stop), name=dev.name))
         if self.printer is not None:
             spawn(asyncio.create_task(self.printer.run(self.stop, self.config.printer_retry_s), name="printer"))
-        for name, coro in (("consume", self.consume()), ("idle", self.sweep_idle()), ("watchdog", self.watchdog())):
+        for name, coro in (("consume", self.consume()), ("idle", self.sweep_idle()), ("watchdog", self.watchdog()),
+                           ("prune", housekeeping.prune_loop(self, now_local))):
             spawn(asyncio.create_task(coro, name=name))
         if self.sync is not None:
             spawn(asyncio.create_task(self.run_sync(), name="sync"))

@@ -27,6 +27,7 @@ from typing import Any
 
 from terminal.jsonio import dump_json
 from terminal.ledger import Ledger, retention
+from terminal.ledger.api import verify_file
 from terminal.ledger.backup import restore
 from terminal.ledger.store import MAP_SIZE_DEFAULT_BYTES
 
@@ -256,8 +257,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    with _open(args) as ledger:
-        result = ledger.verify()
+    """Exit 0: sound; 1: damage found (named); 2: not a ledger / unusable input (one line)."""
+    if not args.ledger:
+        raise SystemExit(_usage("--ledger DIR is required for this command"))
+    result = verify_file(args.ledger, args.map_size_mb * MIB)
     text = (
         f"{args.ledger}: {'OK' if result['ok'] else 'PROBLEMS'} — {result['cards']} cards, "
         f"{result['receipts']} receipts, {result['returns']} returns, "

@@ -5,7 +5,7 @@
 - `restore(backup_dir, ledger_dir)`: verifies the backup first, then swaps its file in with a
   rename, so the target is either the old ledger or the backup, never half of each.
 - `compact(ledger_dir)`: a compacting copy beside the ledger, verified, renamed over it — only
-  while no other process has the ledger open (LMDB's reader table names them).
+  while no other process has the ledger open (`uselock`).
 
 Limits: `COPY_BYTES_MAX` for a file copied; a target must be new or empty.
 """
@@ -20,6 +20,7 @@ from typing import Any
 
 import lmdb
 
+from terminal.ledger import uselock
 from terminal.ledger.errors import LedgerError, LedgerInputError
 from terminal.ledger.store import MAP_SIZE_MAX_BYTES, Store
 
@@ -73,23 +74,6 @@ def backup(store: Store, out: str | Path) -> dict[str, Any]:
     return _verified(target, store.map_size_bytes)
 
 
-def other_users(store: Store) -> list[int]:
-    """Pids of other live processes in the ledger's reader table (LMDB keeps a slot per reader)."""
-    pids: set[int] = set()
-    for line in store.env.readers().splitlines()[1:]:
-        fields = line.split()
-        if fields and fields[0].isdigit() and int(fields[0]) != os.getpid():
-            pid = int(fields[0])
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                continue
-            except PermissionError:
-                pass  # alive, another user's
-            pids.add(pid)
-    return sorted(pids)
-
-
 def _swap_in(source: Path, ledger_dir: Path) -> None:
     os.replace(source / DATA_FILE, ledger_dir / DATA_FILE)
     (ledger_dir / LOCK_FILE).unlink(missing_ok=True)  # its reader table described the old file
@@ -98,9 +82,7 @@ def _swap_in(source: Path, ledger_dir: Path) -> None:
 
 def compact(store: Store) -> dict[str, Any]:
     """Rewrite the ledger without its free pages. The caller closes `store` afterwards."""
-    busy = other_users(store)
-    if busy:
-        raise LedgerError(f"{store.path}: the ledger is open in process {busy[0]}: stop the daemon first")
+    uselock.upgrade(store.lock_fd, store.path)
     before = (store.path / DATA_FILE).stat().st_size
     work = Path(tempfile.mkdtemp(prefix=".compact-", dir=store.path.parent))
     try:
@@ -119,20 +101,13 @@ def restore(backup_dir: str | Path, ledger_dir: str | Path, map_size_bytes: int,
         raise LedgerInputError(f"{source}: no ledger backup here ({DATA_FILE} missing)")
     if (source / DATA_FILE).stat().st_size > COPY_BYTES_MAX:
         raise LedgerInputError(f"{source}: the backup is larger than {COPY_BYTES_MAX} bytes")
-    if (target / DATA_FILE).exists():
-        if not force:
-            raise LedgerInputError(f"{target}: a ledger is already here; add --force to replace it")
-        current = Store(target, map_size_bytes)
-        try:
-            busy = other_users(current)
-        finally:
-            current.close()
-        if busy:
-            raise LedgerError(f"{target}: the ledger is open in process {busy[0]}: stop the daemon first")
+    if (target / DATA_FILE).exists() and not force:
+        raise LedgerInputError(f"{target}: a ledger is already here; add --force to replace it")
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LedgerInputError(f"{target}: cannot create the ledger directory: {exc.strerror}") from None
+    held = uselock.exclusive(target)
     work = Path(tempfile.mkdtemp(prefix=".restore-", dir=target.parent))
     try:
         shutil.copyfile(source / DATA_FILE, work / DATA_FILE)
@@ -142,4 +117,5 @@ def restore(backup_dir: str | Path, ledger_dir: str | Path, map_size_bytes: int,
         _swap_in(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        uselock.release(held)
     return {**result, "path": str(target)}

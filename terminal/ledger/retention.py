@@ -20,7 +20,7 @@ import lmdb
 
 from terminal.ledger import codec, keys, moments
 from terminal.ledger.errors import LedgerInputError
-from terminal.ledger.store import META_KEY, Store
+from terminal.ledger.store import Store
 
 DAY_MS = 86_400_000
 KEEP_DAYS_MAX = 3_660
@@ -50,7 +50,7 @@ def _prune_events(txn: lmdb.Transaction, dbs: dict[str, Any], meta: dict[str, An
         seq = keys.read_u64(bytes(cursor.key()))
         if seq > last_droppable:
             return dropped, False
-        event = codec.unpack(cursor.value(), f"event {seq}")
+        event = codec.load(cursor.key(), cursor.value(), f"event {seq}")
         if event["at_ms"] >= cutoff_ms:
             return dropped, False
         cursor.delete()  # moves to the next record
@@ -61,8 +61,12 @@ def _prune_events(txn: lmdb.Transaction, dbs: dict[str, Any], meta: dict[str, An
 
 
 def _acked(txn: lmdb.Transaction, dbs: dict[str, Any], op_id: str, acked_seq: int) -> bool:
-    raw = txn.get(keys.text(op_id, "operation id"), db=dbs["ops"])
-    return raw is not None and codec.unpack(raw, f"operation {op_id}")["result"].get("seq", acked_seq + 1) <= acked_seq
+    key = keys.text(op_id, "operation id")
+    raw = txn.get(key, db=dbs["ops"])
+    if raw is None:
+        return False
+    seq: int = codec.load(key, raw, f"operation {op_id}")["result"].get("seq", acked_seq + 1)
+    return seq <= acked_seq
 
 
 def _prune_receipts(txn: lmdb.Transaction, dbs: dict[str, Any], acked_seq: int, cutoff_ms: int,
@@ -76,7 +80,7 @@ def _prune_receipts(txn: lmdb.Transaction, dbs: dict[str, Any], acked_seq: int, 
         if scanned > budget * 4 or len(doomed) >= budget:
             more = True
             break
-        receipt = codec.unpack(raw, "receipt")
+        receipt = codec.load(key, raw, "receipt")
         if receipt["at_ms"] >= cutoff_ms:
             continue
         result = receipt.get("result")  # format-1 sales keep their result in an op record
@@ -104,8 +108,7 @@ def prune(store: Store, now: Any, events_keep_days: int = EVENTS_KEEP_DAYS_DEFAU
         raise LedgerInputError(f"retention: items_max must be 1..{ITEMS_PER_PRUNE_MAX}")
     try:
         with store.env.begin(write=True) as txn:
-            raw = txn.get(META_KEY, db=store.dbs["meta"])
-            meta = codec.unpack(raw, "meta") if raw is not None else store.read_meta(txn)
+            meta = store.read_meta(txn)
             events, more_events = _prune_events(txn, store.dbs, meta, at.ms - events_days * DAY_MS, items_max)
             receipts, more_receipts = _prune_receipts(
                 txn, store.dbs, meta["acked_seq"], at.ms - receipts_days * DAY_MS, items_max - events or 1

@@ -92,9 +92,12 @@ def test_compact_is_refused_while_another_process_has_the_ledger_open(ledger, tm
         assert child.stdout is not None and child.stdout.readline().strip() == "open"
         with pytest.raises(LedgerError, match="stop the daemon"):
             ledger.compact()
+        with pytest.raises(LedgerError, match="stop the daemon"):
+            restore(tmp_path / "ledger", tmp_path / "ledger", MAP, force=True)
     finally:
         child.kill()
         child.wait()
+        child.stdout.close()
 
 
 def test_cli_backup_restore_compact_prune(ledger, engine, tmp_path):
