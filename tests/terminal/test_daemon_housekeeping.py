@@ -16,8 +16,8 @@ from .conftest import NOW, add_card, sell
 BASE = {"terminal": {"id": "T01", "store": "S01"}}
 
 
-def _daemon(ledger, current=None, keep=Retention()):
-    return SimpleNamespace(config=SimpleNamespace(retention=keep), register=SimpleNamespace(current=current),
+def _daemon(ledger, current=None):
+    return SimpleNamespace(config=SimpleNamespace(retention=Retention()), register=SimpleNamespace(current=current),
                            ledger=ledger)
 
 
