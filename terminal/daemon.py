@@ -41,6 +41,7 @@ from terminal.checkout import CheckoutError, Register
 from terminal.config import TerminalConfig, sync_config
 from terminal.errors import TerminalError
 from terminal.ledger import Ledger, LedgerNotFoundError
+from terminal.metrics import TerminalMetrics
 from terminal.notify import Notifier
 
 log = logging.getLogger("posterm.daemon")
@@ -81,6 +82,7 @@ class Daemon:
         self.config = config
         self.notifier = notifier or Notifier.from_env()
         self.bus = Bus()
+        self.metrics = TerminalMetrics(self)  # reads the daemon's state only when scraped
         self.events = EventQueue()
         self.lock = asyncio.Lock()
         self.stop = asyncio.Event()
@@ -108,6 +110,7 @@ class Daemon:
             hold_timeout_s=config.hold_timeout_s, publish=self.publish,
             offline_cap_points=None if self.sync is None else self.sync.offline_redeem_max_points)
         self.card_lookup: Any = None
+        self.register.quote_timer = self.metrics.quote.observe
         self.printer: ReceiptPrinter | None = None
         if config.devices.printers:
             first = config.devices.printers[0]  # one receipt printer per terminal; others unused
@@ -120,6 +123,7 @@ class Daemon:
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:
         self.bus.publish(kind, data)
+        self.metrics.observe(kind, data)
         if kind not in ("quote", "scan"):
             log_event(kind, **{k: v for k, v in data.items() if k in (
                 "id", "receipt", "reason", "to_pay", "redeemed", "accrued", "code", "message", "device",
