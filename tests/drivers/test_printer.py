@@ -73,6 +73,7 @@ def test_receipt_bytes_are_exactly_the_escpos_calls(tmp_path):
     printer = ReceiptPrinter(spec(), Spool(tmp_path))
     data, text = printer.render(SMALL)
     want = Dummy(profile="TM-T88V")
+    want.hw("INIT")
     want.set(align="center", bold=True, double_height=True)
     want.textln("Shop")
     want.set(align="center", bold=False, normal_textsize=True)
@@ -98,7 +99,7 @@ def test_receipt_bytes_are_exactly_the_escpos_calls(tmp_path):
     want.textln("R-1")
     want.set(align="left")
     want.cut()
-    assert data == want.output
+    assert data == want.output and data.startswith(b"\x1b@")  # ESC @ opens every job
     # a few bytes pinned literally: native QR model 2 store + print, then a full cut
     assert b"\x1d(k\x06\x001P0R-1\x1d(k\x03\x001Q0" in data
     assert data.endswith(b"\x1dV\x00") or data.endswith(b"\n\n\n\n\n\n\x1dV\x00")
@@ -425,6 +426,7 @@ def test_z_report_bytes_are_exactly_the_escpos_calls(tmp_path):
         return f"{left:<{41 - len(right)}} {right}"
 
     want = Dummy(profile="TM-T88V")
+    want.hw("INIT")
     want.set(align="center", bold=True, double_height=True)
     want.textln("Shop")
     want.set(align="center", bold=False, normal_textsize=True)
