@@ -86,7 +86,8 @@ class AtolRegistrar:
                 while True:
                     async with session.get(f"{self.url}/api/v2/requests/{task_id}") as reply:
                         if reply.status != 200:
-                            raise FiscalError(f"fiscal registrar {self.name}: HTTP {reply.status} reading task {task_id}")
+                            raise FiscalError(f"fiscal registrar {self.name}: HTTP {reply.status} "
+                                              f"reading task {task_id}")
                         body = await reply.content.read(reply_bytes_max + 1)
                     result = _first_result(body, self.name)
                     if result.get("status") in DONE:

@@ -175,7 +175,8 @@ def _service(index: int, role: str, t: _Table) -> ServiceConfig:
         return ServiceConfig(index, name, role, driver, t.text("dir"))
     url = t.text("url")
     if not url.startswith(("http://", "https://")):
-        raise t.fail("url", f"must start with http:// or https:// (ATOL's web server, e.g. http://127.0.0.1:16732), got {url!r}")
+        raise t.fail("url", "must start with http:// or https:// (ATOL's web server, e.g. "
+                            f"http://127.0.0.1:16732), got {url!r}")
     return ServiceConfig(index, name, role, driver, url.rstrip("/"), t.integer("timeout_s", 30, 1, 300),
                          t.text("taxation", "osn", TAXATIONS))
 

@@ -228,6 +228,11 @@ class ShiftReport:
     returned_money: int = 0
     accrued: int = 0
     redeemed: int = 0
+    refunds: tuple[tuple[str, int], ...] = ()  # money given back per method
+    cash_in: int = 0
+    cash_out: int = 0
+    vat_sales: tuple[tuple[int, int, int], ...] = ()  # (rate bp, paid, VAT) of the sales
+    vat_returns: tuple[tuple[int, int, int], ...] = ()  # the same of the returns
 
     def __post_init__(self) -> None:
         if self.kind not in ("X", "Z"):
@@ -243,9 +248,13 @@ class ShiftReport:
                 raise ReceiptError(f"shift report field {name} is negative")
         if len(self.tenders) > tenders_max:
             raise ReceiptError(f"shift report: more than {tenders_max} payment methods")
-        for method, amount in self.tenders:
+        for method, amount in (*self.tenders, *self.refunds):
             _check_text(method, "payment method", text_chars_max)
             _check_int(amount, f"payment method {method!r}")
+        if len(self.refunds) > tenders_max or len(self.vat_sales) + len(self.vat_returns) > tenders_max:
+            raise ReceiptError(f"shift report: more than {tenders_max} refund methods or VAT rates")
+        for value in (self.cash_in, self.cash_out, *(v for row in (*self.vat_sales, *self.vat_returns) for v in row)):
+            _check_int(value, "shift report amount")
 
     @property
     def receipt_id(self) -> str:
@@ -265,6 +274,17 @@ class ShiftReport:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ReceiptError(f"shift report: the ledger's report is incomplete: {exc!r}") from None
+
+
+def shift_extras(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The tender-and-tax part of the ledger's shift report, as ShiftReport fields."""
+    try:
+        totals, vat = report.get("totals", {}), report.get("vat") or {}
+        return {"refunds": tuple((str(m), _int(a)) for m, a in (report.get("refunds") or {}).items()),
+                "cash_in": _int(totals.get("cash_in", 0)), "cash_out": _int(totals.get("cash_out", 0)),
+                "vat_sales": vat_rows(vat.get("sales")), "vat_returns": vat_rows(vat.get("returns"))}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ReceiptError(f"shift report: the ledger's report is incomplete: {exc!r}") from None
 
 
 def _int(value: Any) -> int:

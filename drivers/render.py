@@ -185,11 +185,17 @@ def report_ops(report: ShiftReport, columns: int) -> list[Op]:
             Op("style", {"bold": False})]
     ops += [Op("line", _pair(f"  {method}", format_minor(amount), columns))
             for method, amount in report.tenders]
+    ops += _report_vat("VAT in sales", report.vat_sales, columns)
     rows = [("Returns", str(report.returns)), ("Refunded", format_minor(-report.returned_money))]
     ops += [Op("line", _pair(k, v, columns)) for k, v in rows]
+    ops += [Op("line", _pair(f"  {method}", format_minor(-amount), columns)) for method, amount in report.refunds]
+    ops += _report_vat("VAT in returns", report.vat_returns, columns)
     ops += [Op("style", {"bold": True}),
             Op("line", _pair("Net", format_minor(report.to_pay - report.returned_money), columns)),
             Op("style", {"bold": False}), Op("line", "-" * columns)]
+    if report.cash_in or report.cash_out:
+        rows = [("Cash in", format_minor(report.cash_in)), ("Cash out", format_minor(-report.cash_out))]
+        ops += [Op("line", _pair(k, v, columns)) for k, v in rows] + [Op("line", "-" * columns)]
     rows = [("Points earned", str(report.accrued)), ("Points paid", str(report.redeemed))]
     ops += [Op("line", _pair(k, v, columns)) for k, v in rows]
     if report.kind == "Z":
@@ -206,6 +212,12 @@ def printable(text: str, printer: Escpos) -> str:
         return text
     find = printer.magic.encoder.find_suitable_encoding
     return "".join(ch if ch.isascii() or find(ch) else "?" for ch in text)
+
+
+def _report_vat(title: str, rows: tuple[tuple[int, int, int], ...], columns: int) -> list[Op]:
+    ops = [Op("line", title)] if rows else []
+    return ops + [Op("line", _pair(f"  {format_rate(rate)}% of {format_minor(base)}", format_minor(amount), columns))
+                  for rate, base, amount in rows]
 
 
 def play(ops: list[Op], printer: Escpos) -> None:

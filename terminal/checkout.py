@@ -34,7 +34,8 @@ from typing import Any
 
 import core
 from core.errors import PricingError
-from terminal import failpoints, tenders as tender_rules
+from terminal import failpoints
+from terminal import tenders as tender_rules
 from terminal.errors import TerminalError
 from terminal.ledger import Ledger, LedgerError, LedgerNotFoundError
 from terminal.ledger.sales import check_payment
@@ -535,7 +536,8 @@ class Register:
     # ------------------------------------------------------------------ returns
 
     def return_lines(self, receipt_id: str, lines: list[dict[str, Any]] | None,
-                     return_id: str | None, now: dt.datetime) -> dict[str, Any]:
+                     return_id: str | None, now: dt.datetime,
+                     tenders: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         if self.current is not None:
             raise CheckoutError(f"checkout {self.current.id} is open; finish or cancel it before a return")
         receipt = self.ledger.receipt(receipt_id)
@@ -546,7 +548,9 @@ class Register:
             if not lines:
                 raise CheckoutError(f"receipt {receipt_id}: everything was returned already")
         return_id = return_id or f"{self.terminal_id}-R{now.astimezone(dt.UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
-        result = self.ledger.commit_return(return_id, receipt_id, lines, now)
+        if tenders is None:  # not planned by the paying desk: back to the sale's tenders all the same
+            tenders = self._split(receipt, lines)
+        result = self.ledger.commit_return(return_id, receipt_id, lines, now, tenders)
         names = {ln["sku"]: ln["sku"] for ln in receipt["quote"]["lines"]}
         for ln in receipt["quote"]["lines"]:
             try:
@@ -556,8 +560,20 @@ class Register:
         out = {**result, "at": now.isoformat(), "card": receipt["card"], "sale_quote": receipt["quote"],
                "names": names}
         self.publish("return", {"return": return_id, "receipt": receipt_id,
-                                "money": result["refund"]["money"], "points": result["points"]})
+                                "money": result["refund"]["money"], "points": result["points"],
+                                "tenders": result.get("tenders")})
         return out
+
+    @staticmethod
+    def _split(receipt: dict[str, Any], lines: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        from core.errors import RefundError
+        from core.refund import compute_refund
+
+        try:
+            refund = compute_refund(receipt["quote"], {"lines": lines, "previous": receipt["refunds"]})
+        except RefundError:
+            return None  # the ledger refuses the return with the reason
+        return tender_rules.refund_split(receipt["tenders"], receipt.get("refund_tenders", []), refund["money"])
 
     @staticmethod
     def _remaining(receipt: dict[str, Any]) -> list[dict[str, Any]]:

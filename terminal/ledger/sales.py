@@ -157,7 +157,9 @@ def _checked_tenders(payment: Any, where: str) -> list[dict[str, Any]]:
             given = fields.whole(tender.get("tendered"), f"{where} tender {i} tendered")
             change = fields.whole(tender.get("change"), f"{where} tender {i} change")
             if given != tender["amount"] + change:
-                raise LedgerInputError(f"{where} tender {i}: tendered {given} ≠ amount {tender['amount']} + change {change}")
+                raise LedgerInputError(
+                    f"{where} tender {i}: tendered {given} ≠ amount {tender['amount']} + change {change}"
+                )
     return tenders
 
 
@@ -273,6 +275,7 @@ def commit(
                 "redeemed_money": q["redeem"]["amount"],
                 "accrued": q["accrual"]["points"],
                 "referral": receipt.get("referral", []),
+                "vat": q.get("vat", []),
             },
         )
         result = {
