@@ -76,6 +76,7 @@ class Checkout:
     payment: dict[str, Any] | None = None
     commit_at: str | None = None
     attendant: str | None = None  # None: self-checkout
+    attempt: int = 0  # payment attempts: each names its card operations afresh
 
     def cart(self, store: str) -> dict[str, Any]:
         return {"store": store, "lines": [
@@ -424,8 +425,9 @@ class Register:
         if co.state == "open":
             self.begin_payment(now)
         assert co.quote is not None
+        co.attempt += 1
         try:
-            planned = tender_rules.plan(tenders, method, co.quote["to_pay"], co.id, card_terminal)
+            planned = tender_rules.plan(tenders, method, co.quote["to_pay"], co.id, card_terminal, co.attempt)
             check_payment({"tenders": tender_rules.recorded(planned)}, co.quote["to_pay"], f"checkout {co.id}")
         except (tender_rules.TenderError, LedgerError) as exc:
             raise BadRequest(f"checkout {co.id}: {exc}") from None

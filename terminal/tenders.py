@@ -6,7 +6,7 @@ terminal when one is configured), or any other method the attendant confirms (`v
 Points are not a tender: they pay through the quote's redemption, and show on paper as one.
 Tenders must add up to the quote's `to_pay` (the ledger checks it again).
 
-Card tenders taken through the payment terminal get an operation id (`<checkout>-p<N>`) and a
+Card tenders taken through the payment terminal get an operation id (`<checkout>-a<try>p<N>`) and a
 `status` that starts `pending`: the checkout record holds them, fsynced, *before* the terminal is
 asked for money, so a restart asks the terminal what became of each instead of charging again.
 
@@ -41,7 +41,7 @@ def _whole(value: Any, what: str) -> int:
 
 
 def plan(given: list[Any] | None, method: str, to_pay: int, checkout_id: str,
-         card_terminal: bool) -> list[dict[str, Any]]:
+         card_terminal: bool, attempt: int = 1) -> list[dict[str, Any]]:
     """The API's tenders → the tenders to record (change computed, payment operations named)."""
     if given is None:
         given = [{"method": method, "amount": to_pay}]
@@ -69,7 +69,8 @@ def plan(given: list[Any] | None, method: str, to_pay: int, checkout_id: str,
                 raise TenderError(f"tender {i}: reference must be 1..128 printable characters")
             tender["reference"] = ref
         if card_terminal and name in CARD_METHODS and tender["amount"]:
-            tender |= {"op": f"{checkout_id}-p{i + 1}", "status": "pending"}
+            # one id per attempt: a declined operation stays declined on the terminal
+            tender |= {"op": f"{checkout_id}-a{attempt}p{i + 1}", "status": "pending"}
         out.append(tender)
     if sum(t["amount"] for t in out) != to_pay:
         raise TenderError(f"tenders add up to {sum(t['amount'] for t in out)}, the sale asks {to_pay}")

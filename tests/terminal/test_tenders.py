@@ -23,7 +23,7 @@ def test_plan_computes_change_and_names_card_operations() -> None:
     out = plan([{"method": "cash", "amount": 3000, "tendered": 5000}, {"method": "card", "amount": 7000}],
                "card", 10000, "T01-x", card_terminal=True)
     assert out == [{"method": "cash", "amount": 3000, "tendered": 5000, "change": 2000},
-                   {"method": "card", "amount": 7000, "op": "T01-x-p2", "status": "pending"}]
+                   {"method": "card", "amount": 7000, "op": "T01-x-a1p2", "status": "pending"}]
     assert plan(None, "card", 500, "T01-x", card_terminal=False) == [{"method": "card", "amount": 500}]
     assert paper_lines(out, 100, 100) == (("Points (100)", 100), ("Cash", 3000), ("  Cash given", 5000),
                                           ("Card", 7000))
