@@ -62,7 +62,11 @@ def test_card_refusals_charge_nothing_then_a_sale_and_its_refund_to_the_card(ter
             _, done = await events.wait_for("sale")
             assert done["tenders"][0]["op"] == f"{sale['receipt']}-a4p1"  # the fourth attempt
 
-            ret = await api.ok("POST", "/v1/returns", {"receipt": sale["receipt"]})
+            script(terminal, "decline")  # the bank refuses the refund: the return is not recorded
+            status, refused = await api.call("POST", "/v1/returns", {"receipt": sale["receipt"], "id": "R-1"})
+            assert status == 402 and "the return is not recorded" in refused["error"]
+            assert bank(terminal).charged() == to_pay
+            ret = await api.ok("POST", "/v1/returns", {"receipt": sale["receipt"], "id": "R-2"})
             assert ret["tenders"][0]["method"] == "card" and ret["tenders"][0]["amount"] == to_pay
             assert bank(terminal).charged() == 0
             text = await wait_printed(terminal, ret["return"])

@@ -115,3 +115,27 @@ def test_a_tender_refusal_changes_nothing(ledger: Ledger, tmp_path: Path) -> Non
         reg.pay([{"method": "cash", "amount": 8990, "tendered": 5000}], "cash", NOW)
     assert reg.current is not None and reg.current.state == "paying" and reg.current.payment is None
     assert ledger.stats()["entries"]["receipts"] == 0
+
+
+def test_catalog_vat_column_is_optional_and_checked(tmp_path: Path) -> None:
+    from terminal.ledger import ImportRowsError
+
+    led = Ledger.init(tmp_path / "ledger", "T01", sync=False)
+    try:
+        old = tmp_path / "old.csv"
+        old.write_text("sku,barcode,name,price,categories,no_discount,no_bonus,min_price\na,1,A,100,,,,0\n")
+        led.import_catalog(old, NOW)
+        assert "vat" not in led.product("a")  # outside VAT: the cart line carries none
+        new = tmp_path / "new.csv"
+        new.write_text("sku,barcode,name,price,categories,no_discount,no_bonus,min_price,vat\n"
+                       "b,2,B,100,,,,0,20.00\nc,3,C,100,,,,0,\nd,4,D,100,,,,0,7.5\n")
+        led.import_catalog(new, NOW)
+        assert [led.product(s).get("vat") for s in "bcd"] == ["20", None, "7.5"]
+        bad = tmp_path / "bad.csv"
+        bad.write_text("sku,barcode,name,price,categories,no_discount,no_bonus,min_price,vat\n"
+                       "e,5,E,100,,,,0,101\nf,6,F,100,,,,0,1.234\n")
+        with pytest.raises(ImportRowsError) as info:
+            led.import_catalog(bad, NOW)
+        assert [(row, field) for row, field, _ in info.value.problems] == [(2, "vat"), (3, "vat")]
+    finally:
+        led.close()
