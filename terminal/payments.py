@@ -85,11 +85,16 @@ class PaymentDesk:
     async def _call(self, fn: Any, *args: Any) -> PaymentResult:
         assert self.terminal is not None
         try:
-            return await asyncio.wait_for(asyncio.to_thread(fn, *args), DEVICE_CALL_S)
+            result = await asyncio.wait_for(asyncio.to_thread(fn, *args), DEVICE_CALL_S)
         except TimeoutError:
-            return PaymentResult(str(args[0]), "timeout", detail=f"no answer in {DEVICE_CALL_S:g} s")
-        except OSError as exc:
-            return PaymentResult(str(args[0]), "error", detail=f"payment terminal: {exc}")
+            result = PaymentResult(str(args[0]), "timeout", detail=f"no answer in {DEVICE_CALL_S:g} s")
+        except (OSError, DeviceError) as exc:
+            result = PaymentResult(str(args[0]), "error", detail=f"payment terminal: {exc}")
+        # GET /v1/devices shows whether the terminal answers
+        lost = result.status in ("error", "timeout")
+        self.daemon.devices[self._name()] = {"role": "payment", "state": "fault" if lost else "ok",
+                                             "detail": result.detail if lost else ""}
+        return result
 
     def _name(self) -> str:
         return self.terminal.name if self.terminal else "payment"

@@ -74,6 +74,11 @@ def test_card_refusals_charge_nothing_then_a_sale_and_its_refund_to_the_card(ter
             x = await api.ok("GET", "/v1/shift")
             assert x["tenders"] == {"card": to_pay} and x["refunds"] == {"card": to_pay}
             assert x["vat"]["returns"] == [{"rate": 2000, "money": to_pay, "amount": 11667}]
+            fiscal = SimulatedFiscal("fiscal", terminal.root / "fiscal")
+            for _ in range(200):  # the fiscal queue registers in the background
+                if len(fiscal.documents()) >= 2:
+                    break
+                await asyncio.sleep(0.025)
 
     run(scenario())
     assert terminal.daemons[0].stop() == 0
@@ -110,6 +115,10 @@ def test_cash_with_change_opens_the_drawer_and_cash_moves_show_in_the_x_report(t
             await wait_printed(terminal, moved["id"])
             reprint = await api.ok("POST", f"/v1/receipts/{sale['receipt']}/print")
             assert reprint["queued"]
+            for _ in range(200):  # the copy prints after the answer: wait for it before stopping
+                if "COPY" in terminal.receipts_text():
+                    break
+                await asyncio.sleep(0.025)
 
     run(scenario())
     assert terminal.daemons[0].stop() == 0
