@@ -368,6 +368,10 @@ TENDER = Record(
         Field("method", Text(32)),
         Field("amount", MONEY),
         Field("reference", Text(128), required=False),
+        Field("tendered", MONEY, required=False, doc="cash handed over (= amount + change)"),
+        Field("change", MONEY, required=False, doc="cash given back"),
+        Field("op", Text(128), required=False, doc="the payment terminal's operation id"),
+        Field("card", Text(128), required=False, doc="the bank card as the payment terminal masks it"),
     )
 )
 REFERRAL = Record(
@@ -381,6 +385,23 @@ REFERRAL = Record(
               doc="the dates of the lot the server opens when not `local` (older terminals omit them: dateless)"),
         Field("expires_at", Nullable(Time()), required=False),
     )
+)
+
+VAT_RATE = Int(0, 10_000, "basis points")
+SALE_VAT = Record((Field("rate", VAT_RATE), Field("paid", MONEY), Field("amount", MONEY, doc="VAT inside `paid`")))
+RETURN_VAT = Record((Field("rate", VAT_RATE), Field("money", MONEY), Field("amount", MONEY, doc="VAT inside `money`")))
+REFUND_TENDER = Record(
+    (
+        Field("tender", Int(-1, TENDERS_MAX, "count"), doc="index of the sale's tender (-1: cash from the drawer)"),
+        Field("method", Text(32)),
+        Field("amount", MONEY),
+        Field("original", Text(128), required=False, doc="the card operation refunded"),
+        Field("reference", Text(128), required=False),
+    )
+)
+CASH_MOVE = (
+    Field("amount", Int(1, AMOUNT_MAX, "minor units")),
+    Field("reason", Text(TEXT_CHARS_MAX)),
 )
 
 REFERRAL_BACK = Record(
@@ -410,6 +431,7 @@ EVENTS: dict[str, tuple[Field, ...]] = {
         Field("lines", ListOf(SALE_LINE, LINES_MAX), required=False,
               doc="the committed quote's lines in cart order (terminals before it omit it)"),
         Field("gifts", ListOf(GIFT, GIFTS_MAX), required=False, doc="gifts given (terminals before it omit it)"),
+        Field("vat", ListOf(SALE_VAT, LINES_MAX), required=False, doc="VAT per rate (spec §17)"),
     ),
     "return": (
         Field("return", ID, doc="the return's id"),
@@ -425,6 +447,8 @@ EVENTS: dict[str, tuple[Field, ...]] = {
         Field("debt", POINTS, doc="what could not be taken: booked as debt"),
         Field("referral", ListOf(REFERRAL_BACK, REFERRALS_MAX), required=False,
               doc="the sale's referral credits taken back, in proportion to the money returned"),
+        Field("tenders", ListOf(REFUND_TENDER, TENDERS_MAX), required=False, doc="where the money went back"),
+        Field("vat", ListOf(RETURN_VAT, LINES_MAX), required=False, doc="VAT per rate of the money back"),
     ),
     "expiry": (
         Field("card", CARD),
@@ -457,6 +481,8 @@ EVENTS: dict[str, tuple[Field, ...]] = {
         Field("cards_applied", COUNT),
         Field("cards_stale", COUNT),
     ),
+    "cash_in": CASH_MOVE,
+    "cash_out": CASH_MOVE,
     "shift_close": (
         Field("closed_shift", Int(1, COUNT_MAX, "count")),
         Field("totals", MapOf(Text(32), Int(0, COUNT_MAX, "count or minor units"), TOTALS_MAX, "name"),

@@ -56,7 +56,9 @@ def setup(workdir: Path, report: Any = None, terminal_id: str = "T01", server_ur
         scanners=(f"sim:{workdir / 'scanner.fifo'}",), card_readers=(f"sim:{workdir / 'card.fifo'}",),
         printer=f"sim:{workdir / 'printer'}", spool_dir=workdir / "state" / "spool",
         rules=DATA / "rules.toml", catalog=DATA / "catalog.csv", cards=None if server_url else DATA / "cards.csv",
-        codes=CODES, server_url=server_url, key_file=key_file, force=True)
+        codes=CODES, server_url=server_url, key_file=key_file, force=True, legal_name="Posterm Demo LLC",
+        address="1 Main St, Springfield", tax_id="7701234567",
+        payment=f"sim:{workdir / 'payment'}", fiscal=f"sim:{workdir / 'fiscal'}")
     provision(req, report or (lambda line: None))
     if server_url:
         faster_sync(req.config_path)
@@ -163,8 +165,9 @@ async def checkout_points(d: Demo) -> str:
     d.check("points redeemed", q["redeem"]["points"], 5700)
     d.check("to pay", q["to_pay"], 570000)
     d.check("points earned", q["accrual"]["points"], 114)
-    sale = await d.client.ok("POST", "/v1/checkout/pay", {"method": "card"})
-    d.say(f"   ui       payment confirmed (card) → sale {sale['receipt']} committed; "
+    # cash: the fridge comes back at T02, whose payment terminal cannot refund T01's card operation
+    sale = await d.client.ok("POST", "/v1/checkout/pay", {"method": "cash"})
+    d.say(f"   ui       payment confirmed (cash) → sale {sale['receipt']} committed; "
           f"balance now {sale['balance_after']}, card now {sale['quote']['card_type_after'] or 'unchanged'}")
     d.check("balance after", sale["balance_after"], 10000 - 5700 + 114)
     await d.show_receipt()
@@ -230,7 +233,7 @@ async def spend_at_t02(d1: Demo, d2: Demo, central: CentralChild, gold: dict[str
 
 async def agree(d1: Demo, d2: Demo, central: CentralChild, numbers: tuple[str, ...]) -> None:
     """T01, T02 and the central server end with the same balance of every card used."""
-    d1.say("\n== 7. The chain agrees: each card's balance at T01, at T02 and at the central server")
+    d1.say("\n== 8. The chain agrees: each card's balance at T01, at T02 and at the central server")
     for number in numbers:
         def balances(n: str = number) -> tuple[int, int, int]:
             return (ledger_card(d1.ledger_path, n)["balance"], ledger_card(d2.ledger_path, n)["balance"],
@@ -269,6 +272,44 @@ async def close_shift(d: Demo, before: dict[str, Any]) -> None:
     d.check("sales in the shift", totals["sales"] - before["totals"]["sales"], 3)
     d.check("returns in the shift (the fridge came back at T02)", totals["returns"] - before["totals"]["returns"], 0)
     await d.show_receipt()
+
+
+async def tenders_walk(d: Demo) -> None:
+    """Cash with change, card + points through the payment terminal, a refund to the card."""
+    from drivers.fiscal import SimulatedFiscal
+    from drivers.payment import SimulatedPaymentTerminal
+
+    bank = SimulatedPaymentTerminal("payment", d.workdir / "payment")
+    fiscal = SimulatedFiscal("fiscal", d.workdir / "fiscal")
+    charged, documents = bank.charged(), len(fiscal.documents())
+    d.say("\n== 7. Tenders at T01: cash with change, card + points on the payment terminal, a refund to the card")
+    view = await d.scan("4600000000022", " (milk, 89.90, VAT 10 %)")
+    sale = await d.client.ok("POST", "/v1/checkout/pay", {
+        "tenders": [{"method": "cash", "amount": view["quote"]["to_pay"], "tendered": 10000}],
+        "attendant": "Olga"})
+    d.say(f"   ui       cash 100.00 given → sale {sale['receipt']}, change {money(sale['change'])}; the drawer opens")
+    d.check("change", sale["change"], 10000 - 8990)
+    await d.show_receipt()
+    await d.scan("4600000000015", " (BrandX blender, 1000.00, VAT 20 %)")
+    await d.swipe(";7700000000040=2512?", "swipe of card 7700000000040 (250 points)")
+    view = await d.client.ok("POST", "/v1/checkout/redeem", {"points": 200})
+    to_pay = view["quote"]["to_pay"]
+    sale = await d.client.ok("POST", "/v1/checkout/pay", {"tenders": [{"method": "card", "amount": to_pay}]})
+    d.say(f"   ui       200 points pay {money(view['quote']['redeem']['amount'])}, the card "
+          f"{money(to_pay)} on the payment terminal → sale {sale['receipt']}")
+    d.check("charged on the card", bank.charged() - charged, to_pay)
+    await d.show_receipt()
+    ret = await d.client.ok("POST", "/v1/returns", {"receipt": sale["receipt"]})
+    d.say(f"   ui       return {ret['return']}: {money(ret['refund']['money'])} back to the card through the terminal")
+    d.check("charged on the card after the refund", bank.charged() - charged, 0)
+    await d.show_receipt()
+    for _ in range(100):  # the fiscal queue registers after each commit
+        if len(fiscal.documents()) >= documents + 3:
+            break
+        await asyncio.sleep(0.05)
+    kinds = [doc["kind"] for doc in fiscal.documents()[documents:]]
+    d.say(f"   fiscal   documents registered: {', '.join(kinds)}")
+    d.check("fiscal documents", kinds, ["sell", "sell", "sellReturn"])
 
 
 async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys.stdout) -> int:
@@ -329,6 +370,7 @@ async def _walk(workdir: Path, t02_dir: Path, central: CentralChild, keep_runnin
             await spend_at_t02(demo, demo2, central, gold)
             await return_by_barcode(demo2, receipt)
             await close_shift(demo, shift)
+            await tenders_walk(demo)
             await agree(demo, demo2, central, (STANDARD, GOLD))
             status = await client.ok("GET", "/v1/status")
             out.write(f"\n   status    T01 ledger {status['ledger']['file_bytes']} bytes, outbox backlog "

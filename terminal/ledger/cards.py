@@ -79,10 +79,11 @@ def check_facts(facts: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def read(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> dict[str, Any]:
-    raw = txn.get(keys.text(number, "card number"), db=dbs["cards"])
+    key = keys.text(number, "card number")
+    raw = txn.get(key, db=dbs["cards"])
     if raw is None:
         raise LedgerNotFoundError(f"card {number}: not in the ledger")
-    record: dict[str, Any] = codec.unpack(raw, f"card {number}")
+    record: dict[str, Any] = codec.load(key, raw, f"card {number}")
     return record
 
 
