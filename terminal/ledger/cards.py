@@ -160,8 +160,8 @@ def unconfirmed(txn: lmdb.Transaction, dbs: dict[str, Any], limit: int) -> list[
     a first pull of the feed, the locally imported cards the central server does not know."""
     out: list[str] = []
     with txn.cursor(db=dbs["cards"]) as cursor:
-        for _, raw in cursor:
-            record = codec.unpack(raw, "card")
+        for key, raw in cursor:
+            record = codec.load(bytes(key), raw, "card")
             if not record["server_version"]:
                 out.append(record["number"])
                 if len(out) >= limit:
