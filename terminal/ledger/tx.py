@@ -177,6 +177,14 @@ class Tx:
         card["server_balance"] += points
         self.base_delta[number] -= points
 
+    def mirrored(self, number: str, balance: int, local_delta: int) -> None:
+        """The card now holds the server's lots (`mirror.py`): server_balance is the server's
+        balance, local_delta the rest of Σ lots. The server's movement, not a local one."""
+        card = self.card(number)
+        self.base_delta[number] += local_delta - card["local_delta"]
+        card["local_delta"] = local_delta
+        card["server_balance"] = balance
+
     def unattributed(self) -> dict[str, int]:
         """Point changes per card not yet carried by an event."""
         out = {}
