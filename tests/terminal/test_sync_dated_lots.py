@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import core
@@ -33,6 +34,7 @@ RULES = {
     "redeem": {"max_percent": 100},
     "rule": [{"id": "earn-10", "kind": "accrual", "percent": 10}],
 }
+SWEEP_WAIT_S = 20.0
 T0 = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
@@ -164,6 +166,31 @@ def test_a_backlog_is_replayed_on_the_servers_lots(dsn: str, tmp_path: Path) -> 
         asyncio.run(settle(both))
         assert_consistent(dsn, [a, b])
         assert sorted(server_lots(dsn)["C1"].values()) == sorted([on_a, on_b])
+    finally:
+        a.close()
+        b.close()
+        server.stop()
+
+
+def test_the_server_sweeps_by_itself_while_it_serves(dsn: str, tmp_path: Path) -> None:  # noqa: F811
+    engine = core.Engine(core.compile_rules(RULES))
+    publish_cards(dsn, {"C1": 0})
+    keys = {t: provision(dsn, t) for t in ("A", "B")}
+    server = CentralProcess(dsn, tmp_path / "central.log", extra=("--expire-every-s", "1")).start()
+    a, b = Ledger.init(tmp_path / "A", "A"), Ledger.init(tmp_path / "B", "B")
+    both = [(led, sync_config(server.url, keys[led.terminal_id], tmp_path, led.terminal_id)) for led in (a, b)]
+    try:
+        asyncio.run(settle(both))
+        sell(a, engine, "old", "C1", [100_000], now=at(-50))  # its lot expired at day -6
+        kept = sell(a, engine, "new", "C1", [60_000], now=at(-20))[0]["accrual"]["points"]
+        asyncio.run(settle(both))
+        deadline = time.monotonic() + SWEEP_WAIT_S  # a bounded wait for the schedule, not a timing
+        while sum(server_lots(dsn)["C1"].values()) != kept and time.monotonic() < deadline:
+            time.sleep(0.2)
+        asyncio.run(settle(both))
+        assert list(server_lots(dsn)["C1"].values()) == [kept]
+        assert_consistent(dsn, [a, b])
+        assert "event=expiry_swept cards=1" in server.log()
     finally:
         a.close()
         b.close()
