@@ -47,7 +47,7 @@ def test_a_bad_entry_is_refused_alone(ledger):
     assert ledger.product("A1")["name"] == "Kettle" and ledger.card("C1", NOW)["balance"] == 0
     with pytest.raises(LedgerNotFoundError):
         ledger.card("C2", NOW)
-    with pytest.raises(LedgerInputError, match="must be a map"):
+    with pytest.raises(LedgerInputError, match="versions: must be"):
         ledger.apply_updates("u2", {"cards": [], "versions": "v1"}, NOW)  # malformed whole: refused
 
 
