@@ -1388,7 +1388,7 @@ cdef class Engine:
 
     cdef set _used_series(self, Work *w, bint accrual_counts, int referral_rule):
         """§13: the series of the rules that contributed (see core.fallback: used_series)."""
-        cdef int line, node, r, k
+        cdef int line, node, r
         used = set()
         for line in range(w.n_lines):
             if w.discount[line] > 0:
