@@ -28,7 +28,6 @@ import datetime as _dt
 from core import inputs as _inputs
 from core.fallback import category_matches as _category_matches
 from core.refund import compute_refund as _compute_refund
-from core.fallback import coupons_out as _coupons_out
 from core.fallback import type_and_level as _type_and_level
 from core.vat import vat_summary as _vat_summary
 
@@ -79,6 +78,7 @@ cdef int64_t PRICE_MAX = 10 ** 11
 cdef int64_t QTY_UNITS_MAX = 10 ** 6
 cdef int64_t AMOUNT_MAX = 10 ** 15
 cdef int64_t POINTS_MAX = 10 ** 15  # core.inputs.POINTS_MAX: no receipt earns or holds more
+cdef Py_ssize_t COUPONS_MAX = _inputs.COUPONS_MAX
 cdef Py_ssize_t CATEGORY_CACHE_MAX = 65536  # distinct category strings remembered per engine
 cdef int64_t LOT_POINTS_FAST_MAX = 10 ** 14  # Σ of ≤ 10 000 such lots fits in 64 bits
 cdef object _MISSING = object()
@@ -259,6 +259,48 @@ cdef inline void _sort_small(Remainder *order, int count) noexcept:
         order[j + 1] = item
 
 
+cdef enum:
+    PRESENTED = 1     # w.presented flags per coupon series
+    SERIES_USED = 2
+    SERIES_SHOWN = 4  # a code of the series is already in the quote's coupons
+
+
+cdef list _read_coupons(dict cart):
+    """The cart's coupons as (code, series) pairs: canonical ones read here, anything else by the
+    reference reader (which refuses it in its words)."""
+    raw = cart["coupons"]
+    if type(raw) is list and len(<list>raw) <= COUPONS_MAX:
+        out = []
+        for item in <list>raw:
+            if type(item) is not dict or len(<dict>item) != 2:
+                break
+            code, series = (<dict>item).get("code"), (<dict>item).get("series")
+            if (type(code) is not str or not 0 < len(<str>code) <= 64 or type(series) is not str
+                    or not 0 < len(<str>series) <= 64 or any(c == code for c, _ in out)):
+                break
+            out.append((code, series))
+        else:
+            return out
+    return [(c.code, c.series) for c in _inputs.read_cart_coupons(cart)]
+
+
+cdef enum:
+    VAT_RATES_FAST = 8  # distinct VAT rates a quote sums in C (more go through core.vat)
+
+
+cdef void _sort_rates(int64_t *rates, int64_t *paid, int64_t *vat, int count) noexcept:
+    """Insertion sort of the (rate, paid, VAT) columns by rate, ascending (rates are distinct)."""
+    cdef int i, j
+    cdef int64_t r, p, v
+    for i in range(1, count):
+        r, p, v = rates[i], paid[i], vat[i]
+        j = i - 1
+        while j >= 0 and rates[j] > r:
+            rates[j + 1], paid[j + 1], vat[j + 1] = rates[j], paid[j], vat[j]
+            j -= 1
+        rates[j + 1], paid[j + 1], vat[j + 1] = r, p, v
+
+
 cdef int split_into(int64_t amount, int64_t *bases, int64_t *parts, int count) except -1:
     """Largest-remainder split of 0 ≤ amount ≤ Σ bases (Σ bases > 0); see core.arith."""
     cdef int64_t total = 0, given = 0, rem
@@ -437,6 +479,8 @@ cdef Py_ssize_t LOTS_MAX = _inputs.LOTS_MAX
 cdef Py_ssize_t REFERRERS_MAX = _inputs.REFERRERS_MAX
 cdef int64_t REDEEM_ALL = _inputs.REDEEM_ALL
 cdef int64_t ORDINAL_1970 = 719163  # date(1970, 1, 1).toordinal()
+cdef Py_ssize_t TAGS_MAX = _inputs.TAGS_MAX
+cdef int64_t NO_BIRTHDAY = _inputs.NO_BIRTHDAY
 
 
 cdef class CardIn:
@@ -466,6 +510,101 @@ cdef CardIn _card_in(str number, str card_type, int64_t cumulative, int64_t avai
     return card
 
 
+cdef inline bint _leap(int64_t y) noexcept:
+    return y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+
+
+cdef inline int _month_days(int64_t y, int m) noexcept:
+    if m == 2:
+        return 29 if _leap(y) else 28
+    return 30 if m == 4 or m == 6 or m == 9 or m == 11 else 31
+
+
+cdef int64_t _days_from_civil(int64_t y, int m, int d) noexcept:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    cdef int64_t era, yoe, doy, doe
+    if m <= 2:
+        y -= 1
+    era = y // 400  # floor division (cdivision off): right for years before 0 too
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+cdef int64_t _year_of(int64_t days) noexcept:
+    """The year of a day counted from 1970-01-01 (inverse of _days_from_civil)."""
+    cdef int64_t z = days + 719468, era, doe, yoe, doy, mp
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    return yoe + era * 400 + (1 if mp >= 10 else 0)
+
+
+cdef int _birthday_offsets(int month, int day, int64_t today, int64_t *out) except -1:
+    """core.inputs.birthday_offsets in C: today − the birthday of the previous, current, next year."""
+    cdef int64_t year = _year_of(today - ORDINAL_1970), y
+    cdef int k, d
+    for k in range(3):
+        y = year - 1 + k
+        if y < 1 or y > 9999:
+            out[k] = NO_BIRTHDAY
+            continue
+        d = 28 if month == 2 and day == 29 and not _leap(y) else day
+        out[k] = today - (_days_from_civil(y, month, d) + ORDINAL_1970)
+    return 0
+
+
+cdef inline int _digits(const char *s, int n) noexcept:
+    """The number written by n ASCII digits, −1 if any is not a digit."""
+    cdef int i, v = 0
+    for i in range(n):
+        if s[i] < 48 or s[i] > 57:
+            return -1
+        v = v * 10 + (s[i] - 48)
+    return v
+
+
+cdef bint _iso_date(object text, int *y, int *m, int *d) except -1:
+    """A valid YYYY-MM-DD (year ≥ 1) read in C; False for anything else."""
+    cdef Py_ssize_t size
+    cdef const char *s
+    if type(text) is not str:
+        return False
+    s = PyUnicode_AsUTF8AndSize(text, &size)
+    if size != 10 or s[4] != 45 or s[7] != 45:
+        return False
+    y[0], m[0], d[0] = _digits(s, 4), _digits(s + 5, 2), _digits(s + 8, 2)
+    return y[0] >= 1 and 1 <= m[0] <= 12 and 1 <= d[0] <= _month_days(y[0], m[0])
+
+
+cdef bint _birth_date(object text, int *month, int *day) except -1:
+    """A valid YYYY-MM-DD or --MM-DD (29 February allowed) read in C; False for anything else."""
+    cdef Py_ssize_t size
+    cdef const char *s
+    cdef int y
+    if type(text) is not str:
+        return False
+    if len(<str>text) == 10:
+        return _iso_date(text, &y, month, day)
+    s = PyUnicode_AsUTF8AndSize(text, &size)
+    if size != 7 or s[0] != 45 or s[1] != 45 or s[4] != 45:
+        return False
+    month[0], day[0] = _digits(s + 2, 2), _digits(s + 5, 2)
+    return 1 <= month[0] <= 12 and 1 <= day[0] <= _month_days(2000, month[0])
+
+
+cdef bint _plain_tags(object tags) except -1:
+    if type(tags) is not list or len(<list>tags) > TAGS_MAX:
+        return False
+    for t in <list>tags:
+        if type(t) is not str or not 0 < len(<str>t) <= 64:
+            return False
+    return True
+
+
 cdef int _card_customer(CardIn card, int month, int day, int64_t issued_on, tuple tags,
                         int64_t today) except -1:
     """§12: the card's birthday (as offsets from today), issue date and tags."""
@@ -474,7 +613,7 @@ cdef int _card_customer(CardIn card, int month, int day, int64_t issued_on, tupl
     card.issued_on = issued_on
     card.tags = tags
     if month:
-        card.birthday[0], card.birthday[1], card.birthday[2] = _inputs.birthday_offsets(month, day, today)
+        _birthday_offsets(month, day, today, card.birthday)
     return 0
 
 
@@ -851,11 +990,30 @@ cdef class Engine:
         birth = f[F_BIRTH_DATE - F_NUMBER]
         issued = f[F_ISSUED_ON - F_NUMBER]
         tags = f[F_TAGS - F_NUMBER]
-        if birth != NULL or issued != NULL or tags != NULL:  # §12 facts: the reference readers, in its order
-            month, day = _inputs.read_birth_date(None if birth == NULL else <object>birth)
-            _card_customer(result, month, day, _inputs.read_issued_on(None if issued == NULL else <object>issued),
-                           _inputs.read_tags(None if tags == NULL else <object>tags), today)
+        if birth != NULL or issued != NULL or tags != NULL:
+            self._card_facts(result, birth, issued, tags, today)
         return result
+
+    cdef int _card_facts(self, CardIn card, PyObject *birth, PyObject *issued, PyObject *tags,
+                         int64_t today) except -1:
+        """§12 facts: canonical ones read in C, anything else by the reference readers in its
+        order (they accept None and refuse the rest in its words)."""
+        cdef int month = 0, day = 0, y = 0, m = 0, d = 0
+        cdef int64_t issued_on = -1
+        if ((birth == NULL or _birth_date(<object>birth, &month, &day))
+                and (issued == NULL or _iso_date(<object>issued, &y, &m, &d))
+                and (tags == NULL or _plain_tags(<object>tags))):
+            if issued != NULL:
+                issued_on = _days_from_civil(y, m, d) + ORDINAL_1970
+            _card_customer(card, 0, 0, issued_on, _EMPTY if tags == NULL else tuple(<list>tags), today)
+            card.birth_month, card.birth_day = month, day
+            if month:
+                _birthday_offsets(month, day, today, card.birthday)
+            return 0
+        month, day = _inputs.read_birth_date(None if birth == NULL else <object>birth)
+        _card_customer(card, month, day, _inputs.read_issued_on(None if issued == NULL else <object>issued),
+                       _inputs.read_tags(None if tags == NULL else <object>tags), today)
+        return 0
 
     cdef CardIn _read_card_slowly(self, object card, object moment, object now, int64_t today):
         ref = _inputs.read_card(card, _moment(moment, now))
@@ -1307,7 +1465,7 @@ cdef class Engine:
         try:
             self._allocate(&w)
             self._read_lines(&w, <list>raw_lines, skus, categories)
-            coupons = _inputs.read_cart_coupons(cart) if "coupons" in cart else _EMPTY
+            coupons = _read_coupons(cart) if "coupons" in cart else []
             self._present(&w, coupons)
             card_in = self._read_card(card, moment, now, now_us, local_days + ORDINAL_1970)
             asked = _read_redeem(redeem)
@@ -1339,8 +1497,8 @@ cdef class Engine:
                 if accrued:
                     accrual = self._lot(_moment(moment, now), accrued, override)
                 self._mark_earning(&w)
-            vat_items = []
-            lines_out = self._lines_out(&w, skus, vat_items)
+            vat_out = []
+            lines_out = self._lines_out(&w, skus, vat_out)
             messages, upgrade = self._messages(&w)
             gifts = [{"rule": self.rule_ids[r], "sku": self.rule_objects[r].gift_sku,
                       "name": self.rule_objects[r].gift_name, "qty": self.rule_objects[r].gift_qty}
@@ -1353,9 +1511,10 @@ cdef class Engine:
             if card_in is not None:
                 card_type_after, level = _type_and_level(self.program, card_in.type, upgrade,
                                                          cumulative + subtotal - discount_total)
-            coupons_out = (_coupons_out(self.program, coupons,
-                                        self._used_series(&w, accrued > 0 and mark != NULL, referral_rule))
-                           if coupons else [])
+            coupons_out = []
+            if coupons:
+                self._mark_used(&w, accrued > 0 and mark != NULL, referral_rule)
+                coupons_out = self._coupons_out(&w, coupons)
         finally:
             _free_work(&w)
         return {
@@ -1366,7 +1525,7 @@ cdef class Engine:
             "to_pay": to_pay,
             "accrual": accrual,
             "lines": lines_out,
-            "vat": _vat_summary(vat_items) if vat_items else [],
+            "vat": vat_out,
             "messages": messages,
             "gifts": gifts,
             "referral": referral,
@@ -1377,25 +1536,39 @@ cdef class Engine:
             "issued_coupons": issued,
         }
 
-    cdef int _present(self, Work *w, tuple coupons) except -1:
-        """Which coupon series the cart presents a code of."""
+    cdef int _present(self, Work *w, list coupons) except -1:
+        """Which coupon series the cart presents a code of (PRESENTED in w.presented)."""
         w.presented = <char *>_alloc(self.n_series, sizeof(char))
-        for coupon in coupons:
-            series = self.series_ids.get(coupon.series)
-            if series is not None:
-                w.presented[<int>series] = 1
+        for _code, series in coupons:
+            index = self.series_ids.get(series)
+            if index is not None:
+                w.presented[<int>index] = PRESENTED
         return 0
 
-    cdef set _used_series(self, Work *w, bint accrual_counts, int referral_rule):
-        """§13: the series of the rules that contributed (see core.fallback: used_series)."""
+    cdef list _coupons_out(self, Work *w, list coupons):
+        """§13 (core.fallback.coupons_out): only the first code of a used series is used."""
+        cdef int k
+        cdef bint used
+        out = []
+        for code, series in coupons:
+            index = self.series_ids.get(series)
+            used = False
+            if index is not None:
+                k = index
+                used = (w.presented[k] & SERIES_USED) != 0 and (w.presented[k] & SERIES_SHOWN) == 0
+                w.presented[k] |= SERIES_SHOWN
+            out.append({"code": code, "series": series, "used": used})
+        return out
+
+    cdef int _mark_used(self, Work *w, bint accrual_counts, int referral_rule) except -1:
+        """§13: SERIES_USED for the series of the rules that contributed (core.fallback: used_series)."""
         cdef int line, node, r
-        used = set()
         for line in range(w.n_lines):
             if w.discount[line] > 0:
                 node = w.heads[line]
                 while node >= 0:
                     if self.rules[w.node_rule[node]].coupon >= 0:
-                        used.add(self.rules[w.node_rule[node]].coupon)
+                        w.presented[self.rules[w.node_rule[node]].coupon] |= SERIES_USED
                     node = w.node_next[node]
         for r in range(self.n_rules):
             if self.rules[r].coupon < 0:
@@ -1404,8 +1577,8 @@ cdef class Engine:
                     or ((self.rules[r].kind == K_MESSAGE or self.rules[r].kind == K_GIFT
                          or self.rules[r].kind == K_COUPON) and self._applies(w, r))
                     or r == referral_rule):
-                used.add(self.rules[r].coupon)
-        return used
+                w.presented[self.rules[r].coupon] |= SERIES_USED
+        return 0
 
     cdef int _allocate(self, Work *w) except -1:
         cdef int n = w.n_lines
@@ -1500,10 +1673,15 @@ cdef class Engine:
                     w.earning[line] = 1
         return 0
 
-    cdef list _lines_out(self, Work *w, list skus, list vat_items):
-        """The quote's lines; lines inside VAT also go to `vat_items` as (rate, paid, VAT)."""
-        cdef int line, node
+    cdef list _lines_out(self, Work *w, list skus, list vat_out):
+        """The quote's lines; the per-rate VAT summary (core.vat.vat_summary) goes to `vat_out`,
+        summed in C for up to VAT_RATES_FAST distinct rates, by the shared function beyond."""
+        cdef int line, node, k, n_rates = 0
         cdef int64_t vat_amount
+        cdef int64_t rates[VAT_RATES_FAST]
+        cdef int64_t rate_paid[VAT_RATES_FAST]
+        cdef int64_t rate_vat[VAT_RATES_FAST]
+        cdef bint many_rates = False
         cdef LineC *c
         out = []
         for line in range(w.n_lines):
@@ -1521,7 +1699,17 @@ cdef class Engine:
             if c.vat_bp >= 0:
                 vat_amount = pm_muldiv_half_up(w.paid[line], c.vat_bp, BP_PER_UNIT + c.vat_bp)
                 rate = c.vat_bp
-                vat_items.append((rate, paid, vat_amount))
+                for k in range(n_rates + 1):
+                    if k == n_rates:
+                        if n_rates == VAT_RATES_FAST:
+                            many_rates = True
+                            break
+                        rates[k], rate_paid[k], rate_vat[k] = c.vat_bp, 0, 0
+                        n_rates += 1
+                    if rates[k] == c.vat_bp:
+                        rate_paid[k] += w.paid[line]
+                        rate_vat[k] += vat_amount
+                        break
             else:
                 vat_amount = 0
                 rate = None
@@ -1530,6 +1718,13 @@ cdef class Engine:
                         "redeem_amount": w.redeemed[line], "paid": paid,
                         "accrual_base": paid if w.earning[line] else 0, "rules": given_by,
                         "vat_rate": rate, "vat_amount": vat_amount})
+        if many_rates:
+            vat_out.extend(_vat_summary((-1 if x["vat_rate"] is None else x["vat_rate"], x["paid"],
+                                         x["vat_amount"]) for x in out))
+        elif n_rates:
+            _sort_rates(rates, rate_paid, rate_vat, n_rates)
+            for k in range(n_rates):
+                vat_out.append({"rate": rates[k], "paid": rate_paid[k], "amount": rate_vat[k]})
         return out
 
     cdef dict _lot(self, object moment, int64_t points, int override):

@@ -30,6 +30,7 @@ LOTS_MAX = 10_000
 REFERRERS_MAX = 8
 POINTS_MAX = 10**15
 TAGS_MAX = 16
+NO_BIRTHDAY = 10**6  # a birthday offset no window (≤ 31 days) reaches
 COUPONS_MAX = 16
 
 CART_FIELDS = frozenset({"store", "lines", "coupons"})
@@ -348,6 +349,9 @@ def birthday_offsets(month: int, day: int, today: int) -> tuple[int, int, int]:
     year = dt.date.fromordinal(today).year
     out = []
     for y in (year - 1, year, year + 1):
+        if not dt.MINYEAR <= y <= dt.MAXYEAR:
+            out.append(NO_BIRTHDAY)  # beyond the calendar: never within a window
+            continue
         d = day
         if month == 2 and day == 29 and not (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)):
             d = 28

@@ -86,3 +86,11 @@ def test_bad_card_facts_are_refused(make_engine, fields, message) -> None:
 def test_bad_conditions_are_refused(when, problem) -> None:
     with pytest.raises(RuleError, match=problem):
         compile_rules(rules(rule("r", percent=5, when=when)), "c.toml")
+
+
+def test_birthdays_at_the_end_of_the_calendar(make_engine) -> None:
+    # the next year's birthday would be in year 10 000: it simply never matches
+    assert _discount(make_engine, {"birthday": [3, 3]}, card(birth_date="--12-30"),
+                     "9999-12-31T10:00:00+03:00") == 1_000
+    assert _discount(make_engine, {"birthday": [3, 3]}, card(birth_date="--01-02"),
+                     "9999-12-31T10:00:00+03:00") == 0
