@@ -480,6 +480,13 @@ EVENTS: dict[str, tuple[Field, ...]] = {
         Field("products", COUNT),
         Field("cards_applied", COUNT),
         Field("cards_stale", COUNT),
+        Field("refused_count", COUNT, required=False, doc="items of the page refused alone (`update_refused`)"),
+    ),
+    "update_refused": (
+        Field("batch", Text(128), doc="the update batch id"),
+        Field("item", Text(300), doc="card | product | balance | version | rules"),
+        Field("key", Text(300, 0), doc="the item's card number, sku or name"),
+        Field("reason", Text(300, 0), doc="why the terminal could not apply it"),
     ),
     "cash_in": CASH_MOVE,
     "cash_out": CASH_MOVE,

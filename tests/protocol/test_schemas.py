@@ -59,6 +59,7 @@ def every_event_type(tmp_path: Path) -> list[dict[str, Any]]:
         products = [{"sku": "P9", "barcode": "4600000000009", "name": "Tea", "price": "120", "categories": "",
                      "no_discount": "0", "no_bonus": "0", "min_price": "0"}]
         led.import_catalog(write_csv(tmp_path / "catalog.csv", products), NOW)
+        led.apply_updates("bad", {"cards": [{"number": "C8", "version": 3, "balance": 10**16}]}, NOW)
         led.cash_move("m1", "in", 5_000, "float", NOW)
         led.cash_move("m2", "out", 2_000, "bank drop", NOW)
         led.close_shift("z1", led.report_shift()["totals"], NOW)
