@@ -123,6 +123,7 @@ def for_quote(
         "cumulative": card["cumulative"],
         "lots": out_lots,
         "referrers": list(card["referrers"]),
+        **{name: card[name] for name in FACT_FIELDS if name in card},  # spec §12 conditions see them
     }
 
 

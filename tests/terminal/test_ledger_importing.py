@@ -2,9 +2,10 @@ import io
 
 import pytest
 
+import core
 from terminal.ledger import ImportRowsError, LedgerError
 
-from .conftest import NOW, assert_ok
+from .conftest import NOW, RULES, assert_ok
 
 CARDS_HEADER = "number,type,holder,cumulative,balance,expires_at,referrers,blocked,birth_date,issued_on,tags\n"
 CATALOG_HEADER = "sku,barcode,name,price,categories,no_discount,no_bonus,min_price\n"
@@ -37,6 +38,10 @@ def test_cards_import_with_opening_balances(ledger, tmp_path):
     assert ledger.card("2000002", NOW)["referrers"] == ["2000001"]
     bob = ledger.card("2000002", NOW)  # the §12 facts are kept on the card
     assert (bob["birth_date"], bob["issued_on"], bob["tags"]) == ("--02-29", "2020-05-01", ["staff", "b2b"])
+    quoted = ledger.card_for_quote("2000002", NOW)  # the pricing core's §12 conditions see them
+    assert (quoted["birth_date"], quoted["issued_on"], quoted["tags"]) == ("--02-29", "2020-05-01", ["staff", "b2b"])
+    core.Engine(core.compile_rules(RULES)).quote({"store": "S01", "lines": [{"sku": "P", "price": 100, "qty": 1}]},
+                                                quoted, NOW)
     assert ledger.import_cards(path, NOW) == result  # the same file again changes nothing
     assert_ok(ledger)
 
