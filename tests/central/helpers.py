@@ -59,8 +59,8 @@ def fresh_store(dsn: str) -> Store:
 class CentralProcess:
     """`python -m central.cli --db DSN serve` as a child process; restartable on the same port."""
 
-    def __init__(self, dsn: str, log_path: Path, port: int | None = None) -> None:
-        self.dsn, self.log_path = dsn, log_path
+    def __init__(self, dsn: str, log_path: Path, port: int | None = None, args: tuple[str, ...] = ()) -> None:
+        self.dsn, self.log_path, self.args = dsn, log_path, args
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -83,6 +83,7 @@ class CentralProcess:
                 LOOPBACK,
                 "--port",
                 str(self.port),
+                *self.args,
             ],
             cwd=REPO,
             env=env,
