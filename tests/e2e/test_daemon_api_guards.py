@@ -27,14 +27,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def enable_tcp(term: Terminal) -> int:
-    """Give the provisioned terminal a loopback TCP listener; returns its port."""
+def enable_tcp_config(config: Path, socket_path: Path) -> int:
+    """Give a provisioned terminal's config a loopback TCP listener; returns its port."""
     port = free_port()
-    text = term.config.read_text()
-    line = f'socket = "{term.socket}"\n'
+    text = config.read_text()
+    line = f'socket = "{socket_path}"\n'
     assert line in text
-    term.config.write_text(text.replace(line, line + f"tcp_port = {port}\n"))
+    config.write_text(text.replace(line, line + f"tcp_port = {port}\n"))
     return port
+
+
+def enable_tcp(term: Terminal) -> int:
+    return enable_tcp_config(term.config, term.socket)
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
