@@ -93,6 +93,8 @@ def _check_rules(rules: dict[str, Any]) -> None:
         compile_rules(tomllib.loads(rules["text"]), f"central rules {rules['version']}")
     except (tomllib.TOMLDecodeError, PricingError) as exc:
         raise SyncError(f"central rules {rules['version']}: refused: {exc}") from None
+    except RecursionError:  # tomllib recurses per nesting level
+        raise SyncError(f"central rules {rules['version']}: refused: nested too deeply") from None
 
 
 def apply_page(ledger: Ledger, page: dict[str, Any], rules_file: Path | None, now: Any) -> dict[str, Any]:
