@@ -28,7 +28,7 @@ def server(tmp_path: Path) -> Iterator[CentralProcess]:
     provision(dsn, "T01")
     args = ("--head-timeout-s", str(HEAD_S), "--body-timeout-s", str(BODY_S),
             "--connections-max", str(CONNECTIONS))
-    proc = CentralProcess(dsn, tmp_path / "central.log", args=args).start()
+    proc = CentralProcess(dsn, tmp_path / "central.log", extra=args).start()
     try:
         yield proc
     finally:
