@@ -38,6 +38,7 @@ PUBLISH_CHUNK_ROWS = 5_000
 EXIT_REFUSED = 2
 KEY_GRACE_S_DEFAULT = 86_400
 KEY_GRACE_S_MAX = 30 * 86_400
+SERVE_LIMIT_MAX = 65_535  # seconds or connections: anything larger is a typo
 
 
 class CentralCliError(Exception):
@@ -78,8 +79,7 @@ def _int(text: str | None, where: str, default: int | None = None) -> int:
 
 
 def cmd_serve(store: Store, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
+    from central.limits import serve
     from central.server import make_app
 
     if args.host not in ("127.0.0.1", "::1", "localhost") and not args.public:
@@ -89,16 +89,21 @@ def cmd_serve(store: Store, args: argparse.Namespace) -> int:
     from central.server import log_line
 
     log_line(logging.INFO, "central_serving", host=args.host, port=args.port, store=store.name)
-    web.run_app(
-        make_app(store, None if args.expire_every_s == 0 else args.expire_every_s),
-        host=args.host,
-        port=args.port,
-        print=None,
-        handle_signals=True,
-        shutdown_timeout=5.0,
-        access_log=None,
-    )
+    serve(make_app(store, None if args.expire_every_s == 0 else args.expire_every_s), args.host, args.port,
+          _limits(args))
     return 0
+
+
+def _limits(args: argparse.Namespace) -> Any:
+    """serve's --head-timeout-s, --body-timeout-s and --connections-max over central.limits' defaults."""
+    from central.limits import Limits
+
+    given = {"head_timeout_s": args.head_timeout_s, "body_timeout_s": args.body_timeout_s,
+             "connections_max": args.connections_max}
+    for name, value in given.items():
+        if value is not None and not 0 < value <= SERVE_LIMIT_MAX:
+            raise CentralCliError(f"--{name.replace('_', '-')} must be above 0 and at most {SERVE_LIMIT_MAX}")
+    return Limits(**{k: v for k, v in given.items() if v is not None})
 
 
 def cmd_terminal(store: Store, args: argparse.Namespace) -> int:
@@ -289,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8780)
     serve.add_argument("--public", action="store_true", help="allow a non-loopback --host")
+    serve.add_argument("--head-timeout-s", type=float,
+                       help="drop a connection whose request head is not complete this long after connecting")
+    serve.add_argument("--body-timeout-s", type=float,
+                       help="answer 408 to a request whose body is not complete this long after its head")
+    serve.add_argument("--connections-max", type=int,
+                       help="connections served at once; one more gets 503")
     serve.add_argument(
         "--expire-every-s", type=_interval, default=3600.0,
         help="run the expiry sweep every this many seconds (default 3600; 0: only `expire`)",

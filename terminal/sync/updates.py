@@ -102,6 +102,8 @@ def _check_rules(rules: dict[str, Any]) -> str | None:
         compile_rules(tomllib.loads(rules["text"]), f"central rules {rules['version']}")
     except (tomllib.TOMLDecodeError, PricingError) as exc:
         return f"central rules {rules['version']}: refused: {exc}"
+    except RecursionError:  # tomllib recurses per nesting level
+        return f"central rules {rules['version']}: refused: nested too deeply"
     return None
 
 
