@@ -34,8 +34,10 @@ from drivers.errors import DeviceError
 from drivers.events import CardSwipe, DeviceState, Event, EventQueue, PrinterStatus, RejectedInput, ScanEvent
 from drivers.printer import ReceiptPrinter
 from drivers.receipt import Receipt, ReceiptLine, ReportKind, ShiftReport, mask_card
+from drivers.receipt_text import tr
 from drivers.spool import Spool
 from terminal import failpoints
+from terminal.attendants import Desk
 from terminal.bus import Bus
 from terminal.checkout import CheckoutError, Register
 from terminal.config import TerminalConfig, sync_config
@@ -106,6 +108,7 @@ class Daemon:
             record_path=config.checkout_path, idle_timeout_s=config.idle_timeout_s,
             hold_timeout_s=config.hold_timeout_s, publish=self.publish,
             offline_cap_points=None if self.sync is None else self.sync.offline_redeem_max_points)
+        self.desk = Desk(config.screen.attendants_file)  # attendant sessions (terminal.guard)
         self.card_lookup: Any = None
         self.printer: ReceiptPrinter | None = None
         if config.devices.printers:
@@ -243,7 +246,8 @@ class Daemon:
         return Receipt.from_quote(
             quote, sale["names"], receipt_id=sale["receipt"], time=_shown(sale["at"]),
             store_name=self.config.store_name or self.config.store, terminal_id=self.config.terminal_id,
-            payment_method=method, card_number=sale["card"] or "", points_before=sale["points_before"])
+            payment_method=method, card_number=sale["card"] or "", points_before=sale["points_before"],
+            language=self.config.screen.language)
 
     def print_return(self, ret: dict[str, Any]) -> None:
         if self.printer is not None:
@@ -254,13 +258,16 @@ class Daemon:
         lines = tuple(ReceiptLine(ret["names"].get(sale_lines[ln["line"]]["sku"], "?"), ln["qty_milli"],
                                   sale_lines[ln["line"]]["price"], ln["money"]) for ln in refund["lines"])
         messages = []
+        lang = self.config.screen.language
         if ret["card"]:
-            messages.append(f"Points restored {refund['points_restored']}, taken back {refund['points_clawed']}")
+            messages.append(tr(lang, "Points restored {restored}, taken back {clawed}",
+                               restored=refund["points_restored"], clawed=refund["points_clawed"]))
         return Receipt(receipt_id=ret["return"][:32], time=_shown(ret["at"]), kind="return",
                           store_name=self.config.store_name or self.config.store,
                           terminal_id=self.config.terminal_id, lines=lines, subtotal=refund["money"],
                           total=refund["money"], to_pay=refund["money"], payment_method="refund",
-                          card_number=ret["card"] or "", messages=(f"Sale {ret['receipt']}", *messages))
+                          card_number=ret["card"] or "", language=lang,
+                          messages=(tr(lang, "Sale {receipt}", receipt=ret["receipt"]), *messages))
 
     def submit(self, receipt: Receipt) -> None:
         """Into the durable reprint queue; a full or unwritable queue raises SpoolError."""
@@ -321,7 +328,7 @@ class Daemon:
         return ShiftReport.from_ledger(
             kind, {**report, "opened_at": _shown(report["opened_at"] or "")},
             time=_shown(now_local().isoformat()), store_name=self.config.store_name or self.config.store,
-            terminal_id=self.config.terminal_id)
+            terminal_id=self.config.terminal_id, language=self.config.screen.language)
 
     # ------------------------------------------------------------------ status
 

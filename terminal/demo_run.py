@@ -16,12 +16,14 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any
 
+from terminal.attendants import new_entry, write_file
 from terminal.client import ApiClient, DaemonProcess, EventWatcher
 from terminal.provision import ProvisionRequest, provision
 
@@ -31,6 +33,14 @@ CODES = {"gs1": [{"prefix": "21", "item_digits": 5, "value": "weight_g", "value_
          "cards": [{"prefix": "77", "digits": 13, "check": "ean"}]}
 PRINT_WAIT_S = 10.0
 STANDARD, GOLD = "7700000000026", "7700000000033"
+# The demo's attendants (name, role, PIN): a manager for returns and shifts, an attendant for age checks.
+ATTENDANTS = (("demo", "manager", "1234"), ("anna", "attendant", "2468"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def money(minor: int) -> str:
@@ -38,8 +48,9 @@ def money(minor: int) -> str:
     return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"
 
 
-def setup(workdir: Path, report: Any = None) -> Path:
-    """Provision a demo terminal in `workdir`; returns the config path."""
+def setup(workdir: Path, report: Any = None, tcp_port: int | None = None) -> Path:
+    """Provision a demo terminal in `workdir` (its screen on 127.0.0.1:`tcp_port`, a free port
+    by default; attendants from ATTENDANTS); returns the config path."""
     for fifo in ("scanner.fifo", "card.fifo"):
         path = workdir / fifo
         if not path.exists():
@@ -50,14 +61,19 @@ def setup(workdir: Path, report: Any = None) -> Path:
         scanners=(f"sim:{workdir / 'scanner.fifo'}",), card_readers=(f"sim:{workdir / 'card.fifo'}",),
         printer=f"sim:{workdir / 'printer'}", spool_dir=workdir / "state" / "spool",
         rules=DATA / "rules.toml", catalog=DATA / "catalog.csv", cards=DATA / "cards.csv", codes=CODES,
-        force=True)
-    provision(req, report or (lambda line: None))
+        force=True, tcp_port=free_port() if tcp_port is None else tcp_port,
+        screen={"terms_file": str(DATA / "terms.txt"), "attendants_file": str(workdir / "state" / "attendants.json")})
+    config = provision(req, report or (lambda line: None))
+    write_file(config.screen.attendants_file, {name: new_entry(name, role, pin) for name, role, pin in ATTENDANTS})
     return req.config_path
 
 
 class Demo:
-    def __init__(self, workdir: Path, client: ApiClient, events: EventWatcher, out: IO[str]) -> None:
+    def __init__(self, workdir: Path, client: ApiClient, events: EventWatcher, out: IO[str],
+                 staff: ApiClient | None = None, pace_s: float = 0.0) -> None:
         self.workdir, self.client, self.events, self.out = workdir, client, events, out
+        self.staff = staff or client  # the attendant's session: returns and the shift's reports
+        self.pace_s = pace_s  # a pause before each step, so a browser on the screen can follow
         self.scanner = open(workdir / "scanner.fifo", "w", buffering=1)  # noqa: SIM115 - closed in close()
         self.card = open(workdir / "card.fifo", "w", buffering=1)  # noqa: SIM115
         self.printed = 0
@@ -78,6 +94,7 @@ class Demo:
         self.say(f"     check {what}: {got} ({mark})")
 
     async def scan(self, code: str, note: str = "") -> dict[str, Any]:
+        await asyncio.sleep(self.pace_s)
         self.scanner.write(f"scan {code}\n")
         # Events arrive in order: what follows this scan's own `scan` event is what it caused.
         await self.events.wait_for("scan", match=lambda e: e["code"] == code)
@@ -91,6 +108,7 @@ class Demo:
         return data
 
     async def swipe(self, line: str, note: str) -> dict[str, Any]:
+        await asyncio.sleep(self.pace_s)
         self.card.write(f"swipe {line}\n")
         await self.events.wait_for("swipe", "rejected_input")
         kind, data = await self.events.wait_for("quote", "error")
@@ -192,7 +210,8 @@ async def return_by_barcode(d: Demo, receipt: str) -> None:
     await d.events.wait_for("scan", match=lambda e: e["code"] == receipt)
     kind, data = await d.events.wait_for("receipt_scanned", "unknown_code", "error")
     d.say(f"   scanner  {receipt} → {kind}")
-    ret = await d.client.ok("POST", "/v1/returns", {"receipt": data.get("receipt", receipt)})
+    d.say("   ui       the attendant unlocks the return with their PIN (attendant session, role manager)")
+    ret = await d.staff.ok("POST", "/v1/returns", {"receipt": data.get("receipt", receipt)})
     refund = ret["refund"]
     d.say(f"   ui       return {ret['return']}: money back {money(refund['money'])}, points restored "
           f"{refund['points_restored']}, points taken back {refund['points_clawed']}")
@@ -204,7 +223,7 @@ async def return_by_barcode(d: Demo, receipt: str) -> None:
 
 async def close_shift(d: Demo, before: dict[str, Any]) -> None:
     d.say("\n== 5. End of the shift: the Z report records its totals and prints; the next shift opens")
-    z = await d.client.ok("POST", "/v1/shift/close", {"shift": before["shift"]})
+    z = await d.staff.ok("POST", "/v1/shift/close", {"shift": before["shift"]})
     totals = z["totals"]
     d.say(f"   ui       shift {z['shift']} closed: {totals['sales']} sales, {money(totals['to_pay'])} "
           f"taken, {totals['returns']} return, {money(totals['returned_money'])} refunded")
@@ -215,7 +234,7 @@ async def close_shift(d: Demo, before: dict[str, Any]) -> None:
     await d.show_receipt()
 
 
-async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys.stdout) -> int:
+async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys.stdout, pace_s: float = 0.0) -> int:
     workdir = Path(directory or tempfile.mkdtemp(prefix="posterm-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     out.write(f"posterm demo — work directory {workdir}\n")
@@ -223,12 +242,16 @@ async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys
     daemon = DaemonProcess(config, workdir)
     ready_s = daemon.start()
     out.write(f"   daemon    pid {daemon.pid} READY after {ready_s * 1000:.0f} ms "
-              f"(API on {workdir / 'api.sock'}, log {daemon.log_path})\n")
+              f"(API on {workdir / 'api.sock'}, log {daemon.log_path})\n"
+              f"   screen    {screen_url(config)}  (open it in a browser to watch the sales)\n")
+    out.flush()
     try:
-        async with ApiClient(workdir / "api.sock") as client, EventWatcher(client) as events:
-            demo = Demo(workdir, client, events, out)
+        async with ApiClient(workdir / "api.sock") as client, ApiClient(workdir / "api.sock") as staff, \
+                EventWatcher(client) as events:
+            await staff.attendant(*ATTENDANTS[0][::2])
+            demo = Demo(workdir, client, events, out, staff, pace_s)
             try:
-                shift = await client.ok("GET", "/v1/shift")
+                shift = await staff.ok("GET", "/v1/shift")
                 receipt = await checkout_points(demo)
                 await checkout_weighed(demo)
                 await checkout_gold(demo)
@@ -238,7 +261,7 @@ async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys
                 out.write(f"\n   status    ledger {status['ledger']['file_bytes']} bytes, outbox backlog "
                           f"{status['ledger']['backlog']} events, print queue {status['print_queue']}\n")
                 if keep_running:
-                    await _keep_running(workdir, out)
+                    await _keep_running(workdir, out, screen_url(config))
             finally:
                 demo.close()
     finally:
@@ -254,8 +277,16 @@ async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys
     return 0 if not failures else 1
 
 
-async def _keep_running(workdir: Path, out: IO[str]) -> None:
+def screen_url(config: Path) -> str:
+    from terminal.config import load_config
+
+    return f"http://127.0.0.1:{load_config(config).api_tcp_port}/"
+
+
+async def _keep_running(workdir: Path, out: IO[str], url: str) -> None:
+    staff = ", ".join(f"{name} ({role}) PIN {pin}" for name, role, pin in ATTENDANTS)
     out.write(f"\nThe daemon keeps running for a UI. API: {workdir / 'api.sock'} (docs/openapi.yaml)\n"
+              f"  screen: {url}   (chromium --kiosk {url}; attendants: {staff})\n"
               f"  scan:   echo 'scan 4006381333931' > {workdir / 'scanner.fifo'}\n"
               f"  swipe:  echo 'swipe ;{STANDARD}=2512?' > {workdir / 'card.fifo'}\n"
               f"  look:   curl --unix-socket {workdir / 'api.sock'} http://posterm/v1/checkout\n"

@@ -49,6 +49,8 @@ class ProvisionRequest:
     codes: dict[str, Any] | None = None
     key_file: Path | None = None
     force: bool = False
+    tcp_port: int = 0  # the local API on 127.0.0.1 too: the kiosk screen's browser connects there
+    screen: dict[str, Any] | None = None  # the [screen] table (language, terms_file, …)
 
 
 def input_table(role: str, spec: str, index: int) -> dict[str, Any]:
@@ -132,6 +134,10 @@ def build_doc(req: ProvisionRequest) -> dict[str, Any]:
     if req.printer:
         devices.append(printer_table(req.printer, req.spool_dir or state / "spool"))
     doc: dict[str, Any] = {"terminal": terminal, "api": {"socket": str(req.socket)}}
+    if req.tcp_port:
+        doc["api"]["tcp_port"] = req.tcp_port
+    if req.screen:
+        doc["screen"] = req.screen
     if req.codes:
         doc["codes"] = req.codes
     if sync:

@@ -1,7 +1,8 @@
 """The local catalog: products by sku, and a barcode index (barcode → sku).
 
-A product: {sku, barcodes, name, price, categories, no_discount, no_bonus, min_price}; prices in
-minor units. Limits: sku/barcode ≤ 64 chars, name ≤ 256, ≤ 16 categories, ≤ 16 barcodes.
+A product: {sku, barcodes, name, price, categories, no_discount, no_bonus, min_price, age_min};
+prices in minor units; `age_min` > 0 is an age-restricted product (an attendant approves it).
+Limits: sku/barcode ≤ 64 chars, name ≤ 256, ≤ 16 categories, ≤ 16 barcodes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from terminal.ledger.tx import Tx
 CATEGORIES_MAX = 16
 BARCODES_MAX = 16
 PRICE_MAX = 10**11
+AGE_MAX = 99
 PRODUCT_FIELDS = frozenset(
     {
         "sku",
@@ -27,6 +29,7 @@ PRODUCT_FIELDS = frozenset(
         "no_discount",
         "no_bonus",
         "min_price",
+        "age_min",
         "deleted",
     }
 )
@@ -58,6 +61,7 @@ def check_product(raw: Any, where: str) -> dict[str, Any]:
         "no_discount": fields.flag(p.get("no_discount", False), f"{where} 'no_discount'"),
         "no_bonus": fields.flag(p.get("no_bonus", False), f"{where} 'no_bonus'"),
         "min_price": min_price,
+        "age_min": fields.whole(p.get("age_min", 0), f"{where} field 'age_min'", 0, AGE_MAX),
     }
 
 

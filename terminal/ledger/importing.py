@@ -4,7 +4,7 @@ cards.csv   number,type,holder,cumulative,balance,expires_at,referrer
             cumulative in minor units; balance in points (≥ 0; an opening lot available from the
             import moment, expiring at `expires_at` (ISO-8601 with offset) or never when empty);
             referrer: empty or card numbers separated by `|` (level 1 first).
-catalog.csv sku,barcode,name,price,categories,no_discount,no_bonus,min_price
+catalog.csv sku,barcode,name,price,categories,no_discount,no_bonus,min_price[,age_min]
             price/min_price in minor units; barcode and categories: several separated by `|`;
             flags: 1/0, true/false, yes/no or empty (= no).
 
@@ -45,6 +45,7 @@ CATALOG_COLUMNS = [
     "no_bonus",
     "min_price",
 ]
+CATALOG_COLUMNS_AGE = [*CATALOG_COLUMNS, "age_min"]  # the optional last column: 18 = adults only
 _FLAGS = {"": False, "0": False, "1": True, "false": False, "true": True, "no": False, "yes": True}
 
 Problem = tuple[int, str, str]
@@ -59,8 +60,9 @@ class RowError(Exception):
 
 
 def read_rows(
-    path: str | Path, columns: list[str]
+    path: str | Path, columns: list[str], longer: list[str] | None = None
 ) -> tuple[bytes, list[tuple[int, dict[str, str]]]]:
+    """Rows as dicts; a header equal to `longer` (columns + optional ones) reads those too."""
     path = Path(path)
     data = read_bounded(path, FILE_BYTES_MAX, "CSV", LedgerError)
     try:
@@ -69,7 +71,9 @@ def read_rows(
         raise LedgerError(f"{path}: not UTF-8 (byte {exc.start})") from None
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
-    if header is None or [h.strip() for h in header] != columns:
+    if longer is not None and header is not None and [h.strip() for h in header] == longer:
+        columns = longer
+    elif header is None or [h.strip() for h in header] != columns:
         raise LedgerError(f"{path}: row 1 must be the header {','.join(columns)}")
     rows: list[tuple[int, dict[str, str]]] = []
     for number, row in enumerate(reader, start=2):
@@ -132,7 +136,7 @@ def _card_row(row: dict[str, str]) -> dict[str, Any]:
 
 
 def _catalog_row(row: dict[str, str]) -> dict[str, Any]:
-    _check_row(row, CATALOG_COLUMNS)
+    _check_row(row, CATALOG_COLUMNS_AGE if "age_min" in row else CATALOG_COLUMNS)
     flags = {}
     for name in ("no_discount", "no_bonus"):
         if row[name].lower() not in _FLAGS:
@@ -145,13 +149,14 @@ def _catalog_row(row: dict[str, str]) -> dict[str, Any]:
         "price": _int(row, "price", 0, catalog.PRICE_MAX),
         "categories": [c for c in row["categories"].split("|") if c],
         "min_price": _int(row, "min_price", 0, catalog.PRICE_MAX) if row["min_price"] else 0,
+        "age_min": _int(row, "age_min", 0, catalog.AGE_MAX) if row.get("age_min") else 0,
         **flags,
     }
     try:
         return catalog.check_product(raw, "row")
     except LedgerError as exc:
         message = str(exc)
-        field = next((f for f in CATALOG_COLUMNS if f"'{f}" in message), "sku")
+        field = next((f for f in CATALOG_COLUMNS_AGE if f"'{f}" in message), "sku")
         raise RowError(field, message) from None
 
 
@@ -210,7 +215,7 @@ def import_cards(store: Store, path: str | Path, now: Any, force: bool = False) 
 
 def import_catalog(store: Store, path: str | Path, now: Any, force: bool = False) -> dict[str, Any]:
     at = moments.moment(now, "now")
-    data, rows = read_rows(path, CATALOG_COLUMNS)
+    data, rows = read_rows(path, CATALOG_COLUMNS, CATALOG_COLUMNS_AGE)
     good, problems = _parse(rows, _catalog_row, "sku")
     _finish(path, problems, force)
 
