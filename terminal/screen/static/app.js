@@ -30,7 +30,8 @@ const T = {
     enrol_title: "Register a loyalty card", enrol_phone: "Your mobile phone number:",
     enrol_terms: "Programme terms (please read them in full):", enrol_consent: "I agree to the programme terms",
     enrol_do: "Register", enrol_done: "Your card {card} is registered and attached to this purchase.",
-    staff_title: "Attendant", staff_name: "Attendant name", staff_pin: "PIN", staff_login: "Unlock",
+    staff_title: "Attendant", staff_name: "Attendant name", staff_wrong: "Wrong name or PIN",
+    staff_locked: "Too many wrong PINs; wait and try again", staff_pin: "PIN", staff_login: "Unlock",
     staff_logout: "Lock", staff_age: "Approve age check", staff_cancel: "Cancel this purchase",
     staff_reprint: "Reprint the last receipt", staff_x: "Print X report", staff_z: "Close shift (Z report)",
     staff_return_hint: "Returns: scan the receipt's barcode.", staff_remove: "Remove",
@@ -67,7 +68,8 @@ const T = {
     enrol_title: "Оформление карты лояльности", enrol_phone: "Номер вашего мобильного телефона:",
     enrol_terms: "Условия программы (прочтите их полностью):", enrol_consent: "Я согласен с условиями программы",
     enrol_do: "Оформить", enrol_done: "Карта {card} оформлена и привязана к покупке.",
-    staff_title: "Сотрудник", staff_name: "Имя сотрудника", staff_pin: "PIN-код", staff_login: "Войти",
+    staff_title: "Сотрудник", staff_name: "Имя сотрудника", staff_wrong: "Неверное имя или PIN-код",
+    staff_locked: "Слишком много неверных PIN-кодов; подождите и попробуйте снова", staff_pin: "PIN-код", staff_login: "Войти",
     staff_logout: "Выйти", staff_age: "Подтвердить возраст", staff_cancel: "Отменить покупку",
     staff_reprint: "Повторить последний чек", staff_x: "Печать X-отчёта", staff_z: "Закрыть смену (Z-отчёт)",
     staff_return_hint: "Возврат: отсканируйте штрихкод чека.", staff_remove: "Удалить",
@@ -464,7 +466,7 @@ function staffPanel(panel, then) {
       render();
       if (then) { closePanel(); then(); } else openPanel(staffMenu);
     } catch (err) {
-      error.textContent = err.message;
+      error.textContent = err.status === 401 ? t("staff_wrong") : err.status === 429 ? t("staff_locked") : err.message;
       pin.digits = "";
       pin.update();
     }
