@@ -174,5 +174,6 @@ def test_scan_to_line_on_screen_latency(terminal: Terminal, screen: Browser) -> 
         latencies.append(rendered["at"] - start_ms)
     latencies.sort()
     p50, p99 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
-    print(f"\nscan → line on screen, {LATENCY_SCANS} scans: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms")
+    print(f"\nscan → line on screen, {LATENCY_SCANS} scans: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+          f"max {latencies[-1]:.1f} ms")
     assert len(lines_on_screen(screen)) == len(codes)
