@@ -37,9 +37,11 @@ IDLE_TIMEOUT_S = (10, 24 * 3600)
 HOLD_TIMEOUT_S = (30, 24 * 3600)
 PRINTER_RETRY_S = (0.1, 600.0)
 SOCKET_PATH_CHARS_MAX = 100  # sun_path is 108 bytes; leave room for the NUL and some slack
-TABLES = {"terminal", "api", "checkout", "printer", "codes", "device", "sync", "screen"}
+TABLES = {"terminal", "api", "checkout", "printer", "codes", "device", "sync", "screen", "retention"}
 LANGUAGES = ("en", "ru")
 ENROL_PREFIX = re.compile(r"^[0-9]{1,6}$")
+PRUNE_INTERVAL_S = (60, 86_400)
+KEEP_DAYS = (1, 3_660)
 
 
 class ConfigError(TerminalError):
@@ -54,6 +56,15 @@ class ScreenConfig:
     enrol_prefix: str
     enrol_type: str
     attendants_file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """[retention]: what the daemon prunes once the server holds it (terminal.ledger.retention)."""
+
+    events_keep_days: int = 35
+    receipts_keep_days: int = 30  # the return window at this terminal; later returns go through central
+    prune_interval_s: int = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +85,7 @@ class TerminalConfig:
     devices: DevicesConfig
     screen: ScreenConfig
     sync: dict[str, Any] | None = None
+    retention: Retention = Retention()
 
     @property
     def state_dir(self) -> Path:
@@ -148,6 +160,8 @@ def parse_config(doc: dict[str, Any], path: Path) -> TerminalConfig:
     printer = _Table(doc, "printer", str(path), {"retry_s"})
     screen = _Table(doc, "screen", str(path), {"language", "terms_file", "terms_version", "enrol_prefix",
                                                "enrol_type", "attendants_file"})
+    keep = _Table(doc, "retention", str(path), {"events_keep_days", "receipts_keep_days", "prune_interval_s"})
+    defaults = Retention()
     server_url = term.text("server_url", "")
     if server_url and not re.match(r"^https?://[^\s/]+", server_url):
         raise ConfigError(f"{term.where} server_url must start with http:// or https://, got {server_url!r}")
@@ -179,6 +193,11 @@ def parse_config(doc: dict[str, Any], path: Path) -> TerminalConfig:
         devices=devices,
         sync=_sync_table(doc, path),
         screen=_screen(screen, term.path("ledger_path", "/var/lib/posterm/ledger").parent),
+        retention=Retention(
+            events_keep_days=keep.number("events_keep_days", defaults.events_keep_days, KEEP_DAYS),
+            receipts_keep_days=keep.number("receipts_keep_days", defaults.receipts_keep_days, KEEP_DAYS),
+            prune_interval_s=keep.number("prune_interval_s", defaults.prune_interval_s, PRUNE_INTERVAL_S),
+        ),
     )
 
 

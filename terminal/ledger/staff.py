@@ -14,7 +14,7 @@ from typing import Any
 
 import lmdb
 
-from terminal.ledger import cards, fields, keys, moments
+from terminal.ledger import cards, codec, fields, keys, moments
 from terminal.ledger.errors import LedgerConflictError, LedgerInputError, LedgerNotFoundError
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
@@ -46,10 +46,11 @@ def phone_key(digits: str) -> bytes:
 
 
 def card_by_phone(txn: lmdb.Transaction, dbs: dict[str, Any], phone: str) -> str:
-    raw = txn.get(phone_key(phone_digits(phone)), db=dbs["phones"])
+    index = phone_key(phone_digits(phone))
+    raw = txn.get(index, db=dbs["phones"])
     if raw is None:
         raise LedgerNotFoundError("no card is registered to this phone number here")
-    return keys.read_text(raw)
+    return keys.read_text(codec.opened(index, raw, "phone index"))
 
 
 def attendant_action(store: Store, op_id: str, attendant: str, role: str, action: str,
@@ -84,7 +85,7 @@ def register_card(store: Store, op_id: str, number: str, card_type: str, phone: 
         if tx.card_exists(number):
             raise LedgerConflictError(f"card {number}: already in the ledger")
         tx.new_card(record)
-        tx.txn.put(index, keys.text(number, "card number"), db=tx.dbs["phones"])
+        tx.txn.put(index, codec.seal(index, keys.text(number, "card number")), db=tx.dbs["phones"])
         seq = tx.event("card_registered", at, {
             "card": number, "card_type": card_type, "phone": digits, "phone_masked": mask_phone(digits),
             "consent": {**consent, "at": at.iso}, "store": store_id})
