@@ -19,7 +19,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--lang=en-US")
-WAIT_S = 10.0
+WAIT_S = 20.0  # generous: CI shares two cores with the whole suite
 POLL_S = 0.02
 SCREENS_ENV = "POSTERM_SCREENSHOTS"  # a directory: screenshots are kept there (docs/screens)
 
@@ -56,7 +56,9 @@ class Browser:
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"the screen never showed it: {script}")
+                shown = self.js("return [document.body.dataset.screen, document.getElementById('toast').textContent,"
+                                "document.getElementById('panel').innerText.slice(0, 200)]")
+                raise AssertionError(f"the screen never showed it: {script} {args}; screen, toast, panel: {shown}")
             time.sleep(POLL_S)
 
     def click(self, selector: str) -> None:
