@@ -28,6 +28,7 @@ import datetime as _dt
 from core import inputs as _inputs
 from core.fallback import category_matches as _category_matches
 from core.refund import compute_refund as _compute_refund
+from core.vat import vat_summary as _vat_summary
 
 IMPLEMENTATION = "compiled"
 
@@ -125,6 +126,7 @@ cdef struct LineC:
     int64_t qty_milli
     int64_t amount
     int64_t min_price
+    int64_t vat_bp        # VAT rate in basis points, −1 outside VAT
     bint no_discount
     bint no_bonus
     bint redeemable
@@ -332,20 +334,21 @@ cdef enum:
     F_NO_BONUS = 6
     F_MIN_PRICE = 7
     F_NAME = 8
-    F_NUMBER = 9
-    F_TYPE = 10
-    F_CUMULATIVE = 11
-    F_LOTS = 12
-    F_REFERRERS = 13
-    F_HOLDER = 14
-    F_POINTS = 15
-    F_AVAILABLE_FROM = 16
-    F_EXPIRES_AT = 17
+    F_VAT = 9
+    F_NUMBER = 10
+    F_TYPE = 11
+    F_CUMULATIVE = 12
+    F_LOTS = 13
+    F_REFERRERS = 14
+    F_HOLDER = 15
+    F_POINTS = 16
+    F_AVAILABLE_FROM = 17
+    F_EXPIRES_AT = 18
 
 # Field names of cart lines, cards and lots. Keys written in Python source are these very
 # objects (interned), so identity usually decides; JSON-decoded keys fall back to equality.
 cdef tuple _FIELD_NAMES = (
-    "", "sku", "price", "qty", "categories", "no_discount", "no_bonus", "min_price", "name",
+    "", "sku", "price", "qty", "categories", "no_discount", "no_bonus", "min_price", "name", "vat",
     "number", "type", "cumulative", "lots", "referrers", "holder", "points", "available_from",
     "expires_at")
 
@@ -655,18 +658,19 @@ cdef class Engine:
 
     cdef int _read_lines(self, Work *w, list raw_lines, list skus, list categories) except -1:
         cdef Py_ssize_t i, n = len(raw_lines)
-        cdef PyObject *f[F_NAME - F_SKU + 1]
+        cdef PyObject *f[F_VAT - F_SKU + 1]
         cdef LineC *line
-        cdef int64_t subtotal = 0, price = 0, qty = 0
+        cdef int64_t subtotal = 0, price = 0, qty = 0, vat_percent = 0
         cdef bint plain
         for i in range(n):
             raw = raw_lines[i]
             line = &w.lines[i]
-            plain = _fields(raw, F_SKU, F_NAME, f)  # when not, the checks below are not reached
+            plain = _fields(raw, F_SKU, F_VAT, f)  # when not, the checks below are not reached
             sku, price_o, qty_o = _got(f[F_SKU - F_SKU]), _got(f[F_PRICE - F_SKU]), _got(f[F_QTY - F_SKU])
             cats, name = _got(f[F_CATEGORIES - F_SKU]), _got(f[F_NAME - F_SKU])
             no_discount, no_bonus = _got(f[F_NO_DISCOUNT - F_SKU]), _got(f[F_NO_BONUS - F_SKU])
             min_price = _got(f[F_MIN_PRICE - F_SKU])
+            vat = _got(f[F_VAT - F_SKU])
             if (not plain or type(sku) is not str or not 0 < len(<str>sku) <= 64
                     or not _small_int(price_o, 0, PRICE_MAX, &price)
                     or not _small_int(qty_o, 1, QTY_UNITS_MAX, &qty)
@@ -677,6 +681,7 @@ cdef class Engine:
                     or (name is not _MISSING
                         and (type(name) is not str or not 0 < len(<str>name) <= 256))
                     or (cats is not _MISSING and not self._plain_categories(cats))
+                    or not (vat is _MISSING or vat is None or _small_int(vat, 0, 100, &vat_percent))
                     or price * qty > AMOUNT_MAX):
                 self._read_line_slowly(raw, i, line, skus, categories)
                 subtotal += line.amount
@@ -686,6 +691,7 @@ cdef class Engine:
             line.amount = price * qty
             line.no_discount = no_discount is True
             line.no_bonus = no_bonus is True
+            line.vat_bp = -1 if vat is _MISSING or vat is None else vat_percent * 100
             _set_item(skus, i, sku)
             _set_item(categories, i, _EMPTY if cats is _MISSING else cats)
             subtotal += line.amount
@@ -711,6 +717,7 @@ cdef class Engine:
         line.min_price = ref.min_price
         line.no_discount = ref.no_discount
         line.no_bonus = ref.no_bonus
+        line.vat_bp = ref.vat_bp
         _set_item(skus, i, ref.sku)
         _set_item(categories, i, ref.categories)
         return 0
@@ -1126,7 +1133,8 @@ cdef class Engine:
                 if accrued:
                     accrual = self._lot(_moment(moment, now), accrued, override)
                 self._mark_earning(&w)
-            lines_out = self._lines_out(&w, skus)
+            vat_items = []
+            lines_out = self._lines_out(&w, skus, vat_items)
             messages, card_type_after = self._messages(&w, card_in)
             gifts = [{"rule": self.rule_ids[r], "sku": self.rule_objects[r].gift_sku,
                       "name": self.rule_objects[r].gift_name, "qty": self.rule_objects[r].gift_qty}
@@ -1142,6 +1150,7 @@ cdef class Engine:
             "to_pay": to_pay,
             "accrual": accrual,
             "lines": lines_out,
+            "vat": _vat_summary(vat_items) if vat_items else [],
             "messages": messages,
             "gifts": gifts,
             "referral": referral,
@@ -1236,8 +1245,10 @@ cdef class Engine:
                     w.earning[line] = 1
         return 0
 
-    cdef list _lines_out(self, Work *w, list skus):
+    cdef list _lines_out(self, Work *w, list skus, list vat_items):
+        """The quote's lines; lines inside VAT also go to `vat_items` as (rate, paid, VAT)."""
         cdef int line, node
+        cdef int64_t vat_amount
         cdef LineC *c
         out = []
         for line in range(w.n_lines):
@@ -1252,10 +1263,18 @@ cdef class Engine:
             price = c.price
             amount = price if c.amount == c.price else c.amount
             paid = amount if w.paid[line] == c.amount else w.paid[line]
+            if c.vat_bp >= 0:
+                vat_amount = pm_muldiv_half_up(w.paid[line], c.vat_bp, BP_PER_UNIT + c.vat_bp)
+                rate = c.vat_bp
+                vat_items.append((rate, paid, vat_amount))
+            else:
+                vat_amount = 0
+                rate = None
             out.append({"sku": skus[line], "qty_milli": _ONE_UNIT if c.qty_milli == MILLI else c.qty_milli,
                         "price": price, "amount": amount, "discount": w.discount[line],
                         "redeem_amount": w.redeemed[line], "paid": paid,
-                        "accrual_base": paid if w.earning[line] else 0, "rules": given_by})
+                        "accrual_base": paid if w.earning[line] else 0, "rules": given_by,
+                        "vat_rate": rate, "vat_amount": vat_amount})
         return out
 
     cdef dict _lot(self, object moment, int64_t points, int override):

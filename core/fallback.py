@@ -27,6 +27,7 @@ from core.inputs import (
 )
 from core.refund import compute_refund
 from core.rules import CARD_NONE, CARD_REQUIRED, Group, Program, Rule
+from core.vat import vat_in, vat_summary
 
 IMPLEMENTATION = "pure"
 
@@ -338,6 +339,7 @@ class Engine:
                 accrual = {"points": points, "available_from": start, "expires_at": end}
 
         earning = q.accrual_lines()
+        vat = [vat_in(p, line.vat_bp) for p, line in zip(paid, lines, strict=True)]
         messages = q.applying("message")
         card_type_after = None
         if q.card is not None:
@@ -355,9 +357,11 @@ class Engine:
                 {"sku": line.sku, "qty_milli": line.qty_milli, "price": line.price,
                  "amount": line.amount, "discount": discount[i], "redeem_amount": redeem_money[i],
                  "paid": paid[i], "accrual_base": paid[i] if i in earning else 0,
-                 "rules": given_by[i]}
+                 "rules": given_by[i], "vat_rate": None if line.vat_bp < 0 else line.vat_bp,
+                 "vat_amount": vat[i]}
                 for i, line in enumerate(lines)
             ],
+            "vat": vat_summary((line.vat_bp, paid[i], vat[i]) for i, line in enumerate(lines)),
             "messages": [{"rule": r.id, "text": r.text} for r in messages],
             "gifts": [{"rule": r.id, "sku": r.gift_sku, "name": r.gift_name, "qty": r.gift_qty}
                       for r in q.applying("gift")],

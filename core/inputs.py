@@ -31,11 +31,13 @@ POINTS_MAX = 10**15
 
 CART_FIELDS = frozenset({"store", "lines"})
 LINE_FIELDS = frozenset(
-    {"sku", "name", "price", "qty", "categories", "no_discount", "no_bonus", "min_price"}
+    {"sku", "name", "price", "qty", "categories", "no_discount", "no_bonus", "min_price", "vat"}
 )
 CARD_FIELDS = frozenset({"number", "type", "cumulative", "lots", "balance", "referrers", "holder"})
 LOT_FIELDS = frozenset({"points", "available_from", "expires_at"})
 REDEEM_ALL = -1
+VAT_NONE = -1  # core.vat.VAT_NONE
+VAT_BP_MAX = 10_000  # 100 %
 _PLAIN_DECIMAL = re.compile(r"[0-9]{1,7}(\.[0-9]{1,9})?")  # "2", "0.35": no sign, exponent or spaces
 
 
@@ -48,6 +50,7 @@ class Line(NamedTuple):
     no_discount: bool
     no_bonus: bool
     min_price: int
+    vat_bp: int = VAT_NONE  # the line's VAT rate in basis points; VAT_NONE = outside VAT
 
 
 class Card(NamedTuple):
@@ -86,6 +89,26 @@ def qty_to_milli(value: Any, where: str) -> int:
     if not 0 < milli <= QTY_MILLI_MAX:
         raise CartError(f"{where}: field 'qty' must be above 0 and at most 1000000, got {value}")
     return int(milli)
+
+
+def read_vat(value: Any, where: str) -> int:
+    """A VAT rate (0–100 %, at most 2 decimals: int, float by its shortest repr, Decimal or a
+    decimal string) in basis points."""
+    problem = f"{where}: field 'vat' must be a percent from 0 to 100 with at most 2 decimals, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise CartError(problem)
+    if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
+        raise CartError(problem)
+    try:
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        raise CartError(problem) from None
+    if not number.is_finite():
+        raise CartError(problem)
+    bp = number.scaleb(2)
+    if bp != bp.to_integral_value() or not 0 <= bp <= VAT_BP_MAX:
+        raise CartError(problem)
+    return int(bp)
 
 
 def _money(value: Any, where: str, field: str, limit: int) -> int:
@@ -141,6 +164,7 @@ def read_line(raw: Any, where: str) -> Line:
         _flag(raw.get("no_discount", False), where, "no_discount"),
         _flag(raw.get("no_bonus", False), where, "no_bonus"),
         _money(raw.get("min_price", 0), where, "min_price", PRICE_MAX),
+        VAT_NONE if raw.get("vat") is None else read_vat(raw["vat"], where),
     )
 
 

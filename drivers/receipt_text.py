@@ -51,6 +51,14 @@ RU = {
     "Refunded": "Возвращено",
     "Net": "Итого за смену",
     "SHIFT CLOSED": "СМЕНА ЗАКРЫТА",
+    "Tax ID {tax_id}": "ИНН {tax_id}",
+    "Shift {shift}": "Смена {shift}",
+    "Self-checkout": "Касса самообслуживания",
+    "COPY": "КОПИЯ",
+    "incl. VAT {rate}% of {paid}": "в т.ч. НДС {rate}% с {paid}",
+    "Change": "Сдача",
+    "Cash in": "Внесено",
+    "Cash out": "Изъято",
 }
 TEXTS = {"en": {}, "ru": RU}
 

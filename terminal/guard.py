@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 def needs(daemon: Daemon, request: web.Request, permission: str) -> Session:
     """The request's attendant session if its role has `permission`; else AttendantError (403)."""
-    return daemon.desk.session(request.headers.get(HEADER), permission, time.monotonic())
+    return daemon.attendants.session(request.headers.get(HEADER), permission, time.monotonic())
 
 
 def attended(daemon: Daemon, who: Session, action: str, detail: dict[str, Any],
@@ -43,3 +43,12 @@ def attended(daemon: Daemon, who: Session, action: str, detail: dict[str, Any],
         return result
 
     return run
+
+
+async def record(daemon: Daemon, who: Session, action: str, detail: dict[str, Any]) -> None:
+    """The attendant's action, after an action that took the checkout lock itself, as its event."""
+    from terminal.daemon import now_local
+
+    await daemon.act(daemon.ledger.attendant_action, f"att-{secrets.token_hex(8)}", who.name, who.role,
+                     action, detail, now_local())
+    daemon.publish("attendant_action", {"attendant": who.name, "action": action, **detail})

@@ -176,7 +176,7 @@ class KioskRoutes:
             name, pin = check_name(body.get("name")), check_pin(body.get("pin"))
         except AttendantError as exc:
             raise BadRequest(str(exc)) from None
-        desk = self.daemon.desk
+        desk = self.daemon.attendants
         async with self.login_lock:
             entry = await asyncio.to_thread(desk.check, name, pin, time.monotonic())
         session = desk.open(entry, time.monotonic())
@@ -185,13 +185,13 @@ class KioskRoutes:
 
     async def whoami(self, request: web.Request) -> web.Response:
         token = request.headers.get(HEADER)
-        session = self.daemon.desk.sessions.get(token or "")
+        session = self.daemon.attendants.sessions.get(token or "")
         if session is None:
             raise AttendantError("no attendant session")
         return _ok(session.public())
 
     async def logout(self, request: web.Request) -> web.Response:
-        closed = self.daemon.desk.close(request.headers.get(HEADER))
+        closed = self.daemon.attendants.close(request.headers.get(HEADER))
         if closed:
             self.daemon.publish("attendant", {"state": "out"})
         return _ok({"closed": closed})

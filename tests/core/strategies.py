@@ -178,6 +178,8 @@ def carts(draw: st.DrawFn) -> dict[str, Any]:
             line["no_bonus"] = True
         if draw(st.integers(0, 5)) == 0:
             line["min_price"] = draw(st.integers(0, line["price"]))
+        if draw(st.integers(0, 2)) > 0:
+            line["vat"] = draw(st.sampled_from([0, 10, 20, 20, 7.5, "18", Decimal("9.99"), None]))
         lines.append(line)
     return {"store": draw(st.sampled_from(STORES)), "lines": lines}
 

@@ -75,6 +75,16 @@ def test_quote_invariants(engine_cls, tree, cart, card, now, redeem) -> None:
         program = core.compile_rules(tree)
         assert quote["redeem"]["amount"] == quote["redeem"]["points"] * program.point_value
     assert quote["accrual"]["points"] >= 0
+    by_rate: dict[int, list[int]] = {}
+    for line in lines:
+        if line["vat_rate"] is None:
+            assert line["vat_amount"] == 0
+        else:
+            assert 0 <= line["vat_amount"] <= line["paid"]
+            rate = by_rate.setdefault(line["vat_rate"], [0, 0])
+            rate[0] += line["paid"]
+            rate[1] += line["vat_amount"]
+    assert quote["vat"] == [{"rate": r, "paid": p, "amount": a} for r, (p, a) in sorted(by_rate.items())]
 
 
 def _returns_all(engine: Any, quote: dict[str, Any], cut: list[int]) -> list[dict[str, Any]]:
@@ -99,13 +109,16 @@ def test_full_return_gives_back_exactly_the_sale(engine_cls, tree, cart, card, n
     cut = [data.draw(st.integers(0, line["qty_milli"])) for line in quote["lines"]]
     refunds = _returns_all(engine, quote, cut)
     total = {key: sum(r[key] for r in refunds)
-             for key in ("money", "points_restored", "points_clawed", "cumulative_decrease")}
+             for key in ("money", "points_restored", "points_clawed", "cumulative_decrease",
+                         "vat_amount")}
     assert total == {
         "money": quote["to_pay"],
+        "vat_amount": sum(line["vat_amount"] for line in quote["lines"]),
         "points_restored": quote["redeem"]["points"],
         "points_clawed": quote["accrual"]["points"],
         "cumulative_decrease": quote["total"],
     }
     for refund in refunds:
         for line in refund["lines"]:
-            assert min(line["money"], line["points_restored"], line["points_clawed"]) >= 0
+            assert min(line["money"], line["points_restored"], line["points_clawed"],
+                       line["vat_amount"]) >= 0
