@@ -257,7 +257,9 @@ class ApiServer:
         op_id = _text(body, "id", required=False)
         if op_id is not None and not RETURN_ID.match(op_id):
             raise BadRequest("field 'id' must be 1..32 of A-Z a-z 0-9 _ -")
-        return _ok(await self.daemon.act(self.daemon.desk.cash_move, kind, amount, reason, op_id))
+        who = needs(self.daemon, request, "shift")  # the drawer's cash is the shift's: a manager's job
+        run = attended(self.daemon, who, "cash_move", {"kind": kind, "amount": amount}, self.daemon.desk.cash_move)
+        return _ok(await self.daemon.act(run, kind, amount, reason, op_id))
 
     async def return_sale(self, request: web.Request) -> web.Response:
         body = await _body(request)

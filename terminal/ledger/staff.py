@@ -22,7 +22,7 @@ from terminal.ledger.tx import Tx, write
 DETAIL_FIELDS_MAX = 16
 PHONE_DIGITS = (10, 15)
 ACTIONS = frozenset({"age_approved", "line_removed", "cancelled", "return", "reprint", "adjust",
-                     "shift_print", "shift_close"})
+                     "shift_print", "shift_close", "cash_move"})
 
 
 def phone_digits(phone: Any) -> str:

@@ -43,7 +43,8 @@ def test_privileged_routes_refuse_without_a_session_and_by_role(terminal: Termin
                      ("GET", "/v1/shift", None), ("POST", "/v1/shift/print", None),
                      ("POST", "/v1/shift/close", {"shift": 1}), ("DELETE", "/v1/checkout/lines/0", None),
                      ("POST", "/v1/checkout/cancel", None), ("POST", "/v1/checkout/age", None),
-                     ("POST", "/v1/cards/7700000000026/adjust", {"points": 5, "reason": "x"})]
+                     ("POST", "/v1/cards/7700000000026/adjust", {"points": 5, "reason": "x"}),
+                     ("POST", "/v1/cash", {"kind": "in", "amount": 100, "reason": "float"})]
             for method, path, body in gated:
                 status, answer = await api.call(method, path, body)
                 assert status == 403 and "attendant" in answer["error"], (path, status, answer)
