@@ -138,7 +138,7 @@ def test_a_return_by_receipt_barcode_with_the_attendant(terminal: Terminal, scre
     screen.until("return document.getElementById('return-all')")
     assert receipt in screen.text("#panel")
     screen.click("#return-all")
-    screen.until("return document.getElementById('toast').textContent.includes('Refund 89.90')")
+    screen.until("return window.__posterm.toasts.some(t => t.includes('Refund 89.90'))")
     deadline = time.monotonic() + 5
     while "RETURN" not in terminal.receipts_text():
         assert time.monotonic() < deadline, "the return receipt was not printed"

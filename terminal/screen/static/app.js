@@ -89,7 +89,7 @@ const PIN_DIGITS_MAX = 12;
 
 const S = {
   lang: "en", settings: {}, view: null, token: null, staff: null, lastReceipt: null,
-  faults: {}, linesShown: 0, overlay: null, receiptTimer: null, toastTimer: null, renders: [],
+  faults: {}, toasts: [], linesShown: 0, overlay: null, receiptTimer: null, toastTimer: null, renders: [],
 };
 window.__posterm = S;  // the browser test reads render times from here
 
@@ -148,6 +148,8 @@ async function api(method, path, body) {
 
 function toast(text, bad) {
   const el = $("toast");
+  S.toasts.push(text);  // kept (bounded) so a test can read what was said after it faded
+  if (S.toasts.length > 50) S.toasts.shift();
   el.textContent = text;
   el.className = bad ? "toast bad" : "toast";
   el.hidden = false;
@@ -557,7 +559,8 @@ function returnPanel(receipt) {
 
 const HANDLERS = {
   hello: (data) => { S.view = data; },
-  quote: (data) => { S.view = data; if (S.overlay && S.overlay.name === "pay" && data.state === "open") closePanel(); },
+  // the pay panel stays open on a quote: events may arrive after the API's answer that opened it
+  quote: (data) => { S.view = data; },
   checkout_closed: (data) => {
     S.view = { state: "idle", lines: [] };
     S.linesShown = 0;
