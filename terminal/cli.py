@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "terminal.commands.daemon",
     "terminal.commands.sync",
     "terminal.commands.attendants",
+    "terminal.commands.unit",
 )
 USER_ERRORS = (PricingError, TerminalError, DeviceError)
 EXIT_REFUSED = 2

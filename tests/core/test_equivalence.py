@@ -122,3 +122,27 @@ def test_full_return_gives_back_exactly_the_sale(engine_cls, tree, cart, card, n
         for line in refund["lines"]:
             assert min(line["money"], line["points_restored"], line["points_clawed"],
                        line["vat_amount"]) >= 0
+
+
+@pytest.mark.skipif(_cengine is None, reason="compiled engine not built")
+@settings(max_examples=150, deadline=None)
+@given(tree=rules_trees(), cart=carts(), card=cards(), garbage=st.sampled_from([
+    ("card", "birth_date", "12-03"), ("card", "birth_date", "--02-30"), ("card", "birth_date", 19901120),
+    ("card", "birth_date", "1990-02-29"), ("card", "issued_on", "2026-13-01"), ("card", "issued_on", 5),
+    ("card", "tags", "staff"), ("card", "tags", [""]), ("card", "tags", ["t"] * 17),
+    ("card", "cumulative", -1), ("cart", "coupons", "SPR-1"), ("cart", "coupons", [{"code": "A"}]),
+    ("cart", "coupons", [{"code": "A", "series": "s"}] * 2), ("cart", "coupons", [{"code": 1, "series": "s"}]),
+    ("cart", "coupons", [{"code": "A", "series": "s", "x": 1}]), ("cart", "coupons", None),
+    ("line", "vat", 20.001), ("line", "vat", "20%"), ("line", "vat", 120), ("line", "vat", 7.5),
+]))
+def test_engines_refuse_the_same_bad_v2_inputs(tree, cart, card, garbage) -> None:
+    """§12–§13 and §17 inputs: both engines accept and refuse alike, message for message."""
+    program = core.compile_rules(tree)
+    where, field, value = garbage
+    card = dict(card or {"number": "C1"})
+    cart = {**cart, "lines": [*cart["lines"], {"sku": "s1", "price": 100, "qty": 1}]}
+    target = {"card": card, "cart": cart, "line": cart["lines"][-1]}[where]
+    target[field] = value
+    now = "2026-11-20T12:00:00+03:00"
+    assert _outcome(_cengine.Engine(program), cart, card, now, None) == \
+        _outcome(fallback.Engine(program), cart, card, now, None)
