@@ -85,6 +85,7 @@ class Receipt:
     points_expiring_date: str = ""
     messages: tuple[str, ...] = ()
     gifts: tuple[Gift, ...] = field(default=())
+    language: str = "en"  # of the printed words (drivers.receipt_text); names print as they are
     # the seller as the tax office knows it, and who took the money
     store_legal_name: str = ""
     store_tax_id: str = ""
@@ -97,6 +98,7 @@ class Receipt:
     open_drawer: bool = False  # cash moved: the job kicks the cash drawer first
 
     def __post_init__(self) -> None:
+        _check_language(self.language)
         _check_text(self.receipt_id, "receipt_id", receipt_id_chars_max)
         if not (self.receipt_id.isascii() and self.receipt_id.isprintable() and self.receipt_id):
             raise ReceiptError("receipt_id must be 1..32 printable ASCII characters")
@@ -145,6 +147,7 @@ class Receipt:
         points_before: int | None = None,
         points_expiring: int = 0,
         points_expiring_date: str = "",
+        language: str = "en",
     ) -> Receipt:
         """A receipt from core's quote; `names` maps sku → printed name (the sku if missing)."""
         try:
@@ -193,6 +196,7 @@ def _from_quote(cls: type[Receipt], quote: Mapping[str, Any], names: Mapping[str
         messages=tuple(str(m["text"]) for m in quote.get("messages", ()) if m.get("text")),
         gifts=tuple(Gift(str(g.get("name") or g["sku"]), _int(g.get("qty", 1)))
                     for g in quote.get("gifts", ())),
+        language=given["language"],
         vat=vat_rows(quote.get("vat")),
     )
 
@@ -228,6 +232,7 @@ class ShiftReport:
     returned_money: int = 0
     accrued: int = 0
     redeemed: int = 0
+    language: str = "en"
     refunds: tuple[tuple[str, int], ...] = ()  # money given back per method
     cash_in: int = 0
     cash_out: int = 0
@@ -235,6 +240,7 @@ class ShiftReport:
     vat_returns: tuple[tuple[int, int, int], ...] = ()  # the same of the returns
 
     def __post_init__(self) -> None:
+        _check_language(self.language)
         if self.kind not in ("X", "Z"):
             raise ReceiptError(f"shift report kind must be X or Z, got {self.kind!r}")
         _check_int(self.shift, "shift")
@@ -262,13 +268,13 @@ class ShiftReport:
 
     @classmethod
     def from_ledger(cls, kind: ReportKind, report: Mapping[str, Any], *, time: str,
-                    store_name: str, terminal_id: str = "") -> ShiftReport:
+                    store_name: str, terminal_id: str = "", language: str = "en") -> ShiftReport:
         """From the ledger's shift report ({shift, opened_at, totals, tenders})."""
         try:
             totals = report["totals"]
             return cls(
                 kind=kind, shift=report["shift"], time=time, opened_at=_moment(report["opened_at"]),
-                store_name=store_name, terminal_id=terminal_id,
+                store_name=store_name, terminal_id=terminal_id, language=language,
                 tenders=tuple((str(m), _int(a)) for m, a in report["tenders"].items()),
                 **{name: _int(totals[name]) for name in REPORT_TOTALS},
             )
@@ -302,6 +308,13 @@ def _moment(value: Any) -> str:
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return str(value)
+
+
+def _check_language(language: Any) -> None:
+    from drivers.receipt_text import LANGUAGES
+
+    if language not in LANGUAGES:
+        raise ReceiptError(f"receipt language must be one of {', '.join(LANGUAGES)}, got {language!r}")
 
 
 def _check_text(value: Any, name: str, chars_max: int) -> None:

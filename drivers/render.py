@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from escpos.escpos import Escpos
 
 from drivers.receipt import Receipt, ShiftReport, format_minor, format_qty, mask_card
+from drivers.receipt_text import tr, tr_method
 
 columns_min = 24
 columns_max = 64
@@ -45,7 +46,7 @@ def receipt_ops(receipt: Receipt, columns: int, qr: bool = True) -> list[Op]:
         qty = f"  {format_qty(line.qty_milli)} x {format_minor(line.price)}"
         ops.append(Op("line", _pair(qty, format_minor(line.amount), columns)))
         if line.discount:
-            ops.append(Op("line", _pair("  discount", format_minor(-line.discount), columns)))
+            ops.append(Op("line", _pair(tr(receipt.language, "  discount"), format_minor(-line.discount), columns)))
     ops += [rule, *_totals(receipt, columns), *_vat(receipt, columns), *_points(receipt, columns)]
     ops += _messages(receipt, columns)
     ops += [Op("style", {"align": "center"})]
@@ -59,10 +60,11 @@ def _header(receipt: Receipt, columns: int) -> list[Op]:
     ops += [Op("line", ln) for ln in textwrap.wrap(receipt.store_name, columns)[:2]]
     ops.append(Op("style", {"align": "center", "bold": False, "normal_textsize": True}))
     ops += [Op("line", ln) for ln in textwrap.wrap(receipt.store_address, columns)[:3]]
-    ident = f"Terminal {receipt.terminal_id}  " if receipt.terminal_id else ""
-    ops += [Op("line", f"{ident}Receipt {receipt.receipt_id}"), Op("line", receipt.time)]
+    lang = receipt.language
+    ident = tr(lang, "Terminal {terminal}  ", terminal=receipt.terminal_id) if receipt.terminal_id else ""
+    ops += [Op("line", ident + tr(lang, "Receipt {receipt}", receipt=receipt.receipt_id)), Op("line", receipt.time)]
     if receipt.kind != "sale":
-        banner = "RETURN" if receipt.kind == "return" else "TEST RECEIPT - NOT A SALE"
+        banner = tr(lang, "RETURN" if receipt.kind == "return" else "TEST RECEIPT - NOT A SALE")
         ops += [Op("style", {"bold": True}), Op("line", banner), Op("style", {"bold": False})]
     ops.append(Op("style", {"align": "left"}))
     return ops
@@ -70,21 +72,24 @@ def _header(receipt: Receipt, columns: int) -> list[Op]:
 
 def _seller(receipt: Receipt, columns: int) -> list[Op]:
     """Legal name, tax id, shift and who took the money; COPY on a reprint."""
+    lang = receipt.language
     ops = [Op("line", ln) for ln in textwrap.wrap(receipt.store_legal_name, columns)[:2]]
     if receipt.store_tax_id:
-        ops.append(Op("line", f"Tax ID {receipt.store_tax_id}"))
-    who = "  ".join(x for x in (f"Shift {receipt.shift}" if receipt.shift else "", receipt.checkout_by) if x)
+        ops.append(Op("line", tr(lang, "Tax ID {tax_id}", tax_id=receipt.store_tax_id)))
+    shift = tr(lang, "Shift {shift}", shift=receipt.shift) if receipt.shift else ""
+    who = "  ".join(x for x in (shift, tr(lang, receipt.checkout_by)) if x)
     if who:
         ops.append(Op("line", who[:columns]))
     if receipt.copy:
-        ops += [Op("style", {"align": "center", "bold": True}), Op("line", "COPY"),
+        ops += [Op("style", {"align": "center", "bold": True}), Op("line", tr(receipt.language, "COPY")),
                 Op("style", {"align": "left", "bold": False})]
     return ops
 
 
 def _vat(receipt: Receipt, columns: int) -> list[Op]:
     """VAT is inside the prices: one line per rate with the VAT the paid money contains."""
-    return [Op("line", _pair(f"incl. VAT {format_rate(rate)}% of {format_minor(paid)}", format_minor(amount), columns))
+    return [Op("line", _pair(tr(receipt.language, "incl. VAT {rate}% of {paid}", rate=format_rate(rate),
+                                paid=format_minor(paid)), format_minor(amount), columns))
             for rate, paid, amount in receipt.vat]
 
 
@@ -97,35 +102,37 @@ def format_rate(rate_bp: int) -> str:
 def _payments(receipt: Receipt, columns: int) -> list[Op]:
     ops = [Op("line", _pair(label, format_minor(amount), columns)) for label, amount in receipt.payments]
     if receipt.change:
-        ops.append(Op("line", _pair("Change", format_minor(receipt.change), columns)))
+        ops.append(Op("line", _pair(tr(receipt.language, "Change"), format_minor(receipt.change), columns)))
     return ops
 
 
 def _totals(receipt: Receipt, columns: int) -> list[Op]:
-    ops = [Op("line", _pair("Subtotal", format_minor(receipt.subtotal), columns))]
+    lang = receipt.language
+    ops = [Op("line", _pair(tr(lang, "Subtotal"), format_minor(receipt.subtotal), columns))]
     if receipt.discount:
-        ops.append(Op("line", _pair("Discount", format_minor(-receipt.discount), columns)))
+        ops.append(Op("line", _pair(tr(lang, "Discount"), format_minor(-receipt.discount), columns)))
     ops += [Op("style", {"bold": True}),
-            Op("line", _pair("Total", format_minor(receipt.total), columns)),
+            Op("line", _pair(tr(lang, "Total"), format_minor(receipt.total), columns)),
             Op("style", {"bold": False})]
     if receipt.points_paid:
-        label = f"Paid with {receipt.points_paid} points"
+        label = tr(lang, "Paid with {points} points", points=receipt.points_paid)
         ops.append(Op("line", _pair(label, format_minor(-receipt.points_paid_amount), columns)))
     # a return pays money out: the customer must not read it as an amount still owed
-    due = "REFUND" if receipt.kind == "return" else "TO PAY"
+    due = tr(lang, "REFUND" if receipt.kind == "return" else "TO PAY")
     ops += [Op("style", {"bold": True}),
             Op("line", _pair(due, format_minor(receipt.to_pay), columns)),
             Op("style", {"bold": False})]
     if receipt.payments:
         ops += _payments(receipt, columns)
     elif receipt.payment_method:
-        ops.append(Op("line", _pair("Payment", receipt.payment_method, columns)))
+        ops.append(Op("line", _pair(tr(lang, "Payment"), tr_method(lang, receipt.payment_method), columns)))
     return ops
 
 
 def _points(receipt: Receipt, columns: int) -> list[Op]:
     if not receipt.card_number:
         return []
+    lang = receipt.language
     rows = [("Card", mask_card(receipt.card_number))]
     if receipt.points_before is not None:
         rows.append(("Points before", str(receipt.points_before)))
@@ -135,18 +142,20 @@ def _points(receipt: Receipt, columns: int) -> list[Op]:
         rows.append(("Points earned", f"+{receipt.points_earned}"))
     if receipt.points_after is not None:
         rows.append(("Points after", str(receipt.points_after)))
-    ops = [Op("line", "-" * columns)] + [Op("line", _pair(k, v, columns)) for k, v in rows]
+    ops = [Op("line", "-" * columns)] + [Op("line", _pair(tr(lang, k), v, columns)) for k, v in rows]
     if receipt.points_earned and receipt.points_available_from:
-        ops += [Op("line", ln) for ln in textwrap.wrap(
-            f"Earned points usable from {receipt.points_available_from}", columns)]
+        ops += [Op("line", ln) for ln in textwrap.wrap(tr(
+            lang, "Earned points usable from {date}", date=receipt.points_available_from), columns)]
     if receipt.points_expiring:
-        ops += [Op("line", ln) for ln in textwrap.wrap(
-            f"{receipt.points_expiring} points expire on {receipt.points_expiring_date}", columns)]
+        ops += [Op("line", ln) for ln in textwrap.wrap(tr(
+            lang, "{points} points expire on {date}", points=receipt.points_expiring,
+            date=receipt.points_expiring_date), columns)]
     return ops
 
 
 def _messages(receipt: Receipt, columns: int) -> list[Op]:
-    texts = list(receipt.messages) + [f"Gift: {g.name} x {g.qty}" for g in receipt.gifts]
+    texts = list(receipt.messages) + [tr(receipt.language, "Gift: {name} x {qty}", name=g.name, qty=g.qty)
+                                      for g in receipt.gifts]
     if not texts:
         return []
     ops = [Op("line", "-" * columns)]
@@ -164,42 +173,44 @@ def document_ops(document: Receipt | ShiftReport, columns: int) -> list[Op]:
 
 def report_ops(report: ShiftReport, columns: int) -> list[Op]:
     """An X or Z report: the shift's sales, money per payment method, returns and points."""
-    title = f"{report.kind} REPORT - SHIFT {report.shift}"
+    lang = report.language
+    title = tr(lang, "{kind} REPORT - SHIFT {shift}", kind=report.kind, shift=report.shift)
     ops = [Op("style", {"align": "center", "bold": True, "double_height": True})]
     ops += [Op("line", ln) for ln in textwrap.wrap(report.store_name, columns)[:2]]
     ops.append(Op("style", {"align": "center", "bold": False, "normal_textsize": True}))
     if report.terminal_id:
-        ops.append(Op("line", f"Terminal {report.terminal_id}"))
+        ops.append(Op("line", tr(lang, "Terminal {terminal}", terminal=report.terminal_id)))
     ops += [Op("style", {"bold": True}), Op("line", title), Op("style", {"bold": False})]
     ops += [Op("style", {"align": "left"}), Op("line", "-" * columns)]
     rows = [("Shift opened", report.opened_at or "-"),
             ("Closed" if report.kind == "Z" else "Printed", report.time)]
-    ops += [Op("line", _pair(k, v, columns)) for k, v in rows]
+    ops += [Op("line", _pair(tr(lang, k), v, columns)) for k, v in rows]
     ops.append(Op("line", "-" * columns))
     rows = [("Sales", str(report.sales)), ("Total", format_minor(report.total)),
             ("Discounts given", format_minor(report.discount)),
             ("Paid with points", format_minor(report.redeemed_money))]
-    ops += [Op("line", _pair(k, v, columns)) for k, v in rows]
+    ops += [Op("line", _pair(tr(lang, k), v, columns)) for k, v in rows]
     ops += [Op("style", {"bold": True}),
-            Op("line", _pair("Taken", format_minor(report.to_pay), columns)),
+            Op("line", _pair(tr(lang, "Taken"), format_minor(report.to_pay), columns)),
             Op("style", {"bold": False})]
-    ops += [Op("line", _pair(f"  {method}", format_minor(amount), columns))
+    ops += [Op("line", _pair(f"  {tr_method(lang, method)}", format_minor(amount), columns))
             for method, amount in report.tenders]
     ops += _report_vat("VAT in sales", report.vat_sales, columns)
     rows = [("Returns", str(report.returns)), ("Refunded", format_minor(-report.returned_money))]
-    ops += [Op("line", _pair(k, v, columns)) for k, v in rows]
-    ops += [Op("line", _pair(f"  {method}", format_minor(-amount), columns)) for method, amount in report.refunds]
+    ops += [Op("line", _pair(tr(lang, k), v, columns)) for k, v in rows]
+    ops += [Op("line", _pair(f"  {tr_method(lang, method)}", format_minor(-amount), columns))
+            for method, amount in report.refunds]
     ops += _report_vat("VAT in returns", report.vat_returns, columns)
     ops += [Op("style", {"bold": True}),
-            Op("line", _pair("Net", format_minor(report.to_pay - report.returned_money), columns)),
+            Op("line", _pair(tr(lang, "Net"), format_minor(report.to_pay - report.returned_money), columns)),
             Op("style", {"bold": False}), Op("line", "-" * columns)]
     if report.cash_in or report.cash_out:
         rows = [("Cash in", format_minor(report.cash_in)), ("Cash out", format_minor(-report.cash_out))]
-        ops += [Op("line", _pair(k, v, columns)) for k, v in rows] + [Op("line", "-" * columns)]
+        ops += [Op("line", _pair(tr(lang, k), v, columns)) for k, v in rows] + [Op("line", "-" * columns)]
     rows = [("Points earned", str(report.accrued)), ("Points paid", str(report.redeemed))]
-    ops += [Op("line", _pair(k, v, columns)) for k, v in rows]
+    ops += [Op("line", _pair(tr(lang, k), v, columns)) for k, v in rows]
     if report.kind == "Z":
-        ops += [Op("style", {"align": "center", "bold": True}), Op("line", "SHIFT CLOSED"),
+        ops += [Op("style", {"align": "center", "bold": True}), Op("line", tr(lang, "SHIFT CLOSED")),
                 Op("style", {"align": "left", "bold": False})]
     ops.append(Op("cut"))
     return ops

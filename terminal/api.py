@@ -26,10 +26,12 @@ from aiohttp import web
 from core.errors import PricingError
 from drivers.errors import DeviceError
 from terminal.api_guards import guards
+from terminal.attendants import AttendantError
 from terminal.bus import sse_frame
 from terminal.checkout import BadRequest, CheckoutError, parse_qty
 from terminal.daemon import now_local
 from terminal.errors import TerminalError
+from terminal.guard import attended, needs, record
 from terminal.ledger import (
     LedgerBalanceError,
     LedgerConflictError,
@@ -73,7 +75,7 @@ def _error(status: int, message: str) -> web.Response:
 
 
 def _status_of(exc: Exception) -> int:
-    if isinstance(exc, CheckoutError) or type(getattr(exc, "status", None)) is int:
+    if isinstance(exc, CheckoutError | AttendantError) or type(getattr(exc, "status", None)) is int:
         return int(exc.status)  # type: ignore[attr-defined]
     if isinstance(exc, LedgerNotFoundError):
         return 404
@@ -144,7 +146,9 @@ class ApiServer:
         self.runner: web.AppRunner | None = None
 
     def routes(self) -> list[web.RouteDef]:
-        return [
+        from terminal.screen.routes import kiosk_routes  # the customer screen and attendant sessions
+
+        return [*kiosk_routes(self),
             web.get("/v1/checkout", self.get_checkout),
             web.post("/v1/checkout/lines", self.add_line),
             web.delete("/v1/checkout/lines/{index}", self.remove_line),
@@ -212,7 +216,9 @@ class ApiServer:
         raw = request.match_info["index"]
         if not raw.isdigit() or len(raw) > 6:
             raise BadRequest(f"line index must be a small whole number, got {raw[:20]!r}")
-        return _ok(await self.daemon.act(self.daemon.register.remove, int(raw), now_local()))
+        who = needs(self.daemon, request, "void")
+        remove = attended(self.daemon, who, "line_removed", {"line": int(raw)}, self.daemon.register.remove)
+        return _ok(await self.daemon.act(remove, int(raw), now_local()))
 
     async def attach_card(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -246,7 +252,11 @@ class ApiServer:
         return _ok(await self.daemon.desk.pay(tenders, method, attendant))
 
     async def cancel(self, request: web.Request) -> web.Response:
-        return _ok(await self.daemon.desk.cancel())
+        who = needs(self.daemon, request, "cancel") if self.daemon.register.view()["lines"] else None
+        closed = await self.daemon.desk.cancel()  # after the first scan only an attendant cancels
+        if who is not None:
+            await record(self.daemon, who, "cancelled", {})
+        return _ok(closed)
 
     async def cash(self, request: web.Request) -> web.Response:
         """Cash put into (float) or taken out of (bank drop) the drawer, with the reason."""
@@ -262,7 +272,9 @@ class ApiServer:
         op_id = _text(body, "id", required=False)
         if op_id is not None and not RETURN_ID.match(op_id):
             raise BadRequest("field 'id' must be 1..32 of A-Z a-z 0-9 _ -")
-        return _ok(await self.daemon.act(self.daemon.desk.cash_move, kind, amount, reason, op_id))
+        who = needs(self.daemon, request, "shift")  # the drawer's cash is the shift's: a manager's job
+        run = attended(self.daemon, who, "cash_move", {"kind": kind, "amount": amount}, self.daemon.desk.cash_move)
+        return _ok(await self.daemon.act(run, kind, amount, reason, op_id))
 
     async def return_sale(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -274,9 +286,12 @@ class ApiServer:
         return_id = _text(body, "id", required=False)
         if return_id is not None and not RETURN_ID.match(return_id):
             raise BadRequest("field 'id' must be 1..32 of A-Z a-z 0-9 _ - (it is printed as a barcode)")
+        who = needs(self.daemon, request, "return")
         if receipt:  # another terminal's sale: from the central server first
             await self.daemon.find_receipt(receipt)
-        return _ok(await self.daemon.desk.return_sale(receipt or "", lines, return_id))
+        ret = await self.daemon.desk.return_sale(receipt or "", lines, return_id)
+        await record(self.daemon, who, "return", {"receipt": receipt})
+        return _ok(ret)
 
     async def get_receipt(self, request: web.Request) -> web.Response:
         receipt_id = request.match_info["id"]
@@ -289,12 +304,15 @@ class ApiServer:
 
     async def reprint(self, request: web.Request) -> web.Response:
         receipt_id = request.match_info["id"][:TEXT_CHARS_MAX]
-        return _ok(await self.daemon.act(self.daemon.reprint, receipt_id))
+        who = needs(self.daemon, request, "reprint")
+        run = attended(self.daemon, who, "reprint", {"receipt": receipt_id}, self.daemon.reprint)
+        return _ok(await self.daemon.act(run, receipt_id))
 
     # ------------------------------------------------------------------ shifts
 
     async def get_shift(self, request: web.Request) -> web.Response:
         """X report: the open shift's totals, nothing changed."""
+        needs(self.daemon, request, "shift")
         return _ok(await self.daemon.act(self.daemon.ledger.report_shift))
 
     async def close_shift(self, request: web.Request) -> web.Response:
@@ -303,11 +321,14 @@ class ApiServer:
         shift = body.get("shift")
         if isinstance(shift, bool) or not isinstance(shift, int) or not 1 <= shift <= 10**12:
             raise BadRequest("field 'shift' must be the open shift's number (GET /v1/shift)")
-        return _ok(await self.daemon.act(self.daemon.close_shift, shift))
+        who = needs(self.daemon, request, "shift")
+        run = attended(self.daemon, who, "shift_close", {"shift": shift}, self.daemon.close_shift)
+        return _ok(await self.daemon.act(run, shift))
 
     async def print_shift(self, request: web.Request) -> web.Response:
         """X report on paper."""
-        return _ok(await self.daemon.act(self.daemon.print_shift))
+        who = needs(self.daemon, request, "shift")
+        return _ok(await self.daemon.act(attended(self.daemon, who, "shift_print", {}, self.daemon.print_shift)))
 
     # ------------------------------------------------------------------ devices
 

@@ -124,6 +124,10 @@ def qty_text(qty_milli: int) -> str:
     return str(whole) if milli == 0 else f"{whole}.{milli:03d}"
 
 
+def _age_ok(line: dict[str, Any]) -> bool:
+    return not line.get("age_min") or bool(line.get("age_ok_by"))
+
+
 def parse_qty(value: Any) -> int:
     """A quantity from the API (1, "2", "0.350") → thousandths; floats refused (no rounding)."""
     if isinstance(value, bool) or not isinstance(value, int | str):
@@ -204,8 +208,9 @@ class Register:
                     "redeem": None, "quote": None}
         return {"state": co.state, "id": co.id, "card": co.card, "card_mode": co.card_mode, "redeem": co.redeem,
                 "lines": [{"index": i, "sku": ln["sku"], "name": ln["name"], "qty": ln["qty"],
-                           "price": ln["price"], "code": ln["code"]} for i, ln in enumerate(co.lines)],
-                "quote": co.quote}
+                           "price": ln["price"], "code": ln["code"], "weighed": ln["weighed"],
+                           "age_min": ln.get("age_min", 0), "age_ok": _age_ok(ln)} for i, ln in enumerate(co.lines)],
+                "age_check": any(not _age_ok(ln) for ln in co.lines), "quote": co.quote}
 
     def _changed(self, now: dt.datetime) -> None:
         """Re-quote, keep the hold in step, persist, tell the UI. Called after every change."""
@@ -318,7 +323,8 @@ class Register:
                 "qty_milli": qty_milli, "categories": product["categories"],
                 "no_discount": product["no_discount"], "no_bonus": product["no_bonus"],
                 "min_price": product["min_price"], "weighed": weight_code is not None or price is not None,
-                "vat": product.get("vat")}
+                "vat": product.get("vat"),
+                "age_min": product.get("age_min", 0)}
 
     @_atomic
     def add(self, line: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
@@ -344,6 +350,18 @@ class Register:
         if not 0 <= index < len(co.lines):
             raise NotFound(f"checkout {co.id} has no line {index} (it has {len(co.lines)})")
         del co.lines[index]
+        self._changed(now)
+        return self.view()
+
+    @_atomic
+    def approve_age(self, attendant: str, now: dt.datetime) -> dict[str, Any]:
+        """The attendant saw the customer is old enough for every age-restricted line so far."""
+        co = self._need("the age check")
+        pending = [ln for ln in co.lines if not _age_ok(ln)]
+        if not pending:
+            raise CheckoutError(f"checkout {co.id}: no age-restricted product waits for a check")
+        for ln in pending:
+            ln["age_ok_by"] = attendant
         self._changed(now)
         return self.view()
 
@@ -379,6 +397,9 @@ class Register:
         co = self._need("payment")
         if not co.lines:
             raise CheckoutError(f"checkout {co.id} is empty; scan a product first")
+        if any(not _age_ok(ln) for ln in co.lines):
+            raise CheckoutError(f"checkout {co.id}: an age-restricted product waits for the attendant's "
+                                "check (POST /v1/checkout/age with an attendant session)")
         if co.state == "open":
             self._changed(now)  # the frozen quote is priced at the moment payment starts
             co.state = "paying"

@@ -35,6 +35,7 @@ class ApiClient:
     def __init__(self, socket_path: str | Path) -> None:
         self.socket_path = str(socket_path)
         self.session: aiohttp.ClientSession | None = None
+        self.headers: dict[str, str] = {}  # e.g. the attendant session (terminal.guard.HEADER)
 
     async def __aenter__(self) -> ApiClient:
         connector = aiohttp.UnixConnector(path=self.socket_path)
@@ -48,7 +49,7 @@ class ApiClient:
 
     async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         assert self.session is not None, "use `async with ApiClient(...)`"
-        async with self.session.request(method, path, json=body) as response:
+        async with self.session.request(method, path, json=body, headers=self.headers) as response:
             text = await response.text()
             try:
                 return response.status, json.loads(text)
@@ -60,6 +61,12 @@ class ApiClient:
         if status != 200:
             raise TerminalError(f"{method} {path}: HTTP {status}: {data.get('error', data)}")
         return data
+
+    async def attendant(self, name: str, pin: str) -> dict[str, Any]:
+        """Open an attendant session; this client's later requests carry it."""
+        session: dict[str, Any] = await self.ok("POST", "/v1/attendant/session", {"name": name, "pin": pin})
+        self.headers = {session["header"]: session["token"]}
+        return session
 
     async def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(event type, data) from GET /v1/events, until the stream ends."""

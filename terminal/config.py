@@ -5,6 +5,9 @@
     [api]       socket (Unix socket path), tcp_port (optional; always bound to 127.0.0.1)
     [checkout]  idle_timeout_s, hold_timeout_s
     [printer]   retry_s (how often a queued receipt is retried while the printer is faulty)
+    [screen]    the kiosk screen (terminal.screen): language (ru | en, also the receipts'), terms_file
+                (the loyalty programme's terms, shown in full at enrolment), terms_version,
+                enrol_prefix (card numbers made at the kiosk), enrol_type; attendants_file (PIN hashes)
     [sync]      the central server (terminal.sync.config: url, key_file, state_file, rules_file, …);
                 read when the daemon starts, because the key file may not exist yet at provisioning
     [codes]     and [[device]]: read by the drivers' config reader (drivers.config)
@@ -36,13 +39,25 @@ IDLE_TIMEOUT_S = (10, 24 * 3600)
 HOLD_TIMEOUT_S = (30, 24 * 3600)
 PRINTER_RETRY_S = (0.1, 600.0)
 SOCKET_PATH_CHARS_MAX = 100  # sun_path is 108 bytes; leave room for the NUL and some slack
-TABLES = {"terminal", "api", "checkout", "printer", "codes", "device", "sync", "retention"}
+TABLES = {"terminal", "api", "checkout", "printer", "codes", "device", "sync", "screen", "retention"}
+LANGUAGES = ("en", "ru")
+ENROL_PREFIX = re.compile(r"^[0-9]{1,6}$")
 PRUNE_INTERVAL_S = (60, 86_400)
 KEEP_DAYS = (1, 3_660)
 
 
 class ConfigError(TerminalError):
     """The terminal config is missing, malformed or has a bad value; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenConfig:
+    language: str
+    terms_file: Path | None
+    terms_version: str
+    enrol_prefix: str
+    enrol_type: str
+    attendants_file: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +85,7 @@ class TerminalConfig:
     hold_timeout_s: int
     printer_retry_s: float
     devices: DevicesConfig
+    screen: ScreenConfig
     sync: dict[str, Any] | None = None
     legal_name: str = ""
     address: str = ""
@@ -148,6 +164,8 @@ def parse_config(doc: dict[str, Any], path: Path) -> TerminalConfig:
     api = _Table(doc, "api", str(path), {"socket", "tcp_port"})
     checkout = _Table(doc, "checkout", str(path), {"idle_timeout_s", "hold_timeout_s"})
     printer = _Table(doc, "printer", str(path), {"retry_s"})
+    screen = _Table(doc, "screen", str(path), {"language", "terms_file", "terms_version", "enrol_prefix",
+                                               "enrol_type", "attendants_file"})
     keep = _Table(doc, "retention", str(path), {"events_keep_days", "receipts_keep_days", "prune_interval_s"})
     defaults = Retention()
     server_url = term.text("server_url", "")
@@ -180,6 +198,7 @@ def parse_config(doc: dict[str, Any], path: Path) -> TerminalConfig:
         printer_retry_s=float(printer.number("retry_s", 10, PRINTER_RETRY_S, whole=False)),
         devices=devices,
         sync=_sync_table(doc, path),
+        screen=_screen(screen, term.path("ledger_path", "/var/lib/posterm/ledger").parent),
         legal_name=term.text("legal_name", ""),
         address=term.text("address", ""),
         tax_id=term.text("tax_id", "", TAX_ID),
@@ -189,6 +208,19 @@ def parse_config(doc: dict[str, Any], path: Path) -> TerminalConfig:
             prune_interval_s=keep.number("prune_interval_s", defaults.prune_interval_s, PRUNE_INTERVAL_S),
         ),
     )
+
+
+def _screen(table: _Table, state_dir: Path) -> ScreenConfig:
+    language = table.text("language", "en")
+    if language not in LANGUAGES:
+        raise ConfigError(f"{table.where} language must be one of {', '.join(LANGUAGES)}, got {language!r}")
+    terms = table.text("terms_file", "")
+    return ScreenConfig(
+        language=language, terms_file=Path(terms) if terms else None,
+        terms_version=table.text("terms_version", "1"),
+        enrol_prefix=table.text("enrol_prefix", "77", ENROL_PREFIX),
+        enrol_type=table.text("enrol_type", "standard"),
+        attendants_file=table.path("attendants_file", str(state_dir / "attendants.json")))
 
 
 def _sync_table(doc: dict[str, Any], path: Path) -> dict[str, Any] | None:

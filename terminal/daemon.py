@@ -35,9 +35,11 @@ from drivers.errors import DeviceError
 from drivers.events import CardSwipe, DeviceState, Event, EventQueue, PrinterStatus, RejectedInput, ScanEvent
 from drivers.printer import ReceiptPrinter
 from drivers.receipt import Receipt, ReceiptLine, ReportKind, ShiftReport, mask_card, vat_rows
+from drivers.receipt_text import tr
 from drivers.spool import Spool
 from terminal import failpoints, housekeeping
 from terminal import tenders as tender_rules
+from terminal.attendants import Desk
 from terminal.bus import Bus
 from terminal.checkout import CheckoutError, Register
 from terminal.config import TerminalConfig, sync_config
@@ -113,6 +115,7 @@ class Daemon:
             record_path=config.checkout_path, idle_timeout_s=config.idle_timeout_s,
             hold_timeout_s=config.hold_timeout_s, publish=self.publish,
             offline_cap_points=None if self.sync is None else self.sync.offline_redeem_max_points)
+        self.attendants = Desk(config.screen.attendants_file)  # attendant sessions (terminal.guard)
         self.card_lookup: Any = None
         self.register.quote_timer = self.metrics.quote.observe
         self.printer: ReceiptPrinter | None = None
@@ -279,7 +282,7 @@ class Daemon:
             quote, sale["names"], receipt_id=sale["receipt"], time=_shown(sale["at"]),
             store_name=self.config.store_name or self.config.store, terminal_id=self.config.terminal_id,
             payment_method=method, card_number=sale["card"] or "", points_before=sale["points_before"],
-            store_address=self.config.address)
+            store_address=self.config.address, language=self.config.screen.language)
         payments = tender_rules.paper_lines(sale["tenders"], quote["redeem"]["points"], quote["redeem"]["amount"])
         return dataclasses.replace(
             receipt, **self._seller(sale.get("shift"), sale.get("attendant")), copy=copy, payments=payments,
@@ -299,8 +302,10 @@ class Daemon:
         lines = tuple(ReceiptLine(ret["names"].get(sale_lines[ln["line"]]["sku"], "?"), ln["qty_milli"],
                                   sale_lines[ln["line"]]["price"], ln["money"]) for ln in refund["lines"])
         messages = []
+        lang = self.config.screen.language
         if ret["card"]:
-            messages.append(f"Points restored {refund['points_restored']}, taken back {refund['points_clawed']}")
+            messages.append(tr(lang, "Points restored {restored}, taken back {clawed}",
+                               restored=refund["points_restored"], clawed=refund["points_clawed"]))
         split = ret.get("tenders") or []
         # said on paper where the money went: back to the card (with the bank's reference) or in cash
         payments = tuple((f"Refunded to {p['method']}" + (f" {p['reference']}" if p.get("reference") else ""),
@@ -309,7 +314,8 @@ class Daemon:
                        store_name=self.config.store_name or self.config.store,
                        terminal_id=self.config.terminal_id, lines=lines, subtotal=refund["money"],
                        total=refund["money"], to_pay=refund["money"], payment_method="refund",
-                       card_number=ret["card"] or "", messages=(f"Sale {ret['receipt']}", *messages),
+                       card_number=ret["card"] or "", language=lang,
+                       messages=(tr(lang, "Sale {receipt}", receipt=ret["receipt"]), *messages),
                        store_address=self.config.address, **self._seller(ret.get("shift"), None),
                        payments=payments, vat=vat_rows(refund.get("vat")),
                        open_drawer=any(p["method"] == "cash" and p["amount"] for p in split))
@@ -395,7 +401,7 @@ class Daemon:
         return shift_report(
             kind, {**report, "opened_at": _shown(report["opened_at"] or "")},
             time=_shown(now_local().isoformat()), store_name=self.config.store_name or self.config.store,
-            terminal_id=self.config.terminal_id)
+            terminal_id=self.config.terminal_id, language=self.config.screen.language)
 
     # ------------------------------------------------------------------ status
 
@@ -577,11 +583,12 @@ async def _wait(stop: asyncio.Event, timeout_s: float) -> None:
 
 
 def shift_report(kind: ReportKind, report: dict[str, Any], *, time: str, store_name: str,
-                 terminal_id: str) -> ShiftReport:
+                 terminal_id: str, language: str = "en") -> ShiftReport:
     from drivers.receipt import shift_extras
 
     return dataclasses.replace(ShiftReport.from_ledger(kind, report, time=time, store_name=store_name,
-                                                       terminal_id=terminal_id), **shift_extras(report))
+                                                       terminal_id=terminal_id, language=language),
+                               **shift_extras(report))
 
 
 def _shown(at: str) -> str:

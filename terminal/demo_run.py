@@ -17,12 +17,14 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any
 
+from terminal.attendants import new_entry, write_file
 from terminal.client import ApiClient, DaemonProcess, EventWatcher
 from terminal.demo_chain import CentralChild, faster_sync, ledger_card, lot_dates, public_view, wait_until
 from terminal.provision import ProvisionRequest, provision
@@ -34,6 +36,14 @@ CODES = {"gs1": [{"prefix": "21", "item_digits": 5, "value": "weight_g", "value_
 PRINT_WAIT_S = 10.0
 STANDARD, GOLD = "7700000000026", "7700000000033"
 T02_DIR = "t02"
+# The demo's attendants (name, role, PIN): a manager for returns and shifts, an attendant for age checks.
+ATTENDANTS = (("demo", "manager", "1234"), ("anna", "attendant", "2468"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def money(minor: int) -> str:
@@ -42,9 +52,10 @@ def money(minor: int) -> str:
 
 
 def setup(workdir: Path, report: Any = None, terminal_id: str = "T01", server_url: str = "",
-          key_file: Path | None = None) -> Path:
-    """Provision a demo terminal in `workdir`; returns the config path. With `server_url` the
-    cards come from the central server (published there), else from the seed card file."""
+          key_file: Path | None = None, tcp_port: int | None = None) -> Path:
+    """Provision a demo terminal in `workdir` (its screen on 127.0.0.1:`tcp_port`, a free port by
+    default; attendants from ATTENDANTS); returns the config path. With `server_url` the cards
+    come from the central server (published there), else from the seed card file."""
     workdir.mkdir(parents=True, exist_ok=True)
     for fifo in ("scanner.fifo", "card.fifo"):
         path = workdir / fifo
@@ -58,8 +69,11 @@ def setup(workdir: Path, report: Any = None, terminal_id: str = "T01", server_ur
         rules=DATA / "rules.toml", catalog=DATA / "catalog.csv", cards=None if server_url else DATA / "cards.csv",
         codes=CODES, server_url=server_url, key_file=key_file, force=True, legal_name="Posterm Demo LLC",
         address="1 Main St, Springfield", tax_id="7701234567",
-        payment=f"sim:{workdir / 'payment'}", fiscal=f"sim:{workdir / 'fiscal'}")
-    provision(req, report or (lambda line: None))
+        payment=f"sim:{workdir / 'payment'}", fiscal=f"sim:{workdir / 'fiscal'}",
+        tcp_port=free_port() if tcp_port is None else tcp_port,
+        screen={"terms_file": str(DATA / "terms.txt"), "attendants_file": str(workdir / "state" / "attendants.json")})
+    config = provision(req, report or (lambda line: None))
+    write_file(config.screen.attendants_file, {name: new_entry(name, role, pin) for name, role, pin in ATTENDANTS})
     if server_url:
         faster_sync(req.config_path)
     return req.config_path
@@ -67,8 +81,10 @@ def setup(workdir: Path, report: Any = None, terminal_id: str = "T01", server_ur
 
 class Demo:
     def __init__(self, workdir: Path, client: ApiClient, events: EventWatcher, out: IO[str],
-                 failures: list[str] | None = None) -> None:
+                 failures: list[str] | None = None, staff: ApiClient | None = None, pace_s: float = 0.0) -> None:
         self.workdir, self.client, self.events, self.out = workdir, client, events, out
+        self.staff = staff or client  # the attendant's session: returns and the shift's reports
+        self.pace_s = pace_s  # a pause before each step, so a browser on the screen can follow
         self.ledger_path = workdir / "state" / "ledger"
         self.scanner = open(workdir / "scanner.fifo", "w", buffering=1)  # noqa: SIM115 - closed in close()
         self.card = open(workdir / "card.fifo", "w", buffering=1)  # noqa: SIM115
@@ -90,6 +106,7 @@ class Demo:
         self.say(f"     check {what}: {got} ({mark})")
 
     async def scan(self, code: str, note: str = "") -> dict[str, Any]:
+        await asyncio.sleep(self.pace_s)
         self.scanner.write(f"scan {code}\n")
         # Events arrive in order: what follows this scan's own `scan` event is what it caused.
         await self.events.wait_for("scan", match=lambda e: e["code"] == code)
@@ -103,6 +120,7 @@ class Demo:
         return data
 
     async def swipe(self, line: str, note: str) -> dict[str, Any]:
+        await asyncio.sleep(self.pace_s)
         self.card.write(f"swipe {line}\n")
         await self.events.wait_for("swipe", "rejected_input")
         kind, data = await self.events.wait_for("quote", "error")
@@ -252,7 +270,8 @@ async def return_by_barcode(d: Demo, receipt: str) -> None:
     await d.events.wait_for("scan", match=lambda e: e["code"] == receipt)
     kind, data = await d.events.wait_for("receipt_scanned", "unknown_code", "error")
     d.say(f"   scanner  {receipt} → {kind}")
-    ret = await d.client.ok("POST", "/v1/returns", {"receipt": data.get("receipt", receipt)})
+    d.say("   ui       the attendant unlocks the return with their PIN (attendant session, role manager)")
+    ret = await d.staff.ok("POST", "/v1/returns", {"receipt": data.get("receipt", receipt)})
     refund = ret["refund"]
     d.say(f"   ui       return {ret['return']}: money back {money(refund['money'])}, points restored "
           f"{refund['points_restored']}, points taken back {refund['points_clawed']}")
@@ -264,7 +283,7 @@ async def return_by_barcode(d: Demo, receipt: str) -> None:
 
 async def close_shift(d: Demo, before: dict[str, Any]) -> None:
     d.say("\n== 6. End of T01's shift: the Z report records its totals and prints; the next shift opens")
-    z = await d.client.ok("POST", "/v1/shift/close", {"shift": before["shift"]})
+    z = await d.staff.ok("POST", "/v1/shift/close", {"shift": before["shift"]})
     totals = z["totals"]
     d.say(f"   ui       shift {z['shift']} closed: {totals['sales']} sales, {money(totals['to_pay'])} "
           f"taken, {totals['returns']} return, {money(totals['returned_money'])} refunded")
@@ -299,7 +318,7 @@ async def tenders_walk(d: Demo) -> None:
           f"{money(to_pay)} on the payment terminal → sale {sale['receipt']}")
     d.check("charged on the card", bank.charged() - charged, to_pay)
     await d.show_receipt()
-    ret = await d.client.ok("POST", "/v1/returns", {"receipt": sale["receipt"]})
+    ret = await d.staff.ok("POST", "/v1/returns", {"receipt": sale["receipt"]})
     d.say(f"   ui       return {ret['return']}: {money(ret['refund']['money'])} back to the card through the terminal")
     d.check("charged on the card after the refund", bank.charged() - charged, 0)
     await d.show_receipt()
@@ -312,7 +331,7 @@ async def tenders_walk(d: Demo) -> None:
     d.check("fiscal documents", kinds, ["sell", "sell", "sellReturn"])
 
 
-async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys.stdout) -> int:
+async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys.stdout, pace_s: float = 0.0) -> int:
     workdir = Path(directory or tempfile.mkdtemp(prefix="posterm-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     out.write(f"posterm demo — work directory {workdir}\n")
@@ -338,8 +357,10 @@ async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys
             daemons.append(daemon)
             ready_s = daemon.start()
             out.write(f"   {name} daemon pid {daemon.pid} READY after {ready_s * 1000:.0f} ms "
-                      f"(API on {where / 'api.sock'}, log {daemon.log_path})\n")
-        await _walk(workdir, t02_dir, central, keep_running, failures, out)
+                      f"(API on {where / 'api.sock'}, log {daemon.log_path})\n"
+                      f"   {name} screen {screen_url(config)}  (open it in a browser to watch the sales)\n")
+        out.flush()
+        await _walk(workdir, t02_dir, central, keep_running, failures, out, pace_s, screen_url(configs[0]))
     finally:
         codes = [daemon.stop() for daemon in daemons]
         central_code = central.stop()
@@ -356,14 +377,17 @@ async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys
 
 
 async def _walk(workdir: Path, t02_dir: Path, central: CentralChild, keep_running: bool, failures: list[str],
-                out: IO[str]) -> None:
+                out: IO[str], pace_s: float, url: str) -> None:
     """The scripted checkouts: T01's sales, points spent at T02, a return at T02, T01's Z report."""
     async with (ApiClient(workdir / "api.sock") as client, EventWatcher(client) as events,
+                ApiClient(workdir / "api.sock") as staff, ApiClient(t02_dir / "api.sock") as staff2,
                 ApiClient(t02_dir / "api.sock") as client2, EventWatcher(client2) as events2):
-        demo = Demo(workdir, client, events, out, failures)
-        demo2 = Demo(t02_dir, client2, events2, out, failures)
+        for session in (staff, staff2):
+            await session.attendant(*ATTENDANTS[0][::2])
+        demo = Demo(workdir, client, events, out, failures, staff, pace_s)
+        demo2 = Demo(t02_dir, client2, events2, out, failures, staff2, pace_s)
         try:
-            shift = await client.ok("GET", "/v1/shift")
+            shift = await staff.ok("GET", "/v1/shift")
             receipt = await checkout_points(demo)
             await checkout_weighed(demo)
             gold = await checkout_gold(demo)
@@ -376,14 +400,22 @@ async def _walk(workdir: Path, t02_dir: Path, central: CentralChild, keep_runnin
             out.write(f"\n   status    T01 ledger {status['ledger']['file_bytes']} bytes, outbox backlog "
                       f"{status['ledger']['backlog']} events, print queue {status['print_queue']}\n")
             if keep_running:
-                await _keep_running(workdir, out)
+                await _keep_running(workdir, out, url)
         finally:
             demo.close()
             demo2.close()
 
 
-async def _keep_running(workdir: Path, out: IO[str]) -> None:
+def screen_url(config: Path) -> str:
+    from terminal.config import load_config
+
+    return f"http://127.0.0.1:{load_config(config).api_tcp_port}/"
+
+
+async def _keep_running(workdir: Path, out: IO[str], url: str) -> None:
+    staff = ", ".join(f"{name} ({role}) PIN {pin}" for name, role, pin in ATTENDANTS)
     out.write(f"\nThe daemon keeps running for a UI. API: {workdir / 'api.sock'} (docs/openapi.yaml)\n"
+              f"  screen: {url}   (chromium --kiosk {url}; attendants: {staff})\n"
               f"  scan:   echo 'scan 4006381333931' > {workdir / 'scanner.fifo'}\n"
               f"  swipe:  echo 'swipe ;{STANDARD}=2512?' > {workdir / 'card.fifo'}\n"
               f"  look:   curl --unix-socket {workdir / 'api.sock'} http://posterm/v1/checkout\n"

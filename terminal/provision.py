@@ -49,6 +49,8 @@ class ProvisionRequest:
     codes: dict[str, Any] | None = None
     key_file: Path | None = None
     force: bool = False
+    tcp_port: int = 0  # the local API on 127.0.0.1 too: the kiosk screen's browser connects there
+    screen: dict[str, Any] | None = None  # the [screen] table (language, terms_file, …)
     legal_name: str = ""
     address: str = ""
     tax_id: str = ""
@@ -156,6 +158,10 @@ def build_doc(req: ProvisionRequest) -> dict[str, Any]:
     terminal.update({k: v for k, v in (("legal_name", req.legal_name), ("address", req.address),
                                        ("tax_id", req.tax_id)) if v})
     doc: dict[str, Any] = {"terminal": terminal, "api": {"socket": str(req.socket)}}
+    if req.tcp_port:
+        doc["api"]["tcp_port"] = req.tcp_port
+    if req.screen:
+        doc["screen"] = req.screen
     if req.codes:
         doc["codes"] = req.codes
     if sync:

@@ -28,6 +28,8 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--keep-running", action="store_true", help="leave the daemon up for a UI (Ctrl-C ends)")
     demo.add_argument("--dir", help="work directory (default: a new temporary one)")
     demo.add_argument("--pricing-only", action="store_true", help="only the pricing-core scenario walk")
+    demo.add_argument("--pace-s", type=float, default=0.0,
+                      help="pause before each scan and swipe (watch it on the screen)")
     demo.set_defaults(handler=cmd_demo)
 
     prov = subparsers.add_parser("provision", help="set up a terminal: config, ledger, key, rules, data")
@@ -52,6 +54,7 @@ def register(subparsers: Any) -> None:
     prov.add_argument("--catalog", type=Path, help="catalog CSV to import")
     prov.add_argument("--cards", type=Path, help="cards CSV to import")
     prov.add_argument("--force", action="store_true", help="replace an existing config file")
+    prov.add_argument("--screen-port", type=int, default=0, help="serve the kiosk screen on 127.0.0.1:PORT")
     prov.set_defaults(handler=cmd_provision)
 
     status = subparsers.add_parser("status", help="ledger size, outbox backlog, last sync, device states")
@@ -80,7 +83,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return pricing_demo.main()
     from terminal.demo_run import run_demo
 
-    return asyncio.run(run_demo(args.dir, args.keep_running))
+    if not 0 <= args.pace_s <= 60:
+        raise ConfigError("--pace-s must be 0..60 seconds")
+    return asyncio.run(run_demo(args.dir, args.keep_running, pace_s=args.pace_s))
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
@@ -91,7 +96,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
         store_name=args.store_name, state_dir=Path(args.state_dir), socket=Path(args.socket),
         server_url=args.server, scanners=tuple(args.scanner), card_readers=tuple(args.card_reader),
         printer=args.printer, rules=args.rules, catalog=args.catalog, cards=args.cards, key_file=args.key_file,
-        force=args.force, legal_name=args.legal_name, address=args.address, tax_id=args.tax_id,
+        force=args.force, tcp_port=args.screen_port,
+        legal_name=args.legal_name, address=args.address, tax_id=args.tax_id,
         payment=args.payment, fiscal=args.fiscal)
     provision(req)
     return 0

@@ -34,6 +34,7 @@ from terminal.ledger import (
     returns,
     sales,
     shifts,
+    staff,
     updates,
     upgrade,
     verify,
@@ -226,6 +227,18 @@ class Ledger:
 
     def close_shift(self, op_id: str, totals: dict[str, Any], now: Any) -> dict[str, Any]:
         return shifts.close(self.store, op_id, totals, now)
+
+    def attendant_action(self, op_id: str, attendant: str, role: str, action: str,
+                         detail: dict[str, Any], now: Any) -> dict[str, Any]:
+        return staff.attendant_action(self.store, op_id, attendant, role, action, detail, now)
+
+    def register_card(self, op_id: str, number: str, card_type: str, phone: str,
+                      consent: dict[str, Any], store_id: str, now: Any) -> dict[str, Any]:
+        return staff.register_card(self.store, op_id, number, card_type, phone, consent, store_id, now)
+
+    def card_by_phone(self, phone: str) -> str:
+        with self.store.env.begin() as txn:
+            return staff.card_by_phone(txn, self.store.dbs, phone)
 
     # ------------------------------------------------------------------ outbox
 

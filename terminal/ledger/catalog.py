@@ -3,6 +3,7 @@
 A product: {sku, barcodes, name, price, categories, no_discount, no_bonus, min_price, vat?}; prices in
 minor units; `vat` the VAT rate inside the price (percent, ≤ 2 decimals, kept as the text the pricing
 core reads: "20", "7.5"; absent = outside VAT).
+`age_min` > 0 is an age-restricted product (an attendant approves it).
 Limits: sku/barcode ≤ 64 chars, name ≤ 256, ≤ 16 categories, ≤ 16 barcodes.
 """
 
@@ -21,6 +22,7 @@ from terminal.ledger.tx import Tx
 CATEGORIES_MAX = 16
 BARCODES_MAX = 16
 PRICE_MAX = 10**11
+AGE_MAX = 99
 PRODUCT_FIELDS = frozenset(
     {
         "sku",
@@ -31,6 +33,7 @@ PRODUCT_FIELDS = frozenset(
         "no_discount",
         "no_bonus",
         "min_price",
+        "age_min",
         "deleted",
         "vat",
     }
@@ -66,6 +69,7 @@ def check_product(raw: Any, where: str) -> dict[str, Any]:
         "no_discount": fields.flag(p.get("no_discount", False), f"{where} 'no_discount'"),
         "no_bonus": fields.flag(p.get("no_bonus", False), f"{where} 'no_bonus'"),
         "min_price": min_price,
+        "age_min": fields.whole(p.get("age_min", 0), f"{where} field 'age_min'", 0, AGE_MAX),
     }
 
 

@@ -4,7 +4,7 @@ cards.csv   the chain's card file, `protocol/cardfile.py` (also read by `posterm
             cards`; docs/ledger.md "The card file"): opening balances are a lot available from
             the import moment, expiring at `expires_at` or never; the §12 facts (birth_date,
             issued_on, tags) are kept on the card record.
-catalog.csv sku,barcode,name,price,categories,no_discount,no_bonus,min_price[,vat]
+catalog.csv sku,barcode,name,price,categories,no_discount,no_bonus,min_price[,vat[,age_min]]
             price/min_price in minor units; barcode and categories: several separated by `|`;
             flags: 1/0, true/false, yes/no or empty (= no); vat: the VAT rate inside the price in
             percent ("20", "10", "0"; empty = outside VAT); a file without the column has none.
@@ -55,7 +55,7 @@ CATALOG_COLUMNS = [
     "no_bonus",
     "min_price",
 ]
-CATALOG_OPTIONAL = ["vat"]
+CATALOG_OPTIONAL = ["vat", "age_min"]  # age_min: 18 = adults only (an attendant approves it)
 _FLAGS = {"": False, "0": False, "1": True, "false": False, "true": True, "no": False, "yes": True}
 
 Problem = tuple[int, str, str]
@@ -120,7 +120,7 @@ def _check_row(row: dict[str, str], columns: list[str]) -> None:
 
 
 def _catalog_row(row: dict[str, str]) -> dict[str, Any]:
-    _check_row(row, CATALOG_COLUMNS)
+    _check_row(row, CATALOG_COLUMNS + [c for c in CATALOG_OPTIONAL if c in row])
     flags = {}
     for name in ("no_discount", "no_bonus"):
         if row[name].lower() not in _FLAGS:
@@ -133,6 +133,7 @@ def _catalog_row(row: dict[str, str]) -> dict[str, Any]:
         "price": _int(row, "price", 0, catalog.PRICE_MAX),
         "categories": [c for c in row["categories"].split("|") if c],
         "min_price": _int(row, "min_price", 0, catalog.PRICE_MAX) if row["min_price"] else 0,
+        "age_min": _int(row, "age_min", 0, catalog.AGE_MAX) if row.get("age_min") else 0,
         **flags,
         **({"vat": row["vat"]} if row.get("vat") else {}),
     }

@@ -35,6 +35,7 @@ DB_NAMES = (
     "returns",
     "outbox",
     "ops",
+    "phones",  # digest of a phone registered at the kiosk → card number (terminal.ledger.staff)
 )
 MAX_DBS = 16
 MAP_SIZE_DEFAULT_BYTES = 1024 * 1024 * 1024

@@ -583,3 +583,53 @@ def test_z_report_prints_refunds_cash_moves_and_vat(tmp_path):
     assert data.startswith(b"\x1b@") and b"Cash in" in data
     with pytest.raises(ReceiptError, match="incomplete"):
         shift_extras({"totals": {"cash_in": "x"}})
+
+
+def test_a_russian_receipt_prints_cyrillic_through_an_escpos_code_page(tmp_path):
+    import dataclasses
+
+    printer = ReceiptPrinter(spec(), Spool(tmp_path))
+    ru = dataclasses.replace(SMALL, language="ru", store_name="Магазин",
+                             lines=(ReceiptLine("Молоко", 2000, 8990, 17980, 1000),))
+    data, text = printer.render(ru)
+    want = Dummy(profile="TM-T88V")
+    want.hw("INIT")
+    want.set(align="center", bold=True, double_height=True)
+    want.textln("Магазин")
+    want.set(align="center", bold=False, normal_textsize=True)
+    want.textln("Чек R-1")
+    want.textln("2026-11-23T12:00:00+03:00")
+    want.set(align="left")
+    want.textln("-" * 42)
+    want.textln("Молоко")
+    want.textln("  2 x 89.90" + " " * 24 + " 179.80")
+    want.textln("  скидка" + " " * 27 + " -10.00")
+    want.textln("-" * 42)
+    want.textln("Сумма" + " " * 30 + " 179.80")
+    want.textln("Скидка" + " " * 29 + " -10.00")
+    want.set(bold=True)
+    want.textln("Итого" + " " * 30 + " 169.80")
+    want.set(bold=False)
+    want.set(bold=True)
+    want.textln("К ОПЛАТЕ" + " " * 27 + " 169.80")
+    want.set(bold=False)
+    want.textln("Оплата" + " " * 27 + " наличные")
+    want.set(align="center")
+    want.qr("R-1", native=True, size=6)
+    want.textln("R-1")
+    want.set(align="left")
+    want.cut()
+    assert data == want.output
+    # pinned literally: ESC t 17 selects CP866 once, then the words are CP866 bytes
+    assert data.count(b"\x1bt\x11") == 1
+    assert b"\x1bt\x11\x8c\xa0\xa3\xa0\xa7\xa8\xad\n" in data  # "Магазин"
+    assert "Итого".encode("cp866") + b" " * 30 + b" 169.80\n" in data
+    assert "К ОПЛАТЕ" in text and "Молоко" in text
+    assert "TO PAY" not in text and "Subtotal" not in text
+
+
+def test_receipt_language_is_checked():
+    import dataclasses
+
+    with pytest.raises(ReceiptError, match="language"):
+        dataclasses.replace(SMALL, language="de")

@@ -68,6 +68,7 @@ def test_sale_with_points_then_return_by_receipt_barcode(terminal: Terminal) -> 
 
             terminal.scan(sale["receipt"])  # the receipt's barcode, scanned at the desk
             _, scanned = await events.wait_for("receipt_scanned")
+            await api.attendant("demo", "1234")  # a return needs an attendant's session
             ret = await api.ok("POST", "/v1/returns", {"receipt": scanned["receipt"]})
             assert ret["refund"]["money"] == 570000
             assert ret["refund"]["points_restored"] == 5700 and ret["refund"]["points_clawed"] == 114
@@ -88,6 +89,7 @@ def test_x_and_z_reports_through_the_api(terminal: Terminal) -> None:
 
     async def scenario() -> None:
         async with ApiClient(terminal.socket) as api, EventWatcher(api) as events:
+            await api.attendant("demo", "1234")  # shift reports need a manager's session
             x = await api.ok("GET", "/v1/shift")
             shift = x["shift"]
             assert x["totals"]["sales"] == 0
@@ -157,6 +159,7 @@ def test_bad_requests_get_clear_4xx(terminal: Terminal) -> None:
             assert status == 409 and "waiting for payment" in body["error"]
             status, body = await api.call("POST", "/v1/checkout/pay", {"tenders": [{"method": "cash", "amount": 1}]})
             assert status == 400 and "tenders add up" in body["error"]
+            await api.attendant("demo", "1234")
             status, body = await api.call("POST", "/v1/returns", {"receipt": "T01-none"})
             assert status == 409 and "finish or cancel" in body["error"]
             assert (await api.call("POST", "/v1/checkout/cancel"))[0] == 200
@@ -218,6 +221,7 @@ def test_sigkill_with_an_open_checkout_then_cancel_releases_the_hold(terminal: T
 
     async def after() -> None:
         async with ApiClient(terminal.socket) as api:
+            await api.attendant("anna", "2468")  # a checkout with lines: only an attendant cancels
             closed = await api.ok("POST", "/v1/checkout/cancel")
             assert closed["points_released"] == 100
 
@@ -286,6 +290,7 @@ def test_an_unplugged_printer_never_blocks_a_sale_and_a_copy_prints_later(termin
             first = await api.ok("POST", "/v1/checkout/pay", {"method": "cash"})
             _, status = await events.wait_for("printer")
             assert status["online"] is False and "unplugged" in status["detail"]
+            await api.attendant("demo", "1234")
             copy = await api.ok("POST", f"/v1/receipts/{first['receipt']}/print")
             assert copy["queued"] and (await api.ok("GET", "/v1/status"))["print_queue"] == 2
             (terminal.printer / "unplugged").unlink()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -36,7 +37,7 @@ def test_bad_config_and_missing_rules_are_refused_in_one_line(terminal: Terminal
 
 def test_tcp_on_loopback_and_rules_arriving_later(terminal: Terminal) -> None:
     port = free_port()
-    text = terminal.config.read_text().replace('[api]\n', f'[api]\ntcp_port = {port}\n')
+    text = re.sub(r"tcp_port = \d+", f"tcp_port = {port}", terminal.config.read_text())
     # A server is configured but unreachable and no rules are here yet: the daemon starts and waits.
     key = terminal.root / "state" / "terminal.key"
     text += f'\n[sync]\nurl = "http://127.0.0.1:9"\nkey_file = "{key}"\nstate_file = "{terminal.root}/sync.json"\n'

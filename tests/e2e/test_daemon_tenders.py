@@ -48,6 +48,7 @@ def test_card_refusals_charge_nothing_then_a_sale_and_its_refund_to_the_card(ter
 
     async def scenario() -> None:
         async with ApiClient(terminal.socket) as api, EventWatcher(api) as events:
+            await api.attendant("demo", "1234")  # returns and shift reports need a manager
             view = await api.ok("POST", "/v1/checkout/lines", {"code": BLENDER})
             to_pay = view["quote"]["to_pay"]
             for said in ("declined by the bank", "cancelled by the customer", "connection lost"):
@@ -93,6 +94,7 @@ def test_cash_with_change_opens_the_drawer_and_cash_moves_show_in_the_x_report(t
 
     async def scenario() -> None:
         async with ApiClient(terminal.socket) as api:
+            await api.attendant("demo", "1234")  # returns and shift reports need a manager
             await api.ok("POST", "/v1/checkout/lines", {"code": MILK})
             await api.ok("POST", "/v1/checkout/lines", {"code": BLENDER})  # 89.90 + 700.00
             status, bad = await api.call("POST", "/v1/checkout/pay", {"tenders": [
