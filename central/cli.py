@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import sys
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -119,13 +118,10 @@ def cmd_terminal(store: Store, args: argparse.Namespace) -> int:
 
 def cmd_publish(store: Store, args: argparse.Namespace) -> int:
     if args.what == "rules":
-        from core.rules import compile_rules
+        from core.rules import compile_rules, parse_rules_text
 
         text = _read_text(args.file, wire.RULES_BYTES_MAX)
-        try:
-            compile_rules(tomllib.loads(text), args.file)
-        except tomllib.TOMLDecodeError as exc:
-            raise CentralCliError(f"{args.file}: not TOML: {exc}") from None
+        compile_rules(parse_rules_text(text, args.file), args.file)
         version = args.version or hashlib.sha256(text.encode()).hexdigest()[:16]
         cursor = store.publish("rules", [("rules", {"version": version, "text": text})])
         print(json.dumps({"rules": version, "cursor": cursor}))

@@ -18,13 +18,12 @@ import hashlib
 import json
 import logging
 import os
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core.errors import PricingError
-from core.rules import compile_rules
+from core.rules import compile_rules, parse_rules_text
 from protocol import wire
 from terminal.ledger import Ledger, LedgerError
 from terminal.sync.client import SyncClient
@@ -90,8 +89,9 @@ def ledger_batch(page: dict[str, Any]) -> dict[str, Any]:
 
 def _check_rules(rules: dict[str, Any]) -> None:
     try:
-        compile_rules(tomllib.loads(rules["text"]), f"central rules {rules['version']}")
-    except (tomllib.TOMLDecodeError, PricingError) as exc:
+        source = f"central rules {rules['version']}"
+        compile_rules(parse_rules_text(rules["text"], source), source)
+    except PricingError as exc:
         raise SyncError(f"central rules {rules['version']}: refused: {exc}") from None
 
 
