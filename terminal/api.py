@@ -26,6 +26,7 @@ from terminal.bus import sse_frame
 from terminal.checkout import BadRequest, CheckoutError, parse_qty
 from terminal.daemon import now_local
 from terminal.errors import TerminalError
+from terminal.jsonio import loads_bounded
 from terminal.ledger import (
     LedgerBalanceError,
     LedgerConflictError,
@@ -94,7 +95,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     try:
-        data = await request.json(loads=lambda text: json.loads(text, parse_float=_no_floats))
+        data = await request.json(loads=lambda text: loads_bounded(text, parse_float=_no_floats))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -42,6 +42,7 @@ from terminal.config import TerminalConfig, sync_config
 from terminal.errors import TerminalError
 from terminal.ledger import Ledger, LedgerNotFoundError
 from terminal.notify import Notifier
+from terminal.rules_keeper import RulesKeeper
 
 log = logging.getLogger("posterm.daemon")
 ACTION_WAIT_S = 5.0
@@ -89,11 +90,12 @@ class Daemon:
         self.tasks: list[asyncio.Task[Any]] = []
         self.sync = sync_config(config)  # checked now: a bad key must stop the start, clearly
         self.syncer: Any = None
-        program: core.Program | None = None
         self.rules_mtime_ns: int | None = None
-        if config.rules_path.exists() or self.sync is None:
-            # Without a server there is nobody to send rules: a missing file is a refusal (exit 2).
-            program = core.load_rules(config.rules_path)
+        # Without a server there is nobody to send rules: no good program at all is a refusal
+        # (exit 2); a bad file beside a last good copy starts on the copy (reported).
+        self.rules = RulesKeeper(config.rules_path, config.ledger_path)
+        program = self.rules.at_start(waiting_allowed=self.sync is not None)
+        if config.rules_path.exists():
             self.rules_mtime_ns = config.rules_path.stat().st_mtime_ns
         self.rules_version = None if program is None else program.version
         self.ledger = Ledger(config.ledger_path)
@@ -332,6 +334,8 @@ class Daemon:
                 "uptime_s": round(time.monotonic() - self.started, 1), "engine": core.IMPLEMENTATION,
                 "checkout": self.register.view()["state"],
                 "rules": "not yet received" if self.register.engine is None else (self.rules_version or "loaded"),
+                "rules_refused": self.rules.refusal or (self.syncer.status.get("rules_refused")
+                                                        if self.syncer is not None else None),
                 "ledger": {k: stats[k] for k in ("path", "file_bytes", "usage_percent", "backlog", "next_seq")},
                 "last_sync": self.ledger.meta().get("last_update"),
                 "sync": None if self.syncer is None else self.syncer.status,
@@ -381,8 +385,10 @@ class Daemon:
             return
         self.rules_mtime_ns = mtime_ns
         try:
-            program = core.load_rules(self.config.rules_path)
-        except core.PricingError as exc:
+            program = self.rules.load()
+        except (core.PricingError, TerminalError) as exc:
+            message = self.rules.refuse(exc)
+            self.publish("rules_refused", {"message": message})
             self.publish("error", {"message": f"new rules refused, the old ones stay: {exc}"})
             return
         self.register.engine = core.Engine(program)
@@ -424,6 +430,8 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         self.recover()
+        if self.rules.refusal:  # started on the last good rules, or waiting: say why
+            self.publish("rules_refused", {"message": self.rules.refusal})
         api = ApiServer(self)
         await api.start()
         spawn = self.tasks.append

@@ -98,10 +98,17 @@ def _check_rules(rules: dict[str, Any]) -> None:
 def apply_page(ledger: Ledger, page: dict[str, Any], rules_file: Path | None, now: Any) -> dict[str, Any]:
     """Apply one decoded page (blocking; run in a thread). A refused page raises SyncError and
     changes nothing — but acks the page reports stay confirmed: they are facts of the server,
-    not of the page's content, and must precede the balances."""
+    not of the page's content, and must precede the balances. Rules that do not compile are a
+    bad item, not a bad page: they are skipped (the running program and rules file stay), the
+    refusal is logged and returned as `rules_refused`, and the rest of the page applies."""
     rules = page.get("rules")
+    refused = None
     if rules is not None:
-        _check_rules(rules)
+        try:
+            _check_rules(rules)
+        except SyncError as exc:
+            refused, rules = str(exc), None
+            log.warning("event=rules_refused cursor=%s reason=%r", page.get("cursor"), refused)
     acked = page.get("acked")
     meta = ledger.meta()
     if acked and acked["epoch"] == meta["epoch"] and acked["seq"] > meta["acked_seq"]:
@@ -124,7 +131,7 @@ def apply_page(ledger: Ledger, page: dict[str, Any], rules_file: Path | None, no
             os.replace(staged, rules_file)
         except OSError as exc:
             raise SyncError(f"{rules_file}: cannot write: {exc}") from None
-    return result
+    return result if refused is None else {**result, "rules_refused": refused}
 
 
 def _apply_ledger(ledger: Ledger, page: dict[str, Any], now: Any) -> dict[str, Any]:
@@ -145,6 +152,7 @@ class UpdatesPuller:
         self.epoch = ledger.meta()["epoch"]
         self.cursor = read_cursor(state_file, self.epoch)
         self.applied_pages = 0
+        self.rules_refused: str | None = None  # the last rules from the feed that did not compile
 
     async def pull(self) -> int:
         """Pull and apply pages until the feed has no more; returns the pages applied."""
@@ -158,6 +166,8 @@ class UpdatesPuller:
                 raise SyncError(f"central moved the cursor back ({page['cursor']} < {self.cursor})")
             now = datetime.now(UTC).isoformat()
             result = await asyncio.to_thread(apply_page, self.ledger, page, self.rules_file, now)
+            if "rules_refused" in result:
+                self.rules_refused = result["rules_refused"]
             advanced = page["cursor"] != self.cursor
             if advanced:
                 await asyncio.to_thread(write_atomic, self.state_file, cursor_state(page["cursor"], self.epoch))

@@ -233,8 +233,11 @@ def test_bad_update_page_changes_nothing(tmp_path: Path) -> None:
     ledger = Ledger.init(tmp_path / "led", "T01")
     try:
         before = ledger.stats()
+        # Rules that do not compile are a bad item: skipped and reported, the rest applies.
+        bad_rules = {"cursor": 5, "more": False, "rules": {"version": "x", "text": "x = " + "[" * 500 + "]" * 500}}
+        result = apply_page(ledger, bad_rules, tmp_path / "rules.toml", now_iso())
+        assert "nested 500 deep" in result["rules_refused"] and ledger.stats() == before
         pages = [
-            {"cursor": 5, "more": False, "rules": {"version": "x", "text": "[program]\npoint_value = 0\n"}},
             {"cursor": 5, "more": False, "cards": [{"number": "C1", "version": 1, "balance": "many"}]},
             {
                 "cursor": 5,
