@@ -200,6 +200,9 @@ def cmd_card(store: Store, args: argparse.Namespace) -> int:
     if args.action == "adjust":
         if not args.points:
             raise CentralCliError(f"card adjust {args.number}: give the points to add (or, negative, to take)")
+        if not -wire.DELTA_POINTS_MAX <= args.points <= wire.DELTA_POINTS_MAX:
+            raise CentralCliError(f"card adjust {args.number}: {args.points} points is outside "
+                                  f"±{wire.DELTA_POINTS_MAX} (what one event may move)")
         card = store.adjust_card(args.number, args.points)
         print(json.dumps({"card": card.number, "balance": card.balance}))
         return 0

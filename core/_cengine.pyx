@@ -1265,10 +1265,8 @@ cdef class Engine:
                 activation = self.rules[override].activation_days
             if self.rules[override].expiry_days >= 0:
                 expiry = self.rules[override].expiry_days
-        start = moment + _dt.timedelta(days=activation)
-        end = start + _dt.timedelta(days=expiry) if expiry else None
-        return {"points": points, "available_from": start.isoformat(),
-                "expires_at": None if end is None else end.isoformat()}
+        start, end = _inputs.lot_dates(moment, activation, expiry)
+        return {"points": points, "available_from": start, "expires_at": end}
 
     cdef tuple _messages(self, Work *w, CardIn card_in):
         messages = []

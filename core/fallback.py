@@ -20,6 +20,7 @@ from core.inputs import (
     REDEEM_ALL,
     Card,
     Line,
+    lot_dates,
     read_card,
     read_cart,
     read_moment,
@@ -287,9 +288,7 @@ class _Quote:
                 if rule.expiry_days >= 0:
                     expiry = rule.expiry_days
                 break
-        start = self.now + dt.timedelta(days=activation)
-        end = start + dt.timedelta(days=expiry) if expiry else None
-        return start.isoformat(), None if end is None else end.isoformat()
+        return lot_dates(self.now, activation, expiry)
 
     # ---------------------------------------------------------------- referral (§7)
 

@@ -30,7 +30,7 @@ class RulesKeeper:
         self.refusal: str | None = None
 
     def _compile(self, path: Path) -> tuple[core.Program, bytes]:
-        data = read_bounded(path, FILE_BYTES_MAX, "rules", RuleError)
+        data = read_bounded(path, FILE_BYTES_MAX, "rules")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:

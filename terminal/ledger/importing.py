@@ -72,6 +72,14 @@ def read_rows(
     if header is None or [h.strip() for h in header] != columns:
         raise LedgerError(f"{path}: row 1 must be the header {','.join(columns)}")
     rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        _collect(reader, rows, path, columns)
+    except csv.Error as exc:  # a field past csv's own limit, a stray quote in strict mode…
+        raise LedgerError(f"{path}: not a readable CSV file: {exc}") from None
+    return data, rows
+
+
+def _collect(reader: Any, rows: list[tuple[int, dict[str, str]]], path: Path, columns: list[str]) -> None:
     for number, row in enumerate(reader, start=2):
         if len(rows) >= ROWS_MAX:
             raise LedgerError(f"{path}: more than {ROWS_MAX} rows")
@@ -84,7 +92,6 @@ def read_rows(
                 | ({"__width": str(len(row))}),
             )
         )
-    return data, rows
 
 
 def _int(row: dict[str, str], field: str, low: int = 0, high: int = 10**15) -> int:
@@ -176,6 +183,25 @@ def _parse(
 def _finish(path: str | Path, problems: list[Problem], force: bool) -> None:
     if problems and not force:
         raise ImportRowsError(str(path), problems)
+
+
+def check_file(path: str | Path, what: str, now: Any) -> int:
+    """Every row of a cards or catalog file checked as the import would, without a ledger (for
+    `posterm provision`, which must refuse before it writes anything); returns the row count."""
+    at = moments.moment(now, "now")
+    columns, parse, unique = (
+        (CARD_COLUMNS, _card_row, "number") if what == "cards" else (CATALOG_COLUMNS, _catalog_row, "sku")
+    )
+    _, rows = read_rows(path, columns)
+    good, problems = _parse(rows, parse, unique)
+    if what == "cards":
+        problems += [
+            (number, "expires_at", "already expired")
+            for number, item in good
+            if item["balance"] and item["end"] is not None and item["end"].ms <= at.ms
+        ]
+    _finish(path, problems, False)
+    return len(good)
 
 
 def import_cards(store: Store, path: str | Path, now: Any, force: bool = False) -> dict[str, Any]:
