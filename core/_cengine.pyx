@@ -269,8 +269,8 @@ cdef inline bint _iso_us(object text, int64_t *out) except -1:
     """Microseconds since the epoch of a canonical ISO-8601 string; False for anything else."""
     cdef Py_ssize_t size
     cdef const char *data
-    if type(text) is not str:
-        return False
+    if type(text) is not str or not text.isascii():  # canonical ISO is ASCII; a lone surrogate
+        return False                                  # would not even encode: the reference refuses it
     data = PyUnicode_AsUTF8AndSize(text, &size)
     return pm_parse_iso(data, size, out) == 0
 
@@ -423,8 +423,8 @@ cdef bint _iso_parts(object text, int64_t *epoch_us, int64_t *local_days,
     """A canonical ISO-8601 moment read in C; False sends it to the reference reader."""
     cdef Py_ssize_t size
     cdef const char *data
-    if type(text) is not str:
-        return False
+    if type(text) is not str or not text.isascii():  # canonical ISO is ASCII; a lone surrogate
+        return False                                  # would not even encode: the reference refuses it
     data = PyUnicode_AsUTF8AndSize(text, &size)
     return pm_parse_iso_parts(data, size, epoch_us, local_days, local_minute) == 0
 
