@@ -82,3 +82,12 @@ def test_provision_escapes_quotes_and_backslashes(tmp_path, capsys):
 
     assert _provision(tmp_path, "--store-name", 'Shop "Nice" \\ ü') == 0
     assert load_config(tmp_path / "etc" / "terminal.toml").store_name == 'Shop "Nice" \\ ü'
+
+
+@pytest.mark.parametrize("text", ["[" * 30000 + "]" * 30000, '{"a":' * 33 + "1" + "}" * 33, '["\\ud800"]'])
+def test_json_bodies_are_bounded_before_the_parser_recurses(text):
+    from terminal.jsonio import loads_bounded
+
+    with pytest.raises(ValueError, match="deep|surrogate"):
+        loads_bounded(text)
+    assert loads_bounded('{"a":' * 32 + '"\\ud83d\\ude00"' + "}" * 32)  # a paired escape is an emoji
