@@ -14,7 +14,7 @@ from typing import Any
 
 from terminal.jsonio import loads_bounded
 
-STATES = ("open", "paying", "committing")
+STATES = ("open", "paying", "authorizing", "committing")
 CARD_MODES = ("local", "online", "offline")
 ID_CHARS_MAX = 64
 TEXT_CHARS_MAX = 256
@@ -24,10 +24,12 @@ LINE_FIELDS = {
     "sku": str, "name": str, "code": str, "price": int, "qty": str, "qty_milli": int,
     "categories": list, "no_discount": bool, "no_bonus": bool, "min_price": int, "weighed": bool,
 }
+LINE_OPTIONAL = {"vat": (str, type(None))}  # the product's VAT rate name, when the catalog has one
 RECORD_FIELDS = frozenset({
     "id", "opened_ms", "touched_ms", "state", "lines", "card", "card_mode", "redeem", "quote",
-    "payment", "commit_at",
+    "payment", "commit_at", "attendant", "attempt",
 })
+ATTEMPTS_MAX = 1_000
 
 
 def _text(value: Any, what: str, limit: int = TEXT_CHARS_MAX, optional: bool = False) -> None:
@@ -43,8 +45,10 @@ def _whole(value: Any, what: str, low: int, high: int) -> None:
 
 
 def _line(i: int, line: Any, lines_max: int, qty_milli_max: int) -> None:
-    if not isinstance(line, dict) or set(line) != set(LINE_FIELDS):
-        raise ValueError(f"line {i} must hold exactly the fields {', '.join(sorted(LINE_FIELDS))}")
+    if not isinstance(line, dict) or not set(LINE_FIELDS) <= set(line) <= set(LINE_FIELDS) | set(LINE_OPTIONAL):
+        raise ValueError(f"line {i} must hold exactly the fields {', '.join(sorted(LINE_FIELDS))} (and vat)")
+    if "vat" in line and (not isinstance(line["vat"], LINE_OPTIONAL["vat"]) or len(line["vat"] or "") > 64):
+        raise ValueError(f"line {i} field 'vat' must be a short text or null")
     for name, kind in LINE_FIELDS.items():
         if type(line[name]) is not kind:
             raise ValueError(f"line {i} field {name!r} must be a {kind.__name__}")
@@ -86,6 +90,11 @@ def parse_record(data: bytes, lines_max: int, qty_milli_max: int) -> dict[str, A
         if record.get(name) is not None and not isinstance(record[name], dict):
             raise ValueError(f"{name} must be an object or null")
     _text(record.get("commit_at"), "commit_at", 64, optional=True)
+    _text(record.get("attendant"), "attendant", ID_CHARS_MAX, optional=True)
+    _whole(record.get("attempt", 0), "attempt", 0, ATTEMPTS_MAX)
+    if state == "authorizing" and (not lines or record.get("quote") is None or record.get("payment") is None
+                                   or not isinstance(record["payment"].get("tenders"), list)):
+        raise ValueError("an authorizing record needs its lines, quote and payment tenders")
     if state == "committing":
         payment = record.get("payment")
         if not lines or record.get("quote") is None or payment is None or record.get("commit_at") is None:

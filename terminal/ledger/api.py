@@ -17,7 +17,9 @@ from typing import Any, TextIO
 
 from terminal.ledger import (
     adjust,
+    backup,
     cards,
+    cash,
     catalog,
     codec,
     expiry,
@@ -27,6 +29,7 @@ from terminal.ledger import (
     moments,
     outbox,
     reports,
+    retention,
     returns,
     sales,
     shifts,
@@ -218,9 +221,12 @@ class Ledger:
         return sales.commit(self.store, sale_id, quote, card, payment, now, checkout)
 
     def commit_return(
-        self, return_id: str, receipt_id: str, lines: Any, now: Any
+        self, return_id: str, receipt_id: str, lines: Any, now: Any, tenders: Any = None
     ) -> dict[str, Any]:
-        return returns.commit(self.store, return_id, receipt_id, lines, now)
+        return returns.commit(self.store, return_id, receipt_id, lines, now, tenders)
+
+    def cash_move(self, op_id: str, kind: str, amount: Any, reason: Any, now: Any) -> dict[str, Any]:
+        return cash.move(self.store, op_id, kind, amount, reason, now)
 
     def expire(self, op_id: str, now: Any) -> dict[str, Any]:
         return expiry.sweep(self.store, op_id, now)
@@ -272,6 +278,18 @@ class Ledger:
 
     def export_balances(self, out: TextIO, now: Any) -> int:
         return importing.export_balances(self.store, out, now)
+
+    def prune(self, now: Any, events_keep_days: int = retention.EVENTS_KEEP_DAYS_DEFAULT,
+              receipts_keep_days: int = retention.RECEIPTS_KEEP_DAYS_DEFAULT) -> dict[str, Any]:
+        """One bounded retention pass (see `retention`); call again while `more`."""
+        return retention.prune(self.store, now, events_keep_days, receipts_keep_days)
+
+    def backup(self, out: str | Path) -> dict[str, Any]:
+        return backup.backup(self.store, out)
+
+    def compact(self) -> dict[str, Any]:
+        """Compact the file in place; the ledger is closed afterwards."""
+        return backup.compact(self.store)
 
     def verify(self) -> dict[str, Any]:
         return verify.verify(self.store)

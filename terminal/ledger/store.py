@@ -19,7 +19,7 @@ from typing import Any
 
 import lmdb
 
-from terminal.ledger import codec, filecheck
+from terminal.ledger import codec, filecheck, uselock
 from terminal.ledger.errors import LedgerDamagedError, LedgerError, LedgerFullError
 
 log = logging.getLogger("posterm.ledger")
@@ -70,6 +70,7 @@ class Store:
             )
         self.path = Path(path)
         filecheck.check(self.path, create)  # before mapping: a short file would be a SIGBUS
+        self.lock_fd = uselock.shared(self.path)
         try:
             self.env = lmdb.open(
                 os.fspath(self.path),
@@ -89,6 +90,7 @@ class Store:
                 meminit=False,
             )
         except lmdb.Error as exc:
+            uselock.release(self.lock_fd)
             raise LedgerError(f"{self.path}: cannot open the ledger: {exc}") from None
         self._check_mapped()
         # Readers left behind by killed processes pin old pages; clear them at every open.
@@ -96,7 +98,7 @@ class Store:
         try:
             self.dbs = {name: self.env.open_db(name.encode()) for name in DB_NAMES}
         except lmdb.MapFullError:
-            self.env.close()
+            self.close()
             raise LedgerFullError(
                 f"{self.path}: ledger full while creating its tables: raise map_size in the config"
             ) from None
@@ -111,7 +113,7 @@ class Store:
         needed = (last_page + 1) * self.env.stat()["psize"]
         size = os.path.getsize(self.path / "data.mdb")
         if size < needed:
-            self.env.close()
+            self.close()
             raise LedgerDamagedError(
                 f"{self.path / 'data.mdb'}: the ledger file is truncated: {size} bytes, LMDB "
                 f"needs {needed}; restore the ledger from its backup"
@@ -119,6 +121,9 @@ class Store:
 
     def close(self) -> None:
         self.env.close()
+        if self.lock_fd >= 0:
+            uselock.release(self.lock_fd)
+            self.lock_fd = -1
 
     def usage(self) -> float:
         """Used bytes / map size (used = pages up to the last one LMDB has handed out)."""

@@ -88,6 +88,6 @@ def test_provision_escapes_quotes_and_backslashes(tmp_path, capsys):
 def test_json_bodies_are_bounded_before_the_parser_recurses(text):
     from terminal.jsonio import loads_bounded
 
-    with pytest.raises(ValueError, match="deep|surrogate"):
+    with pytest.raises(ValueError, match=r"deep|surrogate"):
         loads_bounded(text)
     assert loads_bounded('{"a":' * 32 + '"\\ud83d\\ude00"' + "}" * 32)  # a paired escape is an emoji
