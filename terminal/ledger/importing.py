@@ -201,7 +201,7 @@ def check_file(path: str | Path, what: str, now: Any) -> int:
     columns, parse, unique = (
         (CARD_COLUMNS, _card_row, "number") if what == "cards" else (CATALOG_COLUMNS, _catalog_row, "sku")
     )
-    _, rows = read_rows(path, columns)
+    _, rows = read_rows(path, columns, None if what == "cards" else CATALOG_OPTIONAL)
     good, problems = _parse(rows, parse, unique)
     if what == "cards":
         problems += [
