@@ -25,7 +25,7 @@ devices_max = 16
 text_chars_max = 512
 gs1_layouts_max = 10
 card_rules_max = 10
-default_spool_root = "/var/spool/posterm"
+default_spool_root = "/var/lib/posterm/spool"  # inside the unit's StateDirectory (ProtectSystem=strict)
 
 ROLES = ("printer", "scanner", "card_reader", "payment", "fiscal")
 PRINTER_DRIVERS = ("network", "file", "usb", "serial", "simulated")

@@ -4,8 +4,10 @@ Documented in docs/openapi.yaml (a test keeps the two in step).
 Every action goes through `Daemon.act`, i.e. the checkout lock: API calls, scans and swipes
 never interleave. Refusals are JSON `{"error": "..."}` with 400 (bad request), 404 (unknown
 receipt, card, product, line), 409 (not possible in the checkout's state), 413 (body too
-large), 503 (busy / too many event clients). Limits: `BODY_BYTES_MAX`, the bus's limits,
-`SSE_PING_S` (a comment line keeps idle streams alive and detects gone clients).
+large), 503 (busy / too many event clients); 403 (foreign Host/Origin on TCP) and 415 (a body
+that is not `application/json`) come from `terminal.api_guards`. Limits: `BODY_BYTES_MAX`, the
+bus's limits, `SSE_PING_S` (a comment line keeps idle streams alive and detects gone clients),
+`SSE_WRITE_TIMEOUT_S` (a client that stopped reading is dropped).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import stat
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -22,6 +25,7 @@ from aiohttp import web
 
 from core.errors import PricingError
 from drivers.errors import DeviceError
+from terminal.api_guards import guards
 from terminal.bus import sse_frame
 from terminal.checkout import BadRequest, CheckoutError, parse_qty
 from terminal.daemon import now_local
@@ -39,6 +43,12 @@ if TYPE_CHECKING:
 
 BODY_BYTES_MAX = 64 * 1024
 SSE_PING_S = 15.0
+# A stream whose client stopped reading blocks its writes once the socket buffers are full:
+# past this it is dropped, so stalled clients cannot hold all `CLIENTS_MAX` slots.
+SSE_WRITE_TIMEOUT_S = 5.0
+# The kernel would buffer up to megabytes for a stream that is not read; capped, a stalled
+# client is noticed after a few dozen events, and 16 of them cost little memory.
+SSE_SEND_BUFFER_BYTES = 64 * 1024
 SHUTDOWN_S = 2.0
 TEXT_CHARS_MAX = 64
 RETURN_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -87,7 +97,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(413, f"request body larger than {BODY_BYTES_MAX} bytes")
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return _error(exc.status, exc.reason)
+            response = _error(exc.status, exc.reason)
+            if "Allow" in exc.headers:  # 405 names the methods the path takes
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
         raise
 
 
@@ -98,6 +111,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
         data = await request.json(loads=lambda text: loads_bounded(text, parse_float=_no_floats))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply to be a request") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     return data
@@ -125,7 +140,7 @@ def _only(body: dict[str, Any], keys: set[str]) -> None:
 class ApiServer:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
-        self.app = web.Application(client_max_size=BODY_BYTES_MAX, middlewares=[errors])
+        self.app = web.Application(client_max_size=BODY_BYTES_MAX, middlewares=[errors, guards])
         self.app.add_routes(self.routes())
         self.runner: web.AppRunner | None = None
 
@@ -227,7 +242,7 @@ class ApiServer:
         method = _text(body, "method", required=False) or "card"
         attendant = _text(body, "attendant", required=False)
         tenders = body.get("tenders")
-        if tenders is not None and not isinstance(tenders, list):
+        if "tenders" in body and not isinstance(tenders, list):
             raise BadRequest("field 'tenders' must be a list of {method, amount, tendered?, reference?}")
         return _ok(await self.daemon.desk.pay(tenders, method, attendant))
 
@@ -321,22 +336,48 @@ class ApiServer:
         try:
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                    "Cache-Control": "no-cache"})
+            _cap_send_buffer(request)
             await response.prepare(request)
-            await response.write(sse_frame(0, "hello", json.dumps(self.daemon.register.view())))
+            await _send(response, sse_frame(0, "hello", json.dumps(self.daemon.register.view())))
             while not self.daemon.stop.is_set():
                 try:
                     item = await asyncio.wait_for(client.queue.get(), SSE_PING_S)
                 except TimeoutError:
-                    await response.write(b": ping\n\n")
+                    await _send(response, b": ping\n\n")
                     continue
-                await response.write(sse_frame(*item))
+                await _send(response, sse_frame(*item))
                 if item[1] == "shutdown":
                     break
                 if client.overflowed and client.queue.empty():
-                    await response.write(sse_frame(0, "overflow", '{"reason": "client too slow"}'))
+                    await _send(response, sse_frame(0, "overflow", '{"reason": "client too slow"}'))
                     break
             return response
         except ConnectionResetError:  # the UI went away mid-write; it reconnects when it wants
             return web.Response(status=204)
+        except _Stalled:
+            if request.transport is not None:
+                request.transport.abort()  # drop what is buffered for it: it is not reading
+            return web.Response(status=204)
         finally:
             bus.unsubscribe(client)
+
+
+class _Stalled(Exception):
+    """An event-stream write did not finish within `SSE_WRITE_TIMEOUT_S`."""
+
+
+def _cap_send_buffer(request: web.Request) -> None:
+    transport = request.transport
+    if transport is None:
+        return
+    transport.set_write_buffer_limits(high=SSE_SEND_BUFFER_BYTES)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SSE_SEND_BUFFER_BYTES)
+
+
+async def _send(response: web.StreamResponse, frame: bytes) -> None:
+    try:
+        await asyncio.wait_for(response.write(frame), SSE_WRITE_TIMEOUT_S)
+    except TimeoutError:
+        raise _Stalled from None

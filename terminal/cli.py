@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "terminal.commands.devices",
     "terminal.commands.daemon",
     "terminal.commands.sync",
+    "terminal.commands.unit",
 )
 USER_ERRORS = (PricingError, TerminalError, DeviceError)
 EXIT_REFUSED = 2

@@ -23,7 +23,7 @@ def test_full_config():
     net, usb = cfg.printers
     assert (net.spec.name, net.spec.host, net.spec.port, net.spec.profile) == (
         "printer 0", "10.0.0.5", 9100, "TM-T88V")
-    assert net.spool == "/var/spool/posterm/printer-0"
+    assert net.spool == "/var/lib/posterm/spool/printer-0"
     assert net.spec.describe() == "network 10.0.0.5:9100"
     assert usb.spec.describe() == "usb 04b8:0202"
     scanner, reader, sim = cfg.inputs
