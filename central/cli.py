@@ -22,7 +22,6 @@ import logging
 import os
 import sys
 import time
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -126,13 +125,10 @@ def cmd_terminal(store: Store, args: argparse.Namespace) -> int:
 
 def cmd_publish(store: Store, args: argparse.Namespace) -> int:
     if args.what == "rules":
-        from core.rules import compile_rules
+        from core.rules import compile_rules, parse_rules_text
 
         text = _read_text(args.file, wire.RULES_BYTES_MAX)
-        try:
-            compile_rules(tomllib.loads(text), args.file)
-        except tomllib.TOMLDecodeError as exc:
-            raise CentralCliError(f"{args.file}: not TOML: {exc}") from None
+        compile_rules(parse_rules_text(text, args.file), args.file)
         version = args.version or hashlib.sha256(text.encode()).hexdigest()[:16]
         cursor = store.publish("rules", [("rules", {"version": version, "text": text})])
         print(json.dumps({"rules": version, "cursor": cursor}))
@@ -232,6 +228,9 @@ def cmd_card(store: Store, args: argparse.Namespace) -> int:
     if args.action == "adjust":
         if not args.points:
             raise CentralCliError(f"card adjust {args.number}: give the points to add (or, negative, to take)")
+        if not -wire.DELTA_POINTS_MAX <= args.points <= wire.DELTA_POINTS_MAX:
+            raise CentralCliError(f"card adjust {args.number}: {args.points} points is outside "
+                                  f"±{wire.DELTA_POINTS_MAX} (what one event may move)")
         card = store.adjust_card(args.number, args.points)
         print(json.dumps({"card": card.number, "balance": card.balance}))
         return 0

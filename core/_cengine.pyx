@@ -346,8 +346,8 @@ cdef inline bint _iso_us(object text, int64_t *out) except -1:
     """Microseconds since the epoch of a canonical ISO-8601 string; False for anything else."""
     cdef Py_ssize_t size
     cdef const char *data
-    if type(text) is not str:
-        return False
+    if type(text) is not str or not text.isascii():  # canonical ISO is ASCII; a lone surrogate
+        return False                                  # would not even encode: the reference refuses it
     data = PyUnicode_AsUTF8AndSize(text, &size)
     return pm_parse_iso(data, size, out) == 0
 
@@ -622,8 +622,8 @@ cdef bint _iso_parts(object text, int64_t *epoch_us, int64_t *local_days,
     """A canonical ISO-8601 moment read in C; False sends it to the reference reader."""
     cdef Py_ssize_t size
     cdef const char *data
-    if type(text) is not str:
-        return False
+    if type(text) is not str or not text.isascii():  # canonical ISO is ASCII; a lone surrogate
+        return False                                  # would not even encode: the reference refuses it
     data = PyUnicode_AsUTF8AndSize(text, &size)
     return pm_parse_iso_parts(data, size, epoch_us, local_days, local_minute) == 0
 
@@ -1734,10 +1734,8 @@ cdef class Engine:
                 activation = self.rules[override].activation_days
             if self.rules[override].expiry_days >= 0:
                 expiry = self.rules[override].expiry_days
-        start = moment + _dt.timedelta(days=activation)
-        end = start + _dt.timedelta(days=expiry) if expiry else None
-        return {"points": points, "available_from": start.isoformat(),
-                "expires_at": None if end is None else end.isoformat()}
+        start, end = _inputs.lot_dates(moment, activation, expiry)
+        return {"points": points, "available_from": start, "expires_at": end}
 
     cdef tuple _messages(self, Work *w):
         """The applying messages and the first `upgrade_to` among them (None when none has one)."""

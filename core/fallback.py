@@ -24,6 +24,7 @@ from core.inputs import (
     Coupon,
     Line,
     birthday_offsets,
+    lot_dates,
     read_card,
     read_cart,
     read_cart_coupons,
@@ -341,9 +342,7 @@ class _Quote:
                 if rule.expiry_days >= 0:
                     expiry = rule.expiry_days
                 break
-        start = self.now + dt.timedelta(days=activation)
-        end = start + dt.timedelta(days=expiry) if expiry else None
-        return start.isoformat(), None if end is None else end.isoformat()
+        return lot_dates(self.now, activation, expiry)
 
     # ---------------------------------------------------------------- referral (§7)
 

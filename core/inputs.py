@@ -32,6 +32,18 @@ POINTS_MAX = 10**15
 TAGS_MAX = 16
 NO_BIRTHDAY = 10**6  # a birthday offset no window (≤ 31 days) reaches
 COUPONS_MAX = 16
+QTY_DIGITS_MAX = 9  # a quantity's decimal exponent: far above QTY_MILLI_MAX, far below overflow
+
+
+def lot_dates(now: dt.datetime, activation_days: int, expiry_days: int) -> tuple[str, str | None]:
+    """A points lot's start and expiry (ISO) from `now`; both engines use it, so a `now` so late
+    that the dates pass year 9999 gets the same one-line refusal from either."""
+    try:
+        start = now + dt.timedelta(days=activation_days)
+        end = start + dt.timedelta(days=expiry_days) if expiry_days else None
+    except OverflowError:
+        raise CartError(f"now: {now.isoformat()} is too late: the points' dates would pass year 9999") from None
+    return start.isoformat(), None if end is None else end.isoformat()
 
 CART_FIELDS = frozenset({"store", "lines", "coupons"})
 LINE_FIELDS = frozenset(
@@ -100,6 +112,8 @@ def qty_to_milli(value: Any, where: str) -> int:
         raise CartError(f"{where}: field 'qty' must be a number, got {value!r}") from None
     if not number.is_finite():
         raise CartError(f"{where}: field 'qty' must be a finite number")
+    if number.adjusted() > QTY_DIGITS_MAX:  # 1e999999 would overflow the decimal context below
+        raise CartError(f"{where}: field 'qty' must be above 0 and at most 1000000, got {value}")
     milli = number.scaleb(3)
     if milli != milli.to_integral_value():
         raise CartError(f"{where}: field 'qty' has more than 3 decimals: {value}")

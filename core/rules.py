@@ -5,9 +5,10 @@ Validation is complete and happens before anything is built: a bad file is refus
 data (ints, strings, tuples) that both engines consume; it also carries the scope index that lets an
 engine find the rules of a line without scanning every rule (category prefix → rules, sku → rules).
 
-Limits: file ≤ 4 MiB, ≤ 10 000 rules, ≤ 1 000 groups nested ≤ 16 deep, ≤ 32 tiers, ≤ 8 referral
-levels, ≤ 1 000 entries in any list, texts ≤ 1 000 characters, money ≤ 10^15 minor units;
-v2 (§11–§16): ≤ 32 card levels, ≤ 1 000 coupon series, ≤ 1 000 awards.
+Limits: file ≤ 4 MiB, arrays and inline tables nested ≤ 32 deep (`nesting`), ≤ 10 000 rules,
+≤ 1 000 groups nested ≤ 16 deep, ≤ 32 tiers, ≤ 8 referral levels, ≤ 1 000 entries in any list,
+texts ≤ 1 000 characters, money ≤ 10^15 minor units; v2 (§11–§16): ≤ 32 card levels, ≤ 1 000
+coupon series, ≤ 1 000 awards.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from core import nesting
 from core.errors import RuleError
 
 FILE_BYTES_MAX = 4 * 1024 * 1024
@@ -911,9 +913,20 @@ def load_rules(path: str | Path) -> Program:
     if len(data) > FILE_BYTES_MAX:
         raise RuleError(f"{path}: the rules file is larger than {FILE_BYTES_MAX} bytes")
     try:
-        tree = tomllib.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise RuleError(f"{path}: the rules file is not UTF-8 text") from None
+    return compile_rules(parse_rules_text(text, str(path)), str(path))
+
+
+def parse_rules_text(text: str, source: str) -> dict[str, Any]:
+    """The TOML tree of a rules text, its nesting bounded before tomllib recurses into it."""
+    if len(text) > FILE_BYTES_MAX:
+        raise RuleError(f"{source}: the rules text is larger than {FILE_BYTES_MAX} characters")
+    deep = nesting.too_deep(nesting.toml_depth(text))
+    if deep:
+        raise RuleError(f"{source}: not accepted as a rules file: {deep}")
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise RuleError(f"{path}: not valid TOML: {exc}") from None
-    return compile_rules(tree, str(path))
+        raise RuleError(f"{source}: not valid TOML: {exc}") from None

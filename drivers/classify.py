@@ -48,6 +48,11 @@ def _product(device: str, code: str, rules: CodeRules, entry: Entry) -> Event:
     gs1 = parse_gs1(code, rules.gs1)
     if gs1 is None:
         return ScanEvent(device, code, symbology, entry)
+    if not (gs1.weight_g or gs1.price_minor):
+        # A 0 g or 0.00 label is a scale fault or a mis-set layout, never a product to sell
+        # (a weight of 0 was once read as "no weight" and charged as 1 kg).
+        what = "a weight of 0 g" if gs1.price_minor is None else "a price of 0"
+        return RejectedInput(device, f"scale label with {what}: weigh the item again", code)
     return ScanEvent(
         device, code, symbology, entry, gs1_prefix=gs1.prefix, gs1_item=gs1.item,
         weight_g=gs1.weight_g, price_minor=gs1.price_minor,

@@ -32,6 +32,7 @@ from terminal.checkout import BadRequest, CheckoutError, parse_qty
 from terminal.daemon import now_local
 from terminal.errors import TerminalError
 from terminal.guard import attended, needs, record
+from terminal.jsonio import loads_bounded
 from terminal.ledger import (
     LedgerBalanceError,
     LedgerConflictError,
@@ -109,7 +110,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     try:
-        data = await request.json(loads=lambda text: json.loads(text, parse_float=_no_floats))
+        data = await request.json(loads=lambda text: loads_bounded(text, parse_float=_no_floats))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     except RecursionError:

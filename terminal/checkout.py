@@ -37,6 +37,7 @@ import core
 from core.errors import PricingError
 from terminal import failpoints
 from terminal import tenders as tender_rules
+from terminal.checkout_record import parse_record
 from terminal.errors import TerminalError
 from terminal.ledger import Ledger, LedgerError, LedgerNotFoundError
 from terminal.ledger.sales import check_payment
@@ -191,7 +192,9 @@ class Register:
         except FileNotFoundError:
             return None
         try:
-            return Checkout(**json.loads(data))
+            if len(data) > RECORD_BYTES_MAX:
+                raise ValueError(f"larger than {RECORD_BYTES_MAX} bytes")
+            return Checkout(**parse_record(data, LINES_MAX, QTY_MILLI_MAX))
         except (ValueError, TypeError) as exc:
             # A torn record cannot happen (rename is atomic); a hand-edited one can. Keep it aside.
             aside = self.record_path.with_suffix(".bad")
@@ -317,7 +320,10 @@ class Register:
             raise NotFound(f"code {code}: not in the catalog") from None
         except LedgerError as exc:
             raise BadRequest(f"code {code}: {exc}") from None
-        qty_milli = qty_milli or 1000
+        if (qty_milli is not None and qty_milli <= 0) or (price is not None and price <= 0):
+            # The scanner refuses such labels already; this guards every other road in.
+            raise BadRequest(f"code {code}: a scale label of 0 g or 0.00 is refused; weigh the item again")
+        qty_milli = 1000 if qty_milli is None else qty_milli
         return {"sku": product["sku"], "name": product["name"], "code": code,
                 "price": product["price"] if price is None else price, "qty": qty_text(qty_milli),
                 "qty_milli": qty_milli, "categories": product["categories"],
@@ -333,8 +339,12 @@ class Register:
                 and not line["weighed"] and ln["price"] == line["price"]]
         if same:
             # A second scan of a counted product adds to its line, as a cashier expects.
-            same[0]["qty_milli"] = min(QTY_MILLI_MAX, same[0]["qty_milli"] + line["qty_milli"])
-            same[0]["qty"] = qty_text(same[0]["qty_milli"])
+            total = same[0]["qty_milli"] + line["qty_milli"]
+            if total > QTY_MILLI_MAX:
+                raise CheckoutError(f"checkout {co.id}: line {line['sku']} would hold {qty_text(total)}, more "
+                                    f"than the limit of {qty_text(QTY_MILLI_MAX)} a line; nothing changed")
+            same[0]["qty_milli"] = total
+            same[0]["qty"] = qty_text(total)
         elif len(co.lines) >= LINES_MAX:
             raise CheckoutError(f"checkout {co.id}: at most {LINES_MAX} lines")
         else:

@@ -47,6 +47,7 @@ from terminal.errors import TerminalError
 from terminal.ledger import Ledger, LedgerError, LedgerNotFoundError
 from terminal.metrics import TerminalMetrics
 from terminal.notify import Notifier
+from terminal.rules_keeper import RulesKeeper
 from terminal.sync.receipts import is_receipt_id
 
 log = logging.getLogger("posterm.daemon")
@@ -98,11 +99,12 @@ class Daemon:
         self.sync = sync_config(config)  # checked now: a bad key must stop the start, clearly
         self.syncer: Any = None
         self.last_prune: dict[str, Any] | None = None
-        program: core.Program | None = None
         self.rules_mtime_ns: int | None = None
-        if config.rules_path.exists() or self.sync is None:
-            # Without a server there is nobody to send rules: a missing file is a refusal (exit 2).
-            program = core.load_rules(config.rules_path)
+        # Without a server there is nobody to send rules: no good program at all is a refusal
+        # (exit 2); a bad file beside a last good copy starts on the copy (reported).
+        self.rules = RulesKeeper(config.rules_path, config.ledger_path)
+        program = self.rules.at_start(waiting_allowed=self.sync is not None)
+        if config.rules_path.exists():
             self.rules_mtime_ns = config.rules_path.stat().st_mtime_ns
         self.rules_version = None if program is None else program.version
         self.ledger = Ledger(config.ledger_path)
@@ -412,6 +414,8 @@ class Daemon:
                 "uptime_s": round(time.monotonic() - self.started, 1), "engine": core.IMPLEMENTATION,
                 "checkout": self.register.view()["state"],
                 "rules": "not yet received" if self.register.engine is None else (self.rules_version or "loaded"),
+                "rules_refused": self.rules.refusal or (self.syncer.status.get("rules_refused")
+                                                        if self.syncer is not None else None),
                 "ledger": {k: stats[k] for k in ("path", "file_bytes", "usage_percent", "backlog", "next_seq",
                                                   "updates_refused")},
                 "last_sync": self.ledger.meta().get("last_update"),
@@ -478,8 +482,10 @@ class Daemon:
             return
         self.rules_mtime_ns = mtime_ns
         try:
-            program = core.load_rules(self.config.rules_path)
-        except core.PricingError as exc:
+            program = self.rules.load()
+        except (core.PricingError, TerminalError) as exc:
+            message = self.rules.refuse(exc)
+            self.publish("rules_refused", {"message": message})
             self.publish("error", {"message": f"new rules refused, the old ones stay: {exc}"})
             return
         self.register.engine = core.Engine(program)
@@ -523,6 +529,8 @@ class Daemon:
             loop.add_signal_handler(sig, self.stop.set)
         self.recover()
         await self.desk.recover()  # a card payment left by a crash: committed once or reversed
+        if self.rules.refusal:  # started on the last good rules, or waiting: say why
+            self.publish("rules_refused", {"message": self.rules.refusal})
         api = ApiServer(self)
         await api.start()
         spawn = self.tasks.append

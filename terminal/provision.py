@@ -17,13 +17,15 @@ import datetime as dt
 import os
 import secrets
 import shutil
+import tomllib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import core
 from terminal.config import ConfigError, TerminalConfig, parse_config, sync_config
-from terminal.ledger import Ledger
+from terminal.ledger import Ledger, importing
 
 KEY_BYTES = 32
 PULL_TIMEOUT_S = 60.0
@@ -98,6 +100,16 @@ def printer_table(spec: str, spool: Path) -> dict[str, Any]:
     return table
 
 
+def _toml_string(value: str) -> str:
+    """A TOML basic string. Control characters (newlines, escapes, DEL) and lone surrogates have
+    no place in a name, id or path and are refused: `--store-name $'Shop"\\n[evil]'` must not
+    become a config section."""
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs")), None)
+    if bad is not None:
+        raise ConfigError(f"{value[:40]!r}: control characters (here {bad!r}) are not allowed in the config")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def service_tables(req: ProvisionRequest) -> list[dict[str, Any]]:
     """--payment sim:DIR, --fiscal atol:URL | sim:DIR → [[device]] tables."""
     out = []
@@ -120,7 +132,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _toml_string(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -210,8 +222,17 @@ def ensure_key(path: Path, given: Path | None) -> str:
 
 
 def provision(req: ProvisionRequest, report: Any = print) -> TerminalConfig:
+    """Every value is checked before anything is written: the config text as the daemon will
+    read it back, the rules, the key file and every row of the CSV files."""
     doc = build_doc(req)
-    config = parse_config(doc, req.config_path)  # refuse before writing anything
+    text = to_toml(doc)
+    try:
+        written = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{req.config_path}: the config would not read back: {exc}") from None
+    if written != doc:
+        raise ConfigError(f"{req.config_path}: the config would not read back as given; check the values")
+    config = parse_config(written, req.config_path)
     if req.config_path.exists() and not req.force:
         raise ConfigError(f"{req.config_path}: exists; use --force to replace it")
     program = core.load_rules(req.rules) if req.rules else None
@@ -224,10 +245,13 @@ def provision(req: ProvisionRequest, report: Any = print) -> TerminalConfig:
             f"--cards {req.cards} with --server: the central server owns a synced terminal's cards; "
             "publish the file there (posterm-central publish cards FILE) and they arrive with the first sync"
         )
+    now = dt.datetime.now().astimezone()
     for name, path in (("catalog", req.catalog), ("cards", req.cards)):
         if path is not None and not path.is_file():
             raise ConfigError(f"--{name} {path}: no such file")
-    _write_file(req.config_path, to_toml(doc).encode(), 0o644)
+        if path is not None:
+            importing.check_file(path, name, now)
+    _write_file(req.config_path, text.encode(), 0o644)
     report(f"config      {req.config_path} written (terminal {config.terminal_id}, store {config.store})")
     with Ledger.init(config.ledger_path, config.terminal_id) as ledger:
         report(f"ledger      {config.ledger_path} ready")
@@ -236,7 +260,6 @@ def provision(req: ProvisionRequest, report: Any = print) -> TerminalConfig:
             config.rules_path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(req.rules, config.rules_path)
             report(f"rules       {config.rules_path} installed ({len(program.rules)} rules)")
-        now = dt.datetime.now().astimezone()
         if req.catalog is not None:
             result = ledger.import_catalog(req.catalog, now)
             report(f"catalog     {req.catalog} imported: {_counts(result)}")

@@ -124,6 +124,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     print(f"daemon      pid {daemon['pid']}, up {daemon['uptime_s']} s, engine {daemon['engine']}, "
           f"rules {daemon['rules']}, checkout {daemon['checkout']}, print queue {daemon['print_queue']}")
+    if daemon.get("rules_refused"):
+        print(f"rules       REFUSED: {daemon['rules_refused']}")
     sync = daemon.get("sync")
     if sync is not None:
         state = "online" if sync.get("online") else "offline"

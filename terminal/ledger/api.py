@@ -40,7 +40,15 @@ from terminal.ledger import (
     verify,
 )
 from terminal.ledger.errors import LedgerDamagedError, LedgerError, LedgerInputError
-from terminal.ledger.store import FORMAT_VERSION, FORMATS_READ, MAP_SIZE_DEFAULT_BYTES, META_KEY, Store
+from terminal.ledger.store import (
+    FORMAT_VERSION,
+    FORMATS_READ,
+    MAP_SIZE_DEFAULT_BYTES,
+    MAP_SIZE_MAX_BYTES,
+    MAP_SIZE_MIN_BYTES,
+    META_KEY,
+    Store,
+)
 from terminal.ledger.tx import Tx, write
 
 EPOCH_MAX = 2**62  # the server keeps epochs as 64-bit integers
@@ -48,6 +56,27 @@ EPOCH_MAX = 2**62  # the server keeps epochs as 64-bit integers
 
 def _fresh_epoch() -> int:
     return int(time.time() * 1000)
+
+
+def _make_dirs(path: Path) -> list[Path]:
+    """Create `path` and missing parents; returns those created (deepest last)."""
+    missing = [p for p in [path, *path.parents] if not p.exists()][::-1]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _remove_made(missing)
+        raise LedgerError(f"{path}: cannot create the ledger directory: {exc.strerror}") from None
+    return missing
+
+
+def _remove_made(created: list[Path]) -> None:
+    for made in reversed(created):
+        for name in ("data.mdb", "lock.mdb"):
+            (made / name).unlink(missing_ok=True)
+        try:
+            made.rmdir()
+        except OSError:
+            return  # not empty or gone: leave what is not ours
 
 
 class Ledger:
@@ -89,8 +118,16 @@ class Ledger:
         keys.text(terminal_id, "terminal id")
         if epoch is not None and (type(epoch) is not int or not 1 <= epoch <= EPOCH_MAX):
             raise LedgerInputError(f"epoch must be a whole number 1..{EPOCH_MAX}, got {epoch!r}")
-        Path(path).mkdir(parents=True, exist_ok=True)
-        store = Store(path, map_size_bytes, sync=sync, create=True)
+        if not MAP_SIZE_MIN_BYTES <= map_size_bytes <= MAP_SIZE_MAX_BYTES:
+            raise LedgerInputError(
+                f"map size {map_size_bytes} bytes is outside {MAP_SIZE_MIN_BYTES}..{MAP_SIZE_MAX_BYTES}"
+            )
+        created = _make_dirs(Path(path))
+        try:
+            store = Store(path, map_size_bytes, sync=sync, create=True)
+        except LedgerError:
+            _remove_made(created)  # a refused init leaves nothing behind
+            raise
         try:
             with store.env.begin(write=True) as txn:
                 raw = txn.get(META_KEY, db=store.dbs["meta"])

@@ -88,6 +88,14 @@ def read_rows(
     elif names != columns:
         raise LedgerError(f"{path}: row 1 must be the header {','.join(columns + optional)}")
     rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        _collect(reader, rows, path, columns)
+    except csv.Error as exc:  # a field past csv's own limit, a stray quote in strict mode…
+        raise LedgerError(f"{path}: not a readable CSV file: {exc}") from None
+    return data, rows
+
+
+def _collect(reader: Any, rows: list[tuple[int, dict[str, str]]], path: Path, columns: list[str]) -> None:
     for number, row in enumerate(reader, start=2):
         if len(rows) >= ROWS_MAX:
             raise LedgerError(f"{path}: more than {ROWS_MAX} rows")
@@ -100,7 +108,6 @@ def read_rows(
                 | ({"__width": str(len(row)), "__want": str(len(columns))}),
             )
         )
-    return data, rows
 
 
 def _int(row: dict[str, str], field: str, low: int = 0, high: int = 10**15) -> int:
@@ -180,6 +187,19 @@ def _card_file(path: str | Path, at: moments.Moment) -> tuple[bytes, list[Any], 
     except cardfile.CardFileError as exc:
         raise LedgerError(str(exc)) from None
     return data, good, problems
+
+
+def check_file(path: str | Path, what: str, now: Any) -> int:
+    """Every row of a cards or catalog file checked as the import would, without a ledger (for
+    `posterm provision`, which must refuse before it writes anything); returns the row count."""
+    at = moments.moment(now, "now")
+    if what == "cards":
+        _, good, problems = _card_file(path, at)
+    else:
+        _, rows = read_rows(path, CATALOG_COLUMNS, CATALOG_OPTIONAL)
+        good, problems = _parse(rows, _catalog_row, "sku")
+    _finish(path, problems, False)
+    return len(good)
 
 
 def import_cards(store: Store, path: str | Path, now: Any, force: bool = False) -> dict[str, Any]:

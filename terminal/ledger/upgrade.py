@@ -1,11 +1,12 @@
 """The one-time upgrade of a format-1 or format-2 ledger to format 3 (checksummed records).
 
-Formats 1 and 2 stored plain values; format 3 stores `value + CRC-32(key + value)` (see
-`codec`). The first open of an older file seals every record of every sub-database and sets the
-format in one write transaction: a crash during it leaves the old file as it was, and the next
-open starts again. Values are sealed as they are — the upgrade does not judge them; `verify`
-still does. It needs free map space about the size of the file (LMDB writes new pages before
-freeing the old ones): when full, nothing changes and the refusal says to raise the map size.
+Formats 1 and 2 stored plain values; format 3 stores each value with its checksum (see
+`codec`: XXH3-64 of the value, seeded by its key). The first open of an older file seals every
+record of every sub-database and sets the format in one write transaction: a crash during it
+leaves the old file as it was, and the next open starts again. Values are sealed as they are —
+the upgrade does not judge them; `verify` still does. It needs free map space about the size of
+the file (LMDB writes new pages before freeing the old ones): when full, nothing changes and the
+refusal says to raise the map size.
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ class Syncer:
         if stop is not None and stop.is_set():
             return {"sent": sent, "pages": 0}
         pages = await self.puller.pull()
-        self.status.update(online=True, last_ok_ms=int(time.time() * 1000), last_error=None)
+        self.status.update(online=True, last_ok_ms=int(time.time() * 1000), last_error=None,
+                           rules_refused=self.puller.rules_refused)
         return {"sent": sent, "pages": pages}
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -21,13 +21,12 @@ import hashlib
 import json
 import logging
 import os
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core.errors import PricingError
-from core.rules import compile_rules
+from core.rules import compile_rules, parse_rules_text
 from protocol import wire
 from terminal.ledger import Ledger, LedgerError
 from terminal.sync.client import SyncClient
@@ -99,11 +98,10 @@ def ledger_batch(page: dict[str, Any]) -> dict[str, Any]:
 def _check_rules(rules: dict[str, Any]) -> str | None:
     """None when the published rules compile; else why not."""
     try:
-        compile_rules(tomllib.loads(rules["text"]), f"central rules {rules['version']}")
-    except (tomllib.TOMLDecodeError, PricingError) as exc:
+        source = f"central rules {rules['version']}"
+        compile_rules(parse_rules_text(rules["text"], source), source)  # nesting bounded first
+    except PricingError as exc:
         return f"central rules {rules['version']}: refused: {exc}"
-    except RecursionError:  # tomllib recurses per nesting level
-        return f"central rules {rules['version']}: refused: nested too deeply"
     return None
 
 
@@ -117,12 +115,16 @@ def _refuse_rules(page: dict[str, Any], reason: str) -> dict[str, Any]:
 def apply_page(ledger: Ledger, page: dict[str, Any], rules_file: Path | None, now: Any) -> dict[str, Any]:
     """Apply one decoded page (blocking; run in a thread). A refused page raises SyncError and
     changes nothing — but acks the page reports stay confirmed: they are facts of the server,
-    not of the page's content, and must precede the balances."""
+    not of the page's content, and must precede the balances. Rules that do not compile are a
+    bad item, not a bad page: they are skipped (the running program and rules file stay), the
+    refusal is logged and returned as `rules_refused`, and the rest of the page applies."""
     rules = page.get("rules")
+    refused = None
     if rules is not None:
         reason = _check_rules(rules)
         if reason is not None:
-            page, rules = _refuse_rules(page, reason), None
+            page, rules, refused = _refuse_rules(page, reason), None, reason
+            log.warning("event=rules_refused cursor=%s reason=%r", page.get("cursor"), refused)
     acked = page.get("acked")
     meta = ledger.meta()
     if acked and acked["epoch"] == meta["epoch"] and acked["seq"] > meta["acked_seq"]:
@@ -145,7 +147,7 @@ def apply_page(ledger: Ledger, page: dict[str, Any], rules_file: Path | None, no
             os.replace(staged, rules_file)
         except OSError as exc:
             raise SyncError(f"{rules_file}: cannot write: {exc}") from None
-    return result
+    return result if refused is None else {**result, "rules_refused": refused}
 
 
 def _apply_ledger(ledger: Ledger, page: dict[str, Any], now: Any) -> dict[str, Any]:
@@ -173,6 +175,7 @@ class UpdatesPuller:
         self.epoch = ledger.meta()["epoch"]
         self.cursor = read_cursor(state_file, self.epoch)
         self.applied_pages = 0
+        self.rules_refused: str | None = None  # the last rules from the feed that did not compile
 
     async def pull(self) -> int:
         """Pull and apply pages until the feed has no more; returns the pages applied."""
@@ -186,6 +189,8 @@ class UpdatesPuller:
                 raise SyncError(f"central moved the cursor back ({page['cursor']} < {self.cursor})")
             now = datetime.now(UTC).isoformat()
             result = await asyncio.to_thread(apply_page, self.ledger, page, self.rules_file, now)
+            if "rules_refused" in result:
+                self.rules_refused = result["rules_refused"]
             advanced = page["cursor"] != self.cursor
             if advanced:
                 await asyncio.to_thread(write_atomic, self.state_file, cursor_state(page["cursor"], self.epoch))

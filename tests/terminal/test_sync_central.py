@@ -245,7 +245,7 @@ def test_a_bad_update_item_is_refused_alone_and_the_rest_applies(
 
     product = {"sku": "B", "name": "bread", "price": 100, "barcodes": ["200"]}
     pages = [
-        {"cursor": 5, "more": False, "rules": {"version": "x", "text": "[program]\npoint_value = 0\n"},
+        {"cursor": 5, "more": False, "rules": {"version": "x", "text": "x = " + "[" * 500 + "]" * 500},
          "versions": {"rules": "x"}},
         {"cursor": 6, "more": False, "cards": [{"number": "C1", "version": 1, "balance": "many"}, card("C3", 7)]},
         {"cursor": 7, "more": False, "catalog": [{"sku": "A", "price": -1, "name": "x"}, product],
