@@ -20,11 +20,11 @@ import json
 import logging
 import os
 import sys
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from central import checks
 from central.balances import CardState
 from central.store import EVENTS_LIST_MAX, Store, StoreError, new_key, open_store
 from core.errors import PricingError
@@ -119,22 +119,21 @@ def cmd_terminal(store: Store, args: argparse.Namespace) -> int:
 
 def cmd_publish(store: Store, args: argparse.Namespace) -> int:
     if args.what == "rules":
-        from core.rules import compile_rules
-
         text = _read_text(args.file, wire.RULES_BYTES_MAX)
-        try:
-            compile_rules(tomllib.loads(text), args.file)
-        except tomllib.TOMLDecodeError as exc:
-            raise CentralCliError(f"{args.file}: not TOML: {exc}") from None
-        version = args.version or hashlib.sha256(text.encode()).hexdigest()[:16]
+        checks.rules(text, args.file)  # exactly as a terminal compiles it: a bad tree never reaches the feed
+        version = checks.version(args.version or hashlib.sha256(text.encode()).hexdigest()[:16], "rules")
         cursor = store.publish("rules", [("rules", {"version": version, "text": text})])
         print(json.dumps({"rules": version, "cursor": cursor}))
     elif args.what == "catalog":
-        products = [_product(row, f"{args.file} row {i + 2}") for i, row in enumerate(_csv_rows(args.file))]
+        rows = [(f"{args.file} row {i + 2}", row) for i, row in enumerate(_csv_rows(args.file))]
+        items = [(where, _product(row, where)) for where, row in rows]
+        checks.products(items, store.published_barcodes())
+        label = args.version or hashlib.sha256(Path(args.file).read_bytes()).hexdigest()[:16]
+        version = checks.version(label, "catalog")
+        products = [p for _, p in items]
         for start in range(0, len(products), PUBLISH_CHUNK_ROWS):
             chunk = products[start : start + PUBLISH_CHUNK_ROWS]
             store.publish("product", [(p["sku"], p) for p in chunk])
-        version = args.version or hashlib.sha256(Path(args.file).read_bytes()).hexdigest()[:16]
         cursor = store.publish("version", [("catalog", {"version": version})])
         print(json.dumps({"products": len(products), "catalog": version, "cursor": cursor}))
     else:
@@ -202,9 +201,10 @@ def cmd_card(store: Store, args: argparse.Namespace) -> int:
     if not args.number:
         raise CentralCliError(f"card {args.action}: give a card number")
     if args.action == "adjust":
-        if not args.points:
+        if args.points is None:
             raise CentralCliError(f"card adjust {args.number}: give the points to add (or, negative, to take)")
-        card = store.adjust_card(args.number, args.points)
+        checks.adjustment(args.number, args.points)
+        card = store.adjust_card(args.number, args.points, checks.balance)
         print(json.dumps({"card": card.number, "balance": card.balance}))
         return 0
     found = store.card(args.number)
@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     try:
         return int(args.handler(store, args))
-    except (CentralCliError, StoreError, wire.ProtocolError, PricingError) as exc:
+    except (CentralCliError, checks.CheckError, StoreError, wire.ProtocolError, PricingError) as exc:
         sys.stderr.write(f"posterm-central: {exc}\n")
         return EXIT_REFUSED
     finally:

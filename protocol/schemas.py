@@ -514,6 +514,54 @@ def _rows(path: str, f: Field) -> list[tuple[str, str, str, str, str, str]]:
     return out
 
 
+# ---------------------------------------------------------------- catalog items (central → terminal)
+
+
+@dataclass(frozen=True)
+class Key:
+    """A ledger text key: 1..64 UTF-8 bytes, no NUL (`terminal.ledger.keys.text`)."""
+
+    def doc(self) -> tuple[str, str, str]:
+        return "str", "UTF-8 bytes", f"1..{KEY_BYTES_MAX}, no NUL"
+
+    def compile(self) -> Checker:
+        def check(v: Any) -> None:
+            if type(v) is not str or not v or "\x00" in v or len(v.encode("utf-8", "replace")) > KEY_BYTES_MAX:
+                raise _fail(f"must be 1..{KEY_BYTES_MAX} UTF-8 bytes without NUL, got {v!r:.70}")
+
+        return check
+
+
+KEY_BYTES_MAX = 64
+PRODUCT_PRICE_MAX = 10**11
+PRODUCT = Record(
+    (
+        Field("sku", Key()),
+        Field("barcodes", ListOf(Key(), 16), required=False),
+        Field("name", Text(TEXT_CHARS_MAX)),
+        Field("price", Int(0, PRODUCT_PRICE_MAX, "minor units")),
+        Field("categories", ListOf(Text(128), 16), required=False),
+        Field("no_discount", Bool(), required=False),
+        Field("no_bonus", Bool(), required=False),
+        Field("min_price", Int(0, PRODUCT_PRICE_MAX, "minor units"), required=False, doc="≤ price"),
+    )
+)
+DELETED_PRODUCT = Record((Field("sku", Key()), Field("deleted", Bool())))
+_check_product = PRODUCT.compile()
+_check_deleted = DELETED_PRODUCT.compile()
+
+
+def check_product(item: Any) -> None:
+    """A catalog entry of the feed as a terminal's ledger accepts it (`terminal.ledger.catalog.
+    check_product`): a product, or `{"sku", "deleted": true}`. Raises `Invalid`."""
+    if type(item) is dict and item.get("deleted"):
+        _check_deleted(item)
+        return
+    _check_product(item)
+    if item.get("min_price", 0) > item["price"]:
+        raise Invalid("min_price", f"{item['min_price']} is above price {item['price']}")
+
+
 def doc_markdown() -> str:
     """The event tables of docs/protocol.md §3.1 (`python -m protocol.schemas` prints them)."""
     out = []
