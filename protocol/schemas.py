@@ -21,8 +21,10 @@ Imports nothing of the project: `protocol.wire` builds on it.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 TIME_MIN_ISO = "2000-01-01T00:00:00+00:00"
@@ -202,11 +204,16 @@ class ListOf:
         return f"array of {kind}", "", f"0..{self.items_max} items"
 
     def compile(self) -> Checker:
+        """Items all checked at once when they are surely valid (`_many`: a few C-level passes
+        over the whole list); item by item, naming the first bad one, otherwise."""
         item, items_max = self.item.compile(), self.items_max
+        many = _many(self.item)
 
         def check(v: Any) -> None:
             if type(v) is not list or len(v) > items_max:
                 raise _fail(f"must be an array of at most {items_max} items")
+            if not v or many(v):
+                return
             for i, x in enumerate(v):
                 try:
                     item(x)
@@ -214,6 +221,20 @@ class ListOf:
                     raise _within(f"[{i}]", exc) from None
 
         return check
+
+
+def _many(item: Any) -> Callable[[list[Any]], bool]:
+    """A check of a non-empty list's items at once: True only when every one is valid."""
+    if type(item) is Record:
+        return item.compile_many()
+    if type(item) is Text and not item.choices:
+        low, high = item.chars_min, item.chars_max
+
+        def texts(v: list[Any]) -> bool:
+            return set(map(type, v)) == {str} and min(map(len, v)) >= low and max(map(len, v)) <= high
+
+        return texts
+    return lambda v: False
 
 
 @dataclass(frozen=True)
@@ -260,20 +281,34 @@ class Record:
     def doc(self) -> tuple[str, str, str]:
         return "map", "", ", ".join(f.name for f in self.fields)
 
-    def compile(self, skip: frozenset[str] = frozenset()) -> Checker:
-        """One closure: key set checks, then the whole numbers and the plain strings inline,
-        then the other fields by their own checkers. `skip`: allowed fields the caller checks."""
+    def _parts(self, skip: frozenset[str]) -> tuple[Any, ...]:
         allowed = frozenset(f.name for f in self.fields)
         required = frozenset(f.name for f in self.fields if f.required)
-        ints = tuple((f.name, f.spec.low, f.spec.high) for f in self.fields if type(f.spec) is Int)
-        texts = tuple(
-            (f.name, f.spec.chars_min, f.spec.chars_max)
-            for f in self.fields
-            if type(f.spec) is Text and not f.spec.choices
-        )
-        inline = {name for name, *_ in ints} | {name for name, *_ in texts} | skip
-        others = tuple((f.name, f.spec.compile()) for f in self.fields if f.name not in inline)
+        int_groups: dict[tuple[int, int], list[str]] = {}
+        text_groups: dict[tuple[int, int], list[str]] = {}
+        loose_names = []
+        for f in self.fields:
+            spec = f.spec
+            if type(spec) is Int and f.required:
+                int_groups.setdefault((spec.low, spec.high), []).append(f.name)
+            elif type(spec) is Text and not spec.choices and f.required:
+                text_groups.setdefault((spec.chars_min, spec.chars_max), []).append(f.name)
+            elif f.name not in skip:
+                loose_names.append(f.name)
+        specs = {f.name: f.spec for f in self.fields}
+        int_checks = tuple((_getter(names), low, high, tuple(names)) for (low, high), names in int_groups.items())
+        text_checks = tuple((_getter(names), low, high, tuple(names)) for (low, high), names in text_groups.items())
+        others = tuple((name, specs[name].compile()) for name in loose_names)
+        return allowed, required, int_checks, text_checks, others, specs
+
+    def compile(self, skip: frozenset[str] = frozenset()) -> Checker:
+        """One closure: key set checks; the required whole numbers of one range, and the
+        required plain strings of one length range, each checked as a group by a few C-level
+        calls (`itemgetter`, `set(map(type, …))`, `min`, `max`); then the optional ones and the
+        other fields by their own checkers. `skip`: allowed fields the caller checks itself."""
+        allowed, required, int_checks, text_checks, others, specs = self._parts(skip)
         missing = object()
+        only_int, only_str = {int}, {str}
 
         def check(v: Any) -> None:
             if type(v) is not dict:
@@ -283,15 +318,15 @@ class Record:
                 raise _fail(f"unknown field(s) {sorted(map(str, keys - allowed))[:5]}")
             if not required <= keys:
                 raise _fail(f"missing field(s) {sorted(required - keys)[:5]}")
+            for values, low, high, names in int_checks:
+                got = values(v)
+                if set(map(type, got)) != only_int or min(got) < low or max(got) > high:
+                    _bad_member(v, names, specs)
+            for values, low, high, names in text_checks:
+                got = values(v)
+                if set(map(type, got)) != only_str or min(map(len, got)) < low or max(map(len, got)) > high:
+                    _bad_member(v, names, specs)
             get = v.get
-            for name, low, high in ints:
-                x = get(name, missing)
-                if x is not missing and (type(x) is not int or x < low or x > high):
-                    raise Invalid(name, f"must be an integer {low}..{high}, got {x!r:.40}")
-            for name, low, high in texts:
-                x = get(name, missing)
-                if x is not missing and (type(x) is not str or not low <= len(x) <= high):
-                    raise Invalid(name, f"must be a string of {low}..{high} chars, got {x!r:.40}")
             for name, sub in others:
                 x = get(name, missing)
                 if x is not missing:
@@ -301,6 +336,58 @@ class Record:
                         raise _within(name, exc) from None
 
         return check
+
+    def compile_many(self) -> Callable[[list[Any]], bool]:
+        """True when every item of a non-empty list is valid, checked field group by field group
+        over all items at once (a sale's lines); False sends the caller item by item."""
+        allowed, required, int_checks, text_checks, others, _ = self._parts(frozenset())
+        missing = object()
+        only_int, only_str, only_dict = {int}, {str}, {dict}
+        chain = itertools.chain.from_iterable
+
+        def many(items: list[Any]) -> bool:
+            if set(map(type, items)) != only_dict:
+                return False
+            for keys in set(map(frozenset, items)):
+                if not (keys <= allowed and required <= keys):
+                    return False
+            for values, low, high, _names in int_checks:
+                got = list(chain(map(values, items)))
+                if set(map(type, got)) != only_int or min(got) < low or max(got) > high:
+                    return False
+            for values, low, high, _names in text_checks:
+                got = list(chain(map(values, items)))
+                if set(map(type, got)) != only_str or min(map(len, got)) < low or max(map(len, got)) > high:
+                    return False
+            for item in items if others else ():
+                for name, sub in others:
+                    x = item.get(name, missing)
+                    if x is not missing:
+                        try:
+                            sub(x)
+                        except Invalid:
+                            return False
+            return True
+
+        return many
+
+
+def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """The values of `names` as a tuple (itemgetter gives a bare value for one name)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda v: (v[name],)
+    return itemgetter(*names)
+
+
+def _bad_member(v: dict[str, Any], names: tuple[str, ...], specs: dict[str, Any]) -> None:
+    """A group check failed: raise for its first bad field (the refusal path only)."""
+    for name in names:
+        try:
+            specs[name].compile()(v[name])
+        except Invalid as exc:
+            raise _within(name, exc) from None
+    raise AssertionError(f"no bad field among {names}")
 
 
 def _n(value: int) -> str:
