@@ -16,17 +16,21 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
 
 from central import balances, feed, receipts
+from central.metrics import CentralMetrics
 from central.store import ChainError, GapError, Store, StoreError
 from protocol import schemas, wire
 from protocol.wire import MAC_HEADER, TERMINAL_HEADER, ProtocolError
 
 log = logging.getLogger("posterm.central")
+# Each app's metrics counts the log events (central.metrics); registered and removed per app.
+OBSERVERS: list[Callable[[str, dict[str, Any]], None]] = []
 
 KEY_CACHE_TTL_S = 5.0
 KEY_CACHE_MAX = 100_000
@@ -43,6 +47,8 @@ KEYS_KEY: web.AppKey[dict[str, tuple[float, list[bytes]]]] = web.AppKey("keys", 
 
 def log_line(level: int, event: str, **fields: Any) -> None:
     log.log(level, "event=%s %s", event, " ".join(f"{k}={v}" for k, v in fields.items()))
+    for observe in OBSERVERS:
+        observe(event, fields)
 
 
 def _printable(text: str) -> str:
@@ -237,6 +243,24 @@ async def health(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
+def _add_metrics(app: web.Application, store: Store) -> None:
+    """`GET /metrics` (unauthenticated, like /v1/health: counts, no card data) and the counting."""
+    found = CentralMetrics(store.terminals)
+    app.middlewares.append(found.middleware)
+    OBSERVERS.append(found.observe)
+
+    async def metrics(request: web.Request) -> web.Response:
+        # The terminals gauge reads the database: off the event loop, like every store call.
+        response: web.Response = await _run(request, found.exposition)
+        return response
+
+    async def forget(app: web.Application) -> None:
+        OBSERVERS.remove(found.observe)
+
+    app.router.add_get("/metrics", metrics)
+    app.on_cleanup.append(forget)
+
+
 def make_app(store: Store) -> web.Application:
     app = web.Application(client_max_size=wire.BATCH_BYTES_MAX, middlewares=[signed_not_found])
     app[STORE_KEY] = store
@@ -251,6 +275,7 @@ def make_app(store: Store) -> web.Application:
     app.router.add_get("/v1/cards/{number}", get_card)
     app.router.add_get("/v1/receipts/{receipt}", get_receipt)
     app.router.add_get("/v1/health", health)
+    _add_metrics(app, store)
 
     async def shutdown(app: web.Application) -> None:
         app[INGEST_POOL_KEY].shutdown(wait=True)

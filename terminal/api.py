@@ -148,6 +148,7 @@ class ApiServer:
             web.get("/v1/devices", self.get_devices),
             web.post("/v1/printer/retry", self.printer_retry),
             web.get("/v1/status", self.get_status),
+            web.get("/metrics", self.get_metrics),
             web.get("/v1/events", self.events),
         ]
 
@@ -287,6 +288,10 @@ class ApiServer:
 
     async def get_status(self, request: web.Request) -> web.Response:
         return _ok(self.daemon.status())
+
+    async def get_metrics(self, request: web.Request) -> web.Response:
+        """Prometheus text format (terminal.metrics): counts and states, no card data."""
+        return self.daemon.metrics.exposition()
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: scan, swipe, quote, sale, return, printer, device, error, …"""

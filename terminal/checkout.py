@@ -26,6 +26,7 @@ import functools
 import json
 import os
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -145,6 +146,7 @@ class Register:
         self.hold_timeout_s = hold_timeout_s
         self.publish = publish
         self.offline_cap_points = offline_cap_points
+        self.quote_timer: Callable[[float], None] | None = None  # the daemon's metrics, seconds a quote took
         self.current: Checkout | None = None
 
     # ------------------------------------------------------------------ record
@@ -216,10 +218,14 @@ class Register:
         if self.engine is None:
             raise CheckoutError("no pricing rules yet: the terminal waits for them from the central server "
                                 "(posterm status shows the last sync)")
+        started = time.perf_counter()
         try:
             return self.engine.quote(co.cart(self.store), card, now, co.redeem)
         except PricingError as exc:
             raise CheckoutError(f"checkout {co.id}: cannot price the cart: {exc}") from None
+        finally:
+            if self.quote_timer is not None:
+                self.quote_timer(time.perf_counter() - started)
 
     def _cap_offline(self, card: dict[str, Any], co: Checkout, now: dt.datetime, cap: int) -> dict[str, Any]:
         """The server could not confirm the balance: this sale may use at most `cap` points

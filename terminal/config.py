@@ -34,11 +34,22 @@ IDLE_TIMEOUT_S = (10, 24 * 3600)
 HOLD_TIMEOUT_S = (30, 24 * 3600)
 PRINTER_RETRY_S = (0.1, 600.0)
 SOCKET_PATH_CHARS_MAX = 100  # sun_path is 108 bytes; leave room for the NUL and some slack
-TABLES = {"terminal", "api", "checkout", "printer", "codes", "device", "sync"}
+TABLES = {"terminal", "api", "checkout", "printer", "codes", "device", "sync", "retention"}
+PRUNE_INTERVAL_S = (60, 86_400)
+KEEP_DAYS = (1, 3_660)
 
 
 class ConfigError(TerminalError):
     """The terminal config is missing, malformed or has a bad value; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """[retention]: what the daemon prunes once the server holds it (terminal.ledger.retention)."""
+
+    events_keep_days: int = 35
+    receipts_keep_days: int = 30  # the return window at this terminal; later returns go through central
+    prune_interval_s: int = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +69,7 @@ class TerminalConfig:
     printer_retry_s: float
     devices: DevicesConfig
     sync: dict[str, Any] | None = None
+    retention: Retention = Retention()
 
     @property
     def state_dir(self) -> Path:
@@ -130,6 +142,8 @@ def parse_config(doc: dict[str, Any], path: Path) -> TerminalConfig:
     api = _Table(doc, "api", str(path), {"socket", "tcp_port"})
     checkout = _Table(doc, "checkout", str(path), {"idle_timeout_s", "hold_timeout_s"})
     printer = _Table(doc, "printer", str(path), {"retry_s"})
+    keep = _Table(doc, "retention", str(path), {"events_keep_days", "receipts_keep_days", "prune_interval_s"})
+    defaults = Retention()
     server_url = term.text("server_url", "")
     if server_url and not re.match(r"^https?://[^\s/]+", server_url):
         raise ConfigError(f"{term.where} server_url must start with http:// or https://, got {server_url!r}")
@@ -160,6 +174,11 @@ def parse_config(doc: dict[str, Any], path: Path) -> TerminalConfig:
         printer_retry_s=float(printer.number("retry_s", 10, PRINTER_RETRY_S, whole=False)),
         devices=devices,
         sync=_sync_table(doc, path),
+        retention=Retention(
+            events_keep_days=keep.number("events_keep_days", defaults.events_keep_days, KEEP_DAYS),
+            receipts_keep_days=keep.number("receipts_keep_days", defaults.receipts_keep_days, KEEP_DAYS),
+            prune_interval_s=keep.number("prune_interval_s", defaults.prune_interval_s, PRUNE_INTERVAL_S),
+        ),
     )
 
 

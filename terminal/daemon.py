@@ -35,12 +35,13 @@ from drivers.events import CardSwipe, DeviceState, Event, EventQueue, PrinterSta
 from drivers.printer import ReceiptPrinter
 from drivers.receipt import Receipt, ReceiptLine, ReportKind, ShiftReport, mask_card
 from drivers.spool import Spool
-from terminal import failpoints
+from terminal import failpoints, housekeeping
 from terminal.bus import Bus
 from terminal.checkout import CheckoutError, Register
 from terminal.config import TerminalConfig, sync_config
 from terminal.errors import TerminalError
 from terminal.ledger import Ledger, LedgerNotFoundError
+from terminal.metrics import TerminalMetrics
 from terminal.notify import Notifier
 
 log = logging.getLogger("posterm.daemon")
@@ -81,6 +82,7 @@ class Daemon:
         self.config = config
         self.notifier = notifier or Notifier.from_env()
         self.bus = Bus()
+        self.metrics = TerminalMetrics(self)  # reads the daemon's state only when scraped
         self.events = EventQueue()
         self.lock = asyncio.Lock()
         self.stop = asyncio.Event()
@@ -89,6 +91,7 @@ class Daemon:
         self.tasks: list[asyncio.Task[Any]] = []
         self.sync = sync_config(config)  # checked now: a bad key must stop the start, clearly
         self.syncer: Any = None
+        self.last_prune: dict[str, Any] | None = None
         program: core.Program | None = None
         self.rules_mtime_ns: int | None = None
         if config.rules_path.exists() or self.sync is None:
@@ -107,6 +110,7 @@ class Daemon:
             hold_timeout_s=config.hold_timeout_s, publish=self.publish,
             offline_cap_points=None if self.sync is None else self.sync.offline_redeem_max_points)
         self.card_lookup: Any = None
+        self.register.quote_timer = self.metrics.quote.observe
         self.printer: ReceiptPrinter | None = None
         if config.devices.printers:
             first = config.devices.printers[0]  # one receipt printer per terminal; others unused
@@ -119,6 +123,7 @@ class Daemon:
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:
         self.bus.publish(kind, data)
+        self.metrics.observe(kind, data)
         if kind not in ("quote", "scan"):
             log_event(kind, **{k: v for k, v in data.items() if k in (
                 "id", "receipt", "reason", "to_pay", "redeemed", "accrued", "code", "message", "device",
@@ -336,7 +341,7 @@ class Daemon:
                 "last_sync": self.ledger.meta().get("last_update"),
                 "sync": None if self.syncer is None else self.syncer.status,
                 "print_queue": len(spool), "events_dropped": self.events.dropped,
-                "sse_clients": len(self.bus.clients), "devices": self.devices}
+                "sse_clients": len(self.bus.clients), "devices": self.devices, "last_prune": self.last_prune}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -431,7 +436,8 @@ class Daemon:
             spawn(asyncio.create_task(make_input(dev, self.config).run(self.events.emit, self.stop), name=dev.name))
         if self.printer is not None:
             spawn(asyncio.create_task(self.printer.run(self.stop, self.config.printer_retry_s), name="printer"))
-        for name, coro in (("consume", self.consume()), ("idle", self.sweep_idle()), ("watchdog", self.watchdog())):
+        for name, coro in (("consume", self.consume()), ("idle", self.sweep_idle()), ("watchdog", self.watchdog()),
+                           ("prune", housekeeping.prune_loop(self, now_local))):
             spawn(asyncio.create_task(coro, name=name))
         if self.sync is not None:
             spawn(asyncio.create_task(self.run_sync(), name="sync"))

@@ -8,6 +8,8 @@
     posterm ledger expire [--id ID]
     posterm ledger report balances|points|sales|shift [--from T --to T] [--close]
     posterm ledger verify | stats
+    posterm ledger prune [--events-keep-days N] [--receipts-keep-days N]
+    posterm ledger backup --out DIR | restore --from DIR [--force] | compact
 
 Every command but init takes `--ledger DIR` (and `--json`, `--now`, `--map-size-mb`).
 This shell owns the clock: `--now` (ISO-8601 with offset) defaults to this machine's time.
@@ -24,7 +26,9 @@ import uuid
 from typing import Any
 
 from terminal.jsonio import dump_json
-from terminal.ledger import Ledger
+from terminal.ledger import Ledger, retention
+from terminal.ledger.api import verify_file
+from terminal.ledger.backup import restore
 from terminal.ledger.store import MAP_SIZE_DEFAULT_BYTES
 
 MIB = 1024 * 1024
@@ -109,6 +113,19 @@ def register(subparsers: Any) -> None:
     report.set_defaults(handler=cmd_report)
     add("verify", help="check the whole file").set_defaults(handler=cmd_verify)
     add("stats", help="size, usage, backlog").set_defaults(handler=cmd_stats)
+    prune = add("prune", help="drop acked events and old receipts the server holds")
+    prune.add_argument("--events-keep-days", type=int, default=retention.EVENTS_KEEP_DAYS_DEFAULT)
+    prune.add_argument("--receipts-keep-days", type=int, default=retention.RECEIPTS_KEEP_DAYS_DEFAULT,
+                       help="the return window (default %(default)s)")
+    prune.set_defaults(handler=cmd_prune)
+    back = add("backup", help="a verified, compacted copy, safe while the daemon runs")
+    back.add_argument("--out", required=True, help="a new or empty directory")
+    back.set_defaults(handler=cmd_backup)
+    rest = add("restore", help="put a verified backup in place of the ledger (daemon stopped)")
+    rest.add_argument("--from", dest="source", required=True, help="a backup directory")
+    rest.add_argument("--force", action="store_true", help="replace an existing ledger")
+    rest.set_defaults(handler=cmd_restore)
+    add("compact", help="rewrite the file without free pages (daemon stopped)").set_defaults(handler=cmd_compact)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -240,8 +257,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    with _open(args) as ledger:
-        result = ledger.verify()
+    """Exit 0: sound; 1: damage found (named); 2: not a ledger / unusable input (one line)."""
+    if not args.ledger:
+        raise SystemExit(_usage("--ledger DIR is required for this command"))
+    result = verify_file(args.ledger, args.map_size_mb * MIB)
     text = (
         f"{args.ledger}: {'OK' if result['ok'] else 'PROBLEMS'} — {result['cards']} cards, "
         f"{result['receipts']} receipts, {result['returns']} returns, "
@@ -260,4 +279,49 @@ def cmd_stats(args: argparse.Namespace) -> int:
         f"({s['usage_percent']} % used), backlog {s['backlog']} event(s), shift {s['shift']}"
     )
     _print(args, s, text)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    totals = {"events": 0, "receipts": 0}
+    with _open(args) as ledger:
+        for _ in range(retention.PASSES_MAX):
+            step = ledger.prune(_now(args), args.events_keep_days, args.receipts_keep_days)
+            totals = {k: totals[k] + step[k] for k in totals}
+            if not step["more"]:
+                break
+        size = ledger.stats()["usage_percent"]
+    _print(args, {**totals, "usage_percent": size},
+           f"{args.ledger}: pruned {totals['events']} events, {totals['receipts']} receipts; map {size} % used")
+    return 0
+
+
+def _copy_text(result: dict[str, Any], verb: str) -> str:
+    return (f"{result['path']}: {verb} ledger of terminal {result['terminal']} "
+            f"(events through {result['next_seq'] - 1}, acked {result['acked_seq']}, "
+            f"{result['file_bytes']} bytes), verified")
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    with _open(args) as ledger:
+        result = ledger.backup(args.out)
+    _print(args, result, _copy_text(result, "backup of the"))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    if not args.ledger:
+        return _usage("--ledger DIR is required for this command")
+    result = restore(args.source, args.ledger, args.map_size_mb * MIB, args.force)
+    _print(args, result, _copy_text(result, "restored"))
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    ledger = _open(args)
+    try:
+        result = ledger.compact()
+    finally:
+        ledger.close()
+    _print(args, result, _copy_text(result, f"compacted from {result['bytes_before']} bytes,"))
     return 0

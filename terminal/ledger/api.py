@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from terminal.ledger import (
     adjust,
+    backup,
     cards,
     catalog,
     codec,
@@ -27,13 +28,15 @@ from terminal.ledger import (
     moments,
     outbox,
     reports,
+    retention,
     returns,
     sales,
     shifts,
     updates,
+    upgrade,
     verify,
 )
-from terminal.ledger.errors import LedgerError, LedgerInputError
+from terminal.ledger.errors import LedgerDamagedError, LedgerError, LedgerInputError
 from terminal.ledger.store import FORMAT_VERSION, FORMATS_READ, MAP_SIZE_DEFAULT_BYTES, META_KEY, Store
 
 EPOCH_MAX = 2**62  # the server keeps epochs as 64-bit integers
@@ -48,8 +51,14 @@ class Ledger:
         self, path: str | Path, map_size_bytes: int = MAP_SIZE_DEFAULT_BYTES, sync: bool = True
     ) -> None:
         self.store = Store(path, map_size_bytes, sync=sync)
-        with self.store.env.begin() as txn:
-            meta = self.store.read_meta(txn)
+        try:
+            if upgrade.needed(self.store):
+                upgrade.run(self.store)
+            with self.store.env.begin() as txn:
+                meta = self.store.read_meta(txn)
+        except LedgerError:
+            self.store.close()
+            raise
         if meta.get("format") not in FORMATS_READ:
             self.store.close()
             raise LedgerError(
@@ -95,12 +104,9 @@ class Ledger:
                         "versions": {},
                         "last_update": None,
                     }
-                    txn.put(META_KEY, codec.pack(meta), db=store.dbs["meta"])
-                elif codec.unpack(raw, "meta")["terminal"] != terminal_id:
-                    raise LedgerError(
-                        f"{path}: already a ledger of terminal "
-                        f"{codec.unpack(raw, 'meta')['terminal']}"
-                    )
+                    txn.put(META_KEY, codec.dump(META_KEY, meta), db=store.dbs["meta"])
+                elif (owner := store.read_meta(txn)["terminal"]) != terminal_id:
+                    raise LedgerError(f"{path}: already a ledger of terminal {owner}")
         finally:
             store.close()
         return cls(path, map_size_bytes, sync=sync)
@@ -136,8 +142,9 @@ class Ledger:
 
     def receipt(self, receipt_id: str) -> dict[str, Any] | None:
         with self.store.env.begin() as txn:
-            raw = txn.get(keys.text(receipt_id, "receipt id"), db=self.store.dbs["receipts"])
-            return None if raw is None else codec.unpack(raw, f"receipt {receipt_id}")
+            key = keys.text(receipt_id, "receipt id")
+            raw = txn.get(key, db=self.store.dbs["receipts"])
+            return None if raw is None else codec.load(key, raw, f"receipt {receipt_id}")
 
     def usage(self) -> float:
         return self.store.usage()
@@ -231,6 +238,18 @@ class Ledger:
     def export_balances(self, out: TextIO, now: Any) -> int:
         return importing.export_balances(self.store, out, now)
 
+    def prune(self, now: Any, events_keep_days: int = retention.EVENTS_KEEP_DAYS_DEFAULT,
+              receipts_keep_days: int = retention.RECEIPTS_KEEP_DAYS_DEFAULT) -> dict[str, Any]:
+        """One bounded retention pass (see `retention`); call again while `more`."""
+        return retention.prune(self.store, now, events_keep_days, receipts_keep_days)
+
+    def backup(self, out: str | Path) -> dict[str, Any]:
+        return backup.backup(self.store, out)
+
+    def compact(self) -> dict[str, Any]:
+        """Compact the file in place; the ledger is closed afterwards."""
+        return backup.compact(self.store)
+
     def verify(self) -> dict[str, Any]:
         return verify.verify(self.store)
 
@@ -249,3 +268,27 @@ class Ledger:
 
     def report_shift(self) -> dict[str, Any]:
         return reports.shift(self.store)
+
+
+def verify_file(path: str | Path, map_size_bytes: int = MAP_SIZE_DEFAULT_BYTES) -> dict[str, Any]:
+    """`Ledger.verify` for a file that may be too damaged to open as a ledger: damage (a bad
+    meta record, a truncated file) is a result with problems, not a refusal. What is not a
+    ledger at all (no such directory) is still refused with `LedgerError`."""
+    try:
+        with Ledger(path, map_size_bytes) as ledger:
+            return ledger.verify()
+    except LedgerDamagedError as exc:
+        opening = str(exc)
+    try:
+        store = Store(path, map_size_bytes)
+    except LedgerDamagedError as exc:
+        return {"ok": False, "damaged": 1, "problems": [str(exc)], "cards": 0, "events": 0,
+                "receipts": 0, "returns": 0}
+    try:
+        result = verify.verify(store)
+    finally:
+        store.close()
+    if not any(opening.startswith(p.split(":")[0]) for p in result["problems"]):
+        result["problems"].insert(0, opening)
+    result["ok"] = False
+    return result

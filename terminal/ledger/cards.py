@@ -50,10 +50,11 @@ def new_record(
 
 
 def read(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> dict[str, Any]:
-    raw = txn.get(keys.text(number, "card number"), db=dbs["cards"])
+    key = keys.text(number, "card number")
+    raw = txn.get(key, db=dbs["cards"])
     if raw is None:
         raise LedgerNotFoundError(f"card {number}: not in the ledger")
-    record: dict[str, Any] = codec.unpack(raw, f"card {number}")
+    record: dict[str, Any] = codec.load(key, raw, f"card {number}")
     return record
 
 

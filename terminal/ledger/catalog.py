@@ -73,12 +73,15 @@ def put(tx: Tx, product: dict[str, Any]) -> None:
             tx.delete("catalog", key)
         return
     for code in product["barcodes"]:
-        owner = tx.txn.get(keys.text(code, "barcode"), db=tx.dbs["barcodes"])
-        if owner is not None and keys.read_text(owner) != product["sku"]:
-            raise LedgerInputError(
-                f"barcode {code}: already belongs to sku {keys.read_text(owner)}"
-            )
-        tx.txn.put(keys.text(code, "barcode"), key, db=tx.dbs["barcodes"])
+        code_key = keys.text(code, "barcode")
+        owner = tx.txn.get(code_key, db=tx.dbs["barcodes"])
+        if owner is not None:
+            owner = codec.opened(code_key, owner, f"barcode {code}")
+            if keys.read_text(owner) != product["sku"]:
+                raise LedgerInputError(
+                    f"barcode {code}: already belongs to sku {keys.read_text(owner)}"
+                )
+        tx.txn.put(code_key, codec.seal(code_key, key), db=tx.dbs["barcodes"])
     tx.put("catalog", key, product, f"product {product['sku']}")
 
 
@@ -87,9 +90,11 @@ def lookup(txn: lmdb.Transaction, dbs: dict[str, Any], code: str) -> dict[str, A
     key = keys.text(code, "sku or barcode")
     raw = txn.get(key, db=dbs["catalog"])
     if raw is None:
-        sku_key = txn.get(key, db=dbs["barcodes"])
-        raw = None if sku_key is None else txn.get(sku_key, db=dbs["catalog"])
+        sealed = txn.get(key, db=dbs["barcodes"])
+        if sealed is not None:
+            key = codec.opened(key, sealed, f"barcode {code}")
+            raw = txn.get(key, db=dbs["catalog"])
     if raw is None:
         raise LedgerNotFoundError(f"product {code}: no such sku or barcode in the catalog")
-    product: dict[str, Any] = codec.unpack(raw, f"product {code}")
+    product: dict[str, Any] = codec.load(key, raw, f"product {code}")
     return product

@@ -18,6 +18,11 @@ class LedgerInvariantError(LedgerError):
     """An always-on consistency check failed; the transaction was aborted."""
 
 
+class LedgerDamagedError(LedgerInvariantError):
+    """A stored record fails its checksum, or the file is shorter than its meta pages say:
+    the operation was refused; the file needs `posterm ledger verify` and its backup."""
+
+
 class LedgerConflictError(LedgerError):
     """An operation id was reused with different content (exists_with_different_fields)."""
 

@@ -44,7 +44,7 @@ def _expired_holds(tx: Tx, now_ms: int) -> int:
     for count, (key, raw) in enumerate(tx.txn.cursor(db=tx.dbs["holds"])):
         if count >= SWEEP_HOLDS_MAX:
             break
-        if codec.unpack(raw, "hold")["expires_ms"] <= now_ms:
+        if codec.load(bytes(key), raw, "hold")["expires_ms"] <= now_ms:
             doomed.append(bytes(key))
     for key in doomed:
         tx.delete("holds", key)

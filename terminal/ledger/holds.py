@@ -34,7 +34,7 @@ def all_of(
             break
         if len(out) >= HOLDS_PER_CARD_MAX:
             raise LedgerInputError(f"card {number}: more than {HOLDS_PER_CARD_MAX} holds")
-        out.append((key, codec.unpack(raw, f"hold of card {number}")))
+        out.append((key, codec.load(key, raw, f"hold of card {number}")))
     return out
 
 

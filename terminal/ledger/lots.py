@@ -42,10 +42,11 @@ def encode(lot: dict[str, Any], what: str) -> bytes:
 
 
 def decode(key: bytes, raw: bytes | memoryview, what: str) -> dict[str, Any]:
-    if len(raw) < _HEADER.size:
+    if len(raw) < _HEADER.size + codec.CHECK_BYTES:
         raise LedgerInvariantError(f"{what}: stored lot of {len(raw)} bytes is truncated")
+    raw = codec.opened(key, bytes(raw), what)
     points, from_ms = _HEADER.unpack_from(raw)
-    rest = codec.unpack(bytes(raw[_HEADER.size :]), what)
+    rest = codec.unpack(raw[_HEADER.size :], what)
     return {"points": points, "from_ms": from_ms, **rest, "debt": key.endswith(_DEBT_SUFFIX)}
 
 
@@ -69,13 +70,15 @@ def _raw(txn: lmdb.Transaction, dbs: dict[str, Any], number: str) -> Iterator[tu
             return
         if count >= LOT_WALK_MAX:
             raise LedgerInvariantError(f"card {number}: more than {LOT_WALK_MAX} lots")
-        yield key, bytes(raw)
+        yield key, codec.opened(key, bytes(raw), f"lot of card {number}")
 
 
 def stored_points(key: bytes, raw: bytes | memoryview) -> int:
-    """A stored lot's points from its header, refusing a truncated lot or a wrong sign."""
-    if len(raw) < _HEADER.size:
+    """A stored lot's points from its header, refusing a damaged or truncated lot or a wrong
+    sign."""
+    if len(raw) < _HEADER.size + codec.CHECK_BYTES:
         raise LedgerInvariantError(f"lot {bytes(key).hex()}: stored lot of {len(raw)} bytes is truncated")
+    raw = codec.opened(key, bytes(raw), f"lot {bytes(key).hex()[:40]}")
     points: int = _POINTS.unpack_from(raw)[0]
     if (points >= 0) if key.endswith(_DEBT_SUFFIX) else (points <= 0):
         number = keys.read_text(key[: keys.TEXT_KEY_BYTES])

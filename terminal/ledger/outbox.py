@@ -31,7 +31,7 @@ def events_from(
     for count, (key, raw) in enumerate(cursor.iternext()):
         if count >= limit:
             return
-        event: dict[str, Any] = codec.unpack(raw, f"event {keys.read_u64(key)}")
+        event: dict[str, Any] = codec.load(bytes(key), raw, f"event {keys.read_u64(key)}")
         yield event
 
 

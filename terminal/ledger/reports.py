@@ -23,8 +23,8 @@ def balances(store: Store, now: Any, rows_max: int = CARDS_SCAN_MAX) -> Iterator
         for count, (key, raw) in enumerate(txn.cursor(db=store.dbs["cards"])):
             if count >= rows_max:
                 return  # the caller asked for the first `rows_max` cards
-            card = codec.unpack(raw, "card")
             number = keys.read_text(bytes(key))
+            card = codec.load(bytes(key), raw, f"card {number}")
             debt = sum(
                 -lot["points"]
                 for _, lot in lots.card_lots(txn, store.dbs, number)

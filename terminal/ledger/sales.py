@@ -307,7 +307,7 @@ def commit(
         raw = txn.get(key, db=store.dbs["receipts"])
         if raw is None:
             return None
-        receipt = codec.unpack(raw, f"receipt {sale_id}")
+        receipt = codec.load(key, raw, f"receipt {sale_id}")
         if "result" not in receipt:  # older builds kept it in an op record, found before this
             raise LedgerInvariantError(f"receipt {sale_id}: neither it nor an op record holds its result")
         return _request_of(receipt), receipt["result"]

@@ -19,8 +19,8 @@ from typing import Any
 
 import lmdb
 
-from terminal.ledger import codec
-from terminal.ledger.errors import LedgerError, LedgerFullError
+from terminal.ledger import codec, filecheck, uselock
+from terminal.ledger.errors import LedgerDamagedError, LedgerError, LedgerFullError
 
 log = logging.getLogger("posterm.ledger")
 
@@ -44,11 +44,13 @@ USAGE_ALARM_RATIO = 0.70
 MAX_READERS = 32
 META_KEY = b"ledger"
 # 2: card records carry lots_points / lots_count, and a sale keeps its result in its receipt
-# instead of an op record (format-1 sales keep theirs and are still matched). A format-1 file
-# is read and becomes 2 at its first write (each card gets its sums when a write first loads it);
-# a build that reads only 1 refuses a format-2 file, since its writes would leave the sums stale.
-FORMAT_VERSION = 2
-FORMATS_READ = frozenset({1, 2})
+# instead of an op record (format-1 sales keep theirs and are still matched); each card gets its
+# sums when a write first loads it.
+# 3: every stored value carries a checksum (`codec.seal`). A format-1 or 2 file is upgraded once,
+# when it is first opened, in one write transaction (`upgrade`); older builds refuse format 3.
+FORMAT_VERSION = 3
+FORMATS_READ = frozenset({3})
+FORMATS_UPGRADED = frozenset({1, 2})
 
 
 class Store:
@@ -67,8 +69,8 @@ class Store:
                 f"{MAP_SIZE_MIN_BYTES}..{MAP_SIZE_MAX_BYTES}"
             )
         self.path = Path(path)
-        if not create and not (self.path / "data.mdb").is_file():
-            raise LedgerError(f"{self.path}: no ledger here (run `posterm ledger init` first)")
+        filecheck.check(self.path, create)  # before mapping: a short file would be a SIGBUS
+        self.lock_fd = uselock.shared(self.path)
         try:
             self.env = lmdb.open(
                 os.fspath(self.path),
@@ -88,13 +90,15 @@ class Store:
                 meminit=False,
             )
         except lmdb.Error as exc:
+            uselock.release(self.lock_fd)
             raise LedgerError(f"{self.path}: cannot open the ledger: {exc}") from None
+        self._check_mapped()
         # Readers left behind by killed processes pin old pages; clear them at every open.
         self.stale_readers = self.env.reader_check()
         try:
             self.dbs = {name: self.env.open_db(name.encode()) for name in DB_NAMES}
         except lmdb.MapFullError:
-            self.env.close()
+            self.close()
             raise LedgerFullError(
                 f"{self.path}: ledger full while creating its tables: raise map_size in the config"
             ) from None
@@ -103,8 +107,23 @@ class Store:
         self._alarmed = False
         self.check_usage()
 
+    def _check_mapped(self) -> None:
+        """LMDB's own view of the last page against the file, before any page is read."""
+        last_page = self.env.info()["last_pgno"]
+        needed = (last_page + 1) * self.env.stat()["psize"]
+        size = os.path.getsize(self.path / "data.mdb")
+        if size < needed:
+            self.close()
+            raise LedgerDamagedError(
+                f"{self.path / 'data.mdb'}: the ledger file is truncated: {size} bytes, LMDB "
+                f"needs {needed}; restore the ledger from its backup"
+            )
+
     def close(self) -> None:
         self.env.close()
+        if self.lock_fd >= 0:
+            uselock.release(self.lock_fd)
+            self.lock_fd = -1
 
     def usage(self) -> float:
         """Used bytes / map size (used = pages up to the last one LMDB has handed out)."""
@@ -130,7 +149,7 @@ class Store:
         raw = txn.get(META_KEY, db=self.dbs["meta"])
         if raw is None:
             raise LedgerError(f"{self.path}: the ledger has no meta record (not initialised)")
-        meta: dict[str, Any] = codec.unpack(raw, "meta")
+        meta: dict[str, Any] = codec.load(META_KEY, raw, "meta")
         return meta
 
     def map_full(self) -> LedgerFullError:

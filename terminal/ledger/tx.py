@@ -79,17 +79,17 @@ class Tx:
 
     def get(self, db: str, key: bytes, what: str) -> Any:
         raw = self.txn.get(key, db=self.dbs[db])
-        return None if raw is None else codec.unpack(raw, what)
+        return None if raw is None else codec.load(key, raw, what)
 
     def put(self, db: str, key: bytes, value: Any, what: str) -> None:
         if db == "lots":  # lots have their own encoding and are tracked for the invariant
             raise LedgerInvariantError(f"{what}: lots are written with Tx.put_lot")
-        self.txn.put(key, codec.pack(value, what), db=self.dbs[db])
+        self.txn.put(key, codec.dump(key, value, what), db=self.dbs[db])
 
     def put_new(self, db: str, key: bytes, value: Any, what: str) -> None:
         """Insert a new record; time-ordered ids (ULIDs, counters) take LMDB's append path, which
         fills pages instead of splitting them in half (receipts: ~2 KB → ~1.1 KB a sale)."""
-        data = codec.pack(value, what)
+        data = codec.dump(key, value, what)
         if not self.txn.put(key, data, db=self.dbs[db], append=True) and not self.txn.put(
             key, data, db=self.dbs[db], overwrite=False
         ):
@@ -103,9 +103,9 @@ class Tx:
     # ------------------------------------------------------------------ lots
 
     def put_lot(self, key: bytes, data: bytes) -> None:
-        """Write one encoded lot (`lots.encode`); the only way a lot is written."""
+        """Write one encoded lot (`lots.encode`, sealed here); the only way a lot is written."""
         self._lot_before(key)
-        self.txn.put(key, data, db=self.dbs["lots"])
+        self.txn.put(key, codec.seal(key, data), db=self.dbs["lots"])
 
     def _lot_before(self, key: bytes) -> None:
         if key not in self.lots_before:
@@ -242,9 +242,10 @@ class Tx:
             "shift": self.meta["shift"],
             **payload,
         }
+        seq_key = keys.u64(seq)
         if not self.txn.put(
-            keys.u64(seq),
-            codec.pack(value, f"event {seq}"),
+            seq_key,
+            codec.dump(seq_key, value, f"event {seq}"),
             db=self.dbs["outbox"],
             append=True,
             overwrite=False,
@@ -298,7 +299,7 @@ class Tx:
             last = self.txn.get(keys.u64(self.meta["next_seq"] - 1), db=self.dbs["outbox"])
             if last is None:
                 raise LedgerInvariantError("outbox: the last event is missing")
-        self.meta["format"] = FORMAT_VERSION  # a format-1 file is format 2 from its first write on
+        self.meta["format"] = FORMAT_VERSION
         self.put("meta", META_KEY, self.meta, "meta")
 
 
@@ -332,7 +333,7 @@ def write(
         with store.env.begin(write=True) as txn:
             found = txn.get(op_key, db=store.dbs["ops"])
             if found is not None:  # every kind but sales, and sales recorded by older builds
-                done = codec.unpack(found, f"operation {op_id}")
+                done = codec.load(op_key, found, f"operation {op_id}")
                 if done["kind"] != kind or done["digest"] != (wanted or codec.digest([kind, request])):
                     raise _conflict(kind, op_id, done["kind"])
                 result: dict[str, Any] = done["result"]

@@ -24,6 +24,16 @@ BATCHES_PER_DRAIN_MAX = 10_000
 CHAIN_RETRIES_MAX = 2
 
 
+class Rewind(Exception):
+    """The server stored less than this ledger has acked (its database was restored from an
+    older backup): send again from `seq`, which the outbox still holds (retention keeps acked
+    events `events_keep_days`)."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(seq)
+        self.seq = seq
+
+
 def build_batch(
     terminal: str, prev_mac: bytes, events: list[dict[str, Any]], bytes_max: int = wire.BATCH_BYTES_MAX
 ) -> tuple[bytes, list[dict[str, Any]]]:
@@ -104,11 +114,12 @@ class Drainer:
         expected = int(reply.get("expected_seq", 0))
         self.prev_mac = reply.get("prev_mac", b"")
         if reply["error"] == "gap" or expected != batch[0]["seq"]:
-            # The server stored less than this ledger believes acked (its database was restored):
-            # the events are still in the outbox, but resending acked ones is a technician's call.
+            if 1 <= expected < batch[0]["seq"] and events_after(self.ledger, expected - 1, 1):
+                raise Rewind(expected)
             raise SyncError(
                 f"central expects seq {expected} but this terminal has acked through "
-                f"{batch[0]['seq'] - 1}: the central database lost events; see docs/protocol.md"
+                f"{batch[0]['seq'] - 1}: the central database lost events this terminal no longer "
+                "keeps (pruned, or a newer stream); see docs/protocol.md"
             )
         log.info("event=chain_resync first_seq=%s", batch[0]["seq"])
 
@@ -131,6 +142,11 @@ class Drainer:
                 ahead = asyncio.create_task(asyncio.to_thread(events_after, self.ledger, last, wire.BATCH_EVENTS_MAX))
                 try:
                     batch, through = await self._post(events, body, planned)
+                except Rewind as back:
+                    log.warning("event=central_lost_events resend_from=%s acked_through=%s",
+                                back.seq, planned[0]["seq"] - 1)
+                    events = await asyncio.to_thread(events_after, self.ledger, back.seq - 1, wire.BATCH_EVENTS_MAX)
+                    continue
                 finally:
                     following = await ahead  # a thread cannot be cancelled: always join it
                 if acking is not None:

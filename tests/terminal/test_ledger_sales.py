@@ -242,7 +242,7 @@ def test_a_retry_is_compared_with_the_receipt_whatever_its_key_order(ledger, eng
     quote, first = sell(ledger, engine, "s1", "C1", [10000, 2500], redeem=100)
     with ledger.store.env.begin() as txn:
         assert txn.get(keys.text("s1"), db=ledger.store.dbs["ops"]) is None  # the receipt is the record
-        assert codec.unpack(txn.get(keys.text("s1"), db=ledger.store.dbs["receipts"]))["result"] == first
+        assert codec.load(keys.text("s1"), txn.get(keys.text("s1"), db=ledger.store.dbs["receipts"]))["result"] == first
     before = (ledger.meta(), ledger.card("C1", NOW))
     again = ledger.commit_sale("s1", _reordered(quote), "C1", _reordered(tenders(quote)), NOW)
     assert again == first and (ledger.meta(), ledger.card("C1", NOW)) == before
@@ -290,10 +290,10 @@ def test_a_sale_recorded_by_an_older_build_is_still_matched_by_its_digest(ledger
     dbs = ledger.store.dbs
     with ledger.store.env.begin(write=True) as txn:
         op = {"kind": "sale", "digest": codec.digest(["sale", request]), "result": first}
-        txn.put(keys.text("s1"), codec.pack(op), db=dbs["ops"])
-        receipt = codec.unpack(txn.get(keys.text("s1"), db=dbs["receipts"]))
+        txn.put(keys.text("s1"), codec.dump(keys.text("s1"), op), db=dbs["ops"])
+        receipt = codec.load(keys.text("s1"), txn.get(keys.text("s1"), db=dbs["receipts"]))
         del receipt["checkout"], receipt["result"]
-        txn.put(keys.text("s1"), codec.pack(receipt), db=dbs["receipts"])
+        txn.put(keys.text("s1"), codec.dump(keys.text("s1"), receipt), db=dbs["receipts"])
     assert ledger.commit_sale("s1", _reordered(quote), "C1", payment, NOW) == first
     other = copy.deepcopy(quote)
     other["lines"][0]["rules"] = ["x"]

@@ -21,9 +21,9 @@ def test_verify_finds_a_balance_that_differs_from_its_lots(ledger):
 
     def bump(txn, dbs):
         key = keys.text("C1")
-        card = codec.unpack(txn.get(key, db=dbs["cards"]))
+        card = codec.load(key, txn.get(key, db=dbs["cards"]))
         card["local_delta"] += 1
-        txn.put(key, codec.pack(card), db=dbs["cards"])
+        txn.put(key, codec.dump(key, card), db=dbs["cards"])
 
     _tamper(ledger, bump)
     assert ledger.verify()["problems"] == ["card C1: balance 101 but its lots add up to 100"]
@@ -35,9 +35,10 @@ def test_verify_finds_a_negative_lot_and_an_outbox_gap(ledger):
     ledger.adjust("b", "C1", 5, "x", "t", NOW)
 
     def damage(txn, dbs):
+        key = keys.lot(keys.text("C1"), 5, 99)
         txn.put(
-            keys.lot(keys.text("C1"), 5, 99),
-            lots.encode(
+            key,
+            codec.seal(key, lots.encode(
                 {
                     "points": -1,
                     "available_from": None,
@@ -46,7 +47,7 @@ def test_verify_finds_a_negative_lot_and_an_outbox_gap(ledger):
                     "source": "x",
                 },
                 "lot",
-            ),
+            )),
             db=dbs["lots"],
         )
         txn.delete(keys.u64(2), db=dbs["outbox"])
