@@ -163,6 +163,8 @@ def _product(row: dict[str, str], where: str) -> dict[str, Any]:
         "no_discount": (row.get("no_discount") or "").strip().lower() in ("1", "true", "yes"),
         "no_bonus": (row.get("no_bonus") or "").strip().lower() in ("1", "true", "yes"),
         "min_price": _int(row.get("min_price"), f"{where} min_price", 0),
+        # the VAT rate inside the price, as text ("20"); terminals check it (terminal.ledger.catalog)
+        **({"vat": row["vat"].strip()} if (row.get("vat") or "").strip() else {}),
     }
 
 

@@ -28,6 +28,8 @@ import datetime as _dt
 from core import inputs as _inputs
 from core.fallback import category_matches as _category_matches
 from core.refund import compute_refund as _compute_refund
+from core.fallback import type_and_level as _type_and_level
+from core.vat import vat_summary as _vat_summary
 
 IMPLEMENTATION = "compiled"
 
@@ -52,6 +54,7 @@ cdef enum:
     K_MESSAGE = 2
     K_GIFT = 3
     K_REFERRAL = 4
+    K_COUPON = 5
 
 cdef enum:
     V_PERCENT = 0
@@ -60,6 +63,7 @@ cdef enum:
     V_TIERS = 3
     V_PER = 4
     V_POINTS = 5
+    V_BUY = 6
 
 cdef enum:
     C_PRIORITY = 0
@@ -74,6 +78,7 @@ cdef int64_t PRICE_MAX = 10 ** 11
 cdef int64_t QTY_UNITS_MAX = 10 ** 6
 cdef int64_t AMOUNT_MAX = 10 ** 15
 cdef int64_t POINTS_MAX = 10 ** 15  # core.inputs.POINTS_MAX: no receipt earns or holds more
+cdef Py_ssize_t COUPONS_MAX = _inputs.COUPONS_MAX
 cdef Py_ssize_t CATEGORY_CACHE_MAX = 65536  # distinct category strings remembered per engine
 cdef int64_t LOT_POINTS_FAST_MAX = 10 ** 14  # Σ of ≤ 10 000 such lots fits in 64 bits
 cdef object _MISSING = object()
@@ -81,9 +86,9 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _ONE_US = _dt.timedelta(microseconds=1)
 
 _KINDS = {"discount": K_DISCOUNT, "accrual": K_ACCRUAL, "message": K_MESSAGE, "gift": K_GIFT,
-          "referral": K_REFERRAL}
+          "referral": K_REFERRAL, "coupon": K_COUPON}
 _VALUES = {"percent": V_PERCENT, "amount": V_AMOUNT, "price": V_PRICE, "tiers": V_TIERS,
-           "per": V_PER, "points": V_POINTS, "": V_PERCENT}
+           "per": V_PER, "points": V_POINTS, "buy": V_BUY, "": V_PERCENT}
 _COMBINE = {"priority": C_PRIORITY, "max": C_MAX, "min": C_MIN, "sum": C_SUM, "multiply": C_MULTIPLY}
 
 
@@ -111,6 +116,17 @@ cdef struct RuleC:
     int64_t date_to
     int64_t receipt_min
     int64_t qty_min
+    # v2 (§12–§14)
+    int birthday_before   # −1: no birthday condition
+    int birthday_after
+    int64_t card_age_min  # −1: no card-age condition
+    int64_t card_age_max
+    bint has_tags
+    bint has_exclude_tags
+    int coupon            # series a presented coupon must be of, −1: none
+    int coupon_issue      # a coupon rule: the series it issues
+    int64_t buy_qty
+    int64_t buy_free
 
 
 cdef struct GroupC:
@@ -118,6 +134,7 @@ cdef struct GroupC:
     int member_start
     int member_count
     int64_t cap_bp
+    int64_t cap_amount    # −1: no cap over the receipt
 
 
 cdef struct LineC:
@@ -125,6 +142,7 @@ cdef struct LineC:
     int64_t qty_milli
     int64_t amount
     int64_t min_price
+    int64_t vat_bp        # VAT rate in basis points, −1 outside VAT
     bint no_discount
     bint no_bonus
     bint redeemable
@@ -133,6 +151,12 @@ cdef struct LineC:
 cdef struct Remainder:
     int64_t rem
     int position
+
+
+cdef struct Unit:
+    int64_t price         # a line's unit price in a `buy` pool
+    int position          # the line (cart order breaks ties)
+    int64_t units
 
 
 cdef struct Work:
@@ -159,6 +183,9 @@ cdef struct Work:
     int *heads            # attribution list of the line's final discount
     int *tails
     char *earning         # the line can earn points (its paid money is the clawback basis)
+    int64_t cumulative    # the card's cumulative before the receipt (0 without a card)
+    char *presented       # per coupon series: a coupon of it is in the cart
+    char *contributed     # per rule: its accrual points count after combining (marked on demand)
 
 
 # ------------------------------------------------------------------ arithmetic helpers
@@ -194,6 +221,14 @@ def _div_round_half_up(int64_t a, int64_t b):
     return div_round_half_up(a, b)
 
 
+cdef int _by_unit_price(const void *a, const void *b) noexcept nogil:
+    cdef const Unit *x = <const Unit *>a
+    cdef const Unit *y = <const Unit *>b
+    if x.price != y.price:
+        return -1 if x.price < y.price else 1
+    return x.position - y.position
+
+
 cdef int _by_remainder(const void *a, const void *b) noexcept nogil:
     cdef const Remainder *x = <const Remainder *>a
     cdef const Remainder *y = <const Remainder *>b
@@ -222,6 +257,48 @@ cdef inline void _sort_small(Remainder *order, int count) noexcept:
             order[j + 1] = order[j]
             j -= 1
         order[j + 1] = item
+
+
+cdef enum:
+    PRESENTED = 1     # w.presented flags per coupon series
+    SERIES_USED = 2
+    SERIES_SHOWN = 4  # a code of the series is already in the quote's coupons
+
+
+cdef list _read_coupons(dict cart):
+    """The cart's coupons as (code, series) pairs: canonical ones read here, anything else by the
+    reference reader (which refuses it in its words)."""
+    raw = cart["coupons"]
+    if type(raw) is list and len(<list>raw) <= COUPONS_MAX:
+        out = []
+        for item in <list>raw:
+            if type(item) is not dict or len(<dict>item) != 2:
+                break
+            code, series = (<dict>item).get("code"), (<dict>item).get("series")
+            if (type(code) is not str or not 0 < len(<str>code) <= 64 or type(series) is not str
+                    or not 0 < len(<str>series) <= 64 or any(c == code for c, _ in out)):
+                break
+            out.append((code, series))
+        else:
+            return out
+    return [(c.code, c.series) for c in _inputs.read_cart_coupons(cart)]
+
+
+cdef enum:
+    VAT_RATES_FAST = 8  # distinct VAT rates a quote sums in C (more go through core.vat)
+
+
+cdef void _sort_rates(int64_t *rates, int64_t *paid, int64_t *vat, int count) noexcept:
+    """Insertion sort of the (rate, paid, VAT) columns by rate, ascending (rates are distinct)."""
+    cdef int i, j
+    cdef int64_t r, p, v
+    for i in range(1, count):
+        r, p, v = rates[i], paid[i], vat[i]
+        j = i - 1
+        while j >= 0 and rates[j] > r:
+            rates[j + 1], paid[j + 1], vat[j + 1] = rates[j], paid[j], vat[j]
+            j -= 1
+        rates[j + 1], paid[j + 1], vat[j + 1] = r, p, v
 
 
 cdef int split_into(int64_t amount, int64_t *bases, int64_t *parts, int count) except -1:
@@ -302,6 +379,8 @@ cdef void _free_work(Work *w) noexcept:
     PyMem_Free(w.heads)
     PyMem_Free(w.tails)
     PyMem_Free(w.earning)
+    PyMem_Free(w.presented)
+    PyMem_Free(w.contributed)
 
 
 cdef int _add_pair(Work *w, int rule, int line) except -1:
@@ -332,22 +411,26 @@ cdef enum:
     F_NO_BONUS = 6
     F_MIN_PRICE = 7
     F_NAME = 8
-    F_NUMBER = 9
-    F_TYPE = 10
-    F_CUMULATIVE = 11
-    F_LOTS = 12
-    F_REFERRERS = 13
-    F_HOLDER = 14
-    F_POINTS = 15
-    F_AVAILABLE_FROM = 16
-    F_EXPIRES_AT = 17
+    F_VAT = 9
+    F_NUMBER = 10
+    F_TYPE = 11
+    F_CUMULATIVE = 12
+    F_LOTS = 13
+    F_REFERRERS = 14
+    F_HOLDER = 15
+    F_BIRTH_DATE = 16
+    F_ISSUED_ON = 17
+    F_TAGS = 18
+    F_POINTS = 19
+    F_AVAILABLE_FROM = 20
+    F_EXPIRES_AT = 21
 
 # Field names of cart lines, cards and lots. Keys written in Python source are these very
 # objects (interned), so identity usually decides; JSON-decoded keys fall back to equality.
 cdef tuple _FIELD_NAMES = (
-    "", "sku", "price", "qty", "categories", "no_discount", "no_bonus", "min_price", "name",
-    "number", "type", "cumulative", "lots", "referrers", "holder", "points", "available_from",
-    "expires_at")
+    "", "sku", "price", "qty", "categories", "no_discount", "no_bonus", "min_price", "name", "vat",
+    "number", "type", "cumulative", "lots", "referrers", "holder", "birth_date", "issued_on", "tags",
+    "points", "available_from", "expires_at")
 
 
 cdef object _ONE_UNIT = 1000  # qty_milli of one unit, the usual quantity
@@ -396,6 +479,8 @@ cdef Py_ssize_t LOTS_MAX = _inputs.LOTS_MAX
 cdef Py_ssize_t REFERRERS_MAX = _inputs.REFERRERS_MAX
 cdef int64_t REDEEM_ALL = _inputs.REDEEM_ALL
 cdef int64_t ORDINAL_1970 = 719163  # date(1970, 1, 1).toordinal()
+cdef Py_ssize_t TAGS_MAX = _inputs.TAGS_MAX
+cdef int64_t NO_BIRTHDAY = _inputs.NO_BIRTHDAY
 
 
 cdef class CardIn:
@@ -405,6 +490,11 @@ cdef class CardIn:
     cdef readonly int64_t cumulative
     cdef readonly int64_t available
     cdef readonly tuple referrers
+    cdef readonly int birth_month  # 0: unknown
+    cdef readonly int birth_day
+    cdef readonly int64_t issued_on  # ordinal, −1: unknown
+    cdef readonly tuple tags
+    cdef int64_t birthday[3]  # today − the birthday of the previous, current and next year
 
 
 cdef CardIn _card_in(str number, str card_type, int64_t cumulative, int64_t available,
@@ -415,7 +505,116 @@ cdef CardIn _card_in(str number, str card_type, int64_t cumulative, int64_t avai
     card.cumulative = cumulative
     card.available = available
     card.referrers = referrers
+    card.issued_on = -1
+    card.tags = _EMPTY
     return card
+
+
+cdef inline bint _leap(int64_t y) noexcept:
+    return y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+
+
+cdef inline int _month_days(int64_t y, int m) noexcept:
+    if m == 2:
+        return 29 if _leap(y) else 28
+    return 30 if m == 4 or m == 6 or m == 9 or m == 11 else 31
+
+
+cdef int64_t _days_from_civil(int64_t y, int m, int d) noexcept:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    cdef int64_t era, yoe, doy, doe
+    if m <= 2:
+        y -= 1
+    era = y // 400  # floor division (cdivision off): right for years before 0 too
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+cdef int64_t _year_of(int64_t days) noexcept:
+    """The year of a day counted from 1970-01-01 (inverse of _days_from_civil)."""
+    cdef int64_t z = days + 719468, era, doe, yoe, doy, mp
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    return yoe + era * 400 + (1 if mp >= 10 else 0)
+
+
+cdef int _birthday_offsets(int month, int day, int64_t today, int64_t *out) except -1:
+    """core.inputs.birthday_offsets in C: today − the birthday of the previous, current, next year."""
+    cdef int64_t year = _year_of(today - ORDINAL_1970), y
+    cdef int k, d
+    for k in range(3):
+        y = year - 1 + k
+        if y < 1 or y > 9999:
+            out[k] = NO_BIRTHDAY
+            continue
+        d = 28 if month == 2 and day == 29 and not _leap(y) else day
+        out[k] = today - (_days_from_civil(y, month, d) + ORDINAL_1970)
+    return 0
+
+
+cdef inline int _digits(const char *s, int n) noexcept:
+    """The number written by n ASCII digits, −1 if any is not a digit."""
+    cdef int i, v = 0
+    for i in range(n):
+        if s[i] < 48 or s[i] > 57:
+            return -1
+        v = v * 10 + (s[i] - 48)
+    return v
+
+
+cdef bint _iso_date(object text, int *y, int *m, int *d) except -1:
+    """A valid YYYY-MM-DD (year ≥ 1) read in C; False for anything else."""
+    cdef Py_ssize_t size
+    cdef const char *s
+    if type(text) is not str:
+        return False
+    s = PyUnicode_AsUTF8AndSize(text, &size)
+    if size != 10 or s[4] != 45 or s[7] != 45:
+        return False
+    y[0], m[0], d[0] = _digits(s, 4), _digits(s + 5, 2), _digits(s + 8, 2)
+    return y[0] >= 1 and 1 <= m[0] <= 12 and 1 <= d[0] <= _month_days(y[0], m[0])
+
+
+cdef bint _birth_date(object text, int *month, int *day) except -1:
+    """A valid YYYY-MM-DD or --MM-DD (29 February allowed) read in C; False for anything else."""
+    cdef Py_ssize_t size
+    cdef const char *s
+    cdef int y
+    if type(text) is not str:
+        return False
+    if len(<str>text) == 10:
+        return _iso_date(text, &y, month, day)
+    s = PyUnicode_AsUTF8AndSize(text, &size)
+    if size != 7 or s[0] != 45 or s[1] != 45 or s[4] != 45:
+        return False
+    month[0], day[0] = _digits(s + 2, 2), _digits(s + 5, 2)
+    return 1 <= month[0] <= 12 and 1 <= day[0] <= _month_days(2000, month[0])
+
+
+cdef bint _plain_tags(object tags) except -1:
+    if type(tags) is not list or len(<list>tags) > TAGS_MAX:
+        return False
+    for t in <list>tags:
+        if type(t) is not str or not 0 < len(<str>t) <= 64:
+            return False
+    return True
+
+
+cdef int _card_customer(CardIn card, int month, int day, int64_t issued_on, tuple tags,
+                        int64_t today) except -1:
+    """§12: the card's birthday (as offsets from today), issue date and tags."""
+    card.birth_month = month
+    card.birth_day = day
+    card.issued_on = issued_on
+    card.tags = tags
+    if month:
+        _birthday_offsets(month, day, today, card.birthday)
+    return 0
 
 
 cdef bint _iso_parts(object text, int64_t *epoch_us, int64_t *local_days,
@@ -497,7 +696,14 @@ cdef class Engine:
     cdef int64_t redeem_max_bp
     cdef int64_t redeem_min_receipt
     cdef int64_t redeem_min_points
+    cdef int64_t redeem_max_points       # −1: none
+    cdef int64_t redeem_min_redeem_points
     cdef tuple redeem_categories
+    cdef int64_t accrual_max_points      # −1: none
+    cdef int n_series
+    cdef dict series_ids                 # coupon series id → index
+    cdef tuple coupon_rules              # issuing rules, file order
+    cdef bint coupon_accruals            # some accrual rule needs a coupon
 
     def __cinit__(self):
         self.rules = NULL
@@ -534,9 +740,14 @@ cdef class Engine:
             self.redeem_max_bp = redeem.max_bp
             self.redeem_min_receipt = redeem.min_receipt
             self.redeem_min_points = redeem.min_points
+            self.redeem_max_points = redeem.max_points
+            self.redeem_min_redeem_points = redeem.min_redeem_points
             self.redeem_categories = redeem.categories
         else:
             self.redeem_categories = ()
+        self.accrual_max_points = program.accrual_max_points
+        self.n_series = len(program.coupon_series)
+        self.series_ids = program.series_ids
         self._load_rules(program)
         self._load_groups(program)
         self._load_index(program)
@@ -577,12 +788,21 @@ cdef class Engine:
             c.time_from, c.time_to = when.time_from_min, when.time_to_min
             c.date_from, c.date_to = when.date_from, when.date_to
             c.receipt_min, c.qty_min = when.receipt_min, when.qty_min_milli
+            c.birthday_before, c.birthday_after = when.birthday_before, when.birthday_after
+            c.card_age_min, c.card_age_max = when.card_age_min, when.card_age_max
+            c.has_tags = when.tags is not None
+            c.has_exclude_tags = when.exclude_tags is not None
+            c.coupon = when.coupon
+            c.coupon_issue = rule.series
+            c.buy_qty, c.buy_free = rule.buy_qty, rule.buy_free
         messages = [r for r in rules if r.kind == "message"]
         self.message_rules = tuple((r.id, r.text, r.upgrade_to) for r in messages)
         self.message_rule_index = <int *>_alloc(len(messages), sizeof(int))
         for i, rule in enumerate(messages):
             self.message_rule_index[i] = rule.index
         self.gift_rules = tuple(r.index for r in rules if r.kind == "gift")
+        self.coupon_rules = tuple(r.index for r in rules if r.kind == "coupon")
+        self.coupon_accruals = any(r.kind == "accrual" and r.when.coupon >= 0 for r in rules)
         self.referral_rules = tuple(
             r.index for r in sorted((r for r in rules if r.kind == "referral"),
                                     key=lambda r: (r.priority, r.index)))
@@ -596,6 +816,7 @@ cdef class Engine:
         for i, group in enumerate(groups):
             self.groups[i].combine = _COMBINE[group.combine]
             self.groups[i].cap_bp = group.cap_bp
+            self.groups[i].cap_amount = group.cap_amount
             self.groups[i].member_start = m
             self.groups[i].member_count = len(group.members)
             for is_group, index in group.members:
@@ -655,18 +876,19 @@ cdef class Engine:
 
     cdef int _read_lines(self, Work *w, list raw_lines, list skus, list categories) except -1:
         cdef Py_ssize_t i, n = len(raw_lines)
-        cdef PyObject *f[F_NAME - F_SKU + 1]
+        cdef PyObject *f[F_VAT - F_SKU + 1]
         cdef LineC *line
-        cdef int64_t subtotal = 0, price = 0, qty = 0
+        cdef int64_t subtotal = 0, price = 0, qty = 0, vat_percent = 0
         cdef bint plain
         for i in range(n):
             raw = raw_lines[i]
             line = &w.lines[i]
-            plain = _fields(raw, F_SKU, F_NAME, f)  # when not, the checks below are not reached
+            plain = _fields(raw, F_SKU, F_VAT, f)  # when not, the checks below are not reached
             sku, price_o, qty_o = _got(f[F_SKU - F_SKU]), _got(f[F_PRICE - F_SKU]), _got(f[F_QTY - F_SKU])
             cats, name = _got(f[F_CATEGORIES - F_SKU]), _got(f[F_NAME - F_SKU])
             no_discount, no_bonus = _got(f[F_NO_DISCOUNT - F_SKU]), _got(f[F_NO_BONUS - F_SKU])
             min_price = _got(f[F_MIN_PRICE - F_SKU])
+            vat = _got(f[F_VAT - F_SKU])
             if (not plain or type(sku) is not str or not 0 < len(<str>sku) <= 64
                     or not _small_int(price_o, 0, PRICE_MAX, &price)
                     or not _small_int(qty_o, 1, QTY_UNITS_MAX, &qty)
@@ -677,6 +899,7 @@ cdef class Engine:
                     or (name is not _MISSING
                         and (type(name) is not str or not 0 < len(<str>name) <= 256))
                     or (cats is not _MISSING and not self._plain_categories(cats))
+                    or not (vat is _MISSING or vat is None or _small_int(vat, 0, 100, &vat_percent))
                     or price * qty > AMOUNT_MAX):
                 self._read_line_slowly(raw, i, line, skus, categories)
                 subtotal += line.amount
@@ -686,6 +909,7 @@ cdef class Engine:
             line.amount = price * qty
             line.no_discount = no_discount is True
             line.no_bonus = no_bonus is True
+            line.vat_bp = -1 if vat is _MISSING or vat is None else vat_percent * 100
             _set_item(skus, i, sku)
             _set_item(categories, i, _EMPTY if cats is _MISSING else cats)
             subtotal += line.amount
@@ -711,22 +935,28 @@ cdef class Engine:
         line.min_price = ref.min_price
         line.no_discount = ref.no_discount
         line.no_bonus = ref.no_bonus
+        line.vat_bp = ref.vat_bp
         _set_item(skus, i, ref.sku)
         _set_item(categories, i, ref.categories)
         return 0
 
     # -------------------------------------------------------------- reading the card
 
-    cdef CardIn _read_card(self, object card, object moment, object now, int64_t now_us):
+    cdef CardIn _read_card(self, object card, object moment, object now, int64_t now_us,
+                           int64_t today):
         """The reference `read_card` result, computed in C for canonical input; any other
         shape (or a fault) is handed to the reference reader, which decides."""
         cdef int64_t cumulative = 0, points = 0, start_us = 0, end_us = 0, available = 0
-        cdef PyObject *f[F_HOLDER - F_NUMBER + 1]
+        cdef PyObject *f[F_TAGS - F_NUMBER + 1]
         cdef PyObject *g[F_EXPIRES_AT - F_POINTS + 1]
+        cdef CardIn result
+        cdef PyObject *birth
+        cdef PyObject *issued
+        cdef PyObject *tags
         if card is None:
             return None
-        if not _fields(card, F_NUMBER, F_HOLDER, f):
-            return self._read_card_slowly(card, moment, now)
+        if not _fields(card, F_NUMBER, F_TAGS, f):
+            return self._read_card_slowly(card, moment, now, today)
         number, card_type = _got(f[F_NUMBER - F_NUMBER]), _got(f[F_TYPE - F_NUMBER])
         cumulative_o, lots = _got(f[F_CUMULATIVE - F_NUMBER]), _got(f[F_LOTS - F_NUMBER])
         referrers, holder = _got(f[F_REFERRERS - F_NUMBER]), _got(f[F_HOLDER - F_NUMBER])
@@ -740,27 +970,56 @@ cdef class Engine:
                 or not self._plain_referrers(referrers)
                 or not (holder is _MISSING or holder is None
                         or (type(holder) is str and 0 < len(<str>holder) <= 256))):
-            return self._read_card_slowly(card, moment, now)
+            return self._read_card_slowly(card, moment, now, today)
         for lot in <list>lots:
             if not _fields(lot, F_POINTS, F_EXPIRES_AT, g):
-                return self._read_card_slowly(card, moment, now)
+                return self._read_card_slowly(card, moment, now, today)
             start, end = _got(g[F_AVAILABLE_FROM - F_POINTS]), _got(g[F_EXPIRES_AT - F_POINTS])
             if (start is _MISSING or end is _MISSING
                     or not _small_int(_got(g[F_POINTS - F_POINTS]), -LOT_POINTS_FAST_MAX,
                                       LOT_POINTS_FAST_MAX, &points)
                     or (start is not None and not _iso_us(start, &start_us))
                     or (end is not None and not _iso_us(end, &end_us))):
-                return self._read_card_slowly(card, moment, now)
+                return self._read_card_slowly(card, moment, now, today)
             if (start is None or start_us <= now_us) and (end is None or now_us < end_us):
                 available += points
         if available > POINTS_MAX:
-            return self._read_card_slowly(card, moment, now)  # refuses it, in the reference's words
-        return _card_in(number, card_type, cumulative, available if available > 0 else 0,
-                        () if referrers is _MISSING else tuple(referrers))
+            return self._read_card_slowly(card, moment, now, today)  # refuses it, in the reference's words
+        result = _card_in(number, card_type, cumulative, available if available > 0 else 0,
+                          () if referrers is _MISSING else tuple(referrers))
+        birth = f[F_BIRTH_DATE - F_NUMBER]
+        issued = f[F_ISSUED_ON - F_NUMBER]
+        tags = f[F_TAGS - F_NUMBER]
+        if birth != NULL or issued != NULL or tags != NULL:
+            self._card_facts(result, birth, issued, tags, today)
+        return result
 
-    cdef CardIn _read_card_slowly(self, object card, object moment, object now):
+    cdef int _card_facts(self, CardIn card, PyObject *birth, PyObject *issued, PyObject *tags,
+                         int64_t today) except -1:
+        """§12 facts: canonical ones read in C, anything else by the reference readers in its
+        order (they accept None and refuse the rest in its words)."""
+        cdef int month = 0, day = 0, y = 0, m = 0, d = 0
+        cdef int64_t issued_on = -1
+        if ((birth == NULL or _birth_date(<object>birth, &month, &day))
+                and (issued == NULL or _iso_date(<object>issued, &y, &m, &d))
+                and (tags == NULL or _plain_tags(<object>tags))):
+            if issued != NULL:
+                issued_on = _days_from_civil(y, m, d) + ORDINAL_1970
+            _card_customer(card, 0, 0, issued_on, _EMPTY if tags == NULL else tuple(<list>tags), today)
+            card.birth_month, card.birth_day = month, day
+            if month:
+                _birthday_offsets(month, day, today, card.birthday)
+            return 0
+        month, day = _inputs.read_birth_date(None if birth == NULL else <object>birth)
+        _card_customer(card, month, day, _inputs.read_issued_on(None if issued == NULL else <object>issued),
+                       _inputs.read_tags(None if tags == NULL else <object>tags), today)
+        return 0
+
+    cdef CardIn _read_card_slowly(self, object card, object moment, object now, int64_t today):
         ref = _inputs.read_card(card, _moment(moment, now))
-        return _card_in(ref.number, ref.type, ref.cumulative, ref.available, ref.referrers)
+        result = _card_in(ref.number, ref.type, ref.cumulative, ref.available, ref.referrers)
+        _card_customer(result, ref.birth_month, ref.birth_day, ref.issued_on, ref.tags, today)
+        return result
 
     cdef bint _plain_referrers(self, object referrers) except -1:
         if referrers is _MISSING:
@@ -832,7 +1091,7 @@ cdef class Engine:
             w.rule_stamp[r] += 1
         return 0
 
-    cdef int _decide(self, Work *w, str store, object card, str card_type, int weekday,
+    cdef int _decide(self, Work *w, str store, CardIn card, str card_type, int weekday,
                      int minute, int64_t ordinal) except -1:
         cdef int r, k
         cdef int64_t amount, qty
@@ -861,6 +1120,9 @@ cdef class Engine:
                     ok = minute >= c.time_from or minute < c.time_to
             if ok and c.date_from >= 0:
                 ok = c.date_from <= ordinal <= c.date_to
+            if ok and (c.coupon >= 0 or c.birthday_before >= 0 or c.card_age_min >= 0 or c.has_tags
+                       or c.has_exclude_tags):
+                ok = self._customer_holds(w, r, card, ordinal)
             amount = 0
             qty = 0
             for k in range(w.rule_start[r], w.rule_start[r] + w.rule_count[r]):
@@ -871,6 +1133,31 @@ cdef class Engine:
                 ok = False
             w.holds[r] = ok
         return 0
+
+    cdef bint _customer_holds(self, Work *w, int r, CardIn card, int64_t today) except -1:
+        """§12–§13: coupon, birthday, card age, tags (see core.fallback._customer_holds)."""
+        cdef RuleC *c = &self.rules[r]
+        cdef int k
+        cdef bint found = False
+        if c.coupon >= 0 and not w.presented[c.coupon]:
+            return False
+        if c.birthday_before >= 0:
+            if card is None or card.birth_month == 0:
+                return False
+            for k in range(3):
+                if -c.birthday_before <= card.birthday[k] <= c.birthday_after:
+                    found = True
+            if not found:
+                return False
+        if c.card_age_min >= 0 and (card is None or card.issued_on < 0
+                                    or not c.card_age_min <= today - card.issued_on <= c.card_age_max):
+            return False
+        if c.has_tags and (card is None or self.rule_objects[r].when.tags.isdisjoint(card.tags)):
+            return False
+        if c.has_exclude_tags and (card is None
+                                   or not self.rule_objects[r].when.exclude_tags.isdisjoint(card.tags)):
+            return False
+        return True
 
     cdef inline bint _applies(self, Work *w, int r) noexcept:
         return w.rule_count[r] > 0 and w.holds[r]
@@ -959,6 +1246,8 @@ cdef class Engine:
                 PyMem_Free(bases)
                 PyMem_Free(parts)
             return 0
+        if c.value == V_BUY:
+            return self._buy_discount(w, r, combine, base, out, heads, tails, remaining)
         bp = self._tier_bp(w, r, has_card, cumulative) if c.value == V_TIERS else c.bp
         for k in range(start, end):
             line = w.csr_lines[k]
@@ -970,6 +1259,41 @@ cdef class Engine:
                 d = percent_of(base[line], bp)
             if d > 0:
                 self._merge(w, combine, line, d, -(r + 1), 0, out, heads, tails, remaining)
+        return 0
+
+    cdef int _buy_discount(self, Work *w, int r, int combine, int64_t *base, int64_t *out, int *heads,
+                           int *tails, int64_t *remaining) except -1:
+        """§14 (see core.fallback._buy_discount): the k cheapest pooled whole units get the percent."""
+        cdef RuleC *c = &self.rules[r]
+        cdef int k, line, count = 0, start = w.rule_start[r], end = start + w.rule_count[r]
+        cdef int64_t pooled = 0, free, chosen, d
+        cdef Unit *pool = <Unit *>_alloc(w.rule_count[r], sizeof(Unit))
+        try:
+            for k in range(start, end):
+                line = w.csr_lines[k]
+                if w.lines[line].no_discount or w.lines[line].qty_milli % MILLI != 0:
+                    continue
+                pool[count].price = w.lines[line].price
+                pool[count].position = line
+                pool[count].units = w.lines[line].qty_milli // MILLI
+                pooled += pool[count].units
+                count += 1
+            free = pooled // (c.buy_qty + c.buy_free) * c.buy_free
+            if free > 0:
+                qsort(pool, count, sizeof(Unit), _by_unit_price)
+            for k in range(count):
+                if free == 0:
+                    break
+                chosen = pool[k].units if pool[k].units < free else free
+                free -= chosen
+                line = pool[k].position
+                d = percent_of(pool[k].price * chosen, c.bp)
+                if d > base[line]:
+                    d = base[line]
+                if d > 0:
+                    self._merge(w, combine, line, d, -(r + 1), 0, out, heads, tails, remaining)
+        finally:
+            PyMem_Free(pool)
         return 0
 
     cdef int _group_discount(self, Work *w, int g, int64_t *base, bint has_card,
@@ -1011,11 +1335,30 @@ cdef class Engine:
                     limit = percent_of(base[line], group.cap_bp)
                 if out[line] > limit:
                     out[line] = limit
+            if group.cap_amount >= 0:
+                self._cap_amount(n, group.cap_amount, out)
         finally:
             PyMem_Free(remaining)
             PyMem_Free(child_out)
             PyMem_Free(child_heads)
             PyMem_Free(child_tails)
+        return 0
+
+    cdef int _cap_amount(self, int n, int64_t cap, int64_t *out) except -1:
+        """§15: a group's receipt discount above `cap` becomes `cap`, split by the lines' shares."""
+        cdef int line
+        cdef int64_t total = 0
+        cdef int64_t *parts
+        for line in range(n):
+            total += out[line]
+        if total <= cap:
+            return 0
+        parts = <int64_t *>_alloc(n, sizeof(int64_t))
+        try:
+            split_into(cap, out, parts, n)
+            memcpy(out, parts, n * sizeof(int64_t))
+        finally:
+            PyMem_Free(parts)
         return 0
 
     # -------------------------------------------------------------- accrual
@@ -1033,6 +1376,9 @@ cdef class Engine:
             return 0
         if c.value == V_PERCENT:
             points = pm_muldiv_floor_clamp(base, c.bp, BP_PER_UNIT * self.point_value, POINTS_MAX)
+        elif c.value == V_TIERS:
+            points = pm_muldiv_floor_clamp(base, self._tier_bp(w, r, True, w.cumulative),
+                                           BP_PER_UNIT * self.point_value, POINTS_MAX)
         elif c.value == V_PER:
             points = pm_mul_clamp(c.per_points, base // c.amount, POINTS_MAX)
         else:
@@ -1041,10 +1387,12 @@ cdef class Engine:
             points = c.max_points
         return points
 
-    cdef int64_t _group_points(self, Work *w, int g, int64_t *paid, int *override) except -1:
-        """A group's points; *override: the first contributing rule that sets lot days, or −1."""
+    cdef int64_t _group_points(self, Work *w, int g, int64_t *paid, int *override,
+                               char *mark) except -1:
+        """A group's points; *override: the first contributing rule that sets lot days, or −1.
+        With `mark`, the rules whose points count (core.fallback's given_by) are marked there."""
         cdef GroupC *group = &self.groups[g]
-        cdef int m, member, member_override
+        cdef int m, member, member_override, winner = -1
         cdef int64_t total = 0, points
         override[0] = -1
         for m in range(group.member_start, group.member_start + group.member_count):
@@ -1056,7 +1404,7 @@ cdef class Engine:
                 member_override = member if (self.rules[member].activation_days >= 0
                                              or self.rules[member].expiry_days >= 0) else -1
             else:
-                points = self._group_points(w, -member - 1, paid, &member_override)
+                points = self._group_points(w, -member - 1, paid, &member_override, NULL)
             if points == 0:
                 continue
             if ((group.combine == C_PRIORITY and total == 0)
@@ -1064,19 +1412,33 @@ cdef class Engine:
                     or (group.combine == C_MIN and (total == 0 or points < total))):
                 total = points
                 override[0] = member_override
+                winner = m
             elif group.combine == C_SUM:
                 total = total + points if total + points < POINTS_MAX else POINTS_MAX
                 if override[0] < 0:
                     override[0] = member_override
+                if mark != NULL:
+                    self._mark_member(w, m, paid, mark)
+        if mark != NULL and winner >= 0:
+            self._mark_member(w, winner, paid, mark)
         return total
+
+    cdef int _mark_member(self, Work *w, int m, int64_t *paid, char *mark) except -1:
+        cdef int member = self.members[m], ignored
+        if member >= 0:
+            mark[member] = 1
+        else:
+            self._group_points(w, -member - 1, paid, &ignored, mark)
+        return 0
 
     # -------------------------------------------------------------- the quote
 
     def quote(self, cart, card=None, now=None, redeem=None):
         cdef Work w
-        cdef int n, r, override
+        cdef int n, r, override, referral_rule = -1
         cdef int64_t subtotal = 0, discount_total, redeem_total = 0, max_points = 0, points
-        cdef int64_t asked, cumulative = 0, to_pay
+        cdef int64_t asked, cumulative = 0, to_pay, accrued = 0
+        cdef char *mark = NULL
 
         cdef int64_t now_us, local_days, local_minute
         cdef CardIn card_in
@@ -1088,11 +1450,12 @@ cdef class Engine:
             local_days = moment.toordinal() - ORDINAL_1970
             local_minute = moment.hour * 60 + moment.minute
         store = raw_lines = _MISSING
-        if type(cart) is dict and len(<dict>cart) <= 2:
+        if type(cart) is dict and len(<dict>cart) <= 3:
             store = (<dict>cart).get("store", "")
             raw_lines = (<dict>cart).get("lines", _MISSING)
         if (type(store) is not str or len(<str>store) > 64 or type(raw_lines) is not list
-                or len(<list>raw_lines) > LINES_MAX or len(<dict>cart) != 1 + ("store" in cart)):
+                or len(<list>raw_lines) > LINES_MAX
+                or len(<dict>cart) != 1 + ("store" in cart) + ("coupons" in cart)):
             _inputs.read_cart(cart)  # raises the reference refusal
         memset(&w, 0, sizeof(Work))
         n = len(<list>raw_lines)
@@ -1102,12 +1465,15 @@ cdef class Engine:
         try:
             self._allocate(&w)
             self._read_lines(&w, <list>raw_lines, skus, categories)
-            card_in = self._read_card(card, moment, now, now_us)  # after the cart, as the reference
+            coupons = _read_coupons(cart) if "coupons" in cart else []
+            self._present(&w, coupons)
+            card_in = self._read_card(card, moment, now, now_us, local_days + ORDINAL_1970)
             asked = _read_redeem(redeem)
             card_type = ""
             if card_in is not None:
                 card_type = card_in.type
                 cumulative = card_in.cumulative
+            w.cumulative = cumulative
             self._find_scopes(&w, skus, categories)
             self._decide(&w, store, card_in, card_type, _isoweekday(local_days), local_minute,
                          local_days + ORDINAL_1970)
@@ -1122,16 +1488,33 @@ cdef class Engine:
             to_pay = subtotal - discount_total - redeem_total
             accrual = {"points": 0, "available_from": None, "expires_at": None}
             if card_in is not None:
-                accrued = self._group_points(&w, 1, w.paid, &override)
+                if coupons and self.coupon_accruals:
+                    w.contributed = <char *>_alloc(self.n_rules, sizeof(char))
+                    mark = w.contributed
+                accrued = self._group_points(&w, 1, w.paid, &override, mark)
+                if 0 <= self.accrual_max_points < accrued:
+                    accrued = self.accrual_max_points
                 if accrued:
                     accrual = self._lot(_moment(moment, now), accrued, override)
                 self._mark_earning(&w)
-            lines_out = self._lines_out(&w, skus)
-            messages, card_type_after = self._messages(&w, card_in)
+            vat_out = []
+            lines_out = self._lines_out(&w, skus, vat_out)
+            messages, upgrade = self._messages(&w)
             gifts = [{"rule": self.rule_ids[r], "sku": self.rule_objects[r].gift_sku,
                       "name": self.rule_objects[r].gift_name, "qty": self.rule_objects[r].gift_qty}
                      for r in self.gift_rules if self._applies(&w, r)]
-            referral = self._referral(&w, card_in, to_pay)
+            referral = self._referral(&w, card_in, to_pay, &referral_rule)
+            issued = [{"rule": self.rule_ids[r], "series": self.program.coupon_series[self.rules[r].coupon_issue].id,
+                       "valid_days": self.rule_objects[r].valid_days}
+                      for r in self.coupon_rules if self._applies(&w, r)]
+            card_type_after = level = None
+            if card_in is not None:
+                card_type_after, level = _type_and_level(self.program, card_in.type, upgrade,
+                                                         cumulative + subtotal - discount_total)
+            coupons_out = []
+            if coupons:
+                self._mark_used(&w, accrued > 0 and mark != NULL, referral_rule)
+                coupons_out = self._coupons_out(&w, coupons)
         finally:
             _free_work(&w)
         return {
@@ -1142,12 +1525,60 @@ cdef class Engine:
             "to_pay": to_pay,
             "accrual": accrual,
             "lines": lines_out,
+            "vat": vat_out,
             "messages": messages,
             "gifts": gifts,
             "referral": referral,
             "card_type_after": card_type_after,
             "cumulative_after": None if card_in is None else cumulative + subtotal - discount_total,
+            "level": level,
+            "coupons": coupons_out,
+            "issued_coupons": issued,
         }
+
+    cdef int _present(self, Work *w, list coupons) except -1:
+        """Which coupon series the cart presents a code of (PRESENTED in w.presented)."""
+        w.presented = <char *>_alloc(self.n_series, sizeof(char))
+        for _code, series in coupons:
+            index = self.series_ids.get(series)
+            if index is not None:
+                w.presented[<int>index] = PRESENTED
+        return 0
+
+    cdef list _coupons_out(self, Work *w, list coupons):
+        """§13 (core.fallback.coupons_out): only the first code of a used series is used."""
+        cdef int k
+        cdef bint used
+        out = []
+        for code, series in coupons:
+            index = self.series_ids.get(series)
+            used = False
+            if index is not None:
+                k = index
+                used = (w.presented[k] & SERIES_USED) != 0 and (w.presented[k] & SERIES_SHOWN) == 0
+                w.presented[k] |= SERIES_SHOWN
+            out.append({"code": code, "series": series, "used": used})
+        return out
+
+    cdef int _mark_used(self, Work *w, bint accrual_counts, int referral_rule) except -1:
+        """§13: SERIES_USED for the series of the rules that contributed (core.fallback: used_series)."""
+        cdef int line, node, r
+        for line in range(w.n_lines):
+            if w.discount[line] > 0:
+                node = w.heads[line]
+                while node >= 0:
+                    if self.rules[w.node_rule[node]].coupon >= 0:
+                        w.presented[self.rules[w.node_rule[node]].coupon] |= SERIES_USED
+                    node = w.node_next[node]
+        for r in range(self.n_rules):
+            if self.rules[r].coupon < 0:
+                continue
+            if ((self.rules[r].kind == K_ACCRUAL and accrual_counts and w.contributed[r])
+                    or ((self.rules[r].kind == K_MESSAGE or self.rules[r].kind == K_GIFT
+                         or self.rules[r].kind == K_COUPON) and self._applies(w, r))
+                    or r == referral_rule):
+                w.presented[self.rules[r].coupon] |= SERIES_USED
+        return 0
 
     cdef int _allocate(self, Work *w) except -1:
         cdef int n = w.n_lines
@@ -1213,7 +1644,13 @@ cdef class Engine:
                     by_percent = pm_muldiv_floor(total, self.redeem_max_bp,
                                                  BP_PER_UNIT * self.point_value)
                     max_points[0] = available if available < by_percent else by_percent
+                    if 0 <= self.redeem_max_points < max_points[0]:
+                        max_points[0] = self.redeem_max_points
+                    if max_points[0] < self.redeem_min_redeem_points:
+                        max_points[0] = 0
             points = max_points[0] if asked == REDEEM_ALL or asked > max_points[0] else asked
+            if self.has_redeem and points < self.redeem_min_redeem_points:
+                points = 0
             if points > 0:
                 split_into(points * self.point_value, bases, parts, count)
                 for k in range(count):
@@ -1236,8 +1673,15 @@ cdef class Engine:
                     w.earning[line] = 1
         return 0
 
-    cdef list _lines_out(self, Work *w, list skus):
-        cdef int line, node
+    cdef list _lines_out(self, Work *w, list skus, list vat_out):
+        """The quote's lines; the per-rate VAT summary (core.vat.vat_summary) goes to `vat_out`,
+        summed in C for up to VAT_RATES_FAST distinct rates, by the shared function beyond."""
+        cdef int line, node, k, n_rates = 0
+        cdef int64_t vat_amount
+        cdef int64_t rates[VAT_RATES_FAST]
+        cdef int64_t rate_paid[VAT_RATES_FAST]
+        cdef int64_t rate_vat[VAT_RATES_FAST]
+        cdef bint many_rates = False
         cdef LineC *c
         out = []
         for line in range(w.n_lines):
@@ -1252,10 +1696,35 @@ cdef class Engine:
             price = c.price
             amount = price if c.amount == c.price else c.amount
             paid = amount if w.paid[line] == c.amount else w.paid[line]
+            if c.vat_bp >= 0:
+                vat_amount = pm_muldiv_half_up(w.paid[line], c.vat_bp, BP_PER_UNIT + c.vat_bp)
+                rate = c.vat_bp
+                for k in range(n_rates + 1):
+                    if k == n_rates:
+                        if n_rates == VAT_RATES_FAST:
+                            many_rates = True
+                            break
+                        rates[k], rate_paid[k], rate_vat[k] = c.vat_bp, 0, 0
+                        n_rates += 1
+                    if rates[k] == c.vat_bp:
+                        rate_paid[k] += w.paid[line]
+                        rate_vat[k] += vat_amount
+                        break
+            else:
+                vat_amount = 0
+                rate = None
             out.append({"sku": skus[line], "qty_milli": _ONE_UNIT if c.qty_milli == MILLI else c.qty_milli,
                         "price": price, "amount": amount, "discount": w.discount[line],
                         "redeem_amount": w.redeemed[line], "paid": paid,
-                        "accrual_base": paid if w.earning[line] else 0, "rules": given_by})
+                        "accrual_base": paid if w.earning[line] else 0, "rules": given_by,
+                        "vat_rate": rate, "vat_amount": vat_amount})
+        if many_rates:
+            vat_out.extend(_vat_summary((-1 if x["vat_rate"] is None else x["vat_rate"], x["paid"],
+                                         x["vat_amount"]) for x in out))
+        elif n_rates:
+            _sort_rates(rates, rate_paid, rate_vat, n_rates)
+            for k in range(n_rates):
+                vat_out.append({"rate": rates[k], "paid": rate_paid[k], "amount": rate_vat[k]})
         return out
 
     cdef dict _lot(self, object moment, int64_t points, int override):
@@ -1270,7 +1739,8 @@ cdef class Engine:
         return {"points": points, "available_from": start.isoformat(),
                 "expires_at": None if end is None else end.isoformat()}
 
-    cdef tuple _messages(self, Work *w, CardIn card_in):
+    cdef tuple _messages(self, Work *w):
+        """The applying messages and the first `upgrade_to` among them (None when none has one)."""
         messages = []
         upgrade = None
         cdef int k
@@ -1280,11 +1750,10 @@ cdef class Engine:
                 messages.append({"rule": rule_id, "text": text})
                 if upgrade is None and upgrade_to:
                     upgrade = upgrade_to
-        if card_in is None or upgrade == card_in.type:
-            upgrade = None
         return messages, upgrade
 
-    cdef list _referral(self, Work *w, CardIn card_in, int64_t to_pay):
+    cdef list _referral(self, Work *w, CardIn card_in, int64_t to_pay, int *used):
+        """The upline credits; *used = the rule that gave some, else it stays −1."""
         cdef int64_t money
         if card_in is None:
             return []
@@ -1298,6 +1767,8 @@ cdef class Engine:
                 out.append({"card": referrer, "level": level,
                             "points": money // self.point_value if rule.credit == "points" else 0,
                             "cumulative": money if rule.credit == "cumulative" else 0})
+            if out:
+                used[0] = r
             return out
         return []
 

@@ -1,12 +1,14 @@
 """The pure-Python pricing engine: the readable twin of `_cengine.pyx`, with the identical API.
 
-`Engine(program).quote(cart, card, now, redeem)` prices a cart as spec/loyalty.md §4–§8 say;
+`Engine(program).quote(cart, card, now, redeem)` prices a cart as spec/loyalty.md §4–§8 and
+§11–§17 say;
 `Engine(program).refund(quote, ret)` computes a return (§9). It is the reference the compiled
 engine is tested against: when the two disagree, this file states the intended behaviour.
 
 Order of work for one quote: read inputs → find each rule's scope lines (through the program's
 scope index) → decide which rules hold → discounts through the group tree → redemption →
-accrual through the accrual groups → messages, gifts, referral, card upgrade.
+accrual through the accrual groups → messages, gifts, referral, coupons issued, card upgrade and
+level → which presented coupons were used.
 """
 
 from __future__ import annotations
@@ -14,19 +16,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from core.arith import BP_PER_UNIT, percent_of, price_times_qty, split_largest_remainder
+from core.arith import BP_PER_UNIT, MILLI, percent_of, price_times_qty, split_largest_remainder
 from core.inputs import (
     POINTS_MAX,
     REDEEM_ALL,
     Card,
+    Coupon,
     Line,
+    birthday_offsets,
     read_card,
     read_cart,
+    read_cart_coupons,
     read_moment,
     read_redeem,
 )
 from core.refund import compute_refund
 from core.rules import CARD_NONE, CARD_REQUIRED, Group, Program, Rule
+from core.vat import vat_in, vat_summary
 
 IMPLEMENTATION = "pure"
 
@@ -46,12 +52,16 @@ class _Quote:
     """The state of one quote while it is being computed."""
 
     def __init__(self, program: Program, store: str, lines: list[Line], card: Card | None,
-                 now: dt.datetime) -> None:
+                 now: dt.datetime, coupons: tuple[Coupon, ...]) -> None:
         self.program = program
         self.store = store
         self.lines = lines
         self.card = card
         self.now = now
+        self.today = now.toordinal()
+        self.birthday = (() if card is None or not card.birth_month
+                         else birthday_offsets(card.birth_month, card.birth_day, self.today))
+        self.presented = {program.series_ids[c.series] for c in coupons if c.series in program.series_ids}
         self.scope_lines = self._find_scope_lines()
         self.holds = {i: self._holds(program.rules[i], ls) for i, ls in self.scope_lines.items()}
 
@@ -106,7 +116,25 @@ class _Quote:
             return False
         if sum(self.lines[i].amount for i in scope_lines) < when.receipt_min:
             return False
-        return sum(self.lines[i].qty_milli for i in scope_lines) >= when.qty_min_milli
+        if sum(self.lines[i].qty_milli for i in scope_lines) < when.qty_min_milli:
+            return False
+        return self._customer_holds(rule)
+
+    def _customer_holds(self, rule: Rule) -> bool:
+        """§12–§13: birthday, card age, tags, coupon (the v2 conditions each imply a card)."""
+        when, card = rule.when, self.card
+        if when.birthday_before >= 0 and not any(
+                -when.birthday_before <= d <= when.birthday_after for d in self.birthday):
+            return False
+        if when.card_age_min >= 0 and (
+                card is None or card.issued_on < 0
+                or not when.card_age_min <= self.today - card.issued_on <= when.card_age_max):
+            return False
+        if when.tags is not None and (card is None or when.tags.isdisjoint(card.tags)):
+            return False
+        if when.exclude_tags is not None and (card is None or not when.exclude_tags.isdisjoint(card.tags)):
+            return False
+        return when.coupon < 0 or when.coupon in self.presented
 
     def applying(self, kind: str) -> list[Rule]:
         """Rules of a kind that hold for this receipt, in file order."""
@@ -129,6 +157,8 @@ class _Quote:
             for i, part in zip(targets, parts, strict=True):
                 discount[i] = part
             return discount
+        if rule.value == "buy":
+            return self._buy_discount(rule, targets, base)
         bp = rule.bp
         if rule.value == "tiers":
             bp = self._tier_bp(rule)
@@ -138,6 +168,21 @@ class _Quote:
                 discount[i] = max(0, base[i] - fixed)
             else:
                 discount[i] = percent_of(base[i], bp)
+        return discount
+
+    def _buy_discount(self, rule: Rule, targets: list[int], base: list[int]) -> list[int]:
+        """§14: pool the whole units of the target lines; the k cheapest get the percent off
+        (ties: the earlier line), k = floor(U / (qty + free)) × free. Clamped to the line's base."""
+        discount = [0] * len(self.lines)
+        pool = [(self.lines[i].price, i, self.lines[i].qty_milli // MILLI)
+                for i in targets if self.lines[i].qty_milli % MILLI == 0]
+        free = sum(units for _, _, units in pool) // (rule.buy_qty + rule.buy_free) * rule.buy_free
+        for price, i, units in sorted(pool):
+            if free == 0:
+                break
+            chosen = min(units, free)
+            free -= chosen
+            discount[i] = min(base[i], percent_of(price * chosen, rule.bp))
         return discount
 
     def _tier_bp(self, rule: Rule) -> int:
@@ -185,6 +230,8 @@ class _Quote:
             if group.cap_bp >= 0:
                 limit = min(limit, percent_of(base[i], group.cap_bp))
             result[i] = min(result[i], limit)
+        if 0 <= group.cap_amount < sum(result):  # §15: the receipt's cap, split by the lines' share
+            result = split_largest_remainder(group.cap_amount, result)
         return result, given_by
 
     def discounts(self) -> tuple[list[int], list[list[str]]]:
@@ -222,7 +269,13 @@ class _Quote:
                 and card.available >= redeem.min_points):
             by_percent = eligible_total * redeem.max_bp // (BP_PER_UNIT * program.point_value)
             max_points = min(card.available, by_percent)
+            if redeem.max_points >= 0:
+                max_points = min(max_points, redeem.max_points)
+            if max_points < redeem.min_redeem_points:
+                max_points = 0
         points = max_points if asked == REDEEM_ALL else min(asked, max_points)
+        if redeem is not None and points < redeem.min_redeem_points:
+            points = 0
         per_line = [0] * len(self.lines)
         parts = split_largest_remainder(
             points * program.point_value, [after_discount[i] for i in eligible])
@@ -239,8 +292,9 @@ class _Quote:
         if not targets:
             return 0
         base = sum(paid[i] for i in targets)
-        if rule.value == "percent":
-            points = base * rule.bp // (BP_PER_UNIT * self.program.point_value)
+        if rule.value in ("percent", "tiers"):
+            bp = self._tier_bp(rule) if rule.value == "tiers" else rule.bp
+            points = base * bp // (BP_PER_UNIT * self.program.point_value)
         elif rule.value == "per":
             points = rule.per_points * (base // rule.amount)
         else:
@@ -293,18 +347,53 @@ class _Quote:
 
     # ---------------------------------------------------------------- referral (§7)
 
-    def referral(self, to_pay: int) -> list[dict[str, Any]]:
+    def referral(self, to_pay: int) -> tuple[list[dict[str, Any]], Rule | None]:
+        """The upline credits and the rule that gave them (None when nothing is credited)."""
         card = self.card
         rules = sorted(self.applying("referral"), key=lambda r: (r.priority, r.index))
         if card is None or not rules:
-            return []
+            return [], None
         rule, out = rules[0], []
         for level, (referrer, bp) in enumerate(zip(card.referrers, rule.levels_bp, strict=False), 1):
             money = to_pay * bp // BP_PER_UNIT
             points = money // self.program.point_value if rule.credit == "points" else 0
             cumulative = money if rule.credit == "cumulative" else 0
             out.append({"card": referrer, "level": level, "points": points, "cumulative": cumulative})
-        return out
+        return out, rule if out else None
+
+
+
+# -------------------------------------------------------------------- levels (§11), coupons (§13)
+# Both engines build these parts of the quote with the functions below (they are not hot).
+
+
+def type_and_level(program: Program, card_type: str, upgrade: str | None,
+                   cumulative_after: int) -> tuple[str | None, dict[str, Any] | None]:
+    """(card_type_after, level) of a card. A sale never lowers a level card: its level after the
+    sale is at least the one it has (lowering is what `level_downgrade` does on returns)."""
+    rank = program.level_rank(card_type)
+    if rank < 0:
+        return (upgrade if upgrade and upgrade != card_type else None), None
+    after = max(rank, program.level_for(cumulative_after))
+    if upgrade and program.level_rank(upgrade) > after:
+        after = program.level_rank(upgrade)
+    result = program.levels[after].type
+    nxt = program.levels[after + 1] if after + 1 < len(program.levels) else None
+    level = {"type": result, "next": None if nxt is None else nxt.type,
+             "to_next": None if nxt is None else nxt.cumulative_min - cumulative_after}
+    return (result if result != card_type else None), level
+
+
+def coupons_out(program: Program, coupons: tuple[Coupon, ...], used_series: set[int]) -> list[dict[str, Any]]:
+    """§13: per presented coupon, in cart order, whether the sale uses it: only the first code of a
+    series needed by a contributing rule."""
+    out, seen = [], set()
+    for coupon in coupons:
+        series = program.series_ids.get(coupon.series, -1)
+        out.append({"code": coupon.code, "series": coupon.series,
+                    "used": series in used_series and series not in seen})
+        seen.add(series)
+    return out
 
 
 class Engine:
@@ -318,7 +407,8 @@ class Engine:
     def quote(self, cart: Any, card: Any = None, now: Any = None, redeem: Any = None) -> dict[str, Any]:
         moment = read_moment(now, "now")
         store, lines = read_cart(cart)
-        q = _Quote(self.program, store, lines, read_card(card, moment), moment)
+        coupons = read_cart_coupons(cart)
+        q = _Quote(self.program, store, lines, read_card(card, moment), moment, coupons)
         asked = read_redeem(redeem)
 
         discount, given_by = q.discounts()
@@ -330,20 +420,36 @@ class Engine:
         to_pay = total - sum(redeem_money)
 
         accrual: dict[str, Any] = {"points": 0, "available_from": None, "expires_at": None}
+        contributors: list[Rule] = []
         if q.card is not None:
             root = self.program.groups[self.program.accrual_root]
             points, contributors = q.group_points(root, paid)
+            if self.program.accrual_max_points >= 0:
+                points = min(points, self.program.accrual_max_points)
             if points:
                 start, end = q.lot_dates(contributors)
                 accrual = {"points": points, "available_from": start, "expires_at": end}
+            else:
+                contributors = []
 
         earning = q.accrual_lines()
+        vat = [vat_in(p, line.vat_bp) for p, line in zip(paid, lines, strict=True)]
         messages = q.applying("message")
-        card_type_after = None
+        gifts = q.applying("gift")
+        issuing = q.applying("coupon")
+        referral, referral_rule = q.referral(to_pay)
+        upgrades = [r.upgrade_to for r in messages if r.upgrade_to]
+        cumulative_after = None if q.card is None else q.card.cumulative + total
+        card_type_after, level = None, None
         if q.card is not None:
-            upgrades = [r.upgrade_to for r in messages if r.upgrade_to]
-            if upgrades and upgrades[0] != q.card.type:
-                card_type_after = upgrades[0]
+            card_type_after, level = type_and_level(self.program, q.card.type,
+                                                    upgrades[0] if upgrades else None, q.card.cumulative + total)
+        listed = {rid for rules in given_by for rid in rules}
+        used_series = {r.when.coupon for r in q.applying("discount") if r.id in listed}
+        used_series.update(r.when.coupon for r in (*contributors, *messages, *gifts, *issuing))
+        if referral_rule is not None:
+            used_series.add(referral_rule.when.coupon)
+        used_series.discard(-1)  # rules that need no coupon
         return {
             "subtotal": subtotal,
             "discount": subtotal - total,
@@ -355,15 +461,22 @@ class Engine:
                 {"sku": line.sku, "qty_milli": line.qty_milli, "price": line.price,
                  "amount": line.amount, "discount": discount[i], "redeem_amount": redeem_money[i],
                  "paid": paid[i], "accrual_base": paid[i] if i in earning else 0,
-                 "rules": given_by[i]}
+                 "rules": given_by[i], "vat_rate": None if line.vat_bp < 0 else line.vat_bp,
+                 "vat_amount": vat[i]}
                 for i, line in enumerate(lines)
             ],
+            "vat": vat_summary((line.vat_bp, paid[i], vat[i]) for i, line in enumerate(lines)),
             "messages": [{"rule": r.id, "text": r.text} for r in messages],
             "gifts": [{"rule": r.id, "sku": r.gift_sku, "name": r.gift_name, "qty": r.gift_qty}
-                      for r in q.applying("gift")],
-            "referral": q.referral(to_pay),
+                      for r in gifts],
+            "referral": referral,
             "card_type_after": card_type_after,
-            "cumulative_after": None if q.card is None else q.card.cumulative + total,
+            "cumulative_after": cumulative_after,
+            "level": level,
+            "coupons": coupons_out(self.program, coupons, used_series),
+            "issued_coupons": [
+                {"rule": r.id, "series": self.program.coupon_series[r.series].id, "valid_days": r.valid_days}
+                for r in issuing],
         }
 
     def refund(self, quote: Any, ret: Any) -> dict[str, Any]:

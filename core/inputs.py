@@ -2,7 +2,8 @@
 
 Untrusted data: every value is type- and range-checked and refused with a `CartError` naming the
 line and field. Limits: ≤ 1 000 lines, ≤ 16 categories a line, price ≤ 10^11 and line amount
-≤ 10^15 minor units, quantity ≤ 10^6 units with ≤ 3 decimals, ≤ 10 000 lots, ≤ 8 referrers.
+≤ 10^15 minor units, quantity ≤ 10^6 units with ≤ 3 decimals, ≤ 10 000 lots, ≤ 8 referrers,
+≤ 16 card tags, ≤ 16 coupons a cart.
 
 The cart reader here is the readable reference; the compiled engine has its own copy of it
 (`_cengine.pyx: _read_lines`) that must accept and refuse exactly the same carts.
@@ -28,14 +29,23 @@ AMOUNT_MAX = 10**15
 LOTS_MAX = 10_000
 REFERRERS_MAX = 8
 POINTS_MAX = 10**15
+TAGS_MAX = 16
+NO_BIRTHDAY = 10**6  # a birthday offset no window (≤ 31 days) reaches
+COUPONS_MAX = 16
 
-CART_FIELDS = frozenset({"store", "lines"})
+CART_FIELDS = frozenset({"store", "lines", "coupons"})
 LINE_FIELDS = frozenset(
-    {"sku", "name", "price", "qty", "categories", "no_discount", "no_bonus", "min_price"}
+    {"sku", "name", "price", "qty", "categories", "no_discount", "no_bonus", "min_price", "vat"}
 )
-CARD_FIELDS = frozenset({"number", "type", "cumulative", "lots", "balance", "referrers", "holder"})
+CARD_FIELDS = frozenset({"number", "type", "cumulative", "lots", "balance", "referrers", "holder",
+                         "birth_date", "issued_on", "tags"})
+COUPON_FIELDS = frozenset({"code", "series"})
 LOT_FIELDS = frozenset({"points", "available_from", "expires_at"})
 REDEEM_ALL = -1
+VAT_NONE = -1  # core.vat.VAT_NONE
+VAT_BP_MAX = 10_000  # 100 %
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MONTH_DAY = re.compile(r"--[0-9]{2}-[0-9]{2}")
 _PLAIN_DECIMAL = re.compile(r"[0-9]{1,7}(\.[0-9]{1,9})?")  # "2", "0.35": no sign, exponent or spaces
 
 
@@ -48,6 +58,7 @@ class Line(NamedTuple):
     no_discount: bool
     no_bonus: bool
     min_price: int
+    vat_bp: int = VAT_NONE  # the line's VAT rate in basis points; VAT_NONE = outside VAT
 
 
 class Card(NamedTuple):
@@ -56,6 +67,15 @@ class Card(NamedTuple):
     cumulative: int
     available: int  # points usable at the quote's moment
     referrers: tuple[str, ...]
+    birth_month: int = 0  # 0 = birth date unknown
+    birth_day: int = 0
+    issued_on: int = -1  # proleptic ordinal; -1 = unknown
+    tags: tuple[str, ...] = ()
+
+
+class Coupon(NamedTuple):
+    code: str
+    series: str
 
 
 def _is_int(value: Any) -> bool:
@@ -86,6 +106,26 @@ def qty_to_milli(value: Any, where: str) -> int:
     if not 0 < milli <= QTY_MILLI_MAX:
         raise CartError(f"{where}: field 'qty' must be above 0 and at most 1000000, got {value}")
     return int(milli)
+
+
+def read_vat(value: Any, where: str) -> int:
+    """A VAT rate (0–100 %, at most 2 decimals: int, float by its shortest repr, Decimal or a
+    decimal string) in basis points."""
+    problem = f"{where}: field 'vat' must be a percent from 0 to 100 with at most 2 decimals, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise CartError(problem)
+    if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
+        raise CartError(problem)
+    try:
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        raise CartError(problem) from None
+    if not number.is_finite():
+        raise CartError(problem)
+    bp = number.scaleb(2)
+    if bp != bp.to_integral_value() or not 0 <= bp <= VAT_BP_MAX:
+        raise CartError(problem)
+    return int(bp)
 
 
 def _money(value: Any, where: str, field: str, limit: int) -> int:
@@ -141,11 +181,36 @@ def read_line(raw: Any, where: str) -> Line:
         _flag(raw.get("no_discount", False), where, "no_discount"),
         _flag(raw.get("no_bonus", False), where, "no_bonus"),
         _money(raw.get("min_price", 0), where, "min_price", PRICE_MAX),
+        VAT_NONE if raw.get("vat") is None else read_vat(raw["vat"], where),
     )
 
 
+def read_coupons(raw: Any) -> tuple[Coupon, ...]:
+    """§13: the codes the terminal has checked, in cart order; a code listed twice is refused."""
+    if not isinstance(raw, list) or len(raw) > COUPONS_MAX:
+        raise CartError(f"cart: field 'coupons' must be a list of at most {COUPONS_MAX} coupons")
+    coupons: list[Coupon] = []
+    for i, item in enumerate(raw):
+        where = f"cart coupon {i}"
+        if not isinstance(item, dict) or item.keys() != COUPON_FIELDS:
+            raise CartError(f"{where}: must be an object with 'code' and 'series'")
+        coupon = Coupon(_text(item["code"], where, "code", SKU_CHARS_MAX),
+                        _text(item["series"], where, "series", SKU_CHARS_MAX))
+        if any(c.code == coupon.code for c in coupons):
+            raise CartError(f"{where}: the code {coupon.code!r} is listed twice")
+        coupons.append(coupon)
+    return tuple(coupons)
+
+
+def read_cart_coupons(cart: Any) -> tuple[Coupon, ...]:
+    """The coupons of a cart `read_cart` accepted (none when the key is absent or null)."""
+    raw = cart.get("coupons")
+    return () if raw is None else read_coupons(raw)
+
+
 def read_cart(cart: Any) -> tuple[str, list[Line]]:
-    """The store and the validated lines of a cart; refuses the whole cart on the first fault."""
+    """The store and the validated lines of a cart; refuses the whole cart on the first fault
+    (its coupons, read by `read_cart_coupons`, included)."""
     if not isinstance(cart, dict):
         raise CartError("cart: must be an object with 'lines'")
     if not cart.keys() <= CART_FIELDS:
@@ -161,6 +226,7 @@ def read_cart(cart: Any) -> tuple[str, list[Line]]:
     lines = [read_line(raw, f"cart line {i}") for i, raw in enumerate(raw_lines)]
     if sum(line.amount for line in lines) > AMOUNT_MAX:
         raise CartError(f"cart: the subtotal is above the limit {AMOUNT_MAX}")
+    read_cart_coupons(cart)
     return store, lines
 
 
@@ -228,7 +294,69 @@ def read_card(card: Any, now: dt.datetime) -> Card | None:
     if not isinstance(referrers, list) or len(referrers) > REFERRERS_MAX:
         raise CartError(f"card: field 'referrers' must be a list of at most {REFERRERS_MAX} numbers")
     refs = tuple(_text(r, "card", "referrers", SKU_CHARS_MAX) for r in referrers)
-    return Card(number, card_type, cumulative, available, refs)
+    month, day = read_birth_date(card.get("birth_date"))
+    return Card(number, card_type, cumulative, available, refs, month, day,
+                read_issued_on(card.get("issued_on")), read_tags(card.get("tags")))
+
+
+def read_birth_date(value: Any) -> tuple[int, int]:
+    """(month, day) of "YYYY-MM-DD" or "--MM-DD" (year unknown; 29 February allowed); (0, 0) for
+    None."""
+    if value is None:
+        return 0, 0
+    problem = f"card: field 'birth_date' must be written YYYY-MM-DD or --MM-DD, got {value!r}"
+    if not isinstance(value, str):
+        raise CartError(problem)
+    if _DATE.fullmatch(value):
+        try:
+            date = dt.date.fromisoformat(value)
+        except ValueError:
+            raise CartError(f"card: field 'birth_date': no such date: {value}") from None
+        return date.month, date.day
+    if not _MONTH_DAY.fullmatch(value):
+        raise CartError(problem)
+    month, day = int(value[2:4]), int(value[5:7])
+    try:
+        dt.date(2000, month, day)  # a leap year: 29 February is a birthday
+    except ValueError:
+        raise CartError(f"card: field 'birth_date': no such day of the year: {value}") from None
+    return month, day
+
+
+def read_issued_on(value: Any) -> int:
+    """The card's issue date as a proleptic ordinal; -1 for None."""
+    if value is None:
+        return -1
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        raise CartError(f"card: field 'issued_on' must be written YYYY-MM-DD, got {value!r}")
+    try:
+        return dt.date.fromisoformat(value).toordinal()
+    except ValueError:
+        raise CartError(f"card: field 'issued_on': no such date: {value}") from None
+
+
+def read_tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > TAGS_MAX:
+        raise CartError(f"card: field 'tags' must be a list of at most {TAGS_MAX} tags")
+    return tuple(_text(t, "card", "tags", SKU_CHARS_MAX) for t in value)
+
+
+def birthday_offsets(month: int, day: int, today: int) -> tuple[int, int, int]:
+    """today − B in days for the birthday B of the previous, current and next year (ordinals);
+    29 February is 28 February in a year that has none."""
+    year = dt.date.fromordinal(today).year
+    out = []
+    for y in (year - 1, year, year + 1):
+        if not dt.MINYEAR <= y <= dt.MAXYEAR:
+            out.append(NO_BIRTHDAY)  # beyond the calendar: never within a window
+            continue
+        d = day
+        if month == 2 and day == 29 and not (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)):
+            d = 28
+        out.append(today - dt.date(y, month, d).toordinal())
+    return out[0], out[1], out[2]
 
 
 def read_redeem(value: Any) -> int:

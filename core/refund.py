@@ -14,6 +14,11 @@ round_half_up(accrued points × accrual base back / Σ accrual base); when that 
 entirely with points) the accrued points are clawed back with the return that empties the receipt.
 A quote line without `accrual_base` counts its whole paid amount.
 
+VAT (§17): a line gives back the VAT in the money it returns at the line's rate,
+round_half_up(money × rate / (100 + rate)), and its last return the exact remainder of the line's
+VAT, so a full return gives back exactly the VAT of the sale. Quotes and refunds made before VAT
+(no `vat_amount`) count as outside VAT.
+
 Limits: ≤ 1 000 lines in a return, ≤ 1 000 earlier refunds.
 """
 
@@ -24,11 +29,14 @@ from typing import Any
 from core.arith import div_round_half_up, split_largest_remainder
 from core.errors import CartError, RefundError
 from core.inputs import qty_to_milli
+from core.vat import VAT_NONE, vat_in, vat_summary
 
 RETURN_LINES_MAX = 1_000
 PREVIOUS_MAX = 1_000
 _LINE_KEYS = ("qty_milli", "amount", "discount", "redeem_amount", "paid")
-_RETURNED_KEYS = ("qty_milli", "money", "redeem_amount", "accrual_base", "cumulative_decrease")
+_RETURNED_KEYS = ("qty_milli", "money", "redeem_amount", "accrual_base", "cumulative_decrease",
+                  "vat_amount")
+_DEFAULT_ZERO = frozenset({"vat_amount"})  # refunds and quotes made before VAT (v1) carry none
 
 
 def _int(value: Any, where: str) -> int:
@@ -47,6 +55,9 @@ def _quote_lines(quote: Any) -> list[dict[str, int]]:
         lines.append({k: _int(line.get(k), f"quote line {i} field {k!r}") for k in _LINE_KEYS})
         lines[-1]["accrual_base"] = _int(line.get("accrual_base", lines[-1]["paid"]),
                                          f"quote line {i} field 'accrual_base'")
+        lines[-1]["vat_amount"] = _int(line.get("vat_amount", 0), f"quote line {i} field 'vat_amount'")
+        rate = line.get("vat_rate")
+        lines[-1]["vat_rate"] = VAT_NONE if rate is None else _int(rate, f"quote line {i} field 'vat_rate'")
         if lines[-1]["qty_milli"] == 0:
             raise RefundError(f"quote line {i}: quantity 0 cannot be returned")
     return lines
@@ -115,7 +126,8 @@ def _already_returned(previous: Any, line_count: int) -> tuple[list[dict[str, in
             if index >= line_count:
                 raise RefundError(f"{where}: the receipt has no line {index}")
             for key in per_line[index]:
-                per_line[index][key] += _int(line.get(key), f"{where} line {index} field {key!r}")
+                value = line.get(key, 0) if key in _DEFAULT_ZERO else line.get(key)
+                per_line[index][key] += _int(value, f"{where} line {index} field {key!r}")
     return per_line, totals
 
 
@@ -138,13 +150,14 @@ def compute_refund(quote: Any, ret: Any) -> dict[str, Any]:
         value = line["amount"] - line["discount"]
         if (done["money"] > line["paid"] or done["redeem_amount"] > line["redeem_amount"]
                 or done["accrual_base"] > line["accrual_base"]
-                or done["cumulative_decrease"] > value or done["qty_milli"] > line["qty_milli"]):
+                or done["cumulative_decrease"] > value or done["qty_milli"] > line["qty_milli"]
+                or done["vat_amount"] > line["vat_amount"]):
             raise RefundError(f"return: earlier refunds gave back more than line {i} holds")
     if (before_totals["points_restored"] > receipt["redeemed"]
             or before_totals["points_clawed"] > receipt["accrued"]):
         raise RefundError("return: earlier refunds moved more points than the receipt holds")
 
-    out_lines = []
+    out_lines: list[dict[str, Any]] = []
     for index, qty in asked:
         line, done = lines[index], before[index]
         if done["qty_milli"] + qty > line["qty_milli"]:
@@ -152,10 +165,15 @@ def compute_refund(quote: Any, ret: Any) -> dict[str, Any]:
             raise RefundError(f"return: line {index} has {left / 1000:g} left to return, asked {qty / 1000:g}")
         last = done["qty_milli"] + qty == line["qty_milli"]
         value = line["amount"] - line["discount"]
+        money = _share(line["paid"], qty, line["qty_milli"], line["paid"] - done["money"], last)
+        vat_left = line["vat_amount"] - done["vat_amount"]
         out_lines.append({
             "line": index,
             "qty_milli": qty,
-            "money": _share(line["paid"], qty, line["qty_milli"], line["paid"] - done["money"], last),
+            "money": money,
+            # the VAT in the money given back; the line's last return takes the exact remainder
+            "vat_rate": None if line["vat_rate"] == VAT_NONE else line["vat_rate"],
+            "vat_amount": vat_left if last else min(vat_left, vat_in(money, line["vat_rate"])),
             "redeem_amount": _share(line["redeem_amount"], qty, line["qty_milli"],
                                     line["redeem_amount"] - done["redeem_amount"], last),
             "accrual_base": _share(line["accrual_base"], qty, line["qty_milli"],
@@ -187,4 +205,8 @@ def compute_refund(quote: Any, ret: Any) -> dict[str, Any]:
         "points_restored": restored,
         "points_clawed": clawed,
         "cumulative_decrease": sum(item["cumulative_decrease"] for item in out_lines),
+        "vat_amount": sum(item["vat_amount"] for item in out_lines),
+        "vat": vat_summary(
+            ((VAT_NONE if i["vat_rate"] is None else i["vat_rate"], i["money"], i["vat_amount"])
+             for i in out_lines), base="money"),
     }

@@ -27,7 +27,7 @@ gs1_layouts_max = 10
 card_rules_max = 10
 default_spool_root = "/var/spool/posterm"
 
-ROLES = ("printer", "scanner", "card_reader")
+ROLES = ("printer", "scanner", "card_reader", "payment", "fiscal")
 PRINTER_DRIVERS = ("network", "file", "usb", "serial", "simulated")
 INPUT_DRIVERS = ("evdev", "serial", "simulated")
 _COMMON = {"role", "driver", "name"}
@@ -41,7 +41,14 @@ _KEYS = {
     ("input", "serial"): {"port", "baudrate", "parity", "bytesize", "stopbits", "framing",
                           "lrc", "gap_ms"},
     ("input", "simulated"): {"script"},
+    ("payment", "simulated"): {"dir"},
+    ("fiscal", "simulated"): {"dir"},
+    ("fiscal", "atol"): {"url", "timeout_s", "taxation"},
 }
+PAYMENT_DRIVERS = ("simulated",)
+FISCAL_DRIVERS = ("atol", "simulated")
+# ATOL's taxation system names (ДТО 10 JSON tasks, field `taxationType`)
+TAXATIONS = ("osn", "usnIncome", "usnIncomeOutcome", "esn", "patent")
 _PRINTER_KEYS = {"profile", "columns", "status", "spool"}
 
 
@@ -70,10 +77,28 @@ class PrinterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """A payment terminal or a fiscal registrar: `source` is its directory (simulated) or URL."""
+
+    index: int
+    name: str
+    role: str
+    driver: str
+    source: str
+    timeout_s: int = 30
+    taxation: str = "osn"
+
+    def describe(self) -> str:
+        return f"{self.driver} {self.source}"
+
+
+@dataclass(frozen=True, slots=True)
 class DevicesConfig:
     printers: tuple[PrinterConfig, ...]
     inputs: tuple[InputConfig, ...]
     codes: CodeRules
+    payment: tuple[ServiceConfig, ...] = ()
+    fiscal: tuple[ServiceConfig, ...] = ()
 
 
 class _Table:
@@ -126,16 +151,34 @@ def parse_devices(devices: Any, codes: Any = None) -> DevicesConfig:
         raise ConfigError("device: must be an array of tables ([[device]])")
     if len(devices) > devices_max:
         raise ConfigError(f"device: at most {devices_max} devices, got {len(devices)}")
-    printers, inputs = [], []
+    printers, inputs, services = [], [], []
     for index, table in enumerate(devices):
         t = _Table(table, f"device {index}")
         role = t.text("role", choices=ROLES)
         t.where = f"device {index} ({role})"
         if role == "printer":
             printers.append(_printer(index, t))
+        elif role in ("payment", "fiscal"):
+            services.append(_service(index, role, t))
         else:
             inputs.append(_input(index, role, t))
-    return DevicesConfig(tuple(printers), tuple(inputs), parse_codes(codes))
+    return DevicesConfig(tuple(printers), tuple(inputs), parse_codes(codes),
+                         tuple(s for s in services if s.role == "payment"),
+                         tuple(s for s in services if s.role == "fiscal"))
+
+
+def _service(index: int, role: str, t: _Table) -> ServiceConfig:
+    driver = t.text("driver", choices=PAYMENT_DRIVERS if role == "payment" else FISCAL_DRIVERS)
+    t.only(_COMMON | _KEYS[role, driver])
+    name = t.text("name", f"{role} {index}")
+    if driver == "simulated":
+        return ServiceConfig(index, name, role, driver, t.text("dir"))
+    url = t.text("url")
+    if not url.startswith(("http://", "https://")):
+        raise t.fail("url", "must start with http:// or https:// (ATOL's web server, e.g. "
+                            f"http://127.0.0.1:16732), got {url!r}")
+    return ServiceConfig(index, name, role, driver, url.rstrip("/"), t.integer("timeout_s", 30, 1, 300),
+                         t.text("taxation", "osn", TAXATIONS))
 
 
 def _printer(index: int, t: _Table) -> PrinterConfig:

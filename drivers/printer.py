@@ -147,6 +147,7 @@ class ReceiptPrinter:
         text preview."""
         ops = document_ops(receipt, self.columns)
         dummy = Dummy(profile=self.spec.profile)
+        dummy.hw("INIT")  # ESC @: each job starts from the printer's defaults, whatever came before
         play(ops, dummy)
         return dummy.output, preview(ops, self.columns)
 

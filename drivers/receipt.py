@@ -85,6 +85,16 @@ class Receipt:
     points_expiring_date: str = ""
     messages: tuple[str, ...] = ()
     gifts: tuple[Gift, ...] = field(default=())
+    # the seller as the tax office knows it, and who took the money
+    store_legal_name: str = ""
+    store_tax_id: str = ""
+    shift: int | None = None
+    checkout_by: str = ""  # "Self-checkout" or "Cashier NAME"
+    copy: bool = False  # a reprint: marked COPY on paper
+    payments: tuple[tuple[str, int], ...] = ()  # (label, amount) per tender, points included
+    change: int = 0
+    vat: tuple[tuple[int, int, int], ...] = ()  # (rate in basis points, paid, VAT amount) per rate
+    open_drawer: bool = False  # cash moved: the job kicks the cash drawer first
 
     def __post_init__(self) -> None:
         _check_text(self.receipt_id, "receipt_id", receipt_id_chars_max)
@@ -97,7 +107,8 @@ class Receipt:
         if len(self.messages) + len(self.gifts) > messages_max:
             raise ReceiptError(f"receipt {self.receipt_id}: more than {messages_max} messages")
         for name in ("time", "store_name", "store_address", "terminal_id", "payment_method",
-                     "card_number", "points_available_from", "points_expiring_date"):
+                     "card_number", "points_available_from", "points_expiring_date",
+                     "store_legal_name", "store_tax_id", "checkout_by"):
             _check_text(getattr(self, name), name, text_chars_max)
         for text in self.messages:
             _check_text(text, "message", text_chars_max)
@@ -106,8 +117,16 @@ class Receipt:
             for value in (line.qty_milli, line.price, line.amount, line.discount):
                 _check_int(value, f"line {line.name!r}")
         for name in ("subtotal", "discount", "total", "points_paid", "points_paid_amount",
-                     "to_pay", "points_earned", "points_expiring"):
+                     "to_pay", "points_earned", "points_expiring", "change"):
             _check_int(getattr(self, name), name)
+        if len(self.payments) > tenders_max or len(self.vat) > tenders_max:
+            raise ReceiptError(f"receipt {self.receipt_id}: more than {tenders_max} payments or VAT rates")
+        for label, amount in self.payments:
+            _check_text(label, "payment", text_chars_max)
+            _check_int(amount, f"payment {label!r}")
+        for row in self.vat:
+            for value in row:
+                _check_int(value, "vat")
 
     @classmethod
     def from_quote(
@@ -132,6 +151,12 @@ class Receipt:
             return _from_quote(cls, quote, names, locals())
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ReceiptError(f"receipt {receipt_id}: the quote is incomplete: {exc!r}") from None
+
+
+def vat_rows(summary: Any) -> tuple[tuple[int, int, int], ...]:
+    """Core's `vat` list (spec §17: rate in basis points, paid or money, amount) → receipt rows."""
+    return tuple((_int(v["rate"]), _int(v.get("paid", v.get("money", 0))), _int(v["amount"]))
+                 for v in summary or ())
 
 
 def _from_quote(cls: type[Receipt], quote: Mapping[str, Any], names: Mapping[str, str],
@@ -168,6 +193,7 @@ def _from_quote(cls: type[Receipt], quote: Mapping[str, Any], names: Mapping[str
         messages=tuple(str(m["text"]) for m in quote.get("messages", ()) if m.get("text")),
         gifts=tuple(Gift(str(g.get("name") or g["sku"]), _int(g.get("qty", 1)))
                     for g in quote.get("gifts", ())),
+        vat=vat_rows(quote.get("vat")),
     )
 
 
@@ -202,6 +228,11 @@ class ShiftReport:
     returned_money: int = 0
     accrued: int = 0
     redeemed: int = 0
+    refunds: tuple[tuple[str, int], ...] = ()  # money given back per method
+    cash_in: int = 0
+    cash_out: int = 0
+    vat_sales: tuple[tuple[int, int, int], ...] = ()  # (rate bp, paid, VAT) of the sales
+    vat_returns: tuple[tuple[int, int, int], ...] = ()  # the same of the returns
 
     def __post_init__(self) -> None:
         if self.kind not in ("X", "Z"):
@@ -217,9 +248,13 @@ class ShiftReport:
                 raise ReceiptError(f"shift report field {name} is negative")
         if len(self.tenders) > tenders_max:
             raise ReceiptError(f"shift report: more than {tenders_max} payment methods")
-        for method, amount in self.tenders:
+        for method, amount in (*self.tenders, *self.refunds):
             _check_text(method, "payment method", text_chars_max)
             _check_int(amount, f"payment method {method!r}")
+        if len(self.refunds) > tenders_max or len(self.vat_sales) + len(self.vat_returns) > tenders_max:
+            raise ReceiptError(f"shift report: more than {tenders_max} refund methods or VAT rates")
+        for value in (self.cash_in, self.cash_out, *(v for row in (*self.vat_sales, *self.vat_returns) for v in row)):
+            _check_int(value, "shift report amount")
 
     @property
     def receipt_id(self) -> str:
@@ -239,6 +274,17 @@ class ShiftReport:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ReceiptError(f"shift report: the ledger's report is incomplete: {exc!r}") from None
+
+
+def shift_extras(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The tender-and-tax part of the ledger's shift report, as ShiftReport fields."""
+    try:
+        totals, vat = report.get("totals", {}), report.get("vat") or {}
+        return {"refunds": tuple((str(m), _int(a)) for m, a in (report.get("refunds") or {}).items()),
+                "cash_in": _int(totals.get("cash_in", 0)), "cash_out": _int(totals.get("cash_out", 0)),
+                "vat_sales": vat_rows(vat.get("sales")), "vat_returns": vat_rows(vat.get("returns"))}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ReceiptError(f"shift report: the ledger's report is incomplete: {exc!r}") from None
 
 
 def _int(value: Any) -> int:

@@ -38,14 +38,15 @@ def _pair(left: str, right: str, columns: int) -> str:
 def receipt_ops(receipt: Receipt, columns: int, qr: bool = True) -> list[Op]:
     """The receipt laid out for a printer `columns` characters wide."""
     rule = Op("line", "-" * columns)
-    ops = [*_header(receipt, columns), rule]
+    ops = [Op("drawer")] if receipt.open_drawer else []
+    ops += [*_header(receipt, columns), *_seller(receipt, columns), rule]
     for line in receipt.lines:
         ops += [Op("line", ln) for ln in textwrap.wrap(line.name, columns)[:2] or [""]]
         qty = f"  {format_qty(line.qty_milli)} x {format_minor(line.price)}"
         ops.append(Op("line", _pair(qty, format_minor(line.amount), columns)))
         if line.discount:
             ops.append(Op("line", _pair("  discount", format_minor(-line.discount), columns)))
-    ops += [rule, *_totals(receipt, columns), *_points(receipt, columns)]
+    ops += [rule, *_totals(receipt, columns), *_vat(receipt, columns), *_points(receipt, columns)]
     ops += _messages(receipt, columns)
     ops += [Op("style", {"align": "center"})]
     ops.append(Op("qr" if qr else "barcode", receipt.receipt_id))
@@ -67,6 +68,39 @@ def _header(receipt: Receipt, columns: int) -> list[Op]:
     return ops
 
 
+def _seller(receipt: Receipt, columns: int) -> list[Op]:
+    """Legal name, tax id, shift and who took the money; COPY on a reprint."""
+    ops = [Op("line", ln) for ln in textwrap.wrap(receipt.store_legal_name, columns)[:2]]
+    if receipt.store_tax_id:
+        ops.append(Op("line", f"Tax ID {receipt.store_tax_id}"))
+    who = "  ".join(x for x in (f"Shift {receipt.shift}" if receipt.shift else "", receipt.checkout_by) if x)
+    if who:
+        ops.append(Op("line", who[:columns]))
+    if receipt.copy:
+        ops += [Op("style", {"align": "center", "bold": True}), Op("line", "COPY"),
+                Op("style", {"align": "left", "bold": False})]
+    return ops
+
+
+def _vat(receipt: Receipt, columns: int) -> list[Op]:
+    """VAT is inside the prices: one line per rate with the VAT the paid money contains."""
+    return [Op("line", _pair(f"incl. VAT {format_rate(rate)}% of {format_minor(paid)}", format_minor(amount), columns))
+            for rate, paid, amount in receipt.vat]
+
+
+def format_rate(rate_bp: int) -> str:
+    """2000 → "20", 750 → "7.5"."""
+    whole, part = divmod(rate_bp, 100)
+    return str(whole) if not part else f"{whole}.{part:02d}".rstrip("0")
+
+
+def _payments(receipt: Receipt, columns: int) -> list[Op]:
+    ops = [Op("line", _pair(label, format_minor(amount), columns)) for label, amount in receipt.payments]
+    if receipt.change:
+        ops.append(Op("line", _pair("Change", format_minor(receipt.change), columns)))
+    return ops
+
+
 def _totals(receipt: Receipt, columns: int) -> list[Op]:
     ops = [Op("line", _pair("Subtotal", format_minor(receipt.subtotal), columns))]
     if receipt.discount:
@@ -82,7 +116,9 @@ def _totals(receipt: Receipt, columns: int) -> list[Op]:
     ops += [Op("style", {"bold": True}),
             Op("line", _pair(due, format_minor(receipt.to_pay), columns)),
             Op("style", {"bold": False})]
-    if receipt.payment_method:
+    if receipt.payments:
+        ops += _payments(receipt, columns)
+    elif receipt.payment_method:
         ops.append(Op("line", _pair("Payment", receipt.payment_method, columns)))
     return ops
 
@@ -149,11 +185,17 @@ def report_ops(report: ShiftReport, columns: int) -> list[Op]:
             Op("style", {"bold": False})]
     ops += [Op("line", _pair(f"  {method}", format_minor(amount), columns))
             for method, amount in report.tenders]
+    ops += _report_vat("VAT in sales", report.vat_sales, columns)
     rows = [("Returns", str(report.returns)), ("Refunded", format_minor(-report.returned_money))]
     ops += [Op("line", _pair(k, v, columns)) for k, v in rows]
+    ops += [Op("line", _pair(f"  {method}", format_minor(-amount), columns)) for method, amount in report.refunds]
+    ops += _report_vat("VAT in returns", report.vat_returns, columns)
     ops += [Op("style", {"bold": True}),
             Op("line", _pair("Net", format_minor(report.to_pay - report.returned_money), columns)),
             Op("style", {"bold": False}), Op("line", "-" * columns)]
+    if report.cash_in or report.cash_out:
+        rows = [("Cash in", format_minor(report.cash_in)), ("Cash out", format_minor(-report.cash_out))]
+        ops += [Op("line", _pair(k, v, columns)) for k, v in rows] + [Op("line", "-" * columns)]
     rows = [("Points earned", str(report.accrued)), ("Points paid", str(report.redeemed))]
     ops += [Op("line", _pair(k, v, columns)) for k, v in rows]
     if report.kind == "Z":
@@ -163,13 +205,30 @@ def report_ops(report: ShiftReport, columns: int) -> list[Op]:
     return ops
 
 
+def printable(text: str, printer: Escpos) -> str:
+    """`?` for each character none of the profile's code pages has (python-escpos would send
+    any text with a CJK character as GB18030, which other printers print as garbage)."""
+    if text.isascii():
+        return text
+    find = printer.magic.encoder.find_suitable_encoding
+    return "".join(ch if ch.isascii() or find(ch) else "?" for ch in text)
+
+
+def _report_vat(title: str, rows: tuple[tuple[int, int, int], ...], columns: int) -> list[Op]:
+    ops = [Op("line", title)] if rows else []
+    return ops + [Op("line", _pair(f"  {format_rate(rate)}% of {format_minor(base)}", format_minor(amount), columns))
+                  for rate, base, amount in rows]
+
+
 def play(ops: list[Op], printer: Escpos) -> None:
     """Issue the ops as python-escpos calls; codes the profile cannot print are left out."""
     for op in ops:
         if op.kind == "style":
             printer.set(**op.arg)
         elif op.kind == "line":
-            printer.textln(op.arg)
+            printer.textln(printable(op.arg, printer))
+        elif op.kind == "drawer":
+            printer.cashdraw(2)  # pin 2: the usual drawer kick connector
         elif op.kind == "qr" and printer.profile.supports("qrCode"):
             printer.qr(op.arg, native=True, size=qr_size)
         elif op.kind in ("qr", "barcode") and printer.profile.supports("barcodeB"):

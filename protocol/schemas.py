@@ -446,7 +446,7 @@ SALE_LINE = Record(
         Field("redeem_amount", MONEY, doc="money paid with points on this line"),
         Field("paid", MONEY, doc="amount − discount − redeem_amount"),
         Field("rules", ListOf(ID, LINE_RULES_MAX), doc="ids of the rules that discounted the line"),
-        Field("vat_amount", MONEY, required=False, doc="reserved; not sent yet"),
+        Field("vat_amount", MONEY, required=False, doc="VAT inside `paid` (when the quote has it)"),
     )
 )
 GIFT = Record((Field("rule", ID), Field("sku", ID), Field("qty", Int(1, GIFT_QTY_MAX, "count"))))
@@ -455,8 +455,17 @@ TENDER = Record(
         Field("method", Text(32)),
         Field("amount", MONEY),
         Field("reference", Text(128), required=False),
+        Field("tendered", MONEY, required=False, doc="cash handed over (= amount + change)"),
+        Field("change", MONEY, required=False),
+        Field("op", Text(128), required=False, doc="the payment operation's id"),
+        Field("card", Text(128), required=False, doc="the payment card as the terminal shows it"),
     )
 )
+VAT_RATE = Int(0, 10_000, "basis points")
+
+
+def _vat(base: str) -> Record:
+    return Record((Field("rate", VAT_RATE), Field(base, MONEY), Field("amount", MONEY, doc="VAT inside")))
 REFERRAL = Record(
     (
         Field("card", CARD, doc="the referrer"),
@@ -488,6 +497,7 @@ EVENTS: dict[str, tuple[Field, ...]] = {
         Field("lines", ListOf(SALE_LINE, LINES_MAX), required=False,
               doc="the committed quote's lines in cart order (terminals before it omit it)"),
         Field("gifts", ListOf(GIFT, GIFTS_MAX), required=False, doc="gifts given (terminals before it omit it)"),
+        Field("vat", ListOf(_vat("paid"), LINES_MAX), required=False, doc="VAT by rate, rates ascending"),
     ),
     "return": (
         Field("return", ID, doc="the return's id"),
@@ -501,6 +511,7 @@ EVENTS: dict[str, tuple[Field, ...]] = {
         Field("annulled", POINTS, doc="accrued points taken back"),
         Field("clawed", POINTS, doc="accrued points already spent, taken from other lots"),
         Field("debt", POINTS, doc="what could not be taken: booked as debt"),
+        Field("vat", ListOf(_vat("money"), LINES_MAX), required=False, doc="refunded VAT by rate"),
     ),
     "expiry": (
         Field("card", CARD),
@@ -631,6 +642,7 @@ PRODUCT = Record(
         Field("no_discount", Bool(), required=False),
         Field("no_bonus", Bool(), required=False),
         Field("min_price", Int(0, PRODUCT_PRICE_MAX, "minor units"), required=False, doc="≤ price"),
+        Field("vat", Text(6), required=False, doc="VAT rate in percent, ≤ 2 decimals (\"20\", \"7.5\")"),
     )
 )
 DELETED_PRODUCT = Record((Field("sku", Key()), Field("deleted", Bool())))

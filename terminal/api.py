@@ -139,6 +139,7 @@ class ApiServer:
             web.delete("/v1/checkout/payment", self.back_to_cart),
             web.post("/v1/checkout/pay", self.pay),
             web.post("/v1/checkout/cancel", self.cancel),
+            web.post("/v1/cash", self.cash),
             web.post("/v1/returns", self.return_sale),
             web.get("/v1/receipts/{id}", self.get_receipt),
             web.post("/v1/receipts/{id}/print", self.reprint),
@@ -221,15 +222,32 @@ class ApiServer:
 
     async def pay(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        _only(body, {"method", "tenders"})
+        _only(body, {"method", "tenders", "attendant"})
         method = _text(body, "method", required=False) or "card"
+        attendant = _text(body, "attendant", required=False)
         tenders = body.get("tenders")
         if tenders is not None and not isinstance(tenders, list):
-            raise BadRequest("field 'tenders' must be a list of {method, amount, reference?}")
-        return _ok(await self.daemon.act(self.daemon.pay, tenders, method))
+            raise BadRequest("field 'tenders' must be a list of {method, amount, tendered?, reference?}")
+        return _ok(await self.daemon.desk.pay(tenders, method, attendant))
 
     async def cancel(self, request: web.Request) -> web.Response:
-        return _ok(await self.daemon.act(self.daemon.register.cancel, now_local()))
+        return _ok(await self.daemon.desk.cancel())
+
+    async def cash(self, request: web.Request) -> web.Response:
+        """Cash put into (float) or taken out of (bank drop) the drawer, with the reason."""
+        body = await _body(request)
+        _only(body, {"kind", "amount", "reason", "id"})
+        kind = body.get("kind")
+        if kind not in ("in", "out"):
+            raise BadRequest("field 'kind' must be \"in\" or \"out\"")
+        amount = body.get("amount")
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= 10**13:
+            raise BadRequest("field 'amount' must be whole minor units above 0")
+        reason = _text(body, "reason")
+        op_id = _text(body, "id", required=False)
+        if op_id is not None and not RETURN_ID.match(op_id):
+            raise BadRequest("field 'id' must be 1..32 of A-Z a-z 0-9 _ -")
+        return _ok(await self.daemon.act(self.daemon.desk.cash_move, kind, amount, reason, op_id))
 
     async def return_sale(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -241,7 +259,7 @@ class ApiServer:
         return_id = _text(body, "id", required=False)
         if return_id is not None and not RETURN_ID.match(return_id):
             raise BadRequest("field 'id' must be 1..32 of A-Z a-z 0-9 _ - (it is printed as a barcode)")
-        return _ok(await self.daemon.act(self.daemon.return_sale, receipt, lines, return_id))
+        return _ok(await self.daemon.desk.return_sale(receipt or "", lines, return_id))
 
     async def get_receipt(self, request: web.Request) -> web.Response:
         receipt_id = request.match_info["id"]

@@ -36,6 +36,7 @@ from typing import Any
 import core
 from core.errors import PricingError
 from terminal import failpoints
+from terminal import tenders as tender_rules
 from terminal.errors import TerminalError
 from terminal.ledger import Ledger, LedgerError, LedgerNotFoundError
 from terminal.ledger.sales import check_payment
@@ -44,6 +45,7 @@ LINES_MAX = 200
 QTY_MILLI_MAX = 1_000_000_000
 RECORD_BYTES_MAX = 1024 * 1024
 TENDERS_MAX = 16
+DURABLE_STATES = frozenset({"authorizing", "committing"})
 Publish = Callable[[str, dict[str, Any]], None]
 
 
@@ -66,7 +68,7 @@ class Checkout:
     id: str
     opened_ms: int
     touched_ms: int
-    state: str = "open"  # open | paying | committing
+    state: str = "open"  # open | paying | authorizing (card payment asked) | committing
     lines: list[dict[str, Any]] = field(default_factory=list)
     card: str | None = None
     card_mode: str = "local"  # local (no server configured) | online | offline (redemption capped)
@@ -74,11 +76,14 @@ class Checkout:
     quote: dict[str, Any] | None = None
     payment: dict[str, Any] | None = None
     commit_at: str | None = None
+    attendant: str | None = None  # None: self-checkout
+    attempt: int = 0  # payment attempts: each names its card operations afresh
 
     def cart(self, store: str) -> dict[str, Any]:
         return {"store": store, "lines": [
             {k: ln[k] for k in ("sku", "name", "price", "qty", "categories", "no_discount",
-                                "no_bonus", "min_price")} for ln in self.lines]}
+                                "no_bonus", "min_price", "vat") if ln.get(k) is not None or k != "vat"}
+            for ln in self.lines]}
 
 
 def _atomic(action: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
@@ -166,12 +171,13 @@ class Register:
             # A confirmed payment must survive a power cut; an open cart only a process crash
             # (the page cache survives SIGKILL): no fsync per scan, which costs ms on SD cards.
             # A cart lost to a power cut leaves at most a hold, which expires on its own.
-            if co.state == "committing":
+            # So must a card payment about to be asked for (its operation ids are the intent).
+            if co.state in DURABLE_STATES:
                 os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.record_path)
-        if co.state == "committing":
+        if co.state in DURABLE_STATES:
             _fsync_dir(self.record_path.parent)
 
     def _load(self) -> Checkout | None:
@@ -308,7 +314,8 @@ class Register:
                 "price": product["price"] if price is None else price, "qty": qty_text(qty_milli),
                 "qty_milli": qty_milli, "categories": product["categories"],
                 "no_discount": product["no_discount"], "no_bonus": product["no_bonus"],
-                "min_price": product["min_price"], "weighed": weight_code is not None or price is not None}
+                "min_price": product["min_price"], "weighed": weight_code is not None or price is not None,
+                "vat": product.get("vat")}
 
     @_atomic
     def add(self, line: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
@@ -388,6 +395,9 @@ class Register:
         co = self._need("cancel")
         if co.state == "committing":
             raise CheckoutError(f"checkout {co.id}: payment already confirmed; cannot cancel")
+        if co.state == "authorizing":
+            raise CheckoutError(f"checkout {co.id}: the payment terminal is taking the card payment; "
+                                "wait for its answer (a card payment taken is reversed on cancel)")
         released = self._release(co, now)
         self.current = None
         self._save()
@@ -397,26 +407,84 @@ class Register:
 
     def expire_idle(self, now: dt.datetime) -> dict[str, Any] | None:
         co = self.current
-        if co is None or co.state == "committing" or _ms(now) - co.touched_ms < self.idle_timeout_ms:
+        if co is None or co.state in DURABLE_STATES or _ms(now) - co.touched_ms < self.idle_timeout_ms:
             return None
         return self.cancel(now, "idle timeout")
 
     # ------------------------------------------------------------------ payment
 
     def pay(self, tenders: list[dict[str, Any]] | None, method: str, now: dt.datetime) -> dict[str, Any]:
+        """Pay without a payment terminal (every tender confirmed by the attendant)."""
+        planned, quote = self.prepare_payment(tenders, method, now, card_terminal=False)
+        sale = self.start_payment(planned, quote, now)
+        assert sale is not None  # no card operation to wait for
+        return sale
+
+    def prepare_payment(self, tenders: list[Any] | None, method: str, now: dt.datetime,
+                        card_terminal: bool, attendant: str | None = None) -> tuple[list[dict[str, Any]], Any]:
+        """Freeze the quote (state paying) and check the tenders; nothing is asked of anybody yet."""
         co = self._need("payment")
         if not co.lines:
             raise CheckoutError(f"checkout {co.id} is empty; nothing to pay")
+        if co.state in DURABLE_STATES:
+            raise CheckoutError(f"checkout {co.id}: a payment is under way already")
         if co.state == "open":
             self.begin_payment(now)
         assert co.quote is not None
-        to_pay = co.quote["to_pay"]
-        tenders = tenders if tenders is not None else [{"method": method, "amount": to_pay}]
+        co.attempt += 1
         try:
-            check_payment({"tenders": tenders}, to_pay, f"checkout {co.id}")
-        except LedgerError as exc:
-            raise BadRequest(str(exc)) from None
-        co.payment = {"tenders": tenders}
+            planned = tender_rules.plan(tenders, method, co.quote["to_pay"], co.id, card_terminal, co.attempt)
+            check_payment({"tenders": tender_rules.recorded(planned)}, co.quote["to_pay"], f"checkout {co.id}")
+        except (tender_rules.TenderError, LedgerError) as exc:
+            raise BadRequest(f"checkout {co.id}: {exc}") from None
+        co.attendant = attendant
+        return planned, co.quote
+
+    def start_payment(self, planned: list[dict[str, Any]], quote: Any, now: dt.datetime) -> dict[str, Any] | None:
+        """Record the payment (fsynced): the sale when nothing waits for a card, else None and the
+        checkout is `authorizing` until every card operation is answered."""
+        co = self._need("payment")
+        if co.state != "paying" or co.quote is not quote:
+            raise CheckoutError(f"checkout {co.id} changed while the payment was checked; pay again")
+        co.payment = {"tenders": planned}
+        if tender_rules.pending(planned):
+            co.state = "authorizing"
+            self._save()  # the intent: after a crash these operations are asked about, never repeated
+            return None
+        return self._confirm(co, now)
+
+    def authorized(self, op_id: str, status: str, reference: str, card: str) -> None:
+        """One card operation's answer, recorded before anything else happens."""
+        co = self._need("payment")
+        for tender in (co.payment or {}).get("tenders", []):
+            if tender.get("op") == op_id:
+                tender["status"] = status
+                if reference:
+                    tender["reference"] = reference[:128]
+                if card:
+                    tender["card"] = card[-19:]
+        self._save()
+
+    def confirm_authorized(self, now: dt.datetime) -> dict[str, Any]:
+        co = self._need("payment")
+        if co.state != "authorizing" or not co.payment:
+            raise CheckoutError(f"checkout {co.id} has no card payment waiting")
+        if any(t.get("status", "approved") != "approved" for t in co.payment["tenders"]):
+            raise CheckoutError(f"checkout {co.id}: not every card payment is approved")
+        return self._confirm(co, now)
+
+    def payment_failed(self, now: dt.datetime) -> dict[str, Any]:
+        """Back to `paying` after a declined, cancelled or reversed card payment."""
+        co = self._need("payment")
+        co.state, co.payment, co.commit_at = "paying", None, None
+        co.touched_ms = _ms(now)
+        self._save()
+        self.publish("quote", self.view())
+        return self.view()
+
+    def _confirm(self, co: Checkout, now: dt.datetime) -> dict[str, Any]:
+        assert co.payment is not None
+        co.payment = {"tenders": tender_rules.recorded(co.payment["tenders"])}
         co.commit_at = now.isoformat()
         co.state = "committing"
         self._save()  # from here on the sale happens, even across a crash
@@ -438,10 +506,13 @@ class Register:
             points_before = result["balance"] + result["redeemed"] - result["accrued"] - result["debt_paid"]
         sale = {"receipt": co.id, "at": co.commit_at, "quote": co.quote, "card": co.card,
                 "tenders": co.payment["tenders"], "names": {ln["sku"]: ln["name"] for ln in co.lines},
-                "points_before": points_before, "balance_after": result["balance"], "seq": result["seq"]}
+                "points_before": points_before, "balance_after": result["balance"], "seq": result["seq"],
+                "shift": result.get("shift"), "attendant": co.attendant,
+                "change": tender_rules.change_of(co.payment["tenders"])}
         self.publish("sale", {"receipt": co.id, "to_pay": co.quote["to_pay"], "card": co.card,
                               "redeemed": result["redeemed"], "accrued": result["accrued"],
-                              "balance": result["balance"]})
+                              "balance": result["balance"], "tenders": sale["tenders"],
+                              "change": sale["change"]})
         return sale
 
     def finish(self) -> None:
@@ -462,6 +533,8 @@ class Register:
         self.current = co
         if co.state == "committing":
             return "committed", self._commit(co)
+        if co.state == "authorizing":
+            return "authorizing", None  # the daemon asks the payment terminal, then decides
         co.state = "open"
         if self.expire_idle(now) is not None:
             return "expired", None
@@ -471,7 +544,8 @@ class Register:
     # ------------------------------------------------------------------ returns
 
     def return_lines(self, receipt_id: str, lines: list[dict[str, Any]] | None,
-                     return_id: str | None, now: dt.datetime) -> dict[str, Any]:
+                     return_id: str | None, now: dt.datetime,
+                     tenders: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         if self.current is not None:
             raise CheckoutError(f"checkout {self.current.id} is open; finish or cancel it before a return")
         receipt = self.ledger.receipt(receipt_id)
@@ -482,7 +556,9 @@ class Register:
             if not lines:
                 raise CheckoutError(f"receipt {receipt_id}: everything was returned already")
         return_id = return_id or f"{self.terminal_id}-R{now.astimezone(dt.UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
-        result = self.ledger.commit_return(return_id, receipt_id, lines, now)
+        if tenders is None:  # not planned by the paying desk: back to the sale's tenders all the same
+            tenders = self._split(receipt, lines)
+        result = self.ledger.commit_return(return_id, receipt_id, lines, now, tenders)
         names = {ln["sku"]: ln["sku"] for ln in receipt["quote"]["lines"]}
         for ln in receipt["quote"]["lines"]:
             try:
@@ -492,8 +568,20 @@ class Register:
         out = {**result, "at": now.isoformat(), "card": receipt["card"], "sale_quote": receipt["quote"],
                "names": names}
         self.publish("return", {"return": return_id, "receipt": receipt_id,
-                                "money": result["refund"]["money"], "points": result["points"]})
+                                "money": result["refund"]["money"], "points": result["points"],
+                                "tenders": result.get("tenders")})
         return out
+
+    @staticmethod
+    def _split(receipt: dict[str, Any], lines: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        from core.errors import RefundError
+        from core.refund import compute_refund
+
+        try:
+            refund = compute_refund(receipt["quote"], {"lines": lines, "previous": receipt["refunds"]})
+        except RefundError:
+            return None  # the ledger refuses the return with the reason
+        return tender_rules.refund_split(receipt["tenders"], receipt.get("refund_tenders", []), refund["money"])
 
     @staticmethod
     def _remaining(receipt: dict[str, Any]) -> list[dict[str, Any]]:

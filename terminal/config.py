@@ -1,6 +1,7 @@
 """The terminal's config file (`/etc/posterm/terminal.toml`): read, checked, typed.
 
-    [terminal]  id, store, store_name, ledger_path, rules_path, key_path, server_url
+    [terminal]  id, store, store_name, ledger_path, rules_path, key_path, server_url, and what the
+                receipts print about the seller: legal_name, address, tax_id
     [api]       socket (Unix socket path), tcp_port (optional; always bound to 127.0.0.1)
     [checkout]  idle_timeout_s, hold_timeout_s
     [printer]   retry_s (how often a queued receipt is retried while the printer is faulty)
@@ -30,6 +31,7 @@ CONFIG_BYTES_MAX = 1024 * 1024
 TEXT_CHARS_MAX = 512
 TERMINAL_ID = re.compile(r"^[A-Za-z0-9_]{1,8}$")
 STORE_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+TAX_ID = re.compile(r"^[A-Za-z0-9 -]{0,32}$")  # e.g. a Russian INN of 10 or 12 digits
 IDLE_TIMEOUT_S = (10, 24 * 3600)
 HOLD_TIMEOUT_S = (30, 24 * 3600)
 PRINTER_RETRY_S = (0.1, 600.0)
@@ -69,6 +71,9 @@ class TerminalConfig:
     printer_retry_s: float
     devices: DevicesConfig
     sync: dict[str, Any] | None = None
+    legal_name: str = ""
+    address: str = ""
+    tax_id: str = ""
     retention: Retention = Retention()
 
     @property
@@ -138,7 +143,8 @@ def parse_config(doc: dict[str, Any], path: Path) -> TerminalConfig:
         if name not in TABLES:
             raise ConfigError(f"{path}: [{str(name)[:40]}] is not a known table ({', '.join(sorted(TABLES))})")
     term = _Table(doc, "terminal", str(path), {
-        "id", "store", "store_name", "ledger_path", "rules_path", "key_path", "server_url"})
+        "id", "store", "store_name", "ledger_path", "rules_path", "key_path", "server_url",
+        "legal_name", "address", "tax_id"})
     api = _Table(doc, "api", str(path), {"socket", "tcp_port"})
     checkout = _Table(doc, "checkout", str(path), {"idle_timeout_s", "hold_timeout_s"})
     printer = _Table(doc, "printer", str(path), {"retry_s"})
@@ -174,6 +180,9 @@ def parse_config(doc: dict[str, Any], path: Path) -> TerminalConfig:
         printer_retry_s=float(printer.number("retry_s", 10, PRINTER_RETRY_S, whole=False)),
         devices=devices,
         sync=_sync_table(doc, path),
+        legal_name=term.text("legal_name", ""),
+        address=term.text("address", ""),
+        tax_id=term.text("tax_id", "", TAX_ID),
         retention=Retention(
             events_keep_days=keep.number("events_keep_days", defaults.events_keep_days, KEEP_DAYS),
             receipts_keep_days=keep.number("receipts_keep_days", defaults.receipts_keep_days, KEEP_DAYS),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -33,9 +34,10 @@ from drivers.config import InputConfig
 from drivers.errors import DeviceError
 from drivers.events import CardSwipe, DeviceState, Event, EventQueue, PrinterStatus, RejectedInput, ScanEvent
 from drivers.printer import ReceiptPrinter
-from drivers.receipt import Receipt, ReceiptLine, ReportKind, ShiftReport, mask_card
+from drivers.receipt import Receipt, ReceiptLine, ReportKind, ShiftReport, mask_card, vat_rows
 from drivers.spool import Spool
 from terminal import failpoints, housekeeping
+from terminal import tenders as tender_rules
 from terminal.bus import Bus
 from terminal.checkout import CheckoutError, Register
 from terminal.config import TerminalConfig, sync_config
@@ -118,6 +120,9 @@ class Daemon:
             self.devices[first.spec.name] = {"role": "printer", "state": "unknown", "detail": ""}
         for dev in config.devices.inputs:
             self.devices[dev.name] = {"role": dev.role, "state": "unknown", "detail": dev.describe()}
+        from terminal.payments import PaymentDesk
+
+        self.desk = PaymentDesk(self)
 
     # ------------------------------------------------------------------ events
 
@@ -218,12 +223,32 @@ class Daemon:
     # ------------------------------------------------------------------ sales and printing
 
     def pay(self, tenders: list[dict[str, Any]] | None, method: str) -> dict[str, Any]:
-        sale = self.register.pay(tenders, method, now_local())
+        """Pay with tenders the attendant confirms (no payment terminal involved)."""
+        return self.after_sale(self.register.pay(tenders, method, now_local()))
+
+    def after_sale(self, sale: dict[str, Any]) -> dict[str, Any]:
+        """A committed sale: paper (the drawer kicks when cash moved), fiscal document, sync."""
         failpoints.hit("after_commit")
         self.print_sale(sale)
+        self._queue_sale_fiscal(sale)
         self.register.finish()
         self.wake_sync()
         return {k: v for k, v in sale.items() if k != "names"}
+
+    def _queue_sale_fiscal(self, sale: dict[str, Any]) -> None:
+        try:
+            document = self.desk.sale_document(sale["receipt"], sale["quote"], sale["names"], sale["tenders"],
+                                               sale.get("attendant"))
+        except CheckoutError as exc:  # checked before payment; only a changed catalog gets here
+            self.publish("error", {"message": f"receipt {sale['receipt']}: {exc}"})
+            return
+        self.desk.queue_fiscal(document)
+
+    def product_name(self, sku: str) -> str:
+        try:
+            return str(self.ledger.product(sku)["name"])
+        except LedgerNotFoundError:
+            return sku  # a product deleted since the sale prints by its sku
 
     def print_sale(self, sale: dict[str, Any]) -> None:
         if self.printer is not None:
@@ -239,16 +264,26 @@ class Daemon:
             return False
         return True
 
-    def _sale_receipt(self, sale: dict[str, Any]) -> Receipt:
+    def _sale_receipt(self, sale: dict[str, Any], copy: bool = False) -> Receipt:
         method = "+".join(t["method"] for t in sale["tenders"]) or "points"
         quote = sale["quote"]
         if quote["accrual"].get("available_from"):  # printed to the minute, not the microsecond
             accrual = {**quote["accrual"], "available_from": _shown(quote["accrual"]["available_from"])}
             quote = {**quote, "accrual": accrual}
-        return Receipt.from_quote(
+        receipt = Receipt.from_quote(
             quote, sale["names"], receipt_id=sale["receipt"], time=_shown(sale["at"]),
             store_name=self.config.store_name or self.config.store, terminal_id=self.config.terminal_id,
-            payment_method=method, card_number=sale["card"] or "", points_before=sale["points_before"])
+            payment_method=method, card_number=sale["card"] or "", points_before=sale["points_before"],
+            store_address=self.config.address)
+        payments = tender_rules.paper_lines(sale["tenders"], quote["redeem"]["points"], quote["redeem"]["amount"])
+        return dataclasses.replace(
+            receipt, **self._seller(sale.get("shift"), sale.get("attendant")), copy=copy, payments=payments,
+            change=tender_rules.change_of(sale["tenders"]),
+            open_drawer=not copy and tender_rules.has_cash(sale["tenders"]))
+
+    def _seller(self, shift: int | None, attendant: str | None) -> dict[str, Any]:
+        return {"store_legal_name": self.config.legal_name, "store_tax_id": self.config.tax_id,
+                "shift": shift, "checkout_by": f"Cashier {attendant}" if attendant else "Self-checkout"}
 
     def print_return(self, ret: dict[str, Any]) -> None:
         if self.printer is not None:
@@ -261,11 +296,18 @@ class Daemon:
         messages = []
         if ret["card"]:
             messages.append(f"Points restored {refund['points_restored']}, taken back {refund['points_clawed']}")
+        split = ret.get("tenders") or []
+        # said on paper where the money went: back to the card (with the bank's reference) or in cash
+        payments = tuple((f"Refunded to {p['method']}" + (f" {p['reference']}" if p.get("reference") else ""),
+                          p["amount"]) for p in split)
         return Receipt(receipt_id=ret["return"][:32], time=_shown(ret["at"]), kind="return",
-                          store_name=self.config.store_name or self.config.store,
-                          terminal_id=self.config.terminal_id, lines=lines, subtotal=refund["money"],
-                          total=refund["money"], to_pay=refund["money"], payment_method="refund",
-                          card_number=ret["card"] or "", messages=(f"Sale {ret['receipt']}", *messages))
+                       store_name=self.config.store_name or self.config.store,
+                       terminal_id=self.config.terminal_id, lines=lines, subtotal=refund["money"],
+                       total=refund["money"], to_pay=refund["money"], payment_method="refund",
+                       card_number=ret["card"] or "", messages=(f"Sale {ret['receipt']}", *messages),
+                       store_address=self.config.address, **self._seller(ret.get("shift"), None),
+                       payments=payments, vat=vat_rows(refund.get("vat")),
+                       open_drawer=any(p["method"] == "cash" and p["amount"] for p in split))
 
     def submit(self, receipt: Receipt) -> None:
         """Into the durable reprint queue; a full or unwritable queue raises SpoolError."""
@@ -283,15 +325,29 @@ class Daemon:
             with contextlib.suppress(LedgerNotFoundError):  # a deleted product prints by its sku
                 names[ln["sku"]] = self.ledger.product(ln["sku"])["name"]
         sale = {"receipt": receipt_id, "at": record["at"], "quote": record["quote"], "names": names,
-                "tenders": record["tenders"], "card": record["card"], "points_before": None}
-        self.submit(self._sale_receipt(sale))  # a full queue is the caller's 503, not silence
+                "tenders": record["tenders"], "card": record["card"], "points_before": None,
+                "shift": record.get("shift")}
+        self.submit(self._sale_receipt(sale, copy=True))  # a full queue is the caller's 503, not silence
         return {"receipt": receipt_id, "queued": True}
 
-    def return_sale(self, receipt_id: str, lines: list[dict[str, Any]] | None, return_id: str | None) -> Any:
-        ret = self.register.return_lines(receipt_id, lines, return_id, now_local())
+    def commit_return(self, receipt_id: str, lines: list[dict[str, Any]] | None, return_id: str | None,
+                      split: list[dict[str, Any]] | None = None) -> Any:
+        ret = self.register.return_lines(receipt_id, lines, return_id, now_local(), split)
         self.print_return(ret)
         self.wake_sync()
         return {k: v for k, v in ret.items() if k not in ("names", "sale_quote")}
+
+    def print_cash_slip(self, moved: dict[str, Any]) -> None:
+        """Cash in or out: a slip with the amount and reason; the drawer opens with it."""
+        if self.printer is None:
+            return
+        label = "CASH IN" if moved["kind"] == "in" else "CASH OUT"
+        slip = Receipt(receipt_id=moved["id"][:32], time=_shown(moved["at"]), kind="sale",
+                       store_name=self.config.store_name or self.config.store, terminal_id=self.config.terminal_id,
+                       store_address=self.config.address, **self._seller(moved["shift"], None),
+                       payments=((label, moved["amount"]),), messages=(f"Reason: {moved['reason']}",),
+                       open_drawer=True)
+        self._print_committed(lambda: slip, f"cash slip {moved['id']}")
 
     # ------------------------------------------------------------------ shifts
 
@@ -323,7 +379,7 @@ class Daemon:
         return {**report, "queued": True}
 
     def _shift_report(self, kind: ReportKind, report: dict[str, Any]) -> ShiftReport:
-        return ShiftReport.from_ledger(
+        return shift_report(
             kind, {**report, "opened_at": _shown(report["opened_at"] or "")},
             time=_shown(now_local().isoformat()), store_name=self.config.store_name or self.config.store,
             terminal_id=self.config.terminal_id)
@@ -419,6 +475,7 @@ class Daemon:
             return
         if sale is not None:
             self.print_sale(sale)
+            self._queue_sale_fiscal(sale)
             self.register.finish()
         log_event("recovered", outcome=outcome)
 
@@ -429,6 +486,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         self.recover()
+        await self.desk.recover()  # a card payment left by a crash: committed once or reversed
         api = ApiServer(self)
         await api.start()
         spawn = self.tasks.append
@@ -436,6 +494,8 @@ class Daemon:
             spawn(asyncio.create_task(make_input(dev, self.config).run(self.events.emit, self.stop), name=dev.name))
         if self.printer is not None:
             spawn(asyncio.create_task(self.printer.run(self.stop, self.config.printer_retry_s), name="printer"))
+        if self.desk.fiscal is not None:
+            spawn(asyncio.create_task(self.desk.run_fiscal(self.stop, self.config.printer_retry_s), name="fiscal"))
         for name, coro in (("consume", self.consume()), ("idle", self.sweep_idle()), ("watchdog", self.watchdog()),
                            ("prune", housekeeping.prune_loop(self, now_local))):
             spawn(asyncio.create_task(coro, name=name))
@@ -479,6 +539,14 @@ class Daemon:
                     self.publish("device", {"device": task.get_name(), "state": "error", "detail": repr(exc)})
                     continue
                 raise TerminalError(f"daemon task {task.get_name()} stopped: {exc!r}")
+
+
+def shift_report(kind: ReportKind, report: dict[str, Any], *, time: str, store_name: str,
+                 terminal_id: str) -> ShiftReport:
+    from drivers.receipt import shift_extras
+
+    return dataclasses.replace(ShiftReport.from_ledger(kind, report, time=time, store_name=store_name,
+                                                       terminal_id=terminal_id), **shift_extras(report))
 
 
 def _shown(at: str) -> str:

@@ -50,7 +50,8 @@ def setup(workdir: Path, report: Any = None) -> Path:
         scanners=(f"sim:{workdir / 'scanner.fifo'}",), card_readers=(f"sim:{workdir / 'card.fifo'}",),
         printer=f"sim:{workdir / 'printer'}", spool_dir=workdir / "state" / "spool",
         rules=DATA / "rules.toml", catalog=DATA / "catalog.csv", cards=DATA / "cards.csv", codes=CODES,
-        force=True)
+        force=True, legal_name="Posterm Demo LLC", address="1 Main St, Springfield", tax_id="7701234567",
+        payment=f"sim:{workdir / 'payment'}", fiscal=f"sim:{workdir / 'fiscal'}")
     provision(req, report or (lambda line: None))
     return req.config_path
 
@@ -215,6 +216,44 @@ async def close_shift(d: Demo, before: dict[str, Any]) -> None:
     await d.show_receipt()
 
 
+async def tenders_walk(d: Demo) -> None:
+    """Cash with change, card + points through the payment terminal, a refund to the card."""
+    from drivers.fiscal import SimulatedFiscal
+    from drivers.payment import SimulatedPaymentTerminal
+
+    bank = SimulatedPaymentTerminal("payment", d.workdir / "payment")
+    fiscal = SimulatedFiscal("fiscal", d.workdir / "fiscal")
+    charged, documents = bank.charged(), len(fiscal.documents())
+    d.say("\n== 6. Tenders: cash with change, card + points on the payment terminal, a refund to the card")
+    view = await d.scan("4600000000022", " (milk, 89.90, VAT 10 %)")
+    sale = await d.client.ok("POST", "/v1/checkout/pay", {
+        "tenders": [{"method": "cash", "amount": view["quote"]["to_pay"], "tendered": 10000}],
+        "attendant": "Olga"})
+    d.say(f"   ui       cash 100.00 given → sale {sale['receipt']}, change {money(sale['change'])}; the drawer opens")
+    d.check("change", sale["change"], 10000 - 8990)
+    await d.show_receipt()
+    await d.scan("4600000000015", " (BrandX blender, 1000.00, VAT 20 %)")
+    await d.swipe(";7700000000040=2512?", "swipe of card 7700000000040 (250 points)")
+    view = await d.client.ok("POST", "/v1/checkout/redeem", {"points": 200})
+    to_pay = view["quote"]["to_pay"]
+    sale = await d.client.ok("POST", "/v1/checkout/pay", {"tenders": [{"method": "card", "amount": to_pay}]})
+    d.say(f"   ui       200 points pay {money(view['quote']['redeem']['amount'])}, the card "
+          f"{money(to_pay)} on the payment terminal → sale {sale['receipt']}")
+    d.check("charged on the card", bank.charged() - charged, to_pay)
+    await d.show_receipt()
+    ret = await d.client.ok("POST", "/v1/returns", {"receipt": sale["receipt"]})
+    d.say(f"   ui       return {ret['return']}: {money(ret['refund']['money'])} back to the card through the terminal")
+    d.check("charged on the card after the refund", bank.charged() - charged, 0)
+    await d.show_receipt()
+    for _ in range(100):  # the fiscal queue registers after each commit
+        if len(fiscal.documents()) >= documents + 3:
+            break
+        await asyncio.sleep(0.05)
+    kinds = [doc["kind"] for doc in fiscal.documents()[documents:]]
+    d.say(f"   fiscal   documents registered: {', '.join(kinds)}")
+    d.check("fiscal documents", kinds, ["sell", "sell", "sellReturn"])
+
+
 async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys.stdout) -> int:
     workdir = Path(directory or tempfile.mkdtemp(prefix="posterm-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -234,6 +273,7 @@ async def run_demo(directory: str | None, keep_running: bool, out: IO[str] = sys
                 await checkout_gold(demo)
                 await return_by_barcode(demo, receipt)
                 await close_shift(demo, shift)
+                await tenders_walk(demo)
                 status = await client.ok("GET", "/v1/status")
                 out.write(f"\n   status    ledger {status['ledger']['file_bytes']} bytes, outbox backlog "
                           f"{status['ledger']['backlog']} events, print queue {status['print_queue']}\n")

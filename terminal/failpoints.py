@@ -2,14 +2,15 @@
 daemon SIGKILL itself at that point, exactly where a power cut could hit. Off (one dict lookup)
 unless the variable is set; the systemd unit never sets it. Names: `before_commit` (payment
 confirmed and recorded, ledger not yet written), `after_commit` (sale committed, receipt not
-yet queued)."""
+yet queued), `after_authorize` (the payment terminal approved a card payment, nothing recorded
+yet)."""
 
 from __future__ import annotations
 
 import os
 import signal
 
-NAMES = frozenset({"before_commit", "after_commit"})
+NAMES = frozenset({"before_commit", "after_commit", "after_authorize"})
 _ARMED = frozenset(os.environ.get("POSTERM_FAILPOINTS", "").split(",")) & NAMES
 
 

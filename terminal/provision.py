@@ -49,6 +49,11 @@ class ProvisionRequest:
     codes: dict[str, Any] | None = None
     key_file: Path | None = None
     force: bool = False
+    legal_name: str = ""
+    address: str = ""
+    tax_id: str = ""
+    payment: str = ""  # sim:DIR
+    fiscal: str = ""  # atol:URL | sim:DIR
 
 
 def input_table(role: str, spec: str, index: int) -> dict[str, Any]:
@@ -91,6 +96,22 @@ def printer_table(spec: str, spool: Path) -> dict[str, Any]:
     return table
 
 
+def service_tables(req: ProvisionRequest) -> list[dict[str, Any]]:
+    """--payment sim:DIR, --fiscal atol:URL | sim:DIR → [[device]] tables."""
+    out = []
+    for role, spec in (("payment", req.payment), ("fiscal", req.fiscal)):
+        if not spec:
+            continue
+        kind, _, rest = spec.partition(":")
+        if kind == "sim" and rest:
+            out.append({"role": role, "driver": "simulated", "name": role, "dir": rest})
+        elif kind == "atol" and role == "fiscal" and rest:
+            out.append({"role": role, "driver": "atol", "name": role, "url": rest})
+        else:
+            raise ConfigError(f"--{role} {spec!r}: give " + ("atol:URL or sim:DIR" if role == "fiscal" else "sim:DIR"))
+    return out
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -131,6 +152,9 @@ def build_doc(req: ProvisionRequest) -> dict[str, Any]:
     devices += [input_table("card_reader", s, i) for i, s in enumerate(req.card_readers)]
     if req.printer:
         devices.append(printer_table(req.printer, req.spool_dir or state / "spool"))
+    devices += service_tables(req)
+    terminal.update({k: v for k, v in (("legal_name", req.legal_name), ("address", req.address),
+                                       ("tax_id", req.tax_id)) if v})
     doc: dict[str, Any] = {"terminal": terminal, "api": {"socket": str(req.socket)}}
     if req.codes:
         doc["codes"] = req.codes

@@ -43,6 +43,11 @@ def register(subparsers: Any) -> None:
     prov.add_argument("--card-reader", action="append", default=[], help="evdev:PATH | serial:PATH | sim:PATH")
     prov.add_argument("--printer", default="", help="usb:VID:PID | network:HOST[:PORT] | file:PATH | "
                                                     "serial:PATH | sim:DIR")
+    prov.add_argument("--legal-name", default="", help="the seller's legal name, printed on receipts")
+    prov.add_argument("--address", default="", help="the store's address, printed on receipts")
+    prov.add_argument("--tax-id", default="", help="the seller's tax id (INN), printed on receipts")
+    prov.add_argument("--payment", default="", help="payment terminal: sim:DIR")
+    prov.add_argument("--fiscal", default="", help="fiscal registrar: atol:URL (ATOL web server) | sim:DIR")
     prov.add_argument("--rules", type=Path, help="rules file (TOML) to install")
     prov.add_argument("--catalog", type=Path, help="catalog CSV to import")
     prov.add_argument("--cards", type=Path, help="cards CSV to import")
@@ -86,7 +91,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
         store_name=args.store_name, state_dir=Path(args.state_dir), socket=Path(args.socket),
         server_url=args.server, scanners=tuple(args.scanner), card_readers=tuple(args.card_reader),
         printer=args.printer, rules=args.rules, catalog=args.catalog, cards=args.cards, key_file=args.key_file,
-        force=args.force)
+        force=args.force, legal_name=args.legal_name, address=args.address, tax_id=args.tax_id,
+        payment=args.payment, fiscal=args.fiscal)
     provision(req)
     return 0
 

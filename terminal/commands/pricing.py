@@ -65,7 +65,7 @@ def _percent(bp: int) -> str:
     return f"{bp / 100:g} %"
 
 
-def _describe_rule(rule: Rule) -> str:
+def _describe_rule(program: Program, rule: Rule) -> str:
     if rule.kind == "discount":
         if rule.value == "percent":
             what = _percent(rule.bp)
@@ -73,19 +73,23 @@ def _describe_rule(rule: Rule) -> str:
             what = f"{rule.amount} off the scope"
         elif rule.value == "price":
             what = f"fixed price {rule.amount} a unit"
+        elif rule.value == "buy":
+            what = f"buy {rule.buy_qty}, get {rule.buy_free} at {_percent(rule.bp)} off"
         else:
-            steps = ", ".join(f"{_percent(bp)} from {t}" for t, bp in rule.tiers)
-            what = f"tiers on {rule.tier_basis}: {steps}"
+            what = _tiers(rule)
     elif rule.kind == "accrual":
         what = {"percent": f"{_percent(rule.bp)} in points",
                 "per": f"{rule.per_points} point(s) per {rule.amount}",
-                "points": f"{rule.amount} points a receipt"}[rule.value]
+                "points": f"{rule.amount} points a receipt",
+                "tiers": f"points by {_tiers(rule)}"}[rule.value]
         if rule.max_points >= 0:
             what += f", at most {rule.max_points}"
     elif rule.kind == "message":
         what = repr(rule.text) + (f" → upgrade to {rule.upgrade_to}" if rule.upgrade_to else "")
     elif rule.kind == "gift":
         what = f"gift {rule.gift_qty} × {rule.gift_sku}"
+    elif rule.kind == "coupon":
+        what = f"issues a {program.coupon_series[rule.series].id} code valid {rule.valid_days} d"
     else:
         what = f"levels {', '.join(_percent(bp) for bp in rule.levels_bp)} as {rule.credit}"
     scope = rule.scope
@@ -93,8 +97,65 @@ def _describe_rule(rule: Rule) -> str:
     return f"  {rule.id:<20} {rule.kind:<9} prio {rule.priority:<4} {what}  [{where}]"
 
 
+def _tiers(rule: Rule) -> str:
+    steps = ", ".join(f"{_percent(bp)} from {t}" for t, bp in rule.tiers)
+    return f"tiers on {rule.tier_basis}: {steps}"
+
+
+def _conditions(program: Program, rule: Rule) -> str:
+    """The v2 conditions of a rule (§12–§13), for the summary."""
+    when, parts = rule.when, []
+    if when.coupon >= 0:
+        parts.append(f"coupon {program.coupon_series[when.coupon].id}")
+    if when.birthday_before >= 0:
+        parts.append(f"birthday −{when.birthday_before}/+{when.birthday_after} d")
+    if when.card_age_min >= 0:
+        parts.append(f"card age {when.card_age_min}–{when.card_age_max} d")
+    if when.tags is not None:
+        parts.append(f"tags {', '.join(sorted(when.tags))}")
+    if when.exclude_tags is not None:
+        parts.append(f"not tags {', '.join(sorted(when.exclude_tags))}")
+    return f"  when {'; '.join(parts)}" if parts else ""
+
+
+def _describe_v2(program: Program) -> list[str]:
+    """Levels, coupon series, awards and caps (§11, §13, §15, §16)."""
+    out = []
+    if program.levels:
+        steps = ", ".join(f"{level.type} from {level.cumulative_min}" for level in program.levels)
+        out.append(f"levels: {steps}; a return lowers the level: "
+                   f"{'yes' if program.level_downgrade else 'no'}")
+    for series in program.coupon_series:
+        dates = "always" if series.valid_from < 0 and series.valid_to < 0 else (
+            f"{_date(series.valid_from)} … {_date(series.valid_to)}")
+        issuers = [r.id for r in program.rules if r.kind == "coupon" and r.series == program.series_ids[series.id]]
+        users = [r.id for r in program.rules if r.when.coupon == program.series_ids[series.id]]
+        out.append(f"coupon series {series.id}: {'single use' if series.single_use else 'reusable'}, "
+                   f"valid {dates}; issued by {', '.join(issuers) or '-'}; needed by {', '.join(users) or '-'}")
+    for award in program.awards:
+        out.append(f"award {award.id}: {award.points} points, activation {award.activation_days} d, "
+                   f"expiry {award.expiry_days or 'never'}{' d' if award.expiry_days else ''}, "
+                   f"per card {award.per_card_max or 'no limit'}")
+    caps = [f"group {g.id} ≤ {g.cap_amount} a receipt" for g in program.groups if g.cap_amount >= 0]
+    if program.accrual_max_points >= 0:
+        caps.append(f"accrual ≤ {program.accrual_max_points} points a receipt")
+    if program.redeem is not None and program.redeem.max_points >= 0:
+        caps.append(f"redeem ≤ {program.redeem.max_points} points a receipt")
+    if program.redeem is not None and program.redeem.min_redeem_points:
+        caps.append(f"redeem at least {program.redeem.min_redeem_points} points or none")
+    if caps:
+        out.append(f"caps: {'; '.join(caps)}")
+    return out
+
+
+def _date(ordinal: int) -> str:
+    return "open" if ordinal < 0 else dt.date.fromordinal(ordinal).isoformat()
+
+
 def _describe_group(program: Program, group: Group, depth: int, out: list[str]) -> None:
     cap = f", cap {_percent(group.cap_bp)}" if group.cap_bp >= 0 else ""
+    if group.cap_amount >= 0:
+        cap += f", at most {group.cap_amount} a receipt"
     out.append(f"{'  ' * depth}- {group.id}: {group.combine}{cap}")
     for is_group, index in group.members:
         if is_group:
@@ -119,8 +180,9 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     lines.append("redeem: not allowed" if redeem is None else
                  f"redeem: up to {_percent(redeem.max_bp)}, receipt ≥ {redeem.min_receipt}, "
                  f"balance ≥ {redeem.min_points}, scope {', '.join(redeem.categories) or 'all'}")
+    lines.extend(_describe_v2(program))
     lines.append("rules:")
-    lines.extend(_describe_rule(rule) for rule in program.rules)
+    lines.extend(_describe_rule(program, rule) + _conditions(program, rule) for rule in program.rules)
     lines.append("combining:")
     for root in (program.discount_root, program.accrual_root):
         _describe_group(program, program.groups[root], 1, lines)

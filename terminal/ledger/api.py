@@ -19,6 +19,7 @@ from terminal.ledger import (
     adjust,
     backup,
     cards,
+    cash,
     catalog,
     codec,
     expiry,
@@ -183,9 +184,12 @@ class Ledger:
         return sales.commit(self.store, sale_id, quote, card, payment, now, checkout)
 
     def commit_return(
-        self, return_id: str, receipt_id: str, lines: Any, now: Any
+        self, return_id: str, receipt_id: str, lines: Any, now: Any, tenders: Any = None
     ) -> dict[str, Any]:
-        return returns.commit(self.store, return_id, receipt_id, lines, now)
+        return returns.commit(self.store, return_id, receipt_id, lines, now, tenders)
+
+    def cash_move(self, op_id: str, kind: str, amount: Any, reason: Any, now: Any) -> dict[str, Any]:
+        return cash.move(self.store, op_id, kind, amount, reason, now)
 
     def expire(self, op_id: str, now: Any) -> dict[str, Any]:
         return expiry.sweep(self.store, op_id, now)

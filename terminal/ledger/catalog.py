@@ -1,11 +1,15 @@
 """The local catalog: products by sku, and a barcode index (barcode → sku).
 
-A product: {sku, barcodes, name, price, categories, no_discount, no_bonus, min_price}; prices in
-minor units. Limits: sku/barcode ≤ 64 chars, name ≤ 256, ≤ 16 categories, ≤ 16 barcodes.
+A product: {sku, barcodes, name, price, categories, no_discount, no_bonus, min_price, vat?}; prices in
+minor units; `vat` the VAT rate inside the price (percent, ≤ 2 decimals, kept as the text the pricing
+core reads: "20", "7.5"; absent = outside VAT).
+Limits: sku/barcode ≤ 64 chars, name ≤ 256, ≤ 16 categories, ≤ 16 barcodes.
 """
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any
 
 import lmdb
@@ -28,8 +32,10 @@ PRODUCT_FIELDS = frozenset(
         "no_bonus",
         "min_price",
         "deleted",
+        "vat",
     }
 )
+VAT = re.compile(r"^(100|[0-9]{1,2})(\.[0-9]{1,2})?$")
 
 
 def check_product(raw: Any, where: str) -> dict[str, Any]:
@@ -49,7 +55,9 @@ def check_product(raw: Any, where: str) -> dict[str, Any]:
     min_price = fields.whole(p.get("min_price", 0), f"{where} field 'min_price'", 0, PRICE_MAX)
     if min_price > price:
         raise LedgerInputError(f"{where}: min_price {min_price} is above price {price}")
+    vat = p.get("vat")
     return {
+        **({} if vat is None or vat == "" else {"vat": vat_text(vat, f"{where} field 'vat'")}),
         "sku": sku,
         "barcodes": list(barcodes),
         "name": fields.text(p.get("name"), f"{where} field 'name'"),
@@ -59,6 +67,15 @@ def check_product(raw: Any, where: str) -> dict[str, Any]:
         "no_bonus": fields.flag(p.get("no_bonus", False), f"{where} 'no_bonus'"),
         "min_price": min_price,
     }
+
+
+def vat_text(value: Any, where: str) -> str:
+    """A VAT rate (int or decimal text, 0..100, ≤ 2 decimals) → its canonical text ("20", "7.5")."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not VAT.match(text) or Decimal(text) > 100:
+        raise LedgerInputError(f"{where}: a VAT rate is a percent 0..100 with ≤ 2 decimals, got {value!r}")
+    shown = format(Decimal(text).normalize(), "f")
+    return shown
 
 
 def put(tx: Tx, product: dict[str, Any]) -> None:

@@ -4,9 +4,10 @@ cards.csv   number,type,holder,cumulative,balance,expires_at,referrer
             cumulative in minor units; balance in points (≥ 0; an opening lot available from the
             import moment, expiring at `expires_at` (ISO-8601 with offset) or never when empty);
             referrer: empty or card numbers separated by `|` (level 1 first).
-catalog.csv sku,barcode,name,price,categories,no_discount,no_bonus,min_price
+catalog.csv sku,barcode,name,price,categories,no_discount,no_bonus,min_price[,vat]
             price/min_price in minor units; barcode and categories: several separated by `|`;
-            flags: 1/0, true/false, yes/no or empty (= no).
+            flags: 1/0, true/false, yes/no or empty (= no); vat: the VAT rate inside the price in
+            percent ("20", "10", "0"; empty = outside VAT); a file without the column has none.
 
 A file with any bad row imports nothing and raises ImportRowsError listing (row, field,
 problem) — rows are numbered as in a spreadsheet, the header being row 1. `force=True` imports
@@ -45,6 +46,7 @@ CATALOG_COLUMNS = [
     "no_bonus",
     "min_price",
 ]
+CATALOG_OPTIONAL = ["vat"]
 _FLAGS = {"": False, "0": False, "1": True, "false": False, "true": True, "no": False, "yes": True}
 
 Problem = tuple[int, str, str]
@@ -59,8 +61,9 @@ class RowError(Exception):
 
 
 def read_rows(
-    path: str | Path, columns: list[str]
+    path: str | Path, columns: list[str], optional: list[str] | None = None
 ) -> tuple[bytes, list[tuple[int, dict[str, str]]]]:
+    optional = optional or []
     path = Path(path)
     data = read_bounded(path, FILE_BYTES_MAX, "CSV", LedgerError)
     try:
@@ -69,8 +72,12 @@ def read_rows(
         raise LedgerError(f"{path}: not UTF-8 (byte {exc.start})") from None
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
-    if header is None or [h.strip() for h in header] != columns:
-        raise LedgerError(f"{path}: row 1 must be the header {','.join(columns)}")
+    names = None if header is None else [h.strip() for h in header]
+    extra = [] if names is None else names[len(columns):]
+    if names is not None and names[: len(columns)] == columns and extra and extra == optional[: len(extra)]:
+        columns = names  # the optional columns that are there, in order
+    elif names != columns:
+        raise LedgerError(f"{path}: row 1 must be the header {','.join(columns + optional)}")
     rows: list[tuple[int, dict[str, str]]] = []
     for number, row in enumerate(reader, start=2):
         if len(rows) >= ROWS_MAX:
@@ -81,7 +88,7 @@ def read_rows(
             (
                 number,
                 dict(zip(columns, [c.strip() for c in row], strict=False))
-                | ({"__width": str(len(row))}),
+                | ({"__width": str(len(row)), "__want": str(len(columns))}),
             )
         )
     return data, rows
@@ -95,8 +102,9 @@ def _int(row: dict[str, str], field: str, low: int = 0, high: int = 10**15) -> i
 
 
 def _check_row(row: dict[str, str], columns: list[str]) -> None:
-    if row.pop("__width") != str(len(columns)):
-        raise RowError("*", f"expected {len(columns)} fields")
+    want = row.pop("__want")
+    if row.pop("__width") != want:
+        raise RowError("*", f"expected {want} fields")
     for name in columns:
         if len(row[name]) > FIELD_CHARS_MAX:
             raise RowError(name, f"longer than {FIELD_CHARS_MAX} characters")
@@ -146,12 +154,13 @@ def _catalog_row(row: dict[str, str]) -> dict[str, Any]:
         "categories": [c for c in row["categories"].split("|") if c],
         "min_price": _int(row, "min_price", 0, catalog.PRICE_MAX) if row["min_price"] else 0,
         **flags,
+        **({"vat": row["vat"]} if row.get("vat") else {}),
     }
     try:
         return catalog.check_product(raw, "row")
     except LedgerError as exc:
         message = str(exc)
-        field = next((f for f in CATALOG_COLUMNS if f"'{f}" in message), "sku")
+        field = next((f for f in CATALOG_COLUMNS + CATALOG_OPTIONAL if f"'{f}" in message), "sku")
         raise RowError(field, message) from None
 
 
@@ -210,7 +219,7 @@ def import_cards(store: Store, path: str | Path, now: Any, force: bool = False) 
 
 def import_catalog(store: Store, path: str | Path, now: Any, force: bool = False) -> dict[str, Any]:
     at = moments.moment(now, "now")
-    data, rows = read_rows(path, CATALOG_COLUMNS)
+    data, rows = read_rows(path, CATALOG_COLUMNS, CATALOG_OPTIONAL)
     good, problems = _parse(rows, _catalog_row, "sku")
     _finish(path, problems, force)
 

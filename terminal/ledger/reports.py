@@ -126,8 +126,12 @@ def shift(store: Store) -> dict[str, Any]:
     was never opened by a close: it counts as opened at its first event."""
     with store.env.begin() as txn:
         meta = store.read_meta(txn)
-    totals = _blank() | {"accrued": 0, "redeemed": 0}
+    totals = _blank() | {"accrued": 0, "redeemed": 0, "cash_in": 0, "cash_out": 0}
     tenders: dict[str, int] = {}
+    refunds: dict[str, int] = {}
+    vat_sales: dict[int, list[int]] = {}
+    vat_returns: dict[int, list[int]] = {}
+    cash_moves: list[dict[str, Any]] = []
     opened_at = meta["shift_opened_at"]
     for event in _events(store, meta["shift_first_seq"]):
         if event["shift"] != meta["shift"]:
@@ -139,12 +143,37 @@ def shift(store: Store) -> dict[str, Any]:
                 totals[name] += event[name]
             for tender in event["tenders"]:
                 tenders[tender["method"]] = tenders.get(tender["method"], 0) + tender["amount"]
+            _add_vat(vat_sales, event.get("vat", ()), "paid")
         elif event["type"] == "return":
             totals["returns"] += 1
             totals["returned_money"] += event["money"]
+            for part in event.get("tenders", ()):
+                refunds[part["method"]] = refunds.get(part["method"], 0) + part["amount"]
+            _add_vat(vat_returns, event.get("vat", ()), "money")
+        elif event["type"] in ("cash_in", "cash_out"):
+            totals[event["type"]] += event["amount"]
+            if len(cash_moves) < CASH_MOVES_LISTED_MAX:
+                cash_moves.append({"kind": event["type"], "amount": event["amount"], "reason": event["reason"]})
     return {
         "shift": meta["shift"],
         "opened_at": opened_at,
         "totals": totals,
         "tenders": dict(sorted(tenders.items())),
+        "refunds": dict(sorted(refunds.items())),
+        "vat": {"sales": _vat_list(vat_sales, "paid"), "returns": _vat_list(vat_returns, "money")},
+        "cash_moves": cash_moves,
     }
+
+
+CASH_MOVES_LISTED_MAX = 100
+
+
+def _add_vat(into: dict[int, list[int]], summary: Any, base: str) -> None:
+    for row in summary or ():
+        entry = into.setdefault(row["rate"], [0, 0])
+        entry[0] += row[base]
+        entry[1] += row["amount"]
+
+
+def _vat_list(by_rate: dict[int, list[int]], base: str) -> list[dict[str, int]]:
+    return [{"rate": rate, base: v[0], "amount": v[1]} for rate, v in sorted(by_rate.items())]

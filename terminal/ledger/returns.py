@@ -21,6 +21,8 @@ from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
 
 RETURNS_PER_RECEIPT_MAX = 1_000
+TENDERS_MAX = 16
+SPLIT_FIELDS = frozenset({"tender", "method", "amount", "original", "reference"})
 
 
 def _points(
@@ -39,11 +41,28 @@ def _points(
     return {"restored": restored, "annulled": annulled, "clawed": clawed - short, "debt": short}
 
 
-def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any) -> dict[str, Any]:
-    """Return `lines` ([{"line", "qty" | "qty_milli"}]) of a receipt; returns the refund."""
+def _checked_split(tenders: Any, where: str) -> list[dict[str, Any]]:
+    """How the money goes back: [{tender, method, amount, original?, reference?}] (terminal.tenders)."""
+    out = fields.items(tenders, f"{where} tenders", TENDERS_MAX)
+    for i, part in enumerate(out):
+        fields.mapping(part, f"{where} tender {i}", SPLIT_FIELDS)
+        fields.whole(part.get("tender"), f"{where} tender {i} index", -1, TENDERS_MAX)
+        fields.text(part.get("method"), f"{where} tender {i} method", 32)
+        fields.whole(part.get("amount"), f"{where} tender {i} amount")
+        for name in ("original", "reference"):
+            if name in part:
+                fields.text(part[name], f"{where} tender {i} {name}", 128)
+    return out
+
+
+def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any,
+           tenders: Any = None) -> dict[str, Any]:
+    """Return `lines` ([{"line", "qty" | "qty_milli"}]) of a receipt; returns the refund.
+    `tenders`: how the money went back (optional; must add up to the refund's money)."""
     at = moments.moment(now, "now")
     fields.items(lines, f"return {return_id} lines")
-    request = {"receipt": receipt_id, "lines": lines}
+    split = None if tenders is None else _checked_split(tenders, f"return {return_id}")
+    request = {"receipt": receipt_id, "lines": lines} | ({} if split is None else {"tenders": split})
 
     def body(tx: Tx) -> dict[str, Any]:
         key = keys.text(receipt_id, "receipt id")
@@ -60,9 +79,14 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any) 
             )
         except RefundError as exc:
             raise LedgerInputError(f"return {return_id} of receipt {receipt_id}: {exc}") from None
+        if split is not None and sum(p["amount"] for p in split) != refund["money"]:
+            raise LedgerInputError(f"return {return_id}: tenders give back {sum(p['amount'] for p in split)}, "
+                                   f"the refund is {refund['money']}")
         moved = _points(tx, receipt, refund, return_id, at.ms) if receipt["card"] else {}
         receipt["returns"].append(return_id)
         receipt["refunds"].append(refund)
+        if split is not None:
+            receipt.setdefault("refund_tenders", []).append(split)
         tx.put("receipts", key, receipt, f"receipt {receipt_id}")
         record = {
             "id": return_id,
@@ -71,6 +95,7 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any) 
             "refund": refund,
             "points": moved,
             "shift": tx.meta["shift"],
+            "tenders": split,
         }
         tx.put_new("returns", keys.text(return_id, "return id"), record, f"return {return_id}")
         seq = tx.event(
@@ -88,6 +113,8 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any) 
                 "annulled": moved.get("annulled", 0),
                 "clawed": moved.get("clawed", 0),
                 "debt": moved.get("debt", 0),
+                "tenders": split or [],
+                "vat": refund.get("vat", []),
             },
         )
         return {
@@ -96,6 +123,8 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any) 
             "seq": seq,
             "refund": refund,
             "points": moved,
+            "tenders": split,
+            "shift": record["shift"],
         }
 
     return write(store, return_id, "return", request, body)

@@ -122,7 +122,8 @@ def check_quote(quote: Any, where: str) -> dict[str, Any]:
     return q
 
 
-TENDER_FIELDS = frozenset({"method", "amount", "reference"})
+TENDER_FIELDS = frozenset({"method", "amount", "reference", "tendered", "change", "op", "card"})
+_PLAIN_TENDER_FIELDS = frozenset({"method", "amount", "reference"})
 METHOD_CHARS_MAX = 32
 REFERENCE_CHARS_MAX = 128
 
@@ -135,8 +136,8 @@ def _plain_tenders(payment: Any) -> bool:
     if type(tenders) is not list or len(tenders) > TENDERS_MAX:
         return False
     for tender in tenders:
-        if type(tender) is not dict or not tender.keys() <= TENDER_FIELDS:
-            return False
+        if type(tender) is not dict or not tender.keys() <= _PLAIN_TENDER_FIELDS:
+            return False  # cash given and change, payment operations: the checked road
         method, amount, reference = tender.get("method"), tender.get("amount"), tender.get("reference", "-")
         if (
             type(method) is not str
@@ -169,8 +170,17 @@ def _checked_tenders(payment: Any, where: str) -> list[dict[str, Any]]:
         fields.mapping(tender, f"{where} tender {i}", TENDER_FIELDS)
         fields.text(tender.get("method"), f"{where} tender {i} method", METHOD_CHARS_MAX)
         fields.whole(tender.get("amount"), f"{where} tender {i} amount")
-        if "reference" in tender:
-            fields.text(tender["reference"], f"{where} tender {i} reference", REFERENCE_CHARS_MAX)
+        for name in ("reference", "op", "card"):
+            if name in tender:
+                fields.text(tender[name], f"{where} tender {i} {name}", REFERENCE_CHARS_MAX)
+        if "tendered" in tender or "change" in tender:
+            # cash handed over and change given back: tendered = amount + change, both ≥ 0
+            given = fields.whole(tender.get("tendered"), f"{where} tender {i} tendered")
+            change = fields.whole(tender.get("change"), f"{where} tender {i} change")
+            if given != tender["amount"] + change:
+                raise LedgerInputError(
+                    f"{where} tender {i}: tendered {given} ≠ amount {tender['amount']} + change {change}"
+                )
     return tenders
 
 
@@ -286,6 +296,7 @@ def commit(
                 "redeemed_money": q["redeem"]["amount"],
                 "accrued": q["accrual"]["points"],
                 "referral": receipt.get("referral", []),
+                "vat": q.get("vat", []),
                 "lines": event_lines(q["lines"]),
                 "gifts": [{"rule": g["rule"], "sku": g["sku"], "qty": g["qty"]} for g in q.get("gifts", [])],
             },
@@ -297,6 +308,7 @@ def commit(
             "accrued": q["accrual"]["points"],
             "debt_paid": receipt.get("debt_paid", 0),
             "balance": balance,
+            "shift": receipt["shift"],
         }
         # The receipt is the sale's op record too: a retry gets this result back from it.
         receipt["result"] = result
@@ -328,6 +340,7 @@ def event_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "redeem_amount": line["redeem_amount"],
             "paid": line["paid"],
             "rules": list(line.get("rules", [])),
+            **({"vat_amount": line["vat_amount"]} if "vat_amount" in line else {}),
         }
         for line in lines
     ]

@@ -28,13 +28,35 @@ def test_quote(benchmark, engine_cls, name) -> None:
     quote = benchmark(engine.quote, cart, card, workloads.NOW, "max")
     # the workloads are meant to exercise discounts, redemption and messages: keep them so
     assert quote["discount"] > 0 and quote["redeem"]["points"] > 0 and quote["messages"]
+    # and the v2 parts: a level card, a coupon used by its rule, a `buy` rule, VAT
+    assert quote["level"] is not None and quote["coupons"][0]["used"] and quote["vat"]
+    assert any("two-for-one" in line["rules"] for line in quote["lines"])
 
 
 def test_compile_w3(benchmark) -> None:
     tree, _, _ = workloads.w2()
     benchmark.group = "W3 compile"
     program = benchmark(core.compile_rules, tree)
-    assert len(program.rules) == 2000
+    assert len(program.rules) == 2002  # + a coupon rule and a buy rule
+
+
+@pytest.mark.skipif(_cengine is None, reason="compiled engine not built")
+def test_quote_w4(benchmark) -> None:
+    """W4: 1 000 lines, 10 000 rules over 1 000 categories, every v2 feature (target ≤ 5 ms)."""
+    tree, cart, card = workloads.w4()
+    engine = _cengine.Engine(core.compile_rules(tree))
+    benchmark.group = "W4 quote"
+    quote = benchmark(engine.quote, cart, card, workloads.NOW, "max")
+    assert quote["discount"] > 0 and quote["redeem"]["points"] > 0 and quote["level"] is not None
+    assert any(c["used"] for c in quote["coupons"]) and quote["issued_coupons"] and quote["vat"]
+    assert quote == fallback.Engine(engine.program).quote(cart, card, workloads.NOW, "max")
+
+
+def test_compile_w4(benchmark) -> None:
+    tree, _, _ = workloads.w4()
+    benchmark.group = "W4 compile"
+    program = benchmark(core.compile_rules, tree)
+    assert len(program.rules) == 10_000 and program.levels and program.awards
 
 
 @pytest.mark.skipif(_cengine is None, reason="compiled engine not built")

@@ -16,6 +16,8 @@ CATEGORIES = ["food", "food/dairy", "food/dairy/milk", "tech", "tech/tv", "toys"
 SKUS = ["s1", "s2", "s3", "s4", "s5"]
 CARD_TYPES = ["standard", "silver", "gold"]
 STORES = ["S01", "S02"]
+SERIES = ["spring", "visit"]
+TAGS = ["staff", "b2b", "vip"]
 
 percents = st.one_of(
     st.integers(0, 100),
@@ -25,12 +27,23 @@ money = st.integers(0, 500_000)
 
 
 @st.composite
-def when_tables(draw: st.DrawFn) -> dict[str, Any]:
+def when_tables(draw: st.DrawFn, series: tuple[str, ...] = ()) -> dict[str, Any]:
     when: dict[str, Any] = {}
     if draw(st.booleans()):
         return when
+    if series and draw(st.integers(0, 2)) == 0:
+        when["coupon"] = draw(st.sampled_from(series))
+    if draw(st.integers(0, 6)) == 0:
+        when["birthday"] = [draw(st.integers(0, 31)), draw(st.integers(0, 31))]
+    if draw(st.integers(0, 6)) == 0:
+        low = draw(st.integers(0, 400))
+        when["card_age_days"] = [low, low + draw(st.integers(0, 400))]
+    for name in ("tags", "exclude_tags"):
+        if draw(st.integers(0, 6)) == 0:
+            when[name] = draw(st.lists(st.sampled_from(TAGS), min_size=1, max_size=2, unique=True))
+    customer = {"birthday", "card_age_days", "tags", "exclude_tags"} & when.keys()
     if draw(st.integers(0, 5)) == 0:
-        when["card"] = draw(st.booleans())
+        when["card"] = True if customer else draw(st.booleans())
     if draw(st.integers(0, 4)) == 0 and when.get("card") is not False:
         when["card_types"] = draw(st.lists(st.sampled_from(CARD_TYPES), min_size=1, max_size=2,
                                            unique=True))
@@ -66,7 +79,12 @@ def scope_tables(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def discount_values(draw: st.DrawFn) -> dict[str, Any]:
-    value = draw(st.sampled_from(["percent", "amount", "price", "tiers"]))
+    value = draw(st.sampled_from(["percent", "amount", "price", "tiers", "buy"]))
+    if value == "buy":
+        buy = {"qty": draw(st.integers(1, 3)), "free": draw(st.integers(1, 2))}
+        if draw(st.booleans()):
+            buy["percent"] = draw(percents)
+        return {"buy": buy}
     if value == "percent":
         return {"percent": draw(percents)}
     if value == "amount":
@@ -80,9 +98,13 @@ def discount_values(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def accrual_values(draw: st.DrawFn) -> dict[str, Any]:
-    value = draw(st.sampled_from(["percent", "per", "points"]))
+    value = draw(st.sampled_from(["percent", "per", "points", "tiers"]))
     out: dict[str, Any]
-    if value == "percent":
+    if value == "tiers":
+        thresholds = sorted(draw(st.lists(st.integers(0, 400_000), min_size=1, max_size=3, unique=True)))
+        out = {"tiers": [[t, draw(percents)] for t in thresholds],
+               "basis": draw(st.sampled_from(["cumulative", "receipt"]))}
+    elif value == "percent":
         out = {"percent": draw(percents)}
     elif value == "per":
         out = {"per": {"points": draw(st.integers(1, 5)), "amount": draw(st.integers(1, 50_000))}}
@@ -114,6 +136,12 @@ def rules_trees(draw: st.DrawFn) -> dict[str, Any]:
             "min_points": draw(st.sampled_from([0, 0, 100])),
             "categories": draw(st.lists(st.sampled_from(CATEGORIES), max_size=2, unique=True)),
         }
+        if draw(st.integers(0, 2)) == 0:
+            tree["redeem"]["max_points"] = draw(st.integers(0, 3_000))
+        if draw(st.integers(0, 2)) == 0:
+            tree["redeem"]["min_redeem_points"] = draw(st.integers(0, 500))
+    _program_v2(draw, tree)
+    series = tuple(s["id"] for s in tree.get("coupon_series", []))
     groups: list[dict[str, Any]] = []
     for i in range(draw(st.integers(0, 4))):
         kind = draw(st.sampled_from(["discount", "accrual"]))
@@ -124,6 +152,8 @@ def rules_trees(draw: st.DrawFn) -> dict[str, Any]:
             group["parent"] = draw(st.sampled_from(parents))
         if kind == "discount" and draw(st.integers(0, 2)) == 0:
             group["cap_percent"] = draw(percents)
+        if kind == "discount" and draw(st.integers(0, 2)) == 0:
+            group["cap_amount"] = draw(st.integers(0, 100_000))
         if draw(st.integers(0, 3)) == 0:
             group["priority"] = draw(st.integers(-5, 20))
         groups.append(group)
@@ -132,9 +162,9 @@ def rules_trees(draw: st.DrawFn) -> dict[str, Any]:
     rules = []
     for i in range(draw(st.integers(0, 8))):
         kind = draw(st.sampled_from(["discount", "discount", "discount", "accrual", "accrual",
-                                     "message", "gift", "referral"]))
+                                     "message", "gift", "referral"] + (["coupon"] if series else [])))
         rule: dict[str, Any] = {"id": f"r{i}", "kind": kind, "priority": draw(st.integers(0, 20)),
-                                "when": draw(when_tables()), "scope": draw(scope_tables())}
+                                "when": draw(when_tables(series)), "scope": draw(scope_tables())}
         if kind == "discount":
             rule.update(draw(discount_values()))
         elif kind == "accrual":
@@ -145,6 +175,8 @@ def rules_trees(draw: st.DrawFn) -> dict[str, Any]:
                 rule["upgrade_to"] = draw(st.sampled_from(CARD_TYPES))
         elif kind == "gift":
             rule.update({"sku": f"gift{i}", "qty": draw(st.integers(1, 3))})
+        elif kind == "coupon":
+            rule.update({"series": draw(st.sampled_from(series)), "valid_days": draw(st.integers(1, 60))})
         else:
             rule.update({"levels": draw(st.lists(percents, min_size=1, max_size=3)),
                          "credit": draw(st.sampled_from(["points", "cumulative"]))})
@@ -155,6 +187,24 @@ def rules_trees(draw: st.DrawFn) -> dict[str, Any]:
     if rules:
         tree["rule"] = rules
     return tree
+
+
+def _program_v2(draw: st.DrawFn, tree: dict[str, Any]) -> None:
+    """Levels, accrual cap, coupon series and awards (§11, §13, §15, §16), each sometimes."""
+    if draw(st.booleans()):
+        silver = draw(st.integers(1, 300_000))
+        tree["level"] = [{"type": "standard", "cumulative_min": 0},
+                         {"type": "silver", "cumulative_min": silver},
+                         {"type": "gold", "cumulative_min": silver + draw(st.integers(1, 300_000))}]
+        tree["program"]["level_downgrade"] = draw(st.booleans())
+    if draw(st.integers(0, 3)) == 0:
+        tree["program"]["accrual_max_points"] = draw(st.integers(0, 2_000))
+    if draw(st.booleans()):
+        tree["coupon_series"] = [{"id": "spring", "single_use": True,
+                                  "valid_from": "2026-03-01", "valid_to": "2026-03-31"},
+                                 {"id": "visit", "single_use": draw(st.booleans())}]
+    if draw(st.integers(0, 3)) == 0:
+        tree["award"] = [{"id": "registration", "points": 100, "expiry_days": 90, "per_card_max": 1}]
 
 
 quantities = st.one_of(
@@ -178,8 +228,15 @@ def carts(draw: st.DrawFn) -> dict[str, Any]:
             line["no_bonus"] = True
         if draw(st.integers(0, 5)) == 0:
             line["min_price"] = draw(st.integers(0, line["price"]))
+        if draw(st.integers(0, 2)) > 0:
+            line["vat"] = draw(st.sampled_from([0, 10, 20, 20, 7.5, "18", Decimal("9.99"), None]))
         lines.append(line)
-    return {"store": draw(st.sampled_from(STORES)), "lines": lines}
+    cart: dict[str, Any] = {"store": draw(st.sampled_from(STORES)), "lines": lines}
+    if draw(st.booleans()):
+        pool = [{"code": "SPR-1", "series": "spring"}, {"code": "SPR-2", "series": "spring"},
+                {"code": "V-1", "series": "visit"}, {"code": "X-1", "series": "autumn"}]
+        cart["coupons"] = draw(st.lists(st.sampled_from(pool), max_size=3, unique_by=lambda c: c["code"]))
+    return cart
 
 
 moments = st.builds(
@@ -223,6 +280,13 @@ def cards(draw: st.DrawFn, odd_timestamps: bool = False) -> dict[str, Any] | Non
                          "expires_at": None if end is None else draw(timestamps(end, odd_timestamps))})
         card["lots"] = lots
     card["referrers"] = draw(st.lists(st.sampled_from(["R1", "R2", "R3"]), max_size=3))
+    if draw(st.booleans()):
+        card["birth_date"] = draw(st.sampled_from(["--12-03", "--11-15", "1990-11-20", "--02-29",
+                                                   "2000-01-02", "--12-31", None]))
+    if draw(st.booleans()):
+        card["issued_on"] = draw(st.sampled_from(["2026-11-01", "2026-06-15", "2025-12-01", None]))
+    if draw(st.booleans()):
+        card["tags"] = draw(st.lists(st.sampled_from(TAGS), max_size=2, unique=True))
     return card
 
 

@@ -75,6 +75,16 @@ def test_quote_invariants(engine_cls, tree, cart, card, now, redeem) -> None:
         program = core.compile_rules(tree)
         assert quote["redeem"]["amount"] == quote["redeem"]["points"] * program.point_value
     assert quote["accrual"]["points"] >= 0
+    by_rate: dict[int, list[int]] = {}
+    for line in lines:
+        if line["vat_rate"] is None:
+            assert line["vat_amount"] == 0
+        else:
+            assert 0 <= line["vat_amount"] <= line["paid"]
+            rate = by_rate.setdefault(line["vat_rate"], [0, 0])
+            rate[0] += line["paid"]
+            rate[1] += line["vat_amount"]
+    assert quote["vat"] == [{"rate": r, "paid": p, "amount": a} for r, (p, a) in sorted(by_rate.items())]
 
 
 def _returns_all(engine: Any, quote: dict[str, Any], cut: list[int]) -> list[dict[str, Any]]:
@@ -99,13 +109,40 @@ def test_full_return_gives_back_exactly_the_sale(engine_cls, tree, cart, card, n
     cut = [data.draw(st.integers(0, line["qty_milli"])) for line in quote["lines"]]
     refunds = _returns_all(engine, quote, cut)
     total = {key: sum(r[key] for r in refunds)
-             for key in ("money", "points_restored", "points_clawed", "cumulative_decrease")}
+             for key in ("money", "points_restored", "points_clawed", "cumulative_decrease",
+                         "vat_amount")}
     assert total == {
         "money": quote["to_pay"],
+        "vat_amount": sum(line["vat_amount"] for line in quote["lines"]),
         "points_restored": quote["redeem"]["points"],
         "points_clawed": quote["accrual"]["points"],
         "cumulative_decrease": quote["total"],
     }
     for refund in refunds:
         for line in refund["lines"]:
-            assert min(line["money"], line["points_restored"], line["points_clawed"]) >= 0
+            assert min(line["money"], line["points_restored"], line["points_clawed"],
+                       line["vat_amount"]) >= 0
+
+
+@pytest.mark.skipif(_cengine is None, reason="compiled engine not built")
+@settings(max_examples=150, deadline=None)
+@given(tree=rules_trees(), cart=carts(), card=cards(), garbage=st.sampled_from([
+    ("card", "birth_date", "12-03"), ("card", "birth_date", "--02-30"), ("card", "birth_date", 19901120),
+    ("card", "birth_date", "1990-02-29"), ("card", "issued_on", "2026-13-01"), ("card", "issued_on", 5),
+    ("card", "tags", "staff"), ("card", "tags", [""]), ("card", "tags", ["t"] * 17),
+    ("card", "cumulative", -1), ("cart", "coupons", "SPR-1"), ("cart", "coupons", [{"code": "A"}]),
+    ("cart", "coupons", [{"code": "A", "series": "s"}] * 2), ("cart", "coupons", [{"code": 1, "series": "s"}]),
+    ("cart", "coupons", [{"code": "A", "series": "s", "x": 1}]), ("cart", "coupons", None),
+    ("line", "vat", 20.001), ("line", "vat", "20%"), ("line", "vat", 120), ("line", "vat", 7.5),
+]))
+def test_engines_refuse_the_same_bad_v2_inputs(tree, cart, card, garbage) -> None:
+    """§12–§13 and §17 inputs: both engines accept and refuse alike, message for message."""
+    program = core.compile_rules(tree)
+    where, field, value = garbage
+    card = dict(card or {"number": "C1"})
+    cart = {**cart, "lines": [*cart["lines"], {"sku": "s1", "price": 100, "qty": 1}]}
+    target = {"card": card, "cart": cart, "line": cart["lines"][-1]}[where]
+    target[field] = value
+    now = "2026-11-20T12:00:00+03:00"
+    assert _outcome(_cengine.Engine(program), cart, card, now, None) == \
+        _outcome(fallback.Engine(program), cart, card, now, None)

@@ -35,7 +35,7 @@ def test_three_returns_of_one_give_exact_remainders(make_engine) -> None:
     assert [r["cumulative_decrease"] for r in done] == [33, 33, 34]
     assert done[0]["lines"] == [{"line": 0, "qty_milli": 1_000, "money": 33, "redeem_amount": 0,
                                  "accrual_base": 0, "cumulative_decrease": 33, "points_restored": 0,
-                                 "points_clawed": 0}]
+                                 "points_clawed": 0, "vat_rate": None, "vat_amount": 0}]
 
 
 def test_rounded_up_shares_are_clamped_to_what_is_left(make_engine) -> None:

@@ -70,7 +70,7 @@ REFUSALS = {
     "tiers without basis": (rules(disc(tiers=[[0, 5]])), "rule 'r'", "'basis'"),
     "basis unknown": (rules(disc(tiers=[[0, 5]], basis="monthly")), "rule 'r'", "'basis'"),
     "basis on percent": (rules(disc(percent=5, basis="receipt")), "rule 'r'", "'basis'"),
-    "unknown kind": (rules(rule("r", "coupon")), "rule 'r'", "'kind'"),
+    "unknown kind": (rules(rule("r", "voucher")), "rule 'r'", "'kind'"),
     "missing id": (rules({"kind": "discount", "percent": 5}), "rule #1", "'id'"),
     "duplicate rule id": (rules(disc(), disc()), "rule 'r'", "'id'"),
     "unknown group": (rules(disc(group="promo")), "rule 'r'", "'group'"),

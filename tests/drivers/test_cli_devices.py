@@ -164,7 +164,7 @@ def test_test_print_simulated_and_unreachable(sim, tmp_path):
     assert result.stdout.rstrip().endswith("test receipt " + result.stdout.split(
         "Receipt ")[1].split()[0] + " printed")
     printed = (tmp_path / "printer" / "receipts.bin").read_bytes()
-    assert printed.startswith(b"\x1b!") and printed.endswith(b"\x1dV\x00")
+    assert printed.startswith(b"\x1b@\x1b!") and printed.endswith(b"\x1dV\x00")  # ESC @ first
     assert "Using hardware" not in result.stdout
 
     with socket.create_server(("127.0.0.1", 0)) as probe:

@@ -73,6 +73,7 @@ def test_receipt_bytes_are_exactly_the_escpos_calls(tmp_path):
     printer = ReceiptPrinter(spec(), Spool(tmp_path))
     data, text = printer.render(SMALL)
     want = Dummy(profile="TM-T88V")
+    want.hw("INIT")
     want.set(align="center", bold=True, double_height=True)
     want.textln("Shop")
     want.set(align="center", bold=False, normal_textsize=True)
@@ -98,7 +99,7 @@ def test_receipt_bytes_are_exactly_the_escpos_calls(tmp_path):
     want.textln("R-1")
     want.set(align="left")
     want.cut()
-    assert data == want.output
+    assert data == want.output and data.startswith(b"\x1b@")  # ESC @ opens every job
     # a few bytes pinned literally: native QR model 2 store + print, then a full cut
     assert b"\x1d(k\x06\x001P0R-1\x1d(k\x03\x001Q0" in data
     assert data.endswith(b"\x1dV\x00") or data.endswith(b"\n\n\n\n\n\n\x1dV\x00")
@@ -425,6 +426,7 @@ def test_z_report_bytes_are_exactly_the_escpos_calls(tmp_path):
         return f"{left:<{41 - len(right)}} {right}"
 
     want = Dummy(profile="TM-T88V")
+    want.hw("INIT")
     want.set(align="center", bold=True, double_height=True)
     want.textln("Shop")
     want.set(align="center", bold=False, normal_textsize=True)
@@ -482,3 +484,102 @@ def test_x_report_of_a_first_shift_and_bad_reports():
     many = {f"m{i}": 1 for i in range(40)}
     with pytest.raises(ReceiptError, match="payment methods"):
         ShiftReport.from_ledger("Z", {**Z_REPORT, "tenders": many}, time="t", store_name="Shop")
+
+
+TENDERED = Receipt(
+    "R-7", "2026-11-23 12:00", "Shop", store_address="1 Main St", store_legal_name="Shop LLC",
+    store_tax_id="7701234567", shift=3, checkout_by="Cashier Olga",
+    lines=(ReceiptLine("Milk", 1000, 8990, 8990),), subtotal=8990, total=8990, to_pay=8990,
+    payments=(("Cash", 8990), ("  Cash given", 10000)), change=1010, vat=((1000, 8990, 817),),
+    open_drawer=True, copy=True,
+)
+
+
+@pytest.mark.parametrize("profile", ["TM-T88V", "simple"])
+def test_tenders_vat_seller_copy_and_drawer_bytes_per_profile(tmp_path, profile):
+    printer = ReceiptPrinter(PrinterSpec("p", "file", profile=profile), Spool(tmp_path))
+    data, text = printer.render(TENDERED)
+    cols = printer.columns
+
+    def pair(left, right):
+        return f"{left:<{cols - 1 - len(right)}} {right}"
+
+    want = Dummy(profile=profile)
+    want.hw("INIT")
+    want.cashdraw(2)
+    want.set(align="center", bold=True, double_height=True)
+    want.textln("Shop")
+    want.set(align="center", bold=False, normal_textsize=True)
+    want.textln("1 Main St")
+    want.textln("Receipt R-7")
+    want.textln("2026-11-23 12:00")
+    want.set(align="left")
+    want.textln("Shop LLC")
+    want.textln("Tax ID 7701234567")
+    want.textln("Shift 3  Cashier Olga")
+    want.set(align="center", bold=True)
+    want.textln("COPY")
+    want.set(align="left", bold=False)
+    want.textln("-" * cols)
+    want.textln("Milk")
+    want.textln(pair("  1 x 89.90", "89.90"))
+    want.textln("-" * cols)
+    want.textln(pair("Subtotal", "89.90"))
+    want.set(bold=True)
+    want.textln(pair("Total", "89.90"))
+    want.set(bold=False)
+    want.set(bold=True)
+    want.textln(pair("TO PAY", "89.90"))
+    want.set(bold=False)
+    want.textln(pair("Cash", "89.90"))
+    want.textln(pair("  Cash given", "100.00"))
+    want.textln(pair("Change", "10.10"))
+    want.textln(pair("incl. VAT 10% of 89.90", "8.17"))
+    want.set(align="center")
+    if profile == "TM-T88V":
+        want.qr("R-7", native=True, size=6)
+    else:
+        pass  # "simple" has neither QR nor Code128: the id is printed as text only
+    want.textln("R-7")
+    want.set(align="left")
+    want.cut()
+    assert data == want.output
+    # pinned literally: ESC @, then the drawer kick on pin 2 (ESC p 0 50 50), before any text
+    assert data.startswith(b"\x1b@\x1bp\x0022\x1b!")
+    assert "COPY" in text and "Change" in text and "[DRAWER]" not in text
+
+
+@pytest.mark.parametrize(("profile", "want"), [
+    ("TM-T88V", b"Caf\x82 \x1bt\x11\x8c\xa8\xe0 ? ? ?\n"),  # é in CP437, ESC t 17 = CP866 for Мир, no CJK or emoji
+    ("simple", b"Caf\x82 ??? ? ? ?\n"),              # one code page only: the Cyrillic goes too
+])
+def test_characters_no_code_page_has_become_question_marks(tmp_path, profile, want):
+    receipt = Receipt("R-8", "t", "Shop", lines=(ReceiptLine("Café Мир 中 😀 ☃", 1000, 1, 1),), total=1, to_pay=1)
+    data, text = ReceiptPrinter(PrinterSpec("p", "file", profile=profile), Spool(tmp_path)).render(receipt)
+    assert want in data
+    assert "GB18030" not in text and b"\xd6\xd0" not in data  # 中 in GB18030: never sent
+    assert "Café Мир 中 😀 ☃" in text  # the screen preview keeps what the catalog says
+
+
+def test_z_report_prints_refunds_cash_moves_and_vat(tmp_path):
+    from drivers.receipt import shift_extras
+
+    ledger = {**Z_REPORT, "totals": {**Z_REPORT["totals"], "cash_in": 500000, "cash_out": 200000},
+              "refunds": {"card": 8990},
+              "vat": {"sales": [{"rate": 1000, "paid": 8990, "amount": 817},
+                                {"rate": 2000, "paid": 16490, "amount": 2748}],
+                      "returns": [{"rate": 1000, "money": 8990, "amount": 817}]}}
+    import dataclasses
+
+    report = dataclasses.replace(ShiftReport.from_ledger("Z", ledger, time="t", store_name="Shop"),
+                                 **shift_extras(ledger))
+    lines = preview(document_ops(report, 32), 32).splitlines()
+    start = lines.index("VAT in sales")
+    assert lines[start:start + 3] == ["VAT in sales", "  10% of 89.90              8.17",
+                                      "  20% of 164.90            27.48"]
+    assert "  card                    -89.90" in lines and "VAT in returns" in lines
+    assert "Cash in                  5000.00" in lines and "Cash out                -2000.00" in lines
+    data, _ = ReceiptPrinter(spec(), Spool(tmp_path)).render(report)
+    assert data.startswith(b"\x1b@") and b"Cash in" in data
+    with pytest.raises(ReceiptError, match="incomplete"):
+        shift_extras({"totals": {"cash_in": "x"}})

@@ -98,7 +98,7 @@ def test_example_standard_silver_paying_with_points(engine_env) -> None:
     assert q["lines"][0] | {"rules": None} == {
         "sku": "FRIDGE-1", "qty_milli": 1_000, "price": 1_200_000, "amount": 1_200_000,
         "discount": 60_000, "redeem_amount": 570_000, "paid": 570_000, "accrual_base": 570_000,
-        "rules": None}
+        "rules": None, "vat_rate": None, "vat_amount": 0}
 
 
 def test_example_standard_silver_paying_with_some_points() -> None:
