@@ -511,6 +511,7 @@ EVENTS: dict[str, tuple[Field, ...]] = {
         Field("annulled", POINTS, doc="accrued points taken back"),
         Field("clawed", POINTS, doc="accrued points already spent, taken from other lots"),
         Field("debt", POINTS, doc="what could not be taken: booked as debt"),
+        Field("tenders", ListOf(TENDER, TENDERS_MAX), required=False, doc="how the money went back"),
         Field("vat", ListOf(_vat("money"), LINES_MAX), required=False, doc="refunded VAT by rate"),
     ),
     "expiry": (
