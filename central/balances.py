@@ -9,7 +9,9 @@ shortfall; the card's new (negative) balance goes out in the updates feed as a c
 Cumulative spend follows sale totals and return decreases; a sale's `card_type_after` (an
 upgrade) becomes the card's type; referral credits for referrers the selling terminal did not
 hold (`local: false`) are booked here, as lots with the referral entry's dates. Every event also
-moves the card's point lots (`central/lots.py`), so balance = Σ lots holds after each one.
+moves the card's point lots (`central/lots.py`), so balance = Σ lots holds after each one;
+an `expiry` event moves a card only by the expired points the server still held (its own sweep
+may have annulled them first: nothing is expired twice).
 """
 
 from __future__ import annotations
@@ -103,8 +105,9 @@ def fold(
                 except ProtocolError as exc:
                     raise ProtocolError(f"event {event['seq']} referral of card {ref['card']}: {exc}") from None
                 lots.credit(book[ref["card"]], points, key, origin)
-        lots.apply_event(book, event, origin, moved)
-        for number, points in event.get("deltas", {}).items():
+        lost = lots.apply_event(book, event, origin, moved)
+        # An expiry moves a card only by what was still expired here (`lots.expire_taken`).
+        for number, points in (event.get("deltas", {}) if lost is None else lost).items():
             card = cards[number]
             card.balance += points
             if points < 0 and card.balance < 0:
@@ -130,9 +133,10 @@ def _set_type(card: CardState, kind: Any, only_if_empty: bool) -> None:
         card.type = kind
 
 
-def card_entry(card: CardState, version: int) -> dict[str, Any]:
-    """The updates-feed entry of a card (the ledger's `cards` update entry)."""
-    return {
+def card_entry(card: CardState, version: int, stored_lots: dict[lots.Key, int] | None = None) -> dict[str, Any]:
+    """The updates-feed entry of a card (the ledger's `cards` update entry), with its lots
+    (`lots.feed_lots`; Σ lots = balance) when `stored_lots` is given."""
+    entry = {
         "number": card.number,
         "type": card.type,
         "holder": card.holder,
@@ -142,3 +146,6 @@ def card_entry(card: CardState, version: int) -> dict[str, Any]:
         "version": version,
         "balance": card.balance,
     }
+    if stored_lots is not None:
+        entry["lots"] = lots.feed_lots(stored_lots)
+    return entry

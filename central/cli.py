@@ -5,6 +5,7 @@
     posterm-central --db … terminal list | rotate-key T01
     posterm-central --db … publish rules rules.toml | publish catalog catalog.csv | publish cards cards.csv
     posterm-central --db … card show 2000001 | card adjust 2000001 -50 | card list | events | shortfalls
+    posterm-central --db … expire [--now ISO]      # the expiry sweep (serve runs it every --expire-every-s)
 
 `--db` defaults to env `POSTERM_CENTRAL_DB`. Refusals print one line and exit 2.
 Limits: CSV files ≤ `CSV_BYTES_MAX`, ≤ `CSV_ROWS_MAX` rows; rules files ≤ `wire.RULES_BYTES_MAX`.
@@ -88,7 +89,7 @@ def cmd_serve(store: Store, args: argparse.Namespace) -> int:
 
     log_line(logging.INFO, "central_serving", host=args.host, port=args.port, store=store.name)
     web.run_app(
-        make_app(store),
+        make_app(store, None if args.expire_every_s == 0 else args.expire_every_s),
         host=args.host,
         port=args.port,
         print=None,
@@ -217,6 +218,27 @@ def cmd_card(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_expire(store: Store, args: argparse.Namespace) -> int:
+    from central.expiry import run_sweep
+    from central.lots import iso_ms
+
+    now_ms = None if args.now is None else iso_ms(args.now, "--now")
+    print(json.dumps(run_sweep(store, now_ms)))
+    return 0
+
+
+def _interval(text: str) -> float:
+    from central.expiry import EXPIRE_EVERY_S_MAX, EXPIRE_EVERY_S_MIN
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value != 0 and not EXPIRE_EVERY_S_MIN <= value <= EXPIRE_EVERY_S_MAX:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or {EXPIRE_EVERY_S_MIN:g}..{EXPIRE_EVERY_S_MAX:g} seconds")
+    return value
+
+
 def cmd_events(store: Store, args: argparse.Namespace) -> int:
     for terminal, epoch, seq, event_id, body in store.events(args.terminal, args.limit):
         event = wire.unpack(body, wire.BATCH_BYTES_MAX)
@@ -248,7 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8780)
     serve.add_argument("--public", action="store_true", help="allow a non-loopback --host")
+    serve.add_argument(
+        "--expire-every-s", type=_interval, default=3600.0,
+        help="run the expiry sweep every this many seconds (default 3600; 0: only `expire`)",
+    )
     serve.set_defaults(handler=cmd_serve)
+    expire = sub.add_parser("expire", help="expire every lot past its date now (the server's sweep; prints the count)")
+    expire.add_argument("--now", help="sweep as of this ISO-8601 time with offset (default: now)")
+    expire.set_defaults(handler=cmd_expire)
     term = sub.add_parser("terminal", help="provision terminals and their keys")
     term.add_argument("action", choices=["add", "list", "rotate-key"])
     term.add_argument("id", nargs="?")

@@ -2,9 +2,13 @@
 
 The feed is compacted: each item (rules, one product, one card) keeps only its latest state,
 under the cursor of its latest change, so a terminal offline for a month pulls each changed
-card once. A card entry carries the authoritative balance and is the balance correction.
-`acked` tells the terminal what the server already stored from it (read before the cards, so
-every card balance in the page includes at least those events). Limit: `FEED_PAGE_ENTRIES_MAX`.
+card once. A card entry is the card's authoritative state — its lots with their dates, their
+sum the balance, and its version (the card's cursor); the terminal mirrors those lots exactly
+and keeps on top only its own events after `acked`. `acked` (what the server stored from the
+asking terminal) and the cards are read in one snapshot (`Store.feed_page`), so each card entry
+includes exactly this terminal's events through `acked` — never one more.
+Limits: `FEED_PAGE_ENTRIES_MAX` entries and about `PAGE_CARD_BYTES_MAX` bytes of card entries a
+page (a card's lots make entries of very different sizes; the rest waits for the next page).
 """
 
 from __future__ import annotations
@@ -13,21 +17,24 @@ from typing import Any
 
 from central.balances import card_entry
 from central.store import FEED_PAGE_ENTRIES_MAX, Store
+from protocol import wire
+
+# Under wire.UPDATES_BYTES_MAX with room for rules (≤ 1 MiB) and a page of products.
+PAGE_CARD_BYTES_MAX = 4 * 1024 * 1024
 
 
 def build_updates(store: Store, terminal: str, since: int, limit: int = FEED_PAGE_ENTRIES_MAX) -> dict[str, Any]:
     limit = max(1, min(limit, FEED_PAGE_ENTRIES_MAX))
-    acked = store.latest_acked(terminal)
-    items = store.feed_items(since, limit)
-    cards = store.feed_cards(since, limit)
+    acked, items, cards = store.feed_page(terminal, since, limit)
     merged: list[tuple[int, str, Any]] = sorted(
-        [(c, "item", (kind, key, body)) for c, kind, key, body in items] + [(c, "card", card) for c, card in cards],
+        [(c, "item", (kind, key, body)) for c, kind, key, body in items]
+        + [(c, "card", (card, stored)) for c, card, stored in cards],
         key=lambda t: t[0],
     )
     more = len(merged) > limit or len(items) == limit or len(cards) == limit
     page = merged[:limit]
     out: dict[str, Any] = {
-        "cursor": page[-1][0] if page else since,
+        "cursor": since,
         "more": more,
         "acked": acked,
         "rules": None,
@@ -35,16 +42,24 @@ def build_updates(store: Store, terminal: str, since: int, limit: int = FEED_PAG
         "cards": [],
         "versions": {},
     }
+    card_bytes = 0
     for cursor, what, value in page:
         if what == "card":
-            out["cards"].append(card_entry(value, cursor))
-            continue
-        kind, key, body = value
-        if kind == "rules":
-            out["rules"] = body
-            out["versions"]["rules"] = body["version"]
-        elif kind == "product":
-            out["catalog"].append(body)
-        elif kind == "version":
-            out["versions"][key] = body["version"]
+            entry = card_entry(value[0], cursor, value[1])
+            size = len(wire.pack(entry))
+            if card_bytes + size > PAGE_CARD_BYTES_MAX and out["cards"]:
+                out["more"] = True  # this card and the rest come with the next page
+                break
+            card_bytes += size
+            out["cards"].append(entry)
+        else:
+            kind, key, body = value
+            if kind == "rules":
+                out["rules"] = body
+                out["versions"]["rules"] = body["version"]
+            elif kind == "product":
+                out["catalog"].append(body)
+            elif kind == "version":
+                out["versions"][key] = body["version"]
+        out["cursor"] = cursor
     return out

@@ -292,15 +292,53 @@ def batch_moves(events: list[dict[str, Any]]) -> list[dict[str, list[Entry]]]:
     return [event_lots(event) for event in events]
 
 
+def expire_taken(card: CardLots, points: int, at_ms: int, key: Key | None) -> int:
+    """A terminal's `expiry` debit of `points` (> 0): it takes only expired points the server still
+    holds — from the lot with the named dates (`key`), or, named none, from lots expired by
+    `at_ms` soonest first — never other lots and never a debt. What the server's own sweep
+    annulled already is not taken twice (docs/protocol.md, expiry ownership). Returns the points
+    taken."""
+    if not card.loaded:
+        raise LotInvariantError(f"card {card.number}: an expiry of {points} points but its lots were not read")
+    if key is not None:
+        candidates = [key] if key in card.lots and key != DEBT_KEY else []
+    else:
+        candidates = sorted(k for k in card.lots if k != DEBT_KEY and k[0] <= at_ms)
+    left = points
+    for found in candidates:
+        lot = card.lots[found]
+        part = min(left, lot.points)
+        lot.points -= part
+        left -= part
+        if lot.points == 0:
+            del card.lots[found]
+        if left == 0:
+            break
+    return points - left
+
+
+def sweep(card: CardLots, now_ms: int) -> list[tuple[Key, int]]:
+    """The server's expiry of a loaded card: every lot expired by `now_ms` (not the debt lot, not
+    a never-expiring one) is removed; returns the removed (key, points)."""
+    gone = [(key, lot.points) for key, lot in card.lots.items() if key != DEBT_KEY and key[0] <= now_ms]
+    for key, _ in gone:
+        del card.lots[key]
+    return sorted(gone)
+
+
 def apply_event(
     book: dict[str, CardLots], event: dict[str, Any], origin: Origin, moves: dict[str, list[Entry]]
-) -> None:
+) -> dict[str, int] | None:
     """Move the lots of every card the event's `deltas` or `lots` name (`moves`: its parsed
     `lots`, `event_lots`). Entries apply in order; a card with a delta but no entries (an older
-    terminal) moves its dateless lot."""
+    terminal) moves its dateless lot. An `expiry` event takes only what is still expired here
+    (`expire_taken`): it returns the points each card actually lost, which replace its deltas;
+    any other event returns None (its deltas hold)."""
     at_ms = event.get("at_ms")
     at_ms = at_ms if type(at_ms) is int else 0
-    expired_first = event.get("type") == "expiry"
+    if event.get("type") == "expiry":
+        return _apply_expiry(book, event, at_ms, moves)
+    expired_first = False
     for number, points in (event.get("deltas") or {}).items():
         if number in moves:
             continue
@@ -318,6 +356,23 @@ def apply_event(
                 # lot on the terminal) names nothing: the server's own order decides.
                 first = None if entry.key == DATELESS_KEY else entry.key
                 debit(card, -entry.points, at_ms, first, expired_first)
+    return None
+
+
+def _apply_expiry(
+    book: dict[str, CardLots], event: dict[str, Any], at_ms: int, moves: dict[str, list[Entry]]
+) -> dict[str, int]:
+    lost: dict[str, int] = {}
+    for number, points in (event.get("deltas") or {}).items():
+        if number not in moves and points < 0:
+            lost[number] = -expire_taken(book[number], -points, at_ms, None)
+    for number, entries in moves.items():
+        card = book[number]
+        for entry in entries:
+            if entry.points < 0:
+                key = None if entry.key == DATELESS_KEY else entry.key
+                lost[number] = lost.get(number, 0) - expire_taken(card, -entry.points, at_ms, key)
+    return lost
 
 
 def needs_lots(
@@ -342,6 +397,31 @@ def needs_lots(
 def ms_iso(ms: int) -> str:
     """An ISO-8601 time in UTC of ms since the epoch (how the server shows a lot's dates)."""
     return (_EPOCH + dt.timedelta(milliseconds=ms)).isoformat()
+
+
+def _feed_iso(ms: int) -> str:
+    """`ms_iso`, or for a date past year 9999 (stored before the server refused such input) a
+    text no terminal takes as a date: the terminal reports that card and applies the rest."""
+    try:
+        return ms_iso(ms)
+    except OverflowError:
+        return f"out of range: {ms} ms"
+
+
+def feed_lots(stored: Mapping[Key, int]) -> list[dict[str, Any]]:
+    """A card's lots as the updates feed carries them: soonest-expiring first, the debt lot (the
+    only negative one) first of all, dates as ISO-8601 UTC or None."""
+    out = []
+    for key in sorted(stored):
+        expires_ms, from_ms = key
+        out.append(
+            {
+                "points": stored[key],
+                "available_from": _feed_iso(from_ms) if from_ms else None,
+                "expires_at": _feed_iso(expires_ms) if 0 < expires_ms < NEVER_MS else None,
+            }
+        )
+    return out
 
 
 def public(key: Key, lot: Lot) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from central import balances, feed, receipts
+from central import balances, expiry, feed, receipts
 from central.metrics import CentralMetrics
 from central.store import ChainError, GapError, Store, StoreError
 from protocol import schemas, wire
@@ -171,15 +171,18 @@ async def get_card(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
     key = None
     try:
-        _, key = await _authenticate(request, wire.request_bytes("GET", request.raw_path))
+        terminal, key = await _authenticate(request, wire.request_bytes("GET", request.raw_path))
         number = request.match_info["number"]
         if not wire.card_number_ok(number):
             raise ProtocolError("card number is not 1..64 printable characters")
-        found = await _run(request, store.card, number)
+        found = await _run(request, store.card_view, number, terminal)
         if found is None:
             return _reply(key, wire.pack({"error": "not_found", "message": f"card {number} unknown"}), 404)
-        card, version = found
-        return _reply(key, wire.pack({**balances.card_entry(card, version), "shortfall": card.shortfall}))
+        card, version, stored_lots, acked = found
+        # `acked`: the card includes exactly this terminal's events through it (one snapshot),
+        # so the terminal mirrors it and adds only its later events (docs/protocol.md).
+        entry = balances.card_entry(card, version, stored_lots)
+        return _reply(key, wire.pack({**entry, "shortfall": card.shortfall, "acked": acked}))
     except (ProtocolError, StoreError) as exc:
         return _refused(key, exc, "card_refused")
 
@@ -261,7 +264,8 @@ def _add_metrics(app: web.Application, store: Store) -> None:
     app.on_cleanup.append(forget)
 
 
-def make_app(store: Store) -> web.Application:
+def make_app(store: Store, expire_every_s: float | None = None) -> web.Application:
+    """The service; with `expire_every_s`, the server's expiry sweep runs on that schedule."""
     app = web.Application(client_max_size=wire.BATCH_BYTES_MAX, middlewares=[signed_not_found])
     app[STORE_KEY] = store
     if store.name == "sqlite":  # one connection, the single writer: one thread does it all
@@ -276,6 +280,8 @@ def make_app(store: Store) -> web.Application:
     app.router.add_get("/v1/receipts/{receipt}", get_receipt)
     app.router.add_get("/v1/health", health)
     _add_metrics(app, store)
+    if expire_every_s is not None:
+        app.cleanup_ctx.append(expiry.scheduled(store, app[INGEST_POOL_KEY], expire_every_s))
 
     async def shutdown(app: web.Application) -> None:
         app[INGEST_POOL_KEY].shutdown(wait=True)

@@ -35,6 +35,9 @@ CURSOR_START = 0
 
 
 CARD_COLUMNS = "number, type, holder, referrers, cumulative, blocked, balance, shortfall"
+EXPIRY_COLUMNS = "number, expires_ms, from_ms, points, at_ms"
+EXPIRE_CARDS_PER_TX = 1_000
+EXPIRE_PASSES_MAX = 1_000
 LOT_COLUMNS = "number, expires_ms, from_ms, points, source, terminal, epoch, seq"
 # A database from before the lots table: each card's balance becomes its opening lot (dateless,
 # or the debt lot when negative), so balance = Σ lots holds from the first ingest on. Idempotent:
@@ -44,6 +47,9 @@ OPENING_LOTS_SQL = (
     "0, c.balance, CASE WHEN c.balance < 0 THEN 'debt' ELSE 'opening' END, '', 0, 0 FROM cards c "
     "WHERE c.balance <> 0 AND NOT EXISTS (SELECT 1 FROM lots l WHERE l.number = c.number)"
 )
+Acked = dict[str, int] | None  # {epoch, seq}: the newest stream of a terminal
+FeedItem = tuple[int, str, str, dict[str, Any]]  # (cursor, kind, key, body)
+FeedCard = tuple[int, CardState, dict[lots.Key, int]]  # (cursor, card, its lots)
 EMPTY_LIST = b"\x90"  # msgpack [] — most cards have no referrers; skip the decoder
 
 
@@ -206,6 +212,21 @@ class IngestTx(ABC):
     @abstractmethod
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
         """Record the batch boundary and the stream's new last seq."""
+
+    @abstractmethod
+    def insert_expiries(self, rows: list[tuple[Any, ...]]) -> None:
+        """Record the server sweep's expired lots (EXPIRY_COLUMNS order)."""
+
+    # reads inside a snapshot (`Store.snapshot`): the feed's acked, cards and lots agree
+    def acked_of(self, terminal: str) -> dict[str, int] | None:
+        rows = self._rows(
+            "SELECT epoch, last_seq FROM streams WHERE terminal = ? ORDER BY epoch DESC LIMIT 1", (terminal,)
+        )
+        return {"epoch": int(rows[0][0]), "seq": int(rows[0][1])} if rows else None
+
+    def lots_of(self, numbers: list[str]) -> dict[str, dict[lots.Key, int]]:
+        """Each card's lots, rows of one key summed (cards without lots absent)."""
+        return {number: points for number, (points, _) in self.read_lots(numbers).items()}
 
 
 def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
@@ -370,6 +391,79 @@ class Store(ABC):
             lots.move(book[number], points, int(time.time() * 1000), Origin("adjust"))
             tx.save_with_lots([card], book)
             return card
+
+    def expire(self, now_ms: int, cards_per_tx: int = EXPIRE_CARDS_PER_TX) -> dict[str, Any]:
+        """The server's expiry sweep: every lot expired by `now_ms` leaves its card (a row in
+        `expiries` records it), the card's balance drops and its new state goes out in the feed.
+        The one place a lot's expiry is decided for the chain (docs/protocol.md); a terminal's
+        own `expiry` events then take only what is still expired here (`lots.expire_taken`).
+        Runs in transactions of at most `cards_per_tx` cards, locked in sorted order like an
+        ingest; safe to run on several collectors at once (a card is swept under its lock)."""
+        cards_total = points_total = 0
+        for _ in range(EXPIRE_PASSES_MAX):
+            with self.transaction() as tx:
+                numbers = [
+                    str(r[0])
+                    for r in tx._rows(
+                        "SELECT DISTINCT number FROM lots WHERE expires_ms > 0 AND expires_ms <= ? "
+                        "ORDER BY number LIMIT ?",
+                        (now_ms, cards_per_tx),
+                    )
+                ]
+                if not numbers:
+                    break
+                cards, book = tx.lock_with_lots(numbers)
+                rows: list[tuple[Any, ...]] = []
+                for number in numbers:
+                    gone = lots.sweep(book[number], now_ms)
+                    cards[number].balance -= sum(points for _, points in gone)
+                    rows += [(number, *key, points, now_ms) for key, points in gone]
+                tx.insert_expiries(rows)
+                tx.save_with_lots([cards[n] for n in numbers], book)
+            cards_total += len(numbers)
+            points_total += sum(r[3] for r in rows)
+            if len(numbers) < cards_per_tx:
+                break
+        return {"cards": cards_total, "points": points_total}
+
+    @abstractmethod
+    def snapshot(self) -> AbstractContextManager[IngestTx]:
+        """A read-only transaction that sees one committed state throughout."""
+
+    def feed_page(self, terminal: str, since: int, limit: int) -> tuple[Acked, list[FeedItem], list[FeedCard]]:
+        """(acked, items, cards with their lots) after `since`, read in one snapshot: every card
+        state includes exactly the events of this terminal through `acked` — the terminal adds
+        only its later events on top (docs/protocol.md, the updates feed)."""
+        with self.snapshot() as tx:
+            acked = tx.acked_of(terminal)
+            rows = tx._rows(
+                "SELECT cursor, kind, key, body FROM feed WHERE cursor > ? ORDER BY cursor LIMIT ?", (since, limit)
+            )
+            items = [(int(c), k, key, unpack(bytes(b), 4 * 1024 * 1024, 2 * 1024 * 1024)) for c, k, key, b in rows]
+            card_rows = tx._rows(
+                f"SELECT {CARD_COLUMNS}, cursor FROM cards WHERE cursor > ? ORDER BY cursor LIMIT ?", (since, limit)
+            )
+            found = tx.lots_of([r[0] for r in card_rows])
+        cards = [(int(r[8]), card_from_row(r), found.get(r[0], {})) for r in card_rows]
+        return acked, items, cards
+
+    def card_view(self, number: str, terminal: str) -> tuple[CardState, int, dict[lots.Key, int], Acked] | None:
+        """(card, version, lots, this terminal's acked) in one snapshot, for a swipe's lookup."""
+        with self.snapshot() as tx:
+            rows = tx._rows(f"SELECT {CARD_COLUMNS}, cursor FROM cards WHERE number = ?", (number,))
+            if not rows:
+                return None
+            return card_from_row(rows[0]), int(rows[0][8]), tx.lots_of([number]).get(number, {}), tx.acked_of(terminal)
+
+    def expiries(self, number: str | None = None) -> list[dict[str, Any]]:
+        """What the server's sweeps expired, oldest first."""
+        where, params = ("WHERE number = ?", (number,)) if number else ("", ())
+        rows = self._query(f"SELECT {EXPIRY_COLUMNS} FROM expiries {where} ORDER BY at_ms, number, expires_ms", params)
+        return [
+            {"card": r[0], "points": int(r[3]), "expires_at": lots.ms_iso(int(r[1])),
+             "available_from": lots.ms_iso(int(r[2])) if int(r[2]) else None, "at": lots.ms_iso(int(r[4]))}
+            for r in rows
+        ]
 
     # reads: the same SQL on both databases but for the driver's placeholder
     PARAM = "?"

@@ -22,6 +22,7 @@ from central.balances import CardState, Shortfall
 from central.store import (
     CARD_COLUMNS,
     EMPTY_LIST,
+    EXPIRY_COLUMNS,
     LOT_COLUMNS,
     OPENING_LOTS_SQL,
     ConflictError,
@@ -60,10 +61,14 @@ CREATE TABLE IF NOT EXISTS lots (number TEXT NOT NULL, expires_ms BIGINT NOT NUL
     points BIGINT NOT NULL, source TEXT NOT NULL, terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
     seq BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS lots_card ON lots (number);
+CREATE INDEX IF NOT EXISTS lots_expiry ON lots (expires_ms);
+CREATE TABLE IF NOT EXISTS expiries (number TEXT NOT NULL, expires_ms BIGINT NOT NULL, from_ms BIGINT NOT NULL,
+    points BIGINT NOT NULL, at_ms BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS expiries_card ON expiries (number);
 CREATE TABLE IF NOT EXISTS receipts (receipt TEXT NOT NULL, terminal TEXT NOT NULL, epoch BIGINT NOT NULL,
     seq BIGINT NOT NULL, PRIMARY KEY (receipt, terminal, epoch, seq));
 """
-TABLES = ("terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed", "lots", "receipts")
+TABLES = ("terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed", "lots", "expiries", "receipts")
 
 
 def _one_line(exc: Exception) -> str:
@@ -187,6 +192,11 @@ class _Tx(IngestTx):
                     [(terminal, epoch, s.seq, s.number, s.points) for s in shortfalls],
                 )
 
+    def insert_expiries(self, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            with self.conn.cursor() as cur:
+                cur.executemany(f"INSERT INTO expiries ({EXPIRY_COLUMNS}) VALUES (%s, %s, %s, %s, %s)", rows)
+
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
         self.conn.execute(
             "WITH boundary AS (INSERT INTO boundaries VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING) "
@@ -257,6 +267,12 @@ class PgStore(Store):
             if isinstance(exc, psycopg.OperationalError):
                 conn.close()
             raise StoreError(f"postgres: {type(exc).__name__}: {_one_line(exc)}") from None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[_Tx]:
+        with self.transaction() as tx:
+            tx.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield tx
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self.transaction() as tx:

@@ -13,6 +13,7 @@ from typing import Any
 from central.balances import CardState, Shortfall
 from central.store import (
     CARD_COLUMNS,
+    EXPIRY_COLUMNS,
     LOT_COLUMNS,
     OPENING_LOTS_SQL,
     ConflictError,
@@ -50,6 +51,10 @@ CREATE TABLE IF NOT EXISTS lots (number TEXT NOT NULL, expires_ms INTEGER NOT NU
     points INTEGER NOT NULL, source TEXT NOT NULL, terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
     seq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS lots_card ON lots (number);
+CREATE INDEX IF NOT EXISTS lots_expiry ON lots (expires_ms);
+CREATE TABLE IF NOT EXISTS expiries (number TEXT NOT NULL, expires_ms INTEGER NOT NULL, from_ms INTEGER NOT NULL,
+    points INTEGER NOT NULL, at_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS expiries_card ON expiries (number);
 CREATE TABLE IF NOT EXISTS receipts (receipt TEXT NOT NULL, terminal TEXT NOT NULL, epoch INTEGER NOT NULL,
     seq INTEGER NOT NULL, PRIMARY KEY (receipt, terminal, epoch, seq)) WITHOUT ROWID;
 """
@@ -142,6 +147,9 @@ class _Tx(IngestTx):
             [(terminal, epoch, s.seq, s.number, s.points) for s in shortfalls],
         )
 
+    def insert_expiries(self, rows: list[tuple[Any, ...]]) -> None:
+        self.db.executemany(f"INSERT INTO expiries ({EXPIRY_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows)
+
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
         self.db.execute("INSERT OR REPLACE INTO boundaries VALUES (?, ?, ?, ?)", (terminal, epoch, last_seq, mac))
         self.db.execute(
@@ -185,6 +193,17 @@ class SqliteStore(Store):
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[_Tx]:
+        # A deferred transaction: WAL keeps its first read's snapshot for the rest of it (and
+        # this process's other users wait on the lock meanwhile).
+        with self.lock:
+            self.db.execute("BEGIN")
+            try:
+                yield _Tx(self.db)
+            finally:
+                self.db.execute("COMMIT")
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self.lock:

@@ -545,6 +545,12 @@ EVENTS: dict[str, tuple[Field, ...]] = {
         Field("cards_applied", COUNT),
         Field("cards_stale", COUNT),
     ),
+    "update_refused": (
+        Field("batch", Text(128), doc="the update batch id"),
+        Field("item", Text(300), doc="what was refused (`card`, `balance`, `product`, `rules`, …)"),
+        Field("key", Text(300, 0), doc="which one (card number, sku, …)"),
+        Field("reason", Text(300, 0), doc="why, for a technician"),
+    ),
     "shift_close": (
         Field("closed_shift", Int(1, COUNT_MAX, "count")),
         Field("totals", MapOf(Text(32), Int(0, COUNT_MAX, "count or minor units"), TOTALS_MAX, "name"),

@@ -234,11 +234,14 @@ class Register:
                 self.quote_timer(time.perf_counter() - started)
 
     def _cap_offline(self, card: dict[str, Any], co: Checkout, now: dt.datetime, cap: int) -> dict[str, Any]:
-        """The server could not confirm the balance: this sale may use at most `cap` points
-        (ARCHITECTURE: a terminal offline caps redemption per card). Like the ledger's holds,
-        the cap is one negative lot the pricing core subtracts; this checkout's own hold counts
-        as available to it."""
+        """The server could not confirm the balance: the card may redeem at most `cap` points on
+        this terminal over the whole offline period — less what it redeemed here since the
+        server last spoke of it (the ledger's `offline_redeemed`; ARCHITECTURE: a terminal
+        offline caps redemption per card over the offline period). Like the ledger's holds, the
+        cap is one negative lot the pricing core subtracts; this checkout's own hold counts as
+        available to it."""
         summary = self.ledger.card(card["number"], now)
+        cap = max(0, cap - int(summary.get("offline_redeemed", 0)))
         own = sum(h["points"] for h in summary["holds"] if h["checkout"] == co.id)
         available = summary["available"] + own
         if available > cap:

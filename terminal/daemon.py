@@ -42,13 +42,14 @@ from terminal.bus import Bus
 from terminal.checkout import CheckoutError, Register
 from terminal.config import TerminalConfig, sync_config
 from terminal.errors import TerminalError
-from terminal.ledger import Ledger, LedgerNotFoundError
+from terminal.ledger import Ledger, LedgerError, LedgerNotFoundError
 from terminal.metrics import TerminalMetrics
 from terminal.notify import Notifier
 
 log = logging.getLogger("posterm.daemon")
 ACTION_WAIT_S = 5.0
 IDLE_SWEEP_S = 1.0
+EXPIRY_SWEEP_S = 300.0  # the ledger's expiry sweep (lots no server has seen; terminal/ledger/expiry.py)
 T = TypeVar("T")
 
 
@@ -393,7 +394,8 @@ class Daemon:
                 "uptime_s": round(time.monotonic() - self.started, 1), "engine": core.IMPLEMENTATION,
                 "checkout": self.register.view()["state"],
                 "rules": "not yet received" if self.register.engine is None else (self.rules_version or "loaded"),
-                "ledger": {k: stats[k] for k in ("path", "file_bytes", "usage_percent", "backlog", "next_seq")},
+                "ledger": {k: stats[k] for k in ("path", "file_bytes", "usage_percent", "backlog", "next_seq",
+                                                  "updates_refused")},
                 "last_sync": self.ledger.meta().get("last_update"),
                 "sync": None if self.syncer is None else self.syncer.status,
                 "print_queue": len(spool), "events_dropped": self.events.dropped,
@@ -424,6 +426,22 @@ class Daemon:
                 await self.act(self.reload_rules)
             except TerminalError as exc:
                 self.publish("error", {"message": str(exc)})
+
+    async def sweep_expiry(self) -> None:
+        """The ledger's expiry sweep, at start and every EXPIRY_SWEEP_S (sooner while it says
+        more is left); its `expiry` events go to the server like any other."""
+        while not self.stop.is_set():
+            now = now_local()
+            try:
+                done = await asyncio.to_thread(self.ledger.expire, f"expiry-{now.timestamp():.6f}", now)
+            except LedgerError as exc:
+                self.publish("error", {"message": f"expiry sweep: {exc}"})
+                done = {"more": False}
+            if done.get("points"):
+                log_event("expiry_swept", cards=done["cards"], points=done["points"])
+                self.wake_sync()
+            if not done["more"]:
+                await _wait(self.stop, EXPIRY_SWEEP_S)
 
     def reload_rules(self) -> None:
         """New rules from sync apply between checkouts, never to a quote the customer has seen."""
@@ -497,7 +515,7 @@ class Daemon:
         if self.desk.fiscal is not None:
             spawn(asyncio.create_task(self.desk.run_fiscal(self.stop, self.config.printer_retry_s), name="fiscal"))
         for name, coro in (("consume", self.consume()), ("idle", self.sweep_idle()), ("watchdog", self.watchdog()),
-                           ("prune", housekeeping.prune_loop(self, now_local))):
+                           ("prune", housekeeping.prune_loop(self, now_local)), ("expiry", self.sweep_expiry())):
             spawn(asyncio.create_task(coro, name=name))
         if self.sync is not None:
             spawn(asyncio.create_task(self.run_sync(), name="sync"))
@@ -539,6 +557,11 @@ class Daemon:
                     self.publish("device", {"device": task.get_name(), "state": "error", "detail": repr(exc)})
                     continue
                 raise TerminalError(f"daemon task {task.get_name()} stopped: {exc!r}")
+
+
+async def _wait(stop: asyncio.Event, timeout_s: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout_s)
 
 
 def shift_report(kind: ReportKind, report: dict[str, Any], *, time: str, store_name: str,

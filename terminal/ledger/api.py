@@ -167,6 +167,7 @@ class Ledger:
             "acked_seq": meta["acked_seq"],
             "shift": meta["shift"],
             "versions": meta["versions"],
+            "updates_refused": meta.get("updates_refused", 0),
             "entries": counts,
         }
 

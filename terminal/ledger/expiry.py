@@ -1,6 +1,12 @@
 """The expiry sweep: annuls points of lots whose `expires_at` has passed (one `expiry` event per
 card, naming the points) and deletes holds past their timeout. Idempotent by the sweep's id.
 
+Only points no server has seen yet: lots mirrored from the central server are its to expire —
+its sweep decides once for the chain and the feed brings the card without them; until then
+they are past their date and no quote offers them. (A local lot whose sale the server already
+has may still be expired here: the server takes from its `expiry` only what is still expired
+there, so nothing is counted twice.)
+
 Limits: one sweep annuls at most `SWEEP_EXPIRED_MAX` lots (`more` in the result says to run
 again: the next sweep starts over and finds the rest, since annulled lots are gone) and visits at
 most `SWEEP_VISIT_MAX` lots.
@@ -10,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminal.ledger import codec, keys, lots, moments
+from terminal.ledger import codec, keys, lots, mirror, moments
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
 
@@ -32,11 +38,21 @@ def _expired_lots(tx: Tx, now_ms: int) -> tuple[dict[str, list[dict[str, Any]]],
         number, expires_ms, _ = keys.read_lot(key)
         if expires_ms == keys.DEBT_MS or expires_ms > now_ms:
             continue
-        expired.setdefault(number, []).append(lots.decode(key, raw, f"lot of card {number}"))
+        lot = lots.decode(key, raw, f"lot of card {number}")
+        if server_seen(lot):
+            continue  # the server expires it, and the feed tells us (docs/protocol.md)
+        expired.setdefault(number, []).append(lot)
         doomed.append(key)
     for key in doomed:
         tx.delete("lots", key)
     return expired, more
+
+
+def server_seen(lot: dict[str, Any]) -> bool:
+    """A lot mirrored from the server (`mirror.SOURCE`) or put there by its balance correction:
+    its expiry is the server's decision."""
+    source = lot.get("source", "")
+    return source == mirror.SOURCE or source.startswith("update ")
 
 
 def _expired_holds(tx: Tx, now_ms: int) -> int:

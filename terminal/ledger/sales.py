@@ -220,6 +220,8 @@ def _card_part(
     moves, short = lots.take(tx, number, redeem, at.ms, only_available=True)
     if short:
         raise LedgerBalanceError(f"card {number}: {short} points short for sale {sale_id}")
+    if redeem:  # the offline cap counts these until the server next speaks of the card
+        card["offline_redeemed"] = card.get("offline_redeemed", 0) + redeem
     accrual = quote["accrual"]
     start = moments.optional(accrual.get("available_from"), f"sale {sale_id} accrual start")
     end = moments.optional(accrual.get("expires_at"), f"sale {sale_id} accrual expiry")

@@ -74,6 +74,7 @@ class Tx:
         self.base_lots: dict[str, tuple[int, int]] = {}
         # Points of every lot written here, as stored before its first change (None: no lot).
         self.lots_before: dict[bytes, int | None] = {}
+        self.lot_cards: set[bytes] = set()  # card keys of those lots (a new card skips the scan)
 
     # ------------------------------------------------------------------ raw access
 
@@ -109,6 +110,7 @@ class Tx:
 
     def _lot_before(self, key: bytes) -> None:
         if key not in self.lots_before:
+            self.lot_cards.add(key[: keys.TEXT_KEY_BYTES])
             raw = self.txn.get(key, db=self.dbs["lots"])
             self.lots_before[key] = None if raw is None else lots.stored_points(key, raw)
 
@@ -163,7 +165,9 @@ class Tx:
         # already moved, to get the sum the coming checks start from.
         key = self.card_key(number)
         points, count = lots.checked_sum(self.txn, self.dbs, number)
-        moved_points, moved_count = self._measured_moves(key).get(key, (0, 0))
+        moved_points, moved_count = (
+            self._measured_moves(key).get(key, (0, 0)) if key in self.lot_cards else (0, 0)
+        )
         self.base_lots[number] = (points - moved_points, count - moved_count)
 
     def new_card(self, record: dict[str, Any]) -> None:
@@ -176,6 +180,14 @@ class Tx:
         card["local_delta"] -= points
         card["server_balance"] += points
         self.base_delta[number] -= points
+
+    def mirrored(self, number: str, balance: int, local_delta: int) -> None:
+        """The card now holds the server's lots (`mirror.py`): server_balance is the server's
+        balance, local_delta the rest of Σ lots. The server's movement, not a local one."""
+        card = self.card(number)
+        self.base_delta[number] += local_delta - card["local_delta"]
+        card["local_delta"] = local_delta
+        card["server_balance"] = balance
 
     def unattributed(self) -> dict[str, int]:
         """Point changes per card not yet carried by an event."""

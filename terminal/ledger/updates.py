@@ -2,30 +2,37 @@
 write transaction and recorded by the batch id (a redelivered batch changes nothing).
 
 Batch: {"catalog": [product | {"sku", "deleted": true}], "cards": [{"number", "type", "holder",
-"referrers", "cumulative", "blocked", "version", "balance"?}], "balances": [{"number",
-"balance", "version"}], "versions": {"rules": "...", "catalog": "..."}}.
+"referrers", "cumulative", "blocked", "version", "balance"?, "lots"?}], "balances": [{"number",
+"balance", "version"}], "versions": {"rules": "...", "catalog": "..."}, "acked": {"epoch", "seq"}?}.
 
-Offline authority: the server's balance includes every event this terminal has had acked. A
-card or balance entry whose version is not newer than the stored one is stale and skipped.
-A correction moves the lots by the difference (a lot available now and never expiring when up;
-soonest-expiring lots, then the debt lot, when down) and sets server_balance; local_delta, the
-movements the server has not confirmed yet, stays. Limits: ≤ 10 000 entries a list.
+The server is the authority for each card's lots: a card entry with `lots` replaces the card's
+lots with the server's plus this terminal's own events after `acked` (`mirror.py`). A card or
+balance entry whose version is not newer than the stored one is stale and skipped. An entry
+without lots (an older server) is a balance correction: it moves the lots by the difference (a
+lot available now and never expiring when up; soonest-expiring lots, then the debt lot, when
+down) and sets server_balance; local_delta, the movements the server has not confirmed yet,
+stays. An item that cannot be applied is refused alone and reported (`apply`).
+Limits: ≤ 10 000 entries a list.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from terminal.ledger import cards, catalog, fields, keys, lots, moments
+from terminal.ledger import cards, catalog, fields, keys, lots, mirror, moments
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
 
 ENTRIES_MAX = 10_000
 VERSIONS_MAX = 16
-BATCH_FIELDS = frozenset({"catalog", "cards", "balances", "versions"})
+REFUSED_EVENTS_MAX = 100
+REASON_CHARS_MAX = 300
+BATCH_FIELDS = frozenset({"catalog", "cards", "balances", "versions", "acked", "refused"})
+REFUSAL_FIELDS = frozenset({"item", "key", "reason"})
 CARD_FIELDS = frozenset(
-    {"number", "type", "holder", "referrers", "cumulative", "blocked", "version", "balance"}
+    {"number", "type", "holder", "referrers", "cumulative", "blocked", "version", "balance", "lots"}
 )
+_ABSENT = object()
 BALANCE_FIELDS = frozenset({"number", "balance", "version"})
 
 
@@ -54,21 +61,43 @@ def correct_balance(
     return diff
 
 
-def _card_entry(tx: Tx, raw: Any, where: str, at: moments.Moment, batch_id: str) -> bool:
+def _checked_card(raw: Any, where: str) -> dict[str, Any]:
+    """Every field of a card entry checked before anything is written (a refused entry must
+    leave no trace): the card record, version, balance and lots."""
     entry = fields.mapping(raw, where, CARD_FIELDS)
     number = keys.name(entry.get("number"), f"{where} field 'number'")
-    version = fields.whole(entry.get("version"), f"{where} field 'version'", 1)
-    fresh = cards.new_record(
-        number,
-        entry.get("type", ""),
-        entry.get("holder", ""),
-        entry.get("referrers", []),
-        entry.get("cumulative", 0),
-        entry.get("blocked", False),
-    )
+    out: dict[str, Any] = {
+        "number": number,
+        "version": fields.whole(entry.get("version"), f"{where} field 'version'", 1),
+        "fresh": cards.new_record(
+            number,
+            entry.get("type", ""),
+            entry.get("holder", ""),
+            entry.get("referrers", []),
+            entry.get("cumulative", 0),
+            entry.get("blocked", False),
+        ),
+    }
+    if "balance" in entry:
+        out["balance"] = fields.whole(
+            entry["balance"], f"{where} field 'balance'", -fields.POINTS_MAX, fields.POINTS_MAX
+        )
+    if "lots" in entry:
+        if "balance" not in entry:
+            raise fields.LedgerInputError(f"{where}: lots without a balance")
+        out["lots"] = mirror.checked_lots(entry["lots"], where, out["balance"])
+    return out
+
+
+def _card_entry(
+    tx: Tx, entry: dict[str, Any], at: moments.Moment, batch_id: str, pending: dict[str, list[mirror.Pending]]
+) -> bool:
+    number, version, fresh = entry["number"], entry["version"], entry["fresh"]
     if tx.card_exists(number):
         card = tx.card(number)
         if version <= card["server_version"]:
+            if card.get("offline_redeemed"):
+                card["offline_redeemed"] = 0  # the server spoke of the card: a new offline period
             return False
         for name in ("type", "holder", "referrers", "cumulative", "blocked"):
             card[name] = fresh[name]
@@ -76,67 +105,122 @@ def _card_entry(tx: Tx, raw: Any, where: str, at: moments.Moment, batch_id: str)
         tx.new_card(fresh)
         card = fresh
     card["server_version"] = version
-    if "balance" in entry:
-        balance = fields.whole(
-            entry["balance"], f"{where} field 'balance'", -fields.POINTS_MAX, fields.POINTS_MAX
-        )
-        correct_balance(tx, number, balance, at, f"update {batch_id}")
+    card["offline_redeemed"] = 0
+    if "lots" in entry:
+        mirror.mirror(tx, number, entry["balance"], entry["lots"], pending.get(number, []))
+    elif "balance" in entry:  # an older server: a balance correction
+        correct_balance(tx, number, entry["balance"], at, f"update {batch_id}")
     return True
 
 
-def _balance_entry(tx: Tx, raw: Any, where: str, at: moments.Moment, batch_id: str) -> bool:
+def _checked_balance(raw: Any, where: str) -> dict[str, Any]:
     entry = fields.mapping(raw, where, BALANCE_FIELDS)
-    number = keys.name(entry.get("number"), f"{where} field 'number'")
-    version = fields.whole(entry.get("version"), f"{where} field 'version'", 1)
-    balance = fields.whole(
-        entry.get("balance"), f"{where} field 'balance'", -fields.POINTS_MAX, fields.POINTS_MAX
-    )
-    card = tx.card(number)
-    if version <= card["server_version"]:
+    return {
+        "number": keys.name(entry.get("number"), f"{where} field 'number'"),
+        "version": fields.whole(entry.get("version"), f"{where} field 'version'", 1),
+        "balance": fields.whole(
+            entry.get("balance"), f"{where} field 'balance'", -fields.POINTS_MAX, fields.POINTS_MAX
+        ),
+    }
+
+
+def _balance_entry(tx: Tx, entry: dict[str, Any], at: moments.Moment, batch_id: str) -> bool:
+    card = tx.card(entry["number"])
+    if entry["version"] <= card["server_version"]:
         return False
-    card["server_version"] = version
-    correct_balance(tx, number, balance, at, f"update {batch_id}")
+    card["server_version"] = entry["version"]
+    correct_balance(tx, entry["number"], entry["balance"], at, f"update {batch_id}")
     return True
+
+
+def _refusal(kind: str, raw: Any, exc: Exception) -> dict[str, str]:
+    return {"item": kind, "key": mirror.describe(raw), "reason": str(exc)[:REASON_CHARS_MAX]}
+
+
+def _checked(items: list[Any], kind: str, where: str, check: Any, refused: list[dict[str, str]]) -> list[Any]:
+    """The items that pass `check`; each refused one goes to `refused` (the rest still apply)."""
+    out = []
+    for i, raw in enumerate(items):
+        try:
+            out.append(check(raw, f"{where} {kind} {i}"))
+        except fields.LedgerInputError as exc:
+            refused.append(_refusal(kind, raw, exc))
+    return out
+
+
+def _checked_version(raw: Any, where: str) -> tuple[str, str]:
+    name, value = raw
+    return fields.text(name, f"{where} name", 32), fields.text(value, f"{where} {name}", 64)
+
+
+def _replay_after(tx: Tx, acked: Any) -> int:
+    """The last seq of this terminal the server's card states include: the page's `acked` for
+    this ledger's epoch (0 for another epoch or none), or, from an older server that sends no
+    `acked` in the batch, the ledger's own acked seq."""
+    if acked is _ABSENT:
+        return int(tx.meta["acked_seq"])
+    if not isinstance(acked, dict) or acked.get("epoch") != tx.meta["epoch"] or type(acked.get("seq")) is not int:
+        return 0
+    return max(0, min(acked["seq"], tx.meta["next_seq"] - 1))
 
 
 def apply(store: Store, batch_id: str, batch: Any, now: Any) -> dict[str, Any]:
+    """Apply a batch; an item that cannot be applied (a malformed product, a card entry out of
+    range) is refused alone — reported as an `update_refused` event (at most
+    `REFUSED_EVENTS_MAX` a batch), in the result's `refused` and counted in the ledger's
+    `updates_refused` — and the rest applies: one bad item never stalls the feed."""
     at = moments.moment(now, "now")
     b = fields.mapping(batch, f"update {batch_id}", BATCH_FIELDS)
-    products = [
-        catalog.check_product(p, f"update {batch_id} catalog {i}")
-        for i, p in enumerate(fields.items(b.get("catalog", []), "catalog", ENTRIES_MAX))
-    ]
-    card_entries = fields.items(b.get("cards", []), f"update {batch_id} cards", ENTRIES_MAX)
-    balances = fields.items(b.get("balances", []), f"update {batch_id} balances", ENTRIES_MAX)
-    versions = fields.mapping(b.get("versions", {}), f"update {batch_id} versions")
-    if len(versions) > VERSIONS_MAX:
-        raise fields.LedgerInputError(f"update {batch_id}: more than {VERSIONS_MAX} versions")
-    for name, value in versions.items():
-        fields.text(name, f"update {batch_id} version name", 32)
-        fields.text(value, f"update {batch_id} version {name}", 64)
+    where = f"update {batch_id}"
+    refused: list[dict[str, str]] = []
+    products = _checked(
+        fields.items(b.get("catalog", []), "catalog", ENTRIES_MAX), "product", where, catalog.check_product, refused
+    )
+    card_entries = _checked(
+        fields.items(b.get("cards", []), f"{where} cards", ENTRIES_MAX), "card", where, _checked_card, refused
+    )
+    balances = _checked(
+        fields.items(b.get("balances", []), f"{where} balances", ENTRIES_MAX), "balance", where, _checked_balance,
+        refused,
+    )
+    raw_versions = fields.mapping(b.get("versions", {}), f"{where} versions")
+    if len(raw_versions) > VERSIONS_MAX:
+        raise fields.LedgerInputError(f"{where}: more than {VERSIONS_MAX} versions")
+    versions = dict(_checked(list(raw_versions.items()), "version", where, _checked_version, refused))
+    acked = b.get("acked", _ABSENT)
+    for i, raw in enumerate(fields.items(b.get("refused", []), f"{where} refused", REFUSED_EVENTS_MAX)):
+        item = fields.mapping(raw, f"{where} refused {i}", REFUSAL_FIELDS)  # refused before the ledger
+        refused.append(
+            {k: fields.text(item.get(k), f"{where} refused {i} {k}", REASON_CHARS_MAX) for k in REFUSAL_FIELDS}
+        )
 
     def body(tx: Tx) -> dict[str, Any]:
         for product in products:
             catalog.put(tx, product)
+        mirrored = {e["number"] for e in card_entries if "lots" in e}
+        pending = mirror.pending_moves(tx, mirrored, _replay_after(tx, acked)) if mirrored else {}
         applied = skipped = 0
-        for i, raw in enumerate(card_entries):
-            ok = _card_entry(tx, raw, f"update {batch_id} card {i}", at, batch_id)
+        for entry in card_entries:
+            ok = _card_entry(tx, entry, at, batch_id, pending)
             applied, skipped = applied + ok, skipped + (not ok)
-        for i, raw in enumerate(balances):
-            ok = _balance_entry(tx, raw, f"update {batch_id} balance {i}", at, batch_id)
+        for entry in balances:
+            ok = _balance_entry(tx, entry, at, batch_id)
             applied, skipped = applied + ok, skipped + (not ok)
         tx.meta["versions"].update(versions)
         tx.meta["last_update"] = batch_id
+        tx.meta["updates_refused"] = tx.meta.get("updates_refused", 0) + len(refused)
+        for item in refused[:REFUSED_EVENTS_MAX]:
+            tx.event("update_refused", at, {"batch": batch_id, **item})
         result = {
             "batch": batch_id,
             "products": len(products),
             "cards_applied": applied,
             "cards_stale": skipped,
-            "versions": dict(tx.meta["versions"]),
+            "refused": refused[:REFUSED_EVENTS_MAX],
+            "refused_count": len(refused),
         }
-        result["seq"] = tx.event(
-            "update_applied", at, {k: v for k, v in result.items() if k != "versions"}
-        )
+        result["seq"] = tx.event("update_applied", at, {k: v for k, v in result.items() if k != "refused"})
+        result["versions"] = dict(tx.meta["versions"])
         return result
 
     return write(store, batch_id, "update", b, body)

@@ -95,13 +95,13 @@ class SyncClient:
 
     async def get_card(self, number: str, timeout_ms: int) -> dict[str, Any] | None:
         path = f"/v1/cards/{quote(number, safe='')}"
-        status, data = await self._request("GET", path, None, wire.REPLY_BYTES_MAX, timeout_ms)
+        status, data = await self._request("GET", path, None, wire.CARD_REPLY_BYTES_MAX, timeout_ms)
         if status == 404:
             return None
         if status != 200:
             raise TransientError(f"card {number}: HTTP {status}: {_message(data)}")
         try:
-            entry = wire.unpack(data, wire.REPLY_BYTES_MAX)
+            entry = wire.unpack(data, wire.CARD_REPLY_BYTES_MAX)
         except wire.ProtocolError as exc:
             raise TransientError(f"card {number}: reply unreadable: {exc}") from None
         if not isinstance(entry, dict) or entry.get("number") != number:

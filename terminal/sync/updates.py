@@ -2,8 +2,11 @@
 
 A page is validated by `wire.decode_updates` (shape, limits) and by the ledger (every field)
 inside ONE ledger write transaction, recorded under a batch id made of the cursor and a
-digest of the content: a redelivered page changes nothing, a bad one changes nothing and is
-refused whole. Published rules are compiled first, written aside, and renamed into
+digest of the content: a redelivered page changes nothing. An item the terminal cannot apply
+(a card entry out of range, a malformed product, rules that do not compile) is refused alone,
+logged and reported to the server (an `update_refused` event); the rest of the page applies
+and the cursor moves on — one bad item never stalls the feed. A page malformed as a whole
+changes nothing and is refused. Published rules are compiled first, written aside, and renamed into
 `rules_file` only after the ledger took the page (the daemon reloads its engine when the
 ledger's `versions["rules"]` changes). The cursor is saved (atomic rename) only after the page
 is applied; a crash in between re-pulls the same page, which the ledger answers from its
@@ -80,19 +83,33 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def ledger_batch(page: dict[str, Any]) -> dict[str, Any]:
-    return {
+    batch = {
         "catalog": page.get("catalog", []),
         "cards": page.get("cards", []),
         "balances": page.get("balances", []),
         "versions": page.get("versions", {}),
     }
+    if page.get("refused"):
+        batch["refused"] = page["refused"]
+    if batch["cards"] and "acked" in page:
+        batch["acked"] = page["acked"]  # what the card states include of this terminal's events
+    return batch
 
 
-def _check_rules(rules: dict[str, Any]) -> None:
+def _check_rules(rules: dict[str, Any]) -> str | None:
+    """None when the published rules compile; else why not."""
     try:
         compile_rules(tomllib.loads(rules["text"]), f"central rules {rules['version']}")
     except (tomllib.TOMLDecodeError, PricingError) as exc:
-        raise SyncError(f"central rules {rules['version']}: refused: {exc}") from None
+        return f"central rules {rules['version']}: refused: {exc}"
+    return None
+
+
+def _refuse_rules(page: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The page without its rules (the old ones stay), the refusal reported with the rest."""
+    versions = {k: v for k, v in page.get("versions", {}).items() if k != "rules"}
+    refused = {"item": "rules", "key": str(page["rules"]["version"])[:64], "reason": reason[:300]}
+    return {**page, "rules": None, "versions": versions, "refused": [refused]}
 
 
 def apply_page(ledger: Ledger, page: dict[str, Any], rules_file: Path | None, now: Any) -> dict[str, Any]:
@@ -101,7 +118,9 @@ def apply_page(ledger: Ledger, page: dict[str, Any], rules_file: Path | None, no
     not of the page's content, and must precede the balances."""
     rules = page.get("rules")
     if rules is not None:
-        _check_rules(rules)
+        reason = _check_rules(rules)
+        if reason is not None:
+            page, rules = _refuse_rules(page, reason), None
     acked = page.get("acked")
     meta = ledger.meta()
     if acked and acked["epoch"] == meta["epoch"] and acked["seq"] > meta["acked_seq"]:
@@ -133,9 +152,16 @@ def _apply_ledger(ledger: Ledger, page: dict[str, Any], now: Any) -> dict[str, A
         return {"cards_applied": 0, "products": 0}
     digest = hashlib.sha256(wire.pack(batch)).hexdigest()[:24]
     try:
-        return ledger.apply_updates(f"central-{page['cursor']}-{digest}", batch, now)
+        result = ledger.apply_updates(f"central-{page['cursor']}-{digest}", batch, now)
     except LedgerError as exc:
         raise SyncError(f"update page at cursor {page['cursor']}: refused, nothing changed: {exc}") from None
+    for item in result.get("refused", []):
+        # The rest of the page applied; the server is told by an `update_refused` event.
+        log.error(
+            "event=update_refused cursor=%s item=%s key=%s reason=%r",
+            page["cursor"], item["item"], item["key"], item["reason"],
+        )
+    return result
 
 
 class UpdatesPuller:

@@ -218,3 +218,55 @@ def test_central_ingest_50_terminals(benchmark: Any, tmp_path: Path, backend: st
     finally:
         for server in servers:
             server.stop()
+
+
+FEED_CARDS = 2_000
+FEED_LOTS_PER_CARD = 5
+
+
+def test_feed_cost_per_card(benchmark: Any, tmp_path: Path) -> None:
+    """What one card entry costs (issue 11): bytes on the wire, the server's time to build a
+    page (snapshot read of cards and lots, entries, msgpack) and the terminal's time to apply it
+    (check, mirror the lots), per card with `FEED_LOTS_PER_CARD` dated lots."""
+    from central.feed import build_updates
+    from central.lots import Lot, Origin
+
+    store = fresh_store(sqlite_dsn(tmp_path))
+    ledger = Ledger.init(tmp_path / "led", "T01", map_size_bytes=1 << 30)
+    try:
+        store.put_cards([CardState(f"C{i:06}", type="standard") for i in range(FEED_CARDS)])
+        day = 86_400_000
+        base = moments.moment(now_iso(), "now").ms
+        with store.transaction() as tx:  # dated lots, as terminals' accruals leave them
+            cards, book = tx.lock_with_lots([f"C{i:06}" for i in range(FEED_CARDS)])
+            for number, card in cards.items():
+                for k in range(FEED_LOTS_PER_CARD):
+                    key = (base + (30 + k) * day, base + k * day)
+                    book[number].lots[key] = Lot(100 + k, Origin("sale", "T01", 1, k))
+                card.balance = sum(100 + k for k in range(FEED_LOTS_PER_CARD))
+            tx.save_with_lots(list(cards.values()), book)
+        started = time.perf_counter()
+        page = build_updates(store, "T01", 0)
+        built_s = time.perf_counter() - started
+        body = wire.encode_updates(page)
+        assert len(page["cards"]) == FEED_CARDS and all(len(c["lots"]) == FEED_LOTS_PER_CARD for c in page["cards"])
+        decoded = wire.decode_updates(body)
+        batch = {"cards": decoded["cards"], "acked": decoded["acked"]}
+
+        def apply() -> dict[str, Any]:
+            return ledger.apply_updates("feed-bench", batch, now_iso())
+
+        started = time.perf_counter()
+        result = benchmark.pedantic(apply, rounds=1, iterations=1)
+        applied_s = time.perf_counter() - started
+        assert result["cards_applied"] == FEED_CARDS
+        per_card = {
+            "bytes_per_card": round(len(body) / FEED_CARDS),
+            "build_us_per_card": round(built_s / FEED_CARDS * 1e6, 1),
+            "apply_us_per_card": round(applied_s / FEED_CARDS * 1e6, 1),
+        }
+        benchmark.extra_info.update(per_card)
+        print(f"\nfeed, {FEED_LOTS_PER_CARD} lots a card: {per_card}")
+    finally:
+        ledger.close()
+        store.close()

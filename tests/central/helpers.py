@@ -59,8 +59,8 @@ def fresh_store(dsn: str) -> Store:
 class CentralProcess:
     """`python -m central.cli --db DSN serve` as a child process; restartable on the same port."""
 
-    def __init__(self, dsn: str, log_path: Path, port: int | None = None) -> None:
-        self.dsn, self.log_path = dsn, log_path
+    def __init__(self, dsn: str, log_path: Path, port: int | None = None, extra: tuple[str, ...] = ()) -> None:
+        self.dsn, self.log_path, self.extra = dsn, log_path, extra
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -83,6 +83,7 @@ class CentralProcess:
                 LOOPBACK,
                 "--port",
                 str(self.port),
+                *self.extra,
             ],
             cwd=REPO,
             env=env,
@@ -298,9 +299,34 @@ async def settle(terminals: list[tuple[Ledger, SyncConfig]]) -> None:
     raise AssertionError(f"terminals did not settle in {SETTLE_ROUNDS_MAX} rounds")
 
 
+LotKey = tuple[int, int]  # (expires ms, available-from ms), as the server keys a lot; (0, 0): debt
+
+
+def _ms(iso: str | None, default: int) -> int:
+    return default if iso is None else int(dt.datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+def dated(lots: list[dict[str, Any]]) -> dict[LotKey, int]:
+    """Lots (a terminal's `card()["lots"]` or the server's `card_lots`) by their dates, summed."""
+    out: dict[LotKey, int] = {}
+    for lot in lots:
+        key = (0, 0) if lot["debt"] else (_ms(lot["expires_at"], 2**63 - 1), _ms(lot["available_from"], 0))
+        out[key] = out.get(key, 0) + lot["points"]
+    return out
+
+
+def server_lots(dsn: str) -> dict[str, dict[LotKey, int]]:
+    store = open_store(dsn)
+    try:
+        return {c.number: dated(store.card_lots(c.number)) for c in store.all_cards()}
+    finally:
+        store.close()
+
+
 def assert_consistent(dsn: str, ledgers: list[Ledger]) -> None:
     """Server events == union of the outboxes (same ids, same content), nothing twice, and
-    every card's balance the same on the server and on every terminal that has it."""
+    every card's balance and lots (with their dates) the same on the server and on every
+    terminal that has it."""
     stored = server_events(dsn)
     keys = [(t, e, s) for t, e, s, _, _ in stored]
     assert len(keys) == len(set(keys)), "an event is stored twice"
@@ -324,3 +350,7 @@ def assert_consistent(dsn: str, ledgers: list[Ledger]) -> None:
         for number, balance in balances.items():
             local = ledger.card(number, now)["balance"]
             assert local == balance, f"{ledger.terminal_id} card {number}: {local} here, {balance} on the server"
+    for number, lots in server_lots(dsn).items():
+        for ledger in ledgers:
+            here = dated(ledger.card(number, now)["lots"])
+            assert here == lots, f"{ledger.terminal_id} card {number}: lots {here} here, {lots} on the server"

@@ -231,3 +231,29 @@ def test_offline_card_redemption_is_capped(ledger: Ledger, tmp_path: Path) -> No
     assert reg.set_redeem("max", NOW)["quote"]["redeem"]["points"] == 1000
     reg.attach_card(STANDARD, NOW, "online")
     assert reg.set_redeem("max", NOW)["quote"]["redeem"]["points"] == 5700
+
+
+def test_the_offline_cap_holds_over_the_whole_offline_period(ledger: Ledger, tmp_path: Path) -> None:
+    """`offline_redeem_max_points` caps a card's redemptions on this terminal since the server
+    last spoke of the card, not per sale; the server's next state of the card starts afresh."""
+    reg = make_register(ledger, tmp_path)
+    reg.offline_cap_points = 1000
+
+    def offline_sale(redeem: Any) -> int:
+        reg.add(reg.product_line(FRIDGE), NOW)
+        reg.attach_card(STANDARD, NOW, "offline")
+        points = int(reg.set_redeem(redeem, NOW)["quote"]["redeem"]["points"])
+        reg.pay(None, "card", NOW)
+        reg.finish()
+        return points
+
+    assert offline_sale(600) == 600
+    assert offline_sale("max") == 400  # 1000 over the period, 600 of it already used
+    assert offline_sale("max") == 0
+    assert ledger.card(STANDARD, NOW)["offline_redeemed"] == 1000
+    balance = ledger.card(STANDARD, NOW)["server_balance"]
+    entry = {"number": STANDARD, "version": 10, "balance": balance,
+             "lots": [{"points": balance, "available_from": None, "expires_at": None}]}
+    ledger.apply_updates("server-speaks", {"cards": [entry], "acked": None}, NOW)  # contact again
+    assert ledger.card(STANDARD, NOW)["offline_redeemed"] == 0
+    assert offline_sale("max") == 1000

@@ -36,15 +36,19 @@ def test_batch_applies_catalog_cards_balances_and_versions_atomically(ledger):
     assert ledger.card("C1", NOW)["balance"] == 500
 
 
-def test_a_bad_entry_refuses_the_whole_batch(ledger):
+def test_a_bad_entry_is_refused_alone(ledger):
     batch = {
         "catalog": [{"sku": "A1", "name": "Kettle", "price": 10}],
         "cards": [{"number": "C1", "version": 1}, {"number": "C2", "version": 0}],
     }
-    with pytest.raises(LedgerInputError, match="card 1 field 'version'"):
-        ledger.apply_updates("u1", batch, NOW)
+    result = ledger.apply_updates("u1", batch, NOW)
+    assert result["cards_applied"] == 1 and result["refused_count"] == 1
+    assert result["refused"][0]["key"] == "C2" and "card 1 field 'version'" in result["refused"][0]["reason"]
+    assert ledger.product("A1")["name"] == "Kettle" and ledger.card("C1", NOW)["balance"] == 0
     with pytest.raises(LedgerNotFoundError):
-        ledger.product("A1")
+        ledger.card("C2", NOW)
+    with pytest.raises(LedgerInputError, match="versions: must be"):
+        ledger.apply_updates("u2", {"cards": [], "versions": "v1"}, NOW)  # malformed whole: refused
 
 
 def test_balance_correction_keeps_local_movements_and_skips_stale_versions(ledger, engine):

@@ -208,17 +208,17 @@ def test_card_lookup_online_then_offline_cap(dsn: str, tmp_path: Path) -> None: 
     try:
         card, source = asyncio.run(lookup("C1"))  # unknown locally: stored from the server
         assert source == "online" and sum(lot["points"] for lot in card["lots"]) == 5_000
-        # Another terminal spent most of it; this one has unsent events (a backlog), so the
-        # server's state is not stored, but it caps this sale at the server's balance.
+        # Another terminal spent most of it; this one has unsent events (a backlog): the
+        # ledger mirrors the server's view less what this terminal has not sent yet.
         store = open_store(dsn)
         try:
-            store.adjust_card("C1", -4_800)
+            store.adjust_card("C1", -4_000)
         finally:
             store.close()
         ledger.adjust("local-1", "C1", -50, "test", "tech", now_iso())
         card, source = asyncio.run(lookup("C1"))
-        assert source == "online" and sum(lot["points"] for lot in card["lots"]) == 200 - 50
-        assert ledger.card("C1", now_iso())["balance"] == 4_950  # the ledger itself is unchanged
+        assert source == "online" and sum(lot["points"] for lot in card["lots"]) == 1_000 - 50
+        assert ledger.card("C1", now_iso())["balance"] == 950
         server.stop()
         card, source = asyncio.run(lookup("C1"))
         assert source == "offline" and sum(lot["points"] for lot in card["lots"]) == 300
@@ -229,33 +229,46 @@ def test_card_lookup_online_then_offline_cap(dsn: str, tmp_path: Path) -> None: 
         server.stop()
 
 
-def test_bad_update_page_changes_nothing(tmp_path: Path) -> None:
+def test_a_bad_update_item_is_refused_alone_and_the_rest_applies(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The feed never stalls on one item: each is reported (event, log line, status count)."""
     ledger = Ledger.init(tmp_path / "led", "T01")
+    rules_file = tmp_path / "rules.toml"
+
+    def card(number: str, points: Any, **dates: Any) -> dict[str, Any]:
+        lot = {"points": points, "available_from": None, "expires_at": None, **dates}
+        return {"number": number, "version": 1, "balance": points, "lots": [lot]}
+
+    product = {"sku": "B", "name": "bread", "price": 100, "barcodes": ["200"]}
+    pages = [
+        {"cursor": 5, "more": False, "rules": {"version": "x", "text": "[program]\npoint_value = 0\n"},
+         "versions": {"rules": "x"}},
+        {"cursor": 6, "more": False, "cards": [{"number": "C1", "version": 1, "balance": "many"}, card("C3", 7)]},
+        {"cursor": 7, "more": False, "catalog": [{"sku": "A", "price": -1, "name": "x"}, product],
+         "cards": [card("C2", 5, expires_at="10000-01-01T00:00:00+00:00")]},
+        {"cursor": 8, "more": False, "rules": {"version": "ok", "text": RULES}, "versions": {"rules": "ok"},
+         "cards": [{**card("C2", 5), "version": "one"}, card("C4", 10**16), card("C5", 3, expires_at="out of range")]},
+    ]
     try:
-        before = ledger.stats()
-        pages = [
-            {"cursor": 5, "more": False, "rules": {"version": "x", "text": "[program]\npoint_value = 0\n"}},
-            {"cursor": 5, "more": False, "cards": [{"number": "C1", "version": 1, "balance": "many"}]},
-            {
-                "cursor": 5,
-                "more": False,
-                "catalog": [{"sku": "A", "price": -1, "name": "x"}],
-                "cards": [{"number": "C2", "version": 1, "balance": 5}],
-            },
-            # Good rules, bad card: the rules file must not change either.
-            {
-                "cursor": 5,
-                "more": False,
-                "rules": {"version": "ok", "text": RULES},
-                "cards": [{"number": "C2", "version": "one", "balance": 5}],
-            },
-        ]
         for page in pages:
-            with pytest.raises(SyncError):
-                apply_page(ledger, page, tmp_path / "rules.toml", now_iso())
-        assert ledger.stats() == before and list(tmp_path.glob("rules.toml*")) == []
-        with pytest.raises(LedgerNotFoundError):
-            ledger.card("C2", now_iso())
+            apply_page(ledger, page, rules_file, now_iso())
+        assert rules_file.read_text() == RULES and ledger.meta()["versions"]["rules"] == "ok"
+        assert ledger.card("C3", now_iso())["balance"] == 7 and ledger.product("200")["sku"] == "B"
+        for number in ("C1", "C2", "C4", "C5"):
+            with pytest.raises(LedgerNotFoundError):
+                ledger.card(number, now_iso())
+        refused = [(e["item"], e["key"]) for e in ledger.outbox_pending() if e["type"] == "update_refused"]
+        expected = [("rules", "x"), ("card", "C1"), ("product", "A"), ("card", "C2"), ("card", "C2"),
+                    ("card", "C4"), ("card", "C5")]
+        assert refused == expected
+        assert ledger.stats()["updates_refused"] == len(expected)
+        assert sum("event=update_refused" in r.message for r in caplog.records) == len(expected)
+        # A page malformed as a whole still changes nothing.
+        before = ledger.stats()
+        with pytest.raises(SyncError):
+            apply_page(ledger, {"cursor": 9, "more": False, "cards": "all of them"}, rules_file, now_iso())
+        assert ledger.stats() == before
     finally:
         ledger.close()
 

@@ -130,3 +130,27 @@ def test_more_distinct_lots_than_an_event_may_name_are_merged() -> None:
         {"points": 5, "available_from": dates[5], "expires_at": dates[0]},
         {"points": -(600 - (LOT_ENTRIES_MAX - 2)), "available_from": None, "expires_at": None},
     ]
+
+
+def test_a_terminals_expiry_after_the_servers_sweep_takes_nothing_twice(
+    ledger: Ledger, engine: Any, store: Store  # noqa: F811
+) -> None:
+    """The server swept a lot; the terminal, which had not pulled the feed yet, expires it too
+    and sends an `expiry`: the server takes only what is still expired there (nothing)."""
+    link = Link(ledger, store)
+    add_card(ledger, "C1")
+    sell(ledger, engine, "s1", "C1", [100_000], now=NOW)
+    sell(ledger, engine, "s2", "C1", [50_000], now=MUCH_LATER)  # a lot that outlives the sweep
+    link.ship()
+    balance = ledger.card("C1", NOW)["balance"]
+    first = next(lot for lot in ledger.card("C1", NOW)["lots"] if lot["expires_at"])
+    sweep_ms = ms(first["expires_at"], 0) + 1
+    assert store.expire(sweep_ms) == {"cards": 1, "points": first["points"]}
+    swept = ledger.expire("e1", moments.iso_from_ms(sweep_ms))
+    assert swept["points"] == first["points"]
+    link.ship()
+    found = store.card("C1")
+    assert found is not None and found[0].balance == balance - first["points"]
+    assert store.shortfalls() == [] and store.verify()["ok"]
+    assert store.expiries("C1")[0]["points"] == first["points"]
+    assert_mirrored(ledger, store, "C1")
