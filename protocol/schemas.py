@@ -544,6 +544,7 @@ EVENTS: dict[str, tuple[Field, ...]] = {
         Field("products", COUNT),
         Field("cards_applied", COUNT),
         Field("cards_stale", COUNT),
+        Field("refused_count", COUNT, required=False, doc="items refused alone (`update_refused` events)"),
     ),
     "update_refused": (
         Field("batch", Text(128), doc="the update batch id"),

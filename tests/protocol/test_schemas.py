@@ -57,6 +57,8 @@ def every_event_type(tmp_path: Path) -> list[dict[str, Any]]:
         products = [{"sku": "P9", "barcode": "4600000000009", "name": "Tea", "price": "120", "categories": "",
                      "no_discount": "0", "no_bonus": "0", "min_price": "0"}]
         led.import_catalog(write_csv(tmp_path / "catalog.csv", products), NOW)
+        led.apply_updates("u-bad", {"cards": [{"number": "C8", "type": "standard", "version": 9,
+                                                "balance": 10**16, "referrers": []}]}, NOW)
         led.close_shift("z1", led.report_shift()["totals"], NOW)
         return led.outbox_pending(1_000)
     finally:
