@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from central import checks
 from central.balances import CardState
 from central.store import EVENTS_LIST_MAX, Store, StoreError, new_key, open_store
 from core.errors import PricingError
@@ -125,19 +126,21 @@ def cmd_terminal(store: Store, args: argparse.Namespace) -> int:
 
 def cmd_publish(store: Store, args: argparse.Namespace) -> int:
     if args.what == "rules":
-        from core.rules import compile_rules, parse_rules_text
-
         text = _read_text(args.file, wire.RULES_BYTES_MAX)
-        compile_rules(parse_rules_text(text, args.file), args.file)
-        version = args.version or hashlib.sha256(text.encode()).hexdigest()[:16]
+        checks.rules(text, args.file)  # exactly as a terminal compiles it: a bad tree never reaches the feed
+        version = checks.version(args.version or hashlib.sha256(text.encode()).hexdigest()[:16], "rules")
         cursor = store.publish("rules", [("rules", {"version": version, "text": text})])
         print(json.dumps({"rules": version, "cursor": cursor}))
     elif args.what == "catalog":
-        products = [_product(row, f"{args.file} row {i + 2}") for i, row in enumerate(_csv_rows(args.file))]
+        rows = [(f"{args.file} row {i + 2}", row) for i, row in enumerate(_csv_rows(args.file))]
+        items = [(where, _product(row, where)) for where, row in rows]
+        checks.products(items, store.published_barcodes())
+        label = args.version or hashlib.sha256(Path(args.file).read_bytes()).hexdigest()[:16]
+        version = checks.version(label, "catalog")
+        products = [p for _, p in items]
         for start in range(0, len(products), PUBLISH_CHUNK_ROWS):
             chunk = products[start : start + PUBLISH_CHUNK_ROWS]
             store.publish("product", [(p["sku"], p) for p in chunk])
-        version = args.version or hashlib.sha256(Path(args.file).read_bytes()).hexdigest()[:16]
         cursor = store.publish("version", [("catalog", {"version": version})])
         print(json.dumps({"products": len(products), "catalog": version, "cursor": cursor}))
     else:
@@ -226,12 +229,10 @@ def cmd_card(store: Store, args: argparse.Namespace) -> int:
     if not args.number:
         raise CentralCliError(f"card {args.action}: give a card number")
     if args.action == "adjust":
-        if not args.points:
+        if args.points is None:
             raise CentralCliError(f"card adjust {args.number}: give the points to add (or, negative, to take)")
-        if not -wire.DELTA_POINTS_MAX <= args.points <= wire.DELTA_POINTS_MAX:
-            raise CentralCliError(f"card adjust {args.number}: {args.points} points is outside "
-                                  f"±{wire.DELTA_POINTS_MAX} (what one event may move)")
-        card = store.adjust_card(args.number, args.points)
+        checks.adjustment(args.number, args.points)
+        card = store.adjust_card(args.number, args.points, checks.balance)
         print(json.dumps({"card": card.number, "balance": card.balance}))
         return 0
     found = store.card(args.number)
@@ -354,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     try:
         return int(args.handler(store, args))
-    except (CentralCliError, StoreError, wire.ProtocolError, PricingError) as exc:
+    except (CentralCliError, checks.CheckError, StoreError, wire.ProtocolError, PricingError) as exc:
         sys.stderr.write(f"posterm-central: {exc}\n")
         return EXIT_REFUSED
     finally:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -396,11 +396,14 @@ class Store(ABC):
         """The §12 facts of the cards that have any."""
         return cardfacts.read(self._query, numbers)
 
-    def adjust_card(self, number: str, points: int) -> CardState:
-        """A technician's correction: a dateless lot when up, lots soonest-expiring first when down."""
+    def adjust_card(self, number: str, points: int, check: Callable[[str, int], None] | None = None) -> CardState:
+        """A technician's correction: a dateless lot when up, lots soonest-expiring first when down.
+        `check(number, new_balance)` may refuse (raise) before anything is written."""
         with self.transaction() as tx:
             cards, book = tx.lock_with_lots([number])
             card = cards[number]
+            if check is not None:
+                check(number, card.balance + points)
             card.balance += points
             lots.move(book[number], points, int(time.time() * 1000), Origin("adjust"))
             tx.save_with_lots([card], book)
@@ -500,6 +503,15 @@ class Store(ABC):
             "SELECT cursor, kind, key, body FROM feed WHERE cursor > ? ORDER BY cursor LIMIT ?", (since, limit)
         )
         return [(int(c), k, key, unpack(bytes(b), 4 * 1024 * 1024, 2 * 1024 * 1024)) for c, k, key, b in rows]
+
+    def published_barcodes(self) -> dict[str, list[str]]:
+        """The published catalog's barcodes by sku (deleted products have none)."""
+        rows = self._query("SELECT key, body FROM feed WHERE kind = 'product'")
+        out = {}
+        for sku, body in rows:
+            item = unpack(bytes(body), 4 * 1024 * 1024, 2 * 1024 * 1024)
+            out[str(sku)] = [] if item.get("deleted") else list(item.get("barcodes", []))
+        return out
 
     def feed_cards(self, since: int, limit: int) -> list[tuple[int, CardState]]:
         rows = self._query(

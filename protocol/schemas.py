@@ -21,8 +21,10 @@ Imports nothing of the project: `protocol.wire` builds on it.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 TIME_MIN_ISO = "2000-01-01T00:00:00+00:00"
@@ -50,6 +52,9 @@ REFERRALS_MAX = 8
 LOT_ENTRIES_MAX = 500  # entries per card in an event's `lots` field
 CARDS_PER_EVENT_MAX = 1_000  # cards in `deltas` and in `lots`
 TOTALS_MAX = 64
+DETAIL_FIELDS_MAX = 16  # an attendant action's detail (terminal/ledger/staff.py)
+ATTENDANT_ACTIONS = ("age_approved", "line_removed", "cancelled", "return", "reprint", "adjust",
+                     "shift_print", "shift_close", "cash_move")
 
 
 def card_number_ok(number: Any) -> bool:
@@ -193,6 +198,27 @@ class Nullable:
 
 
 @dataclass(frozen=True)
+class Scalar:
+    """A detail value: an integer within ±`high`, text of at most `chars_max`, or null."""
+
+    high: int
+    chars_max: int
+
+    def doc(self) -> tuple[str, str, str]:
+        return "int \\| str \\| null", "", f"|int| ≤ {_n(self.high)}; str ≤ {self.chars_max} chars"
+
+    def compile(self) -> Checker:
+        high, chars_max = self.high, self.chars_max
+
+        def check(v: Any) -> None:
+            if v is None or (type(v) is int and -high <= v <= high) or (type(v) is str and len(v) <= chars_max):
+                return
+            raise _fail(f"must be an integer within ±{high}, a string of ≤ {chars_max} chars or null, got {v!r:.40}")
+
+        return check
+
+
+@dataclass(frozen=True)
 class ListOf:
     item: Any
     items_max: int
@@ -202,11 +228,16 @@ class ListOf:
         return f"array of {kind}", "", f"0..{self.items_max} items"
 
     def compile(self) -> Checker:
+        """Items all checked at once when they are surely valid (`_many`: a few C-level passes
+        over the whole list); item by item, naming the first bad one, otherwise."""
         item, items_max = self.item.compile(), self.items_max
+        many = _many(self.item)
 
         def check(v: Any) -> None:
             if type(v) is not list or len(v) > items_max:
                 raise _fail(f"must be an array of at most {items_max} items")
+            if not v or many(v):
+                return
             for i, x in enumerate(v):
                 try:
                     item(x)
@@ -214,6 +245,20 @@ class ListOf:
                     raise _within(f"[{i}]", exc) from None
 
         return check
+
+
+def _many(item: Any) -> Callable[[list[Any]], bool]:
+    """A check of a non-empty list's items at once: True only when every one is valid."""
+    if type(item) is Record:
+        return item.compile_many()
+    if type(item) is Text and not item.choices:
+        low, high = item.chars_min, item.chars_max
+
+        def texts(v: list[Any]) -> bool:
+            return set(map(type, v)) == {str} and min(map(len, v)) >= low and max(map(len, v)) <= high
+
+        return texts
+    return lambda v: False
 
 
 @dataclass(frozen=True)
@@ -260,20 +305,34 @@ class Record:
     def doc(self) -> tuple[str, str, str]:
         return "map", "", ", ".join(f.name for f in self.fields)
 
-    def compile(self, skip: frozenset[str] = frozenset()) -> Checker:
-        """One closure: key set checks, then the whole numbers and the plain strings inline,
-        then the other fields by their own checkers. `skip`: allowed fields the caller checks."""
+    def _parts(self, skip: frozenset[str]) -> tuple[Any, ...]:
         allowed = frozenset(f.name for f in self.fields)
         required = frozenset(f.name for f in self.fields if f.required)
-        ints = tuple((f.name, f.spec.low, f.spec.high) for f in self.fields if type(f.spec) is Int)
-        texts = tuple(
-            (f.name, f.spec.chars_min, f.spec.chars_max)
-            for f in self.fields
-            if type(f.spec) is Text and not f.spec.choices
-        )
-        inline = {name for name, *_ in ints} | {name for name, *_ in texts} | skip
-        others = tuple((f.name, f.spec.compile()) for f in self.fields if f.name not in inline)
+        int_groups: dict[tuple[int, int], list[str]] = {}
+        text_groups: dict[tuple[int, int], list[str]] = {}
+        loose_names = []
+        for f in self.fields:
+            spec = f.spec
+            if type(spec) is Int and f.required:
+                int_groups.setdefault((spec.low, spec.high), []).append(f.name)
+            elif type(spec) is Text and not spec.choices and f.required:
+                text_groups.setdefault((spec.chars_min, spec.chars_max), []).append(f.name)
+            elif f.name not in skip:
+                loose_names.append(f.name)
+        specs = {f.name: f.spec for f in self.fields}
+        int_checks = tuple((_getter(names), low, high, tuple(names)) for (low, high), names in int_groups.items())
+        text_checks = tuple((_getter(names), low, high, tuple(names)) for (low, high), names in text_groups.items())
+        others = tuple((name, specs[name].compile()) for name in loose_names)
+        return allowed, required, int_checks, text_checks, others, specs
+
+    def compile(self, skip: frozenset[str] = frozenset()) -> Checker:
+        """One closure: key set checks; the required whole numbers of one range, and the
+        required plain strings of one length range, each checked as a group by a few C-level
+        calls (`itemgetter`, `set(map(type, …))`, `min`, `max`); then the optional ones and the
+        other fields by their own checkers. `skip`: allowed fields the caller checks itself."""
+        allowed, required, int_checks, text_checks, others, specs = self._parts(skip)
         missing = object()
+        only_int, only_str = {int}, {str}
 
         def check(v: Any) -> None:
             if type(v) is not dict:
@@ -283,15 +342,15 @@ class Record:
                 raise _fail(f"unknown field(s) {sorted(map(str, keys - allowed))[:5]}")
             if not required <= keys:
                 raise _fail(f"missing field(s) {sorted(required - keys)[:5]}")
+            for values, low, high, names in int_checks:
+                got = values(v)
+                if set(map(type, got)) != only_int or min(got) < low or max(got) > high:
+                    _bad_member(v, names, specs)
+            for values, low, high, names in text_checks:
+                got = values(v)
+                if set(map(type, got)) != only_str or min(map(len, got)) < low or max(map(len, got)) > high:
+                    _bad_member(v, names, specs)
             get = v.get
-            for name, low, high in ints:
-                x = get(name, missing)
-                if x is not missing and (type(x) is not int or x < low or x > high):
-                    raise Invalid(name, f"must be an integer {low}..{high}, got {x!r:.40}")
-            for name, low, high in texts:
-                x = get(name, missing)
-                if x is not missing and (type(x) is not str or not low <= len(x) <= high):
-                    raise Invalid(name, f"must be a string of {low}..{high} chars, got {x!r:.40}")
             for name, sub in others:
                 x = get(name, missing)
                 if x is not missing:
@@ -301,6 +360,58 @@ class Record:
                         raise _within(name, exc) from None
 
         return check
+
+    def compile_many(self) -> Callable[[list[Any]], bool]:
+        """True when every item of a non-empty list is valid, checked field group by field group
+        over all items at once (a sale's lines); False sends the caller item by item."""
+        allowed, required, int_checks, text_checks, others, _ = self._parts(frozenset())
+        missing = object()
+        only_int, only_str, only_dict = {int}, {str}, {dict}
+        chain = itertools.chain.from_iterable
+
+        def many(items: list[Any]) -> bool:
+            if set(map(type, items)) != only_dict:
+                return False
+            for keys in set(map(frozenset, items)):
+                if not (keys <= allowed and required <= keys):
+                    return False
+            for values, low, high, _names in int_checks:
+                got = list(chain(map(values, items)))
+                if set(map(type, got)) != only_int or min(got) < low or max(got) > high:
+                    return False
+            for values, low, high, _names in text_checks:
+                got = list(chain(map(values, items)))
+                if set(map(type, got)) != only_str or min(map(len, got)) < low or max(map(len, got)) > high:
+                    return False
+            for item in items if others else ():
+                for name, sub in others:
+                    x = item.get(name, missing)
+                    if x is not missing:
+                        try:
+                            sub(x)
+                        except Invalid:
+                            return False
+            return True
+
+        return many
+
+
+def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """The values of `names` as a tuple (itemgetter gives a bare value for one name)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda v: (v[name],)
+    return itemgetter(*names)
+
+
+def _bad_member(v: dict[str, Any], names: tuple[str, ...], specs: dict[str, Any]) -> None:
+    """A group check failed: raise for its first bad field (the refusal path only)."""
+    for name in names:
+        try:
+            specs[name].compile()(v[name])
+        except Invalid as exc:
+            raise _within(name, exc) from None
+    raise AssertionError(f"no bad field among {names}")
 
 
 def _n(value: int) -> str:
@@ -359,7 +470,7 @@ SALE_LINE = Record(
         Field("redeem_amount", MONEY, doc="money paid with points on this line"),
         Field("paid", MONEY, doc="amount − discount − redeem_amount"),
         Field("rules", ListOf(ID, LINE_RULES_MAX), doc="ids of the rules that discounted the line"),
-        Field("vat_amount", MONEY, required=False, doc="reserved; not sent yet"),
+        Field("vat_amount", MONEY, required=False, doc="VAT inside `paid` (when the quote has it)"),
     )
 )
 GIFT = Record((Field("rule", ID), Field("sku", ID), Field("qty", Int(1, GIFT_QTY_MAX, "count"))))
@@ -374,6 +485,11 @@ TENDER = Record(
         Field("card", Text(128), required=False, doc="the bank card as the payment terminal masks it"),
     )
 )
+VAT_RATE = Int(0, 10_000, "basis points")
+
+
+def _vat(base: str) -> Record:
+    return Record((Field("rate", VAT_RATE), Field(base, MONEY), Field("amount", MONEY, doc="VAT inside")))
 REFERRAL = Record(
     (
         Field("card", CARD, doc="the referrer"),
@@ -490,6 +606,23 @@ EVENTS: dict[str, tuple[Field, ...]] = {
     ),
     "cash_in": CASH_MOVE,
     "cash_out": CASH_MOVE,
+    "attendant_action": (
+        Field("attendant", Text(64), doc="the attendant's name"),
+        Field("role", Text(32), doc="the attendant's role"),
+        Field("action", Text(32, choices=ATTENDANT_ACTIONS)),
+        Field("detail", MapOf(Text(32), Scalar(AMOUNT_MAX, TEXT_CHARS_MAX), DETAIL_FIELDS_MAX, "name"),
+              doc="what the action was about (receipt, line, shift, amount, …)"),
+    ),
+    "card_registered": (
+        Field("card", CARD),
+        Field("card_type", Text(CARD_TYPE_CHARS_MAX)),
+        Field("phone", Text(15, 10), doc="digits only: the registration (personal data, never logged)"),
+        Field("phone_masked", Text(32)),
+        Field("consent", Record((Field("terms_version", Text(TEXT_CHARS_MAX)),
+                                 Field("terms_sha256", Text(64, 64)), Field("at", Time()))),
+              doc="the program's terms the customer accepted, and when"),
+        Field("store", Text(32)),
+    ),
     "shift_close": (
         Field("closed_shift", Int(1, COUNT_MAX, "count")),
         Field("totals", MapOf(Text(32), Int(0, COUNT_MAX, "count or minor units"), TOTALS_MAX, "name"),
@@ -556,6 +689,55 @@ def _rows(path: str, f: Field) -> list[tuple[str, str, str, str, str, str]]:
                 out.extend(_rows(f"{path}{suffix}.{sub.name}", sub))
             break
     return out
+
+
+# ---------------------------------------------------------------- catalog items (central → terminal)
+
+
+@dataclass(frozen=True)
+class Key:
+    """A ledger text key: 1..64 UTF-8 bytes, no NUL (`terminal.ledger.keys.text`)."""
+
+    def doc(self) -> tuple[str, str, str]:
+        return "str", "UTF-8 bytes", f"1..{KEY_BYTES_MAX}, no NUL"
+
+    def compile(self) -> Checker:
+        def check(v: Any) -> None:
+            if type(v) is not str or not v or "\x00" in v or len(v.encode("utf-8", "replace")) > KEY_BYTES_MAX:
+                raise _fail(f"must be 1..{KEY_BYTES_MAX} UTF-8 bytes without NUL, got {v!r:.70}")
+
+        return check
+
+
+KEY_BYTES_MAX = 64
+PRODUCT_PRICE_MAX = 10**11
+PRODUCT = Record(
+    (
+        Field("sku", Key()),
+        Field("barcodes", ListOf(Key(), 16), required=False),
+        Field("name", Text(TEXT_CHARS_MAX)),
+        Field("price", Int(0, PRODUCT_PRICE_MAX, "minor units")),
+        Field("categories", ListOf(Text(128), 16), required=False),
+        Field("no_discount", Bool(), required=False),
+        Field("no_bonus", Bool(), required=False),
+        Field("min_price", Int(0, PRODUCT_PRICE_MAX, "minor units"), required=False, doc="≤ price"),
+        Field("vat", Text(6), required=False, doc="VAT rate in percent, ≤ 2 decimals (\"20\", \"7.5\")"),
+    )
+)
+DELETED_PRODUCT = Record((Field("sku", Key()), Field("deleted", Bool())))
+_check_product = PRODUCT.compile()
+_check_deleted = DELETED_PRODUCT.compile()
+
+
+def check_product(item: Any) -> None:
+    """A catalog entry of the feed as a terminal's ledger accepts it (`terminal.ledger.catalog.
+    check_product`): a product, or `{"sku", "deleted": true}`. Raises `Invalid`."""
+    if type(item) is dict and item.get("deleted"):
+        _check_deleted(item)
+        return
+    _check_product(item)
+    if item.get("min_price", 0) > item["price"]:
+        raise Invalid("min_price", f"{item['min_price']} is above price {item['price']}")
 
 
 def doc_markdown() -> str:

@@ -342,6 +342,7 @@ def event_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "redeem_amount": line["redeem_amount"],
             "paid": line["paid"],
             "rules": list(line.get("rules", [])),
+            **({"vat_amount": line["vat_amount"]} if "vat_amount" in line else {}),
         }
         for line in lines
     ]

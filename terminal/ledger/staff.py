@@ -14,15 +14,15 @@ from typing import Any
 
 import lmdb
 
+from protocol import schemas
 from terminal.ledger import cards, codec, fields, keys, moments
 from terminal.ledger.errors import LedgerConflictError, LedgerInputError, LedgerNotFoundError
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
 
-DETAIL_FIELDS_MAX = 16
+DETAIL_FIELDS_MAX = schemas.DETAIL_FIELDS_MAX
 PHONE_DIGITS = (10, 15)
-ACTIONS = frozenset({"age_approved", "line_removed", "cancelled", "return", "reprint", "adjust",
-                     "shift_print", "shift_close", "cash_move"})
+ACTIONS = frozenset(schemas.ATTENDANT_ACTIONS)  # the event's schema names them
 
 
 def phone_digits(phone: Any) -> str:

@@ -61,6 +61,37 @@ def accrual_lot(at_ms: int, points: int) -> dict[str, Any]:
     }
 
 
+def sale_fields(receipt: str, card: str, at_ms: int) -> dict[str, Any]:
+    """A sale event's own fields as a ledger writes them, with three lines (one discounted)."""
+    lines = [
+        {"sku": "MILK-1L", "qty_milli": 2_000, "price": 1_990, "amount": 3_980, "discount": 199,
+         "redeem_amount": 0, "paid": 3_781, "rules": ["milk-5"]},
+        {"sku": "BREAD", "qty_milli": 1_000, "price": 2_490, "amount": 2_490, "discount": 0,
+         "redeem_amount": 0, "paid": 2_490, "rules": []},
+        {"sku": "APPLES", "qty_milli": 1_350, "price": 4_500, "amount": 6_075, "discount": 0,
+         "redeem_amount": 0, "paid": 6_075, "rules": []},
+    ]
+    return {
+        "receipt": receipt,
+        "card": card,
+        "card_type": "standard",
+        "card_type_after": None,
+        "subtotal": 12_545,
+        "discount": 199,
+        "total": 12_346,
+        "to_pay": 12_346,
+        "tenders": [{"method": "card", "amount": 12_346}],
+        "redeemed": 0,
+        "redeemed_money": 0,
+        "accrued": 2,
+        "referral": [],
+        "lines": lines,
+        "gifts": [],
+        "deltas": {card: 2},
+        "lots": {card: [accrual_lot(at_ms, 2)]},
+    }
+
+
 def fill_outbox(ledger: Ledger, count: int) -> None:
     """`count` sale-like events, each moving points on one card and saying which lot (written
     straight through the ledger's transaction helper, many events per transaction, so set-up
@@ -72,20 +103,7 @@ def fill_outbox(ledger: Ledger, count: int) -> None:
         def body(tx: Tx, start: int = start) -> dict[str, Any]:
             for i in range(start, min(count, start + FILL_EVENTS_PER_OP)):
                 card = f"C{rng.randrange(CARDS)}"
-                tx.event(
-                    "sale",
-                    at,
-                    {
-                        "receipt": f"r{i}",
-                        "card": card,
-                        "total": 12_345,
-                        "to_pay": 12_345,
-                        "redeemed": 0,
-                        "accrued": 2,
-                        "deltas": {card: 2},
-                        "lots": {card: [accrual_lot(at.ms + i, 2)]},
-                    },
-                )
+                tx.event("sale", at, sale_fields(f"r{i}", card, at.ms + i))
             return {}
 
         write(ledger.store, f"bench-fill-{start}", "bench", {"start": start}, body)
@@ -131,20 +149,7 @@ def terminal_batches(terminal: str, key: bytes, count: int) -> list[bytes]:
                 "at": moments.iso_from_ms(at_ms),
                 "at_ms": at_ms,
                 "shift": 1,
-                "receipt": f"{terminal}-{seq}",
-                "card": card,
-                "card_type": "standard",
-                "subtotal": 12_345,
-                "discount": 0,
-                "total": 12_345,
-                "to_pay": 12_345,
-                "tenders": [{"kind": "card", "amount": 12_345}],
-                "redeemed": 0,
-                "redeemed_money": 0,
-                "accrued": 2,
-                "referral": [],
-                "deltas": {card: 2},
-                "lots": {card: [accrual_lot(at_ms, 2)]},
+                **sale_fields(f"{terminal}-{seq}", card, at_ms),
             }
         )
     bodies, prev = [], b""

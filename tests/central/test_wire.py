@@ -101,3 +101,13 @@ def test_a_partial_value_after_the_message_is_refused() -> None:
     for tail in (b"\xdc", b"\xdc\x00", b"\x92\x01"):
         with pytest.raises(wire.ProtocolError, match="trailing bytes"):
             wire.decode_batch(body + tail)
+
+
+def test_a_deeply_nested_event_is_refused_by_its_schema() -> None:
+    deep: Any = 1
+    for _ in range(wire.DEPTH_MAX * 4):
+        deep = [deep]
+    for bad in (ev(1, lines=deep), ev(1, gifts=[deep]), ev(1, lots={"C1": deep})):
+        with pytest.raises(wire.ProtocolError, match="event 1 field"):
+            wire.decode_batch(wire.pack({"v": 1, "terminal": "T01", "epoch": 1, "first_seq": 1, "last_seq": 1,
+                                         "prev_mac": b"", "events": [bad]}))

@@ -143,7 +143,7 @@ def doc_tables() -> dict[str, list[tuple[str, ...]]]:
         elif current and line.startswith("| `"):
             cells = tuple(c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1]))
             tables[current].append(cells)
-        elif current and line.startswith("#"):
+        elif current and (line.startswith("#") or line.startswith("<!-- end")):
             current = None
     return tables
 
