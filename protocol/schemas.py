@@ -205,7 +205,7 @@ class Scalar:
     chars_max: int
 
     def doc(self) -> tuple[str, str, str]:
-        return "int \\| str \\| null", "", f"|int| ≤ {_n(self.high)}; str ≤ {self.chars_max} chars"
+        return "int \\| str \\| null", "", f"int ±{_n(self.high)}; str ≤ {self.chars_max} chars"
 
     def compile(self) -> Checker:
         high, chars_max = self.high, self.chars_max

@@ -33,6 +33,10 @@ def _sample(spec: Any, card: str | None, at: str) -> Any:
         return []
     if isinstance(spec, schemas.MapOf):
         return {}
+    if isinstance(spec, schemas.Scalar):
+        return None
+    if isinstance(spec, schemas.Record):
+        return {f.name: _sample(f.spec, card, at) for f in spec.fields if f.required}
     raise AssertionError(f"no sample for {spec!r}")
 
 

@@ -62,6 +62,9 @@ def every_event_type(tmp_path: Path) -> list[dict[str, Any]]:
         led.apply_updates("bad", {"cards": [{"number": "C8", "version": 3, "balance": 10**16}]}, NOW)
         led.cash_move("m1", "in", 5_000, "float", NOW)
         led.cash_move("m2", "out", 2_000, "bank drop", NOW)
+        led.attendant_action("t1", "anna", "manager", "return", {"receipt": "s1", "line": 0}, NOW)
+        led.register_card("e1", "7700000000099", "standard", "+7 (912) 345-67-89",
+                          {"terms_version": "1", "terms_sha256": "ab" * 32}, "S01", NOW)
         led.close_shift("z1", led.report_shift()["totals"], NOW)
         return led.outbox_pending(1_000)
     finally:
