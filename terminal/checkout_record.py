@@ -24,7 +24,11 @@ LINE_FIELDS = {
     "sku": str, "name": str, "code": str, "price": int, "qty": str, "qty_milli": int,
     "categories": list, "no_discount": bool, "no_bonus": bool, "min_price": int, "weighed": bool,
 }
-LINE_OPTIONAL = {"vat": (str, type(None))}  # the product's VAT rate name, when the catalog has one
+LINE_OPTIONAL = {
+    "vat": (str, type(None)),  # the product's VAT rate name, when the catalog has one
+    "age_min": (int,),  # an age-restricted product (the catalog's age_min)
+    "age_ok_by": (str, type(None)),  # the attendant who checked the customer's age
+}
 RECORD_FIELDS = frozenset({
     "id", "opened_ms", "touched_ms", "state", "lines", "card", "card_mode", "redeem", "quote",
     "payment", "commit_at", "attendant", "attempt",
@@ -46,9 +50,13 @@ def _whole(value: Any, what: str, low: int, high: int) -> None:
 
 def _line(i: int, line: Any, lines_max: int, qty_milli_max: int) -> None:
     if not isinstance(line, dict) or not set(LINE_FIELDS) <= set(line) <= set(LINE_FIELDS) | set(LINE_OPTIONAL):
-        raise ValueError(f"line {i} must hold exactly the fields {', '.join(sorted(LINE_FIELDS))} (and vat)")
-    if "vat" in line and (not isinstance(line["vat"], LINE_OPTIONAL["vat"]) or len(line["vat"] or "") > 64):
-        raise ValueError(f"line {i} field 'vat' must be a short text or null")
+        raise ValueError(f"line {i} must hold exactly the fields {', '.join(sorted(LINE_FIELDS))} "
+                         f"(and {', '.join(LINE_OPTIONAL)})")
+    for name in ("vat", "age_ok_by"):
+        if name in line and (type(line[name]) not in LINE_OPTIONAL[name] or len(line[name] or "") > 64):
+            raise ValueError(f"line {i} field {name!r} must be a short text or null")
+    if "age_min" in line:
+        _whole(line["age_min"], f"line {i} age_min", 0, 150)
     for name, kind in LINE_FIELDS.items():
         if type(line[name]) is not kind:
             raise ValueError(f"line {i} field {name!r} must be a {kind.__name__}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import re
 import socket
 import time
 from pathlib import Path
@@ -28,11 +29,13 @@ def free_port() -> int:
 
 
 def enable_tcp_config(config: Path, socket_path: Path) -> int:
-    """Give a provisioned terminal's config a loopback TCP listener; returns its port."""
+    """Give a provisioned terminal's config a loopback TCP listener (a fresh port in place of the
+    one provisioning chose for the screen); returns its port."""
     port = free_port()
     text = config.read_text()
     line = f'socket = "{socket_path}"\n'
     assert line in text
+    text = re.sub(r"(?m)^tcp_port = \d+\n", "", text)
     config.write_text(text.replace(line, line + f"tcp_port = {port}\n"))
     return port
 
@@ -174,6 +177,7 @@ def test_event_clients_that_stop_reading_are_dropped(terminal: Terminal) -> None
             assert time.monotonic() < deadline, "the stalled clients never filled the slots"
             await asyncio.sleep(0.05)
         async with ApiClient(terminal.socket) as api:
+            await api.attendant("demo", "1234")  # cancelling a cart with lines needs an attendant
             # Events to fill their buffers: each add publishes the cart's quote, growing with it.
             for i in range(300):
                 await api.ok("POST", "/v1/checkout/lines", {"code": MILK})

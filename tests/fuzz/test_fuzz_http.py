@@ -1,7 +1,8 @@
 """Hostile bodies to the local API of the real daemon process (over its Unix socket): random
 JSON of every shape, random bytes, wrong media types, and the issue's seeds (a 30 000-deep
 array, `1e999999`, a lone surrogate, `tenders: null`, 10^5-digit numbers). Property: a
-documented status (200 or 400/404/409/413/415), a refusal is `{"error": one line}` and leaves
+documented status (200 or 400/403/404/409/413/415; 403: an attendant route without a session),
+a refusal is `{"error": one line}` and leaves
 the checkout as it was, and the daemon never logs a traceback and keeps running."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from terminal.demo_run import setup
 from tests.e2e.test_daemon_api_guards import UnixHTTPConnection, request
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-REFUSED = {400, 404, 409, 413, 415}
+REFUSED = {400, 403, 404, 409, 413, 415}
 ROUTES = ["/v1/checkout/lines", "/v1/checkout/card", "/v1/checkout/redeem", "/v1/checkout/pay",
           "/v1/returns", "/v1/shift/close", "/v1/checkout/lines/0", "/v1/receipts/T01-x/print"]
 JSON_TYPE = {"Content-Type": "application/json"}

@@ -37,6 +37,8 @@ def _populate(led: Ledger, engine) -> None:
     led.adjust("a-down", "C1", -led.card("C1", NOW)["balance"], "x", "t", NOW)
     led.commit_return("r1", "s1", [{"line": 0, "qty": 1}], NOW)  # clawback → debt lot
     led.hold("h1", "C2", "K1", 50, NOW, "2026-11-23T12:00:00+03:00")
+    led.register_card("e1", "7700000000099", "standard", "+79123456789",
+                      {"terms_version": "1", "terms_sha256": "ab" * 32}, "S01", NOW)  # the phones index
 
 
 @pytest.fixture(scope="module")
