@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from protocol import schemas
 from terminal.ledger import fields, keys, moments, sales
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
@@ -28,7 +29,14 @@ from terminal.ledger.tx import Tx, write
 SALE_FIELDS = frozenset({
     "receipt", "terminal", "epoch", "seq", "at", "card", "card_type", "subtotal", "discount", "total",
     "to_pay", "tenders", "redeemed", "redeemed_money", "accrued", "referral", "lines", "gifts",
+    "coupons", "issued_coupons",
 })
+# The sale's coupons as its event carried them (protocol/schemas.py): a full return here gives the
+# spent codes back and voids the issued ones at central (terminal/ledger/coupons.py).
+_COUPON_LISTS = {
+    "coupons": schemas.ListOf(schemas.USED_COUPON, schemas.COUPONS_MAX).compile(),
+    "issued_coupons": schemas.ListOf(schemas.ISSUED_COUPON, schemas.ISSUED_COUPONS_MAX).compile(),
+}
 LINE_FIELDS = ("sku", "qty_milli", "price", "amount", "discount", "redeem_amount", "paid", "rules")
 
 
@@ -77,6 +85,11 @@ def adopt(store: Store, sale: Any, now: Any) -> dict[str, Any]:
         "seq": fields.whole(raw.get("seq"), f"{where} seq", 0, 2**63 - 1),
     }
     tenders = sales.check_payment({"tenders": raw.get("tenders")}, quote["to_pay"], where)
+    for name, check in _COUPON_LISTS.items():
+        try:
+            check(raw.get(name, []))
+        except schemas.Invalid as exc:
+            raise fields.LedgerInputError(f"{where} {name}: {exc}") from None
 
     def body(tx: Tx) -> dict[str, Any]:
         if tx.get("receipts", key, f"receipt {receipt_id}") is not None:
@@ -102,6 +115,9 @@ def adopt(store: Store, sale: Any, now: Any) -> dict[str, Any]:
             "origin": origin,
             "adopted_at": at.iso,
         }
+        if raw.get("coupons") or raw.get("issued_coupons"):
+            receipt["coupons_used"] = list(raw.get("coupons", []))
+            receipt["issued_coupons"] = list(raw.get("issued_coupons", []))
         tx.put_new("receipts", key, receipt, f"receipt {receipt_id}")
         return {"receipt": receipt_id, "adopted": True}
 
