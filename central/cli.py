@@ -6,6 +6,7 @@
     posterm-central --db … publish rules rules.toml | publish catalog catalog.csv | publish cards cards.csv
     posterm-central --db … card show 2000001 | card adjust 2000001 -50 | card list | events | shortfalls
     posterm-central --db … expire [--now ISO]      # the expiry sweep (serve runs it every --expire-every-s)
+    posterm-central --db … report points_daily --from 2027-01-01 --to 2027-01-31 [--csv] [--svg FILE]
 
 `--db` defaults to env `POSTERM_CENTRAL_DB`. Refusals print one line and exit 2.
 Limits: CSV files ≤ `CSV_BYTES_MAX`, ≤ `CSV_ROWS_MAX` rows; rules files ≤ `wire.RULES_BYTES_MAX`.
@@ -28,6 +29,7 @@ from typing import Any, NoReturn
 
 from central import checks
 from central.balances import CardState
+from central.reports import ReportError
 from central.store import EVENTS_LIST_MAX, Store, StoreError, new_key, open_store
 from core.errors import PricingError
 from protocol import cardfile, wire
@@ -284,6 +286,21 @@ def cmd_shortfalls(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(store: Store, args: argparse.Namespace) -> int:
+    """A report (central/reports.py) as JSON, or CSV with --csv; --svg also writes its plot."""
+    from central import plots, reports
+
+    start, end = reports.parse_range(args.start, args.end)
+    report = reports.run(store, args.name, start, end, reports.check_top(args.top))
+    if args.svg:
+        try:
+            Path(args.svg).write_text(plots.render(report), encoding="utf-8")
+        except OSError as exc:
+            raise CentralCliError(f"--svg {args.svg}: cannot write: {exc}") from None
+    sys.stdout.write(reports.to_csv(report) if args.csv else json.dumps(report.as_dict()) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="posterm-central", description="posterm central server")
     parser.add_argument(
@@ -340,7 +357,21 @@ def build_parser() -> argparse.ArgumentParser:
     short.set_defaults(handler=cmd_shortfalls)
     verify = sub.add_parser("verify", help="check every card's balance against its stored lots (exit 1 if not)")
     verify.set_defaults(handler=cmd_verify)
+    _report_parser(sub)
     return parser
+
+
+def _report_parser(sub: Any) -> None:
+    from central.reports import REPORTS, TOP_DEFAULT
+
+    report = sub.add_parser("report", help="a report as JSON (or --csv) for a range of days")
+    report.add_argument("name", choices=sorted(REPORTS))
+    report.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD (UTC)")
+    report.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD (included)")
+    report.add_argument("--top", type=int, default=TOP_DEFAULT, help="top_products: how many (1..100)")
+    report.add_argument("--csv", action="store_true", help="CSV instead of JSON (money in integer minor units)")
+    report.add_argument("--svg", help="also write the report's plot (SVG) to this file")
+    report.set_defaults(handler=cmd_report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -355,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     try:
         return int(args.handler(store, args))
-    except (CentralCliError, checks.CheckError, StoreError, wire.ProtocolError, PricingError) as exc:
+    except (CentralCliError, checks.CheckError, StoreError, wire.ProtocolError, PricingError, ReportError) as exc:
         sys.stderr.write(f"posterm-central: {exc}\n")
         return EXIT_REFUSED
     finally:
