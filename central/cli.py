@@ -6,6 +6,8 @@
     posterm-central --db … publish rules rules.toml | publish catalog catalog.csv | publish cards cards.csv
     posterm-central --db … card show 2000001 | card adjust 2000001 -50 | card list | events | shortfalls
     posterm-central --db … expire [--now ISO]      # the expiry sweep (serve runs it every --expire-every-s)
+    posterm-central --db … token add crm --scope cards:read --scope cards:write   # prints the token once
+    posterm-central --db … token list | revoke crm | writes   # the admin API's tokens and recorded writes
     posterm-central --db … report points_daily --from 2027-01-01 --to 2027-01-31 [--csv] [--svg FILE]
 
 `--db` defaults to env `POSTERM_CENTRAL_DB`. Refusals print one line and exit 2.
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from central import checks
+from central.admin_store import AdminError
 from central.balances import CardState
 from central.reports import ReportError
 from central.store import EVENTS_LIST_MAX, Store, StoreError, new_key, open_store
@@ -301,6 +304,27 @@ def cmd_report(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(store: Store, args: argparse.Namespace) -> int:
+    """The admin API's bearer tokens (central/admin_store.py)."""
+    from central import admin_store
+
+    if args.action == "list":
+        for row in admin_store.list_tokens(store):
+            print(json.dumps(row))
+    elif args.action == "writes":
+        for row in admin_store.writes(store):
+            print(json.dumps(row))
+    elif not args.name:
+        raise CentralCliError(f"token {args.action}: give the token's name")
+    elif args.action == "add":
+        # Shown once: only its hash is stored. The integration keeps it in its secrets.
+        print(admin_store.add_token(store, args.name, args.scope or []))
+    else:
+        admin_store.revoke_token(store, args.name)
+        print(json.dumps({"revoked": args.name}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="posterm-central", description="posterm central server")
     parser.add_argument(
@@ -358,7 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check every card's balance against its stored lots (exit 1 if not)")
     verify.set_defaults(handler=cmd_verify)
     _report_parser(sub)
+    _token_parser(sub)
     return parser
+
+
+def _token_parser(sub: Any) -> None:
+    from central.admin_store import SCOPES
+
+    token = sub.add_parser("token", help="the admin API's bearer tokens: add (prints it once), list, revoke")
+    token.add_argument("action", choices=["add", "list", "revoke", "writes"])
+    token.add_argument("name", nargs="?")
+    token.add_argument("--scope", action="append", choices=SCOPES, help="add: a scope (repeat for more)")
+    token.set_defaults(handler=cmd_token)
 
 
 def _report_parser(sub: Any) -> None:
@@ -386,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     try:
         return int(args.handler(store, args))
-    except (CentralCliError, checks.CheckError, StoreError, wire.ProtocolError, PricingError, ReportError) as exc:
+    except (CentralCliError, checks.CheckError, StoreError, wire.ProtocolError, PricingError, ReportError,
+            AdminError) as exc:
         sys.stderr.write(f"posterm-central: {exc}\n")
         return EXIT_REFUSED
     finally:
