@@ -16,6 +16,10 @@ reply: the same body → the same stored reply, another body → `IdempotencyMis
 write rolls back whole, its key included. Rows older than `REQUESTS_KEEP_MS` are pruned by
 later writes.
 
+A card's masked phone comes from the kiosk's `card_registered` events; a partial index holds
+only those rows (`events_registrations`), so a lookup reads registrations, not the events table,
+and ingest pays for it only on registrations.
+
 Card writes are the ones `posterm-central publish cards` makes (`Store.put_cards`): the card's
 row is locked, its lots move with `central.lots` (a balance opens a lot: dateless or expiring),
 `save_with_lots` writes it under a fresh feed cursor, so it reaches every terminal through the
@@ -47,6 +51,7 @@ CREATE TABLE IF NOT EXISTS admin_requests (token TEXT NOT NULL, key TEXT NOT NUL
     status INTEGER NOT NULL, reply BLOB NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, at_ms INTEGER NOT NULL,
     PRIMARY KEY (token, key));
 CREATE INDEX IF NOT EXISTS admin_requests_at ON admin_requests (at_ms);
+CREATE INDEX IF NOT EXISTS events_registrations ON events (at_ms) WHERE type = 'card_registered';
 """
 SCHEMA_PG = """
 CREATE TABLE IF NOT EXISTS admin_tokens (name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, scopes TEXT NOT NULL,
@@ -55,6 +60,7 @@ CREATE TABLE IF NOT EXISTS admin_requests (token TEXT NOT NULL, key TEXT NOT NUL
     status INTEGER NOT NULL, reply BYTEA NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, at_ms BIGINT NOT NULL,
     PRIMARY KEY (token, key));
 CREATE INDEX IF NOT EXISTS admin_requests_at ON admin_requests (at_ms);
+CREATE INDEX IF NOT EXISTS events_registrations ON events (at_ms) WHERE type = 'card_registered';
 """
 TABLES = ("admin_tokens", "admin_requests")
 
@@ -66,6 +72,7 @@ TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 REQUESTS_KEEP_MS = 30 * 86_400_000
 PHONE_CANDIDATES_MAX = 50
+WRITES_LISTED_MAX = 10_000
 PENDING = 0  # a request row's status while its transaction runs
 REPLY_BYTES_MAX = 1024 * 1024
 
@@ -208,7 +215,7 @@ def idempotent(store: Store, write: Write, change: Callable[[IngestTx], Reply]) 
     return (status, body), False
 
 
-def writes(store: Store, limit: int = 1000) -> list[dict[str, Any]]:
+def writes(store: Store, limit: int = WRITES_LISTED_MAX) -> list[dict[str, Any]]:
     """The recorded writes, newest first: who (token), what (method, path), the status, when."""
     rows = store._query(
         "SELECT token, key, method, path, status, at_ms FROM admin_requests ORDER BY at_ms DESC, token, key LIMIT ?",
