@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import json
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -106,6 +107,11 @@ def test_every_report_plots_as_svg_with_its_series(loaded: Store) -> None:
         assert "<script" not in svg and "http://kozea" not in svg and "//kozea" not in svg
     top = _texts(plots.render(reports.top_products(loaded, JAN1, MAR31)))
     assert "1650" in top  # the value is in the plot, not just the axis
+
+
+def test_plots_leave_no_finder_without_find_spec() -> None:
+    # pygal's map-plugin finder would turn every later missed import into an ImportWarning.
+    assert all(hasattr(finder, "find_spec") for finder in sys.meta_path)
 
 
 def test_an_empty_range_still_plots(store: Store) -> None:
