@@ -24,7 +24,8 @@ from tests.central.admin_doc import check_reply
 from tests.central.events import complete
 from tests.central.helpers import CentralProcess, fresh_store
 
-ALL = ["cards:read", "cards:write", "reports:read"]
+ALL = list(admin_store.SCOPES)
+RULES = Path(__file__).resolve().parents[2] / "examples" / "awards.toml"
 PHONE_MASKED = "+7 *** ***-**-89"
 
 
@@ -85,6 +86,7 @@ def _registration(terminal: str, key: bytes, url: str) -> None:
 def api(dsn: str, tmp_path: Path) -> Iterator[Api]:
     store = fresh_store(dsn)
     chain.load(store)
+    store.publish("rules", [("rules", {"version": "awards-1", "text": RULES.read_text()})])
     tokens = {
         "all": admin_store.add_token(store, "crm", ALL),
         "reader": admin_store.add_token(store, "app", ["cards:read"]),
@@ -238,6 +240,41 @@ def test_block_and_unblock_reach_the_feed_and_are_recorded(api: Api) -> None:
     try:
         assert {(w["key"], w["token"], w["status"]) for w in admin_store.writes(store)} == {
             ("b1", "crm", 200), ("u1", "crm", 200)}
+        assert store.verify()["ok"]
+    finally:
+        store.close()
+
+
+def test_awards_are_granted_once_per_key_with_the_programs_dates(api: Api) -> None:
+    path, doc = "/admin/v1/cards/C1/awards", "/admin/v1/cards/{number}/awards"
+    status, reply, _ = api.call("POST", path, doc, token="reader", body={"award": "review"}, key="a1")
+    assert status == 403 and "awards:write" in reply["message"]
+    status, reply, headers = api.call("POST", path, doc, body={"award": "review"}, key="a1")
+    assert status == 201 and "Idempotent-Replayed" not in headers
+    grant = reply["grant"]
+    assert (grant["card"], grant["award"], grant["points"], grant["actor"]) == ("C1", "review", 20, "crm")
+    assert grant["expires_at"] is not None  # review: expiry_days = 365 (examples/awards.toml)
+    assert reply["card"]["balance"] == 70 + 20
+    assert {"points": 20, "available_from": grant["available_from"], "expires_at": grant["expires_at"],
+            "debt": False} in reply["card"]["lots"]
+    again = api.call("POST", path, doc, body={"award": "review"}, key="a1")
+    assert again[:2] == (201, reply) and again[2]["Idempotent-Replayed"] == "true"
+    assert api.call("POST", path, doc, body={"award": "visit"}, key="a1")[0] == 422
+    status, reply, _ = api.call("POST", path, doc, body={"award": "nope"}, key="a2")
+    assert status == 404 and "not in the published program" in reply["message"]
+    assert api.call("POST", "/admin/v1/cards/NOPE/awards", doc, body={"award": "review"}, key="a3")[0] == 404
+    assert api.call("POST", path, doc, body={}, key="a4")[0] == 400
+    assert api.call("POST", path, doc, body={"award": "review", "points": 5}, key="a5")[0] == 400
+    # registration: per_card_max = 1
+    assert api.call("POST", path, doc, body={"award": "registration"}, key="r1")[0] == 201
+    status, reply, _ = api.call("POST", path, doc, body={"award": "registration"}, key="r2")
+    assert status == 409 and reply["error"] == "conflict"
+    api.call("POST", "/admin/v1/cards/C1/block", "/admin/v1/cards/{number}/block", key="blk")
+    assert api.call("POST", path, doc, body={"award": "review"}, key="a6")[0] == 409  # blocked
+    _, card, _ = api.call("GET", "/admin/v1/cards/C1", "/admin/v1/cards/{number}")
+    assert card["balance"] == 70 + 20 + 100  # review once, registration once
+    store = fresh_store_keep(api.dsn)
+    try:
         assert store.verify()["ok"]
     finally:
         store.close()
