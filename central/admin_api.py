@@ -7,6 +7,7 @@ docs/admin-openapi.yaml is its contract (tests/central/test_admin_openapi.py kee
     POST /admin/v1/cards/{number}/block      cards:write   block it (terminals refuse it once they sync)
     POST /admin/v1/cards/{number}/unblock    cards:write
     POST /admin/v1/cards/{number}/awards     awards:write  grant an award of the published program (201)
+    POST /admin/v1/coupons                   coupons:write issue codes of a published coupon series (201)
     GET  /admin/v1/reports                   reports:read  the reports' names and what they mean
     GET  /admin/v1/reports/{name}?from=D&to=D[&top=N]   reports:read   a report (central/reports.py)
 
@@ -36,7 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
-from central import admin_store, awards, cardfacts, checks, lots, reports
+from central import admin_store, awards, cardfacts, checks, coupons, lots, reports
 from central.admin_store import AdminError, Token, Write
 from central.balances import CardState
 from central.store import CARD_COLUMNS, IngestTx, Store, StoreError, card_from_row
@@ -53,6 +54,8 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 ENROL_FIELDS = frozenset({"number", "type", "holder", "balance", "expires_at", "referrers"})
 AWARD_ID_CHARS_MAX = awards.AWARD_ID_CHARS_MAX
+COUPON_SERIES_CHARS_MAX = 64
+COUPONS_ISSUED_MAX = 1_000  # codes one request issues (its stored reply stays small)
 SHOWN_FACTS = ("issued_on", "tags")  # birth dates are personal data: not returned
 ADMIN_STORE: web.AppKey[Store] = web.AppKey("admin_store", Store)
 ADMIN_POOL: web.AppKey[ThreadPoolExecutor] = web.AppKey("admin_pool", ThreadPoolExecutor)
@@ -219,20 +222,23 @@ def parse_enrol(body: dict[str, Any], now_ms: int) -> tuple[CardState, int | Non
 Change = Callable[[IngestTx], tuple[int, str, dict[str, Any] | None]]
 
 
-async def _write(request: web.Request, prepare: Callable[[dict[str, Any], Write], Change],
-                 scope: str = "cards:write") -> web.Response:
+async def _write(request: web.Request, prepare: Callable[[dict[str, Any], Write], Awaitable[Change]],
+                 scope: str = "cards:write", card_reply: bool = True) -> web.Response:
     """Authorize, read the body and check it (`prepare` refuses before anything is stored, the
     key included), then run its change once per Idempotency-Key; the reply is the card after it
-    (with the change's own reply beside it, as `{…, "card": card}`)."""
+    (with the change's own reply beside it, as `{…, "card": card}`); without `card_reply`, the
+    change's own reply alone."""
     token = await _authorize(request, scope)
     key = _key(request)
     data, body = await _body(request)
     store = request.app[ADMIN_STORE]
     write = Write(token.name, key, request.method, request.path, data)
-    change = prepare(body, write)
+    change = await prepare(body, write)
 
     def run(tx: IngestTx) -> admin_store.Reply:
         status, number, extra = change(tx)
+        if not card_reply:
+            return status, extra or {}
         view = card_view(tx, store.name, number)
         assert view is not None  # written in this transaction
         return status, view if extra is None else {**extra, "card": view}
@@ -244,7 +250,7 @@ async def _write(request: web.Request, prepare: Callable[[dict[str, Any], Write]
 
 
 async def post_card(request: web.Request) -> web.Response:
-    def prepare(body: dict[str, Any], write: Write) -> Change:
+    async def prepare(body: dict[str, Any], write: Write) -> Change:
         card, expires_ms = parse_enrol(body, admin_store.now_ms())
 
         def change(tx: IngestTx) -> tuple[int, str, None]:
@@ -260,7 +266,7 @@ def _blocking(blocked: bool) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         number = _number(request)
 
-        def prepare(body: dict[str, Any], write: Write) -> Change:
+        async def prepare(body: dict[str, Any], write: Write) -> Change:
             _check_reason(body)
 
             def change(tx: IngestTx) -> tuple[int, str, None]:
@@ -279,7 +285,7 @@ async def post_award(request: web.Request) -> web.Response:
     number = _number(request)
     store = request.app[ADMIN_STORE]
 
-    def prepare(body: dict[str, Any], write: Write) -> Change:
+    async def prepare(body: dict[str, Any], write: Write) -> Change:
         unknown = sorted(set(body) - {"award"})
         if unknown:
             raise AdminError(f"field {unknown[0][:40]}: unknown; the only field is award")
@@ -294,6 +300,44 @@ async def post_award(request: web.Request) -> web.Response:
         return change
 
     return await _write(request, prepare, "awards:write")
+
+
+async def post_coupons(request: web.Request) -> web.Response:
+    """Issue codes of a coupon series of the published rules (spec §13, central/coupons.py), fed
+    to every terminal in the transaction that records the reply."""
+    store = request.app[ADMIN_STORE]
+
+    async def prepare(body: dict[str, Any], write: Write) -> Change:
+        unknown = sorted(set(body) - {"series", "count", "valid_days"})
+        if unknown:
+            raise AdminError(f"field {unknown[0][:40]}: unknown; fields: count, series, valid_days")
+        series = _text(body, "series", COUPON_SERIES_CHARS_MAX)
+        if not series:
+            raise AdminError("field series: required, a [[coupon_series]] id of the published rules")
+        count, valid_days = body.get("count", 1), body.get("valid_days")
+        if type(count) is not int or not 1 <= count <= COUPONS_ISSUED_MAX:
+            raise AdminError(f"field count: a whole number 1..{COUPONS_ISSUED_MAX}")
+        if valid_days is not None and type(valid_days) is not int:
+            raise AdminError("field valid_days: a whole number of days, or null for the series' dates")
+        now_ms = admin_store.now_ms()
+        known = await _run(request, coupons.published_series, store)
+        try:
+            valid_to = coupons.check_issue(known, series, count, valid_days, now_ms)
+        except coupons.CouponError as exc:
+            status, code = (404, "not_found") if series not in known else (400, "invalid")
+            raise AdminError(str(exc).replace("--count", "field count").replace("--valid-days", "field valid_days"),
+                             status, code) from None
+
+        def change(tx: IngestTx) -> tuple[int, str, dict[str, Any]]:
+            try:
+                made = coupons.issue_in_tx(tx, series, count, valid_to, now_ms)
+            except coupons.CouponError as exc:  # no free code after its draws: retry
+                raise AdminError(str(exc), 503, "unavailable") from None
+            return 201, "", {"series": series, "valid_to": valid_to, "codes": made}
+
+        return change
+
+    return await _write(request, prepare, "coupons:write", card_reply=False)
 
 
 def _check_reason(body: dict[str, Any]) -> None:
@@ -338,6 +382,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/cards/{number}/block", _blocking(True)),
     ("POST", "/cards/{number}/unblock", _blocking(False)),
     ("POST", "/cards/{number}/awards", post_award),
+    ("POST", "/coupons", post_coupons),
     ("GET", "/reports", list_reports),
     ("GET", "/reports/{name}", get_report),
 )

@@ -68,7 +68,7 @@ CREATE INDEX IF NOT EXISTS events_registrations ON events (at_ms) WHERE type = '
 """
 TABLES = ("admin_tokens", "admin_requests")
 
-SCOPES = ("cards:read", "cards:write", "awards:write", "reports:read")
+SCOPES = ("cards:read", "cards:write", "awards:write", "coupons:write", "reports:read")
 TOKEN_PREFIX = "pta_"
 TOKEN_BYTES = 32
 TOKEN_CHARS_MAX = 128

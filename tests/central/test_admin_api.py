@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from central import admin_store, reports
+from central import admin_store, coupons, reports
 from central.cli import main
 from protocol import wire
 from tests.central import chain_data as chain
@@ -26,6 +26,7 @@ from tests.central.helpers import CentralProcess, fresh_store
 
 ALL = list(admin_store.SCOPES)
 RULES = Path(__file__).resolve().parents[2] / "examples" / "awards.toml"
+COUPON_RULES = RULES.with_name("coupons.toml")
 PHONE_MASKED = "+7 *** ***-**-89"
 
 
@@ -276,6 +277,38 @@ def test_awards_are_granted_once_per_key_with_the_programs_dates(api: Api) -> No
     store = fresh_store_keep(api.dsn)
     try:
         assert store.verify()["ok"]
+    finally:
+        store.close()
+
+
+def test_coupon_codes_are_issued_once_per_key_and_fed_to_terminals(api: Api) -> None:
+    store = fresh_store_keep(api.dsn)
+    try:  # the coupons example's program: its series "spring" and "next-visit"
+        store.publish("rules", [("rules", {"version": "coupons-1", "text": COUPON_RULES.read_text()})])
+    finally:
+        store.close()
+    cursor = api.updates()["cursor"]
+    doc = "/admin/v1/coupons"
+    status, reply, _ = api.call("POST", doc, doc, token="reader", body={"series": "spring"}, key="c1")
+    assert status == 403 and "coupons:write" in reply["message"]
+    body = {"series": "next-visit", "count": 3, "valid_days": 30}
+    status, issued, _ = api.call("POST", doc, doc, body=body, key="c1")
+    assert status == 201 and len(set(issued["codes"])) == 3 and issued["valid_to"] is not None
+    again = api.call("POST", doc, doc, body=body, key="c1")
+    assert again[:2] == (201, issued) and again[2]["Idempotent-Replayed"] == "true"
+    assert api.call("POST", doc, doc, body={**body, "count": 4}, key="c1")[0] == 422
+    status, reply, _ = api.call("POST", doc, doc, body={"series": "autumn"}, key="c2")
+    assert status == 404 and "not in the published rules" in reply["message"]
+    for bad in ({"series": "spring", "count": 0}, {"series": "spring", "count": 1001},
+                {"series": "spring", "valid_days": 0}, {"series": "spring", "colour": 1}, {}):
+        assert api.call("POST", doc, doc, body=bad, key="c3")[0] == 400, bad
+    store = fresh_store_keep(api.dsn)
+    try:
+        known = {row["code"]: row for row in coupons.listing(store)}
+        assert set(issued["codes"]) == set(known)  # the refused requests issued nothing
+        assert all(known[c]["issued_by"] == "central" and known[c]["state"] == "unspent" for c in issued["codes"])
+        fed = {key for _, kind, key, _ in store.feed_items(cursor, 1000) if kind == "coupon"}
+        assert fed == set(issued["codes"])  # in the updates feed after the terminal's cursor
     finally:
         store.close()
 
