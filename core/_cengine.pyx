@@ -21,14 +21,13 @@ from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdint cimport int64_t
 from libc.stdlib cimport qsort
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 
 import datetime as _dt
 
 from core import inputs as _inputs
 from core.fallback import category_matches as _category_matches
 from core.refund import compute_refund as _compute_refund
-from core.fallback import type_and_level as _type_and_level
 from core.vat import vat_summary as _vat_summary
 
 IMPLEMENTATION = "compiled"
@@ -47,6 +46,8 @@ cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
     int PyUnicode_Compare(object left, object right) noexcept  # both are str here: cannot fail
     long long PyLong_AsLongLongAndOverflow(object value, int *overflow) except? -1
+    bint PyUnicode_IS_ASCII(object text) noexcept  # a str here: the macro reads its header
+    object PyUnicode_DecodeASCII(const char *data, Py_ssize_t size, const char *errors)
 
 cdef enum:
     K_DISCOUNT = 0
@@ -346,7 +347,7 @@ cdef inline bint _iso_us(object text, int64_t *out) except -1:
     """Microseconds since the epoch of a canonical ISO-8601 string; False for anything else."""
     cdef Py_ssize_t size
     cdef const char *data
-    if type(text) is not str or not text.isascii():  # canonical ISO is ASCII; a lone surrogate
+    if type(text) is not str or not PyUnicode_IS_ASCII(text):  # canonical ISO is ASCII; a lone surrogate
         return False                                  # would not even encode: the reference refuses it
     data = PyUnicode_AsUTF8AndSize(text, &size)
     return pm_parse_iso(data, size, out) == 0
@@ -532,15 +533,24 @@ cdef int64_t _days_from_civil(int64_t y, int m, int d) noexcept:
     return era * 146097 + doe - 719468
 
 
-cdef int64_t _year_of(int64_t days) noexcept:
-    """The year of a day counted from 1970-01-01 (inverse of _days_from_civil)."""
+cdef void _civil_from_days(int64_t days, int64_t *year, int64_t *month, int64_t *day) noexcept:
+    """The proleptic Gregorian date of a day counted from 1970-01-01 (inverse of _days_from_civil)."""
     cdef int64_t z = days + 719468, era, doe, yoe, doy, mp
     era = z // 146097
     doe = z - era * 146097
     yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
     doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
     mp = (5 * doy + 2) // 153
-    return yoe + era * 400 + (1 if mp >= 10 else 0)
+    day[0] = doy - (153 * mp + 2) // 5 + 1
+    month[0] = mp + 3 if mp < 10 else mp - 9
+    year[0] = yoe + era * 400 + (1 if mp >= 10 else 0)
+
+
+cdef int64_t _year_of(int64_t days) noexcept:
+    """The year of a day counted from 1970-01-01."""
+    cdef int64_t year, month, day
+    _civil_from_days(days, &year, &month, &day)
+    return year
 
 
 cdef int _birthday_offsets(int month, int day, int64_t today, int64_t *out) except -1:
@@ -622,7 +632,7 @@ cdef bint _iso_parts(object text, int64_t *epoch_us, int64_t *local_days,
     """A canonical ISO-8601 moment read in C; False sends it to the reference reader."""
     cdef Py_ssize_t size
     cdef const char *data
-    if type(text) is not str or not text.isascii():  # canonical ISO is ASCII; a lone surrogate
+    if type(text) is not str or not PyUnicode_IS_ASCII(text):  # canonical ISO is ASCII; a lone surrogate
         return False                                  # would not even encode: the reference refuses it
     data = PyUnicode_AsUTF8AndSize(text, &size)
     return pm_parse_iso_parts(data, size, epoch_us, local_days, local_minute) == 0
@@ -630,6 +640,41 @@ cdef bint _iso_parts(object text, int64_t *epoch_us, int64_t *local_days,
 
 cdef inline int _isoweekday(int64_t days_since_1970) noexcept:
     return <int>(((days_since_1970 % 7) + 7 + 3) % 7) + 1  # 1970-01-01 was a Thursday (4)
+
+
+cdef inline void _put_digits(char *out, int64_t value, int width) noexcept:
+    cdef int i
+    for i in range(width - 1, -1, -1):
+        out[i] = <char>(48 + value % 10)
+        value //= 10
+
+
+cdef object _iso_days_later(str now, int64_t local_days, int64_t days):
+    """`now` (canonical: it passed _iso_parts) `days` days later, as datetime.isoformat writes it
+    (core.inputs.lot_dates: same wall-clock time, same fixed offset); None past year 9999, where
+    the reference reader refuses it."""
+    cdef Py_ssize_t size, n = 19, z
+    cdef const char *s = PyUnicode_AsUTF8AndSize(now, &size)
+    cdef char out[32]
+    cdef int64_t year, month, day
+    _civil_from_days(local_days + days, &year, &month, &day)
+    if year > 9999:
+        return None
+    z = 19 if size == 25 else 26
+    _put_digits(out, year, 4)
+    out[4] = 45
+    _put_digits(out + 5, month, 2)
+    out[7] = 45
+    _put_digits(out + 8, day, 2)
+    memcpy(out + 10, s + 10, 9)  # "THH:MM:SS"
+    if size == 32 and memcmp(s + 20, b"000000", 6) != 0:  # isoformat drops zero microseconds
+        memcpy(out + 19, s + 19, 7)
+        n = 26
+    if memcmp(s + z + 1, b"00:00", 5) == 0:  # "-00:00" is UTC, written "+00:00"
+        memcpy(out + n, b"+00:00", 6)
+    else:
+        memcpy(out + n, s + z, 6)
+    return PyUnicode_DecodeASCII(out, n + 6, NULL)
 
 
 cdef object _moment(object moment, object now):
@@ -704,6 +749,9 @@ cdef class Engine:
     cdef dict series_ids                 # coupon series id → index
     cdef tuple coupon_rules              # issuing rules, file order
     cdef bint coupon_accruals            # some accrual rule needs a coupon
+    cdef int n_levels
+    cdef tuple level_types               # §11 level types, in rank order
+    cdef int64_t *level_min              # their cumulative_min
 
     def __cinit__(self):
         self.rules = NULL
@@ -715,6 +763,7 @@ cdef class Engine:
         self.bucket_start = NULL
         self.bucket_count = NULL
         self.message_rule_index = NULL
+        self.level_min = NULL
 
     def __dealloc__(self):
         PyMem_Free(self.rules)
@@ -726,8 +775,10 @@ cdef class Engine:
         PyMem_Free(self.bucket_start)
         PyMem_Free(self.bucket_count)
         PyMem_Free(self.message_rule_index)
+        PyMem_Free(self.level_min)
 
     def __init__(self, program):
+        cdef int i
         self.program = program
         self.implementation = IMPLEMENTATION
         self.point_value = program.point_value
@@ -748,6 +799,11 @@ cdef class Engine:
         self.accrual_max_points = program.accrual_max_points
         self.n_series = len(program.coupon_series)
         self.series_ids = program.series_ids
+        self.n_levels = len(program.levels)
+        self.level_types = tuple(level.type for level in program.levels)
+        self.level_min = <int64_t *>_alloc(self.n_levels, sizeof(int64_t))
+        for i, level in enumerate(program.levels):
+            self.level_min[i] = level.cumulative_min
         self._load_rules(program)
         self._load_groups(program)
         self._load_index(program)
@@ -1495,7 +1551,7 @@ cdef class Engine:
                 if 0 <= self.accrual_max_points < accrued:
                     accrued = self.accrual_max_points
                 if accrued:
-                    accrual = self._lot(_moment(moment, now), accrued, override)
+                    accrual = self._lot(moment, now, local_days, accrued, override)
                 self._mark_earning(&w)
             vat_out = []
             lines_out = self._lines_out(&w, skus, vat_out)
@@ -1509,8 +1565,8 @@ cdef class Engine:
                       for r in self.coupon_rules if self._applies(&w, r)]
             card_type_after = level = None
             if card_in is not None:
-                card_type_after, level = _type_and_level(self.program, card_in.type, upgrade,
-                                                         cumulative + subtotal - discount_total)
+                card_type_after, level = self._type_and_level(card_in.type, upgrade,
+                                                              cumulative + subtotal - discount_total)
             coupons_out = []
             if coupons:
                 self._mark_used(&w, accrued > 0 and mark != NULL, referral_rule)
@@ -1727,15 +1783,48 @@ cdef class Engine:
                 vat_out.append({"rate": rates[k], "paid": rate_paid[k], "amount": rate_vat[k]})
         return out
 
-    cdef dict _lot(self, object moment, int64_t points, int override):
-        activation, expiry = self.activation_days, self.expiry_days
+    cdef dict _lot(self, object moment, object now, int64_t local_days, int64_t points, int override):
+        """The new lot (core.inputs.lot_dates): written in C when `now` was canonical ISO text."""
+        cdef int activation = self.activation_days, expiry = self.expiry_days
         if override >= 0:
             if self.rules[override].activation_days >= 0:
                 activation = self.rules[override].activation_days
             if self.rules[override].expiry_days >= 0:
                 expiry = self.rules[override].expiry_days
-        start, end = _inputs.lot_dates(moment, activation, expiry)
+        if moment is None:
+            start = _iso_days_later(now, local_days, activation)
+            end = None if expiry == 0 else _iso_days_later(now, local_days, activation + expiry)
+            if start is not None and (expiry == 0 or end is not None):
+                return {"points": points, "available_from": start, "expires_at": end}
+        start, end = _inputs.lot_dates(_moment(moment, now), activation, expiry)
         return {"points": points, "available_from": start, "expires_at": end}
+
+    cdef int _level_rank(self, str card_type) noexcept:
+        """Program.level_rank: the rank of a level type, −1 for a type that is no level."""
+        cdef int rank
+        for rank in range(self.n_levels):
+            if <str>self.level_types[rank] == card_type:
+                return rank
+        return -1
+
+    cdef tuple _type_and_level(self, str card_type, object upgrade, int64_t cumulative_after):
+        """core.fallback.type_and_level over the level table held in C."""
+        cdef int rank = self._level_rank(card_type), after, i
+        if rank < 0:
+            return (upgrade if upgrade and upgrade != card_type else None), None
+        after = rank
+        for i in range(self.n_levels):
+            if self.level_min[i] <= cumulative_after and i > after:
+                after = i
+        if upgrade and self._level_rank(upgrade) > after:
+            after = self._level_rank(upgrade)
+        result = self.level_types[after]
+        if after + 1 < self.n_levels:
+            level = {"type": result, "next": self.level_types[after + 1],
+                     "to_next": self.level_min[after + 1] - cumulative_after}
+        else:
+            level = {"type": result, "next": None, "to_next": None}
+        return (None if result == card_type else result), level
 
     cdef tuple _messages(self, Work *w):
         """The applying messages and the first `upgrade_to` among them (None when none has one)."""
