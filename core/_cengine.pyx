@@ -25,6 +25,8 @@ from libc.string cimport memcmp, memcpy, memset
 
 import datetime as _dt
 
+cimport cython
+
 from core import inputs as _inputs
 from core.fallback import category_matches as _category_matches
 from core.refund import compute_refund as _compute_refund
@@ -163,6 +165,7 @@ cdef struct Unit:
 cdef struct Work:
     # one quote's scratch space; every array is sized before use and freed by _free_work
     int n_lines
+    char *block           # the per-line and per-rule arrays below, carved from one allocation
     LineC *lines
     int *rule_count       # scope lines per rule
     int *rule_start       # offset of a rule's lines in csr_lines
@@ -266,6 +269,13 @@ cdef enum:
     SERIES_SHOWN = 4  # a code of the series is already in the quote's coupons
 
 
+cdef bint _seen_code(list pairs, object code) except -1:
+    for pair in pairs:
+        if (<tuple>pair)[0] == code:
+            return True
+    return False
+
+
 cdef list _read_coupons(dict cart):
     """The cart's coupons as (code, series) pairs: canonical ones read here, anything else by the
     reference reader (which refuses it in its words)."""
@@ -277,7 +287,7 @@ cdef list _read_coupons(dict cart):
                 break
             code, series = (<dict>item).get("code"), (<dict>item).get("series")
             if (type(code) is not str or not 0 < len(<str>code) <= 64 or type(series) is not str
-                    or not 0 < len(<str>series) <= 64 or any(c == code for c, _ in out)):
+                    or not 0 < len(<str>series) <= 64 or _seen_code(out, code)):
                 break
             out.append((code, series))
         else:
@@ -361,25 +371,24 @@ cdef void *_alloc(Py_ssize_t count, size_t size) except NULL:
     return p
 
 
+cdef inline size_t _span(Py_ssize_t count, size_t size) noexcept:
+    """Bytes of an array carved from a block, rounded up to keep the next one 8-byte aligned."""
+    return (count * size + 7) & ~(<size_t>7)
+
+
+cdef inline void *_carve(char **cursor, Py_ssize_t count, size_t size) noexcept:
+    cdef void *p = cursor[0]
+    cursor[0] += _span(count, size)
+    return p
+
+
 cdef void _free_work(Work *w) noexcept:
-    PyMem_Free(w.lines)
-    PyMem_Free(w.rule_count)
-    PyMem_Free(w.rule_start)
-    PyMem_Free(w.rule_stamp)
-    PyMem_Free(w.holds)
-    PyMem_Free(w.scope_amount)
+    PyMem_Free(w.block)
     PyMem_Free(w.pair_rule)
     PyMem_Free(w.pair_line)
     PyMem_Free(w.csr_lines)
     PyMem_Free(w.node_rule)
     PyMem_Free(w.node_next)
-    PyMem_Free(w.discount)
-    PyMem_Free(w.after)
-    PyMem_Free(w.redeemed)
-    PyMem_Free(w.paid)
-    PyMem_Free(w.heads)
-    PyMem_Free(w.tails)
-    PyMem_Free(w.earning)
     PyMem_Free(w.presented)
     PyMem_Free(w.contributed)
 
@@ -484,6 +493,7 @@ cdef Py_ssize_t TAGS_MAX = _inputs.TAGS_MAX
 cdef int64_t NO_BIRTHDAY = _inputs.NO_BIRTHDAY
 
 
+@cython.freelist(8)
 cdef class CardIn:
     """The card as a quote sees it: `core.inputs.Card`'s fields, readable from C."""
     cdef readonly str number
@@ -731,7 +741,11 @@ cdef class Engine:
     cdef list rule_objects
     cdef tuple message_rules     # (id, text, upgrade_to) in file order
     cdef int *message_rule_index
-    cdef tuple gift_rules
+    cdef tuple gift_items        # (index, id, sku, name, qty) in file order
+    cdef list when_card_types    # per rule: the frozensets its conditions test (None: no such condition)
+    cdef list when_stores
+    cdef list when_tags
+    cdef list when_exclude_tags
     cdef tuple referral_rules  # by (priority, file order)
     cdef int64_t point_value
     cdef int64_t max_discount_bp
@@ -856,7 +870,12 @@ cdef class Engine:
         self.message_rule_index = <int *>_alloc(len(messages), sizeof(int))
         for i, rule in enumerate(messages):
             self.message_rule_index[i] = rule.index
-        self.gift_rules = tuple(r.index for r in rules if r.kind == "gift")
+        self.gift_items = tuple((r.index, r.id, r.gift_sku, r.gift_name, r.gift_qty)
+                                for r in rules if r.kind == "gift")
+        self.when_card_types = [r.when.card_types for r in rules]
+        self.when_stores = [r.when.stores for r in rules]
+        self.when_tags = [r.when.tags for r in rules]
+        self.when_exclude_tags = [r.when.exclude_tags for r in rules]
         self.coupon_rules = tuple(r.index for r in rules if r.kind == "coupon")
         self.coupon_accruals = any(r.kind == "accrual" and r.when.coupon >= 0 for r in rules)
         self.referral_rules = tuple(
@@ -1117,15 +1136,16 @@ cdef class Engine:
         cdef int line, r, k, total
         cdef LineC *c
         cdef CategoryEntry entry
+        cdef PyObject *found
         for line in range(w.n_lines):
             sku = <str>skus[line]
             cats = categories[line]
             c = &w.lines[line]
             c.redeemable = self.has_redeem and not c.no_bonus and not self.redeem_categories
             self._pair_bucket(w, self.all_bucket, line, sku, cats)
-            bucket = self.sku_buckets.get(sku)
-            if bucket is not None:
-                self._pair_bucket(w, bucket, line, sku, cats)
+            found = PyDict_GetItem(self.sku_buckets, sku)
+            if found != NULL:
+                self._pair_bucket(w, <int><object>found, line, sku, cats)
             for category in cats:
                 entry = self._category_entry(category)
                 if entry.redeemable and self.has_redeem and not c.no_bonus:
@@ -1163,9 +1183,9 @@ cdef class Engine:
             elif c.card_cond == 0 and card is not None:
                 ok = False
             elif c.has_card_types and (card is None
-                                       or card_type not in self.rule_objects[r].when.card_types):
+                                       or card_type not in <frozenset>self.when_card_types[r]):
                 ok = False
-            elif c.has_stores and store not in self.rule_objects[r].when.stores:
+            elif c.has_stores and store not in <frozenset>self.when_stores[r]:
                 ok = False
             elif c.weekdays_mask and not (c.weekdays_mask >> (weekday - 1)) & 1:
                 ok = False
@@ -1208,10 +1228,10 @@ cdef class Engine:
         if c.card_age_min >= 0 and (card is None or card.issued_on < 0
                                     or not c.card_age_min <= today - card.issued_on <= c.card_age_max):
             return False
-        if c.has_tags and (card is None or self.rule_objects[r].when.tags.isdisjoint(card.tags)):
+        if c.has_tags and (card is None or (<frozenset>self.when_tags[r]).isdisjoint(card.tags)):
             return False
         if c.has_exclude_tags and (card is None
-                                   or not self.rule_objects[r].when.exclude_tags.isdisjoint(card.tags)):
+                                   or not (<frozenset>self.when_exclude_tags[r]).isdisjoint(card.tags)):
             return False
         return True
 
@@ -1280,9 +1300,9 @@ cdef class Engine:
         cdef int64_t *parts
         cdef int *targets
         if c.value == V_AMOUNT:
-            targets = <int *>_alloc(w.rule_count[r], sizeof(int))
-            bases = <int64_t *>_alloc(w.rule_count[r], sizeof(int64_t))
-            parts = <int64_t *>_alloc(w.rule_count[r], sizeof(int64_t))
+            bases = <int64_t *>_alloc(w.rule_count[r], 2 * sizeof(int64_t) + sizeof(int))
+            parts = bases + w.rule_count[r]
+            targets = <int *>(parts + w.rule_count[r])
             try:
                 for k in range(start, end):
                     line = w.csr_lines[k]
@@ -1298,9 +1318,7 @@ cdef class Engine:
                             self._merge(w, combine, targets[k], parts[k], -(r + 1), 0,
                                         out, heads, tails, remaining)
             finally:
-                PyMem_Free(targets)
                 PyMem_Free(bases)
-                PyMem_Free(parts)
             return 0
         if c.value == V_BUY:
             return self._buy_discount(w, r, combine, base, out, heads, tails, remaining)
@@ -1376,9 +1394,9 @@ cdef class Engine:
                                             cumulative, out, heads, tails, remaining)
                     continue
                 if child_out == NULL:
-                    child_out = <int64_t *>_alloc(n, sizeof(int64_t))
-                    child_heads = <int *>_alloc(n, sizeof(int))
-                    child_tails = <int *>_alloc(n, sizeof(int))
+                    child_out = <int64_t *>_alloc(n, sizeof(int64_t) + 2 * sizeof(int))
+                    child_heads = <int *>(child_out + n)
+                    child_tails = child_heads + n
                 self._group_discount(w, -member - 1, member_base, has_card, cumulative,
                                      child_out, child_heads, child_tails)
                 for line in range(n):
@@ -1395,9 +1413,7 @@ cdef class Engine:
                 self._cap_amount(n, group.cap_amount, out)
         finally:
             PyMem_Free(remaining)
-            PyMem_Free(child_out)
-            PyMem_Free(child_heads)
-            PyMem_Free(child_tails)
+            PyMem_Free(child_out)  # and the heads and tails after it
         return 0
 
     cdef int _cap_amount(self, int n, int64_t cap, int64_t *out) except -1:
@@ -1556,9 +1572,8 @@ cdef class Engine:
             vat_out = []
             lines_out = self._lines_out(&w, skus, vat_out)
             messages, upgrade = self._messages(&w)
-            gifts = [{"rule": self.rule_ids[r], "sku": self.rule_objects[r].gift_sku,
-                      "name": self.rule_objects[r].gift_name, "qty": self.rule_objects[r].gift_qty}
-                     for r in self.gift_rules if self._applies(&w, r)]
+            gifts = [{"rule": rule_id, "sku": sku, "name": name, "qty": qty}
+                     for r, rule_id, sku, name, qty in self.gift_items if self._applies(&w, r)]
             referral = self._referral(&w, card_in, to_pay, &referral_rule)
             issued = [{"rule": self.rule_ids[r], "series": self.program.coupon_series[self.rules[r].coupon_issue].id,
                        "valid_days": self.rule_objects[r].valid_days}
@@ -1637,20 +1652,26 @@ cdef class Engine:
         return 0
 
     cdef int _allocate(self, Work *w) except -1:
-        cdef int n = w.n_lines
-        w.lines = <LineC *>_alloc(n, sizeof(LineC))
-        w.rule_count = <int *>_alloc(self.n_rules, sizeof(int))
-        w.rule_start = <int *>_alloc(self.n_rules, sizeof(int))
-        w.rule_stamp = <int *>_alloc(self.n_rules, sizeof(int))
-        w.holds = <char *>_alloc(self.n_rules, sizeof(char))
-        w.scope_amount = <int64_t *>_alloc(self.n_rules, sizeof(int64_t))
-        w.discount = <int64_t *>_alloc(n, sizeof(int64_t))
-        w.after = <int64_t *>_alloc(n, sizeof(int64_t))
-        w.redeemed = <int64_t *>_alloc(n, sizeof(int64_t))
-        w.paid = <int64_t *>_alloc(n, sizeof(int64_t))
-        w.heads = <int *>_alloc(n, sizeof(int))
-        w.tails = <int *>_alloc(n, sizeof(int))
-        w.earning = <char *>_alloc(n, sizeof(char))
+        """The per-line and per-rule arrays, zeroed, in one allocation (one malloc, one memset)."""
+        cdef int n = w.n_lines, r = self.n_rules
+        cdef char *cursor
+        w.block = <char *>_alloc(_span(n, sizeof(LineC)) + 3 * _span(r, sizeof(int)) + _span(r, sizeof(char))
+                                 + _span(r, sizeof(int64_t)) + 4 * _span(n, sizeof(int64_t))
+                                 + 2 * _span(n, sizeof(int)) + _span(n, sizeof(char)), 1)
+        cursor = w.block
+        w.lines = <LineC *>_carve(&cursor, n, sizeof(LineC))
+        w.rule_count = <int *>_carve(&cursor, r, sizeof(int))
+        w.rule_start = <int *>_carve(&cursor, r, sizeof(int))
+        w.rule_stamp = <int *>_carve(&cursor, r, sizeof(int))
+        w.holds = <char *>_carve(&cursor, r, sizeof(char))
+        w.scope_amount = <int64_t *>_carve(&cursor, r, sizeof(int64_t))
+        w.discount = <int64_t *>_carve(&cursor, n, sizeof(int64_t))
+        w.after = <int64_t *>_carve(&cursor, n, sizeof(int64_t))
+        w.redeemed = <int64_t *>_carve(&cursor, n, sizeof(int64_t))
+        w.paid = <int64_t *>_carve(&cursor, n, sizeof(int64_t))
+        w.heads = <int *>_carve(&cursor, n, sizeof(int))
+        w.tails = <int *>_carve(&cursor, n, sizeof(int))
+        w.earning = <char *>_carve(&cursor, n, sizeof(char))
         return 0
 
     cdef int64_t _discounts(self, Work *w, bint has_card, int64_t cumulative) except -1:
@@ -1683,9 +1704,9 @@ cdef class Engine:
         """Points paid (§5); fills w.redeemed with the money split over eligible lines."""
         cdef int line, k, count = 0
         cdef int64_t total = 0, points, by_percent, available
-        cdef int *eligible = <int *>_alloc(w.n_lines, sizeof(int))
-        cdef int64_t *bases = <int64_t *>_alloc(w.n_lines, sizeof(int64_t))
-        cdef int64_t *parts = <int64_t *>_alloc(w.n_lines, sizeof(int64_t))
+        cdef int64_t *bases = <int64_t *>_alloc(w.n_lines, 2 * sizeof(int64_t) + sizeof(int))
+        cdef int64_t *parts = bases + w.n_lines
+        cdef int *eligible = <int *>(parts + w.n_lines)
         try:
             for line in range(w.n_lines):
                 if w.lines[line].redeemable:
@@ -1712,9 +1733,7 @@ cdef class Engine:
                 for k in range(count):
                     w.redeemed[eligible[k]] = parts[k]
         finally:
-            PyMem_Free(eligible)
             PyMem_Free(bases)
-            PyMem_Free(parts)
         return points
 
     cdef int _mark_earning(self, Work *w) except -1:
@@ -1732,22 +1751,28 @@ cdef class Engine:
     cdef list _lines_out(self, Work *w, list skus, list vat_out):
         """The quote's lines; the per-rate VAT summary (core.vat.vat_summary) goes to `vat_out`,
         summed in C for up to VAT_RATES_FAST distinct rates, by the shared function beyond."""
-        cdef int line, node, k, n_rates = 0
+        cdef int line, node, k, count, n_rates = 0
         cdef int64_t vat_amount
         cdef int64_t rates[VAT_RATES_FAST]
         cdef int64_t rate_paid[VAT_RATES_FAST]
         cdef int64_t rate_vat[VAT_RATES_FAST]
         cdef bint many_rates = False
         cdef LineC *c
+        cdef list rate_objects = [None] * VAT_RATES_FAST
         out = []
         for line in range(w.n_lines):
             c = &w.lines[line]
-            given_by = []
+            count = 0
             if w.discount[line] > 0:
                 node = w.heads[line]
                 while node >= 0:
-                    given_by.append(self.rule_ids[w.node_rule[node]])
+                    count += 1
                     node = w.node_next[node]
+            given_by = PyList_New(count)  # sized once: no appends
+            node = w.heads[line]
+            for k in range(count):
+                _set_item(given_by, k, self.rule_ids[w.node_rule[node]])
+                node = w.node_next[node]
             # equal numbers share one int object: fewer allocations, the same values
             price = c.price
             amount = price if c.amount == c.price else c.amount
@@ -1761,8 +1786,10 @@ cdef class Engine:
                             many_rates = True
                             break
                         rates[k], rate_paid[k], rate_vat[k] = c.vat_bp, 0, 0
+                        rate_objects[k] = rate
                         n_rates += 1
                     if rates[k] == c.vat_bp:
+                        rate = rate_objects[k]  # the lines of a rate share its int
                         rate_paid[k] += w.paid[line]
                         rate_vat[k] += vat_amount
                         break
