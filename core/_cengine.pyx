@@ -130,6 +130,10 @@ cdef struct RuleC:
     int coupon_issue      # a coupon rule: the series it issues
     int64_t buy_qty
     int64_t buy_free
+    int card_types_set    # the rule's condition sets in Engine.cond_sets, −1: none
+    int stores_set
+    int tags_set
+    int exclude_tags_set
 
 
 cdef struct GroupC:
@@ -162,6 +166,11 @@ cdef struct Unit:
     int64_t units
 
 
+cdef struct Pair:
+    int rule
+    int line
+
+
 cdef struct Work:
     # one quote's scratch space; every array is sized before use and freed by _free_work
     int n_lines
@@ -172,8 +181,7 @@ cdef struct Work:
     int *rule_stamp       # last line + 1 that paired with the rule (dedupe)
     char *holds           # conditions hold (only meaningful where rule_count > 0)
     int64_t *scope_amount
-    int *pair_rule
-    int *pair_line
+    Pair *pairs           # (rule, line) as the scope index pairs them, line by line
     int n_pairs
     int cap_pairs
     int *csr_lines
@@ -190,6 +198,7 @@ cdef struct Work:
     int64_t cumulative    # the card's cumulative before the receipt (0 without a card)
     char *presented       # per coupon series: a coupon of it is in the cart
     char *contributed     # per rule: its accrual points count after combining (marked on demand)
+    char *set_memo        # per condition set: 0 not tested yet, 1 fails, 2 holds
 
 
 # ------------------------------------------------------------------ arithmetic helpers
@@ -384,8 +393,7 @@ cdef inline void *_carve(char **cursor, Py_ssize_t count, size_t size) noexcept:
 
 cdef void _free_work(Work *w) noexcept:
     PyMem_Free(w.block)
-    PyMem_Free(w.pair_rule)
-    PyMem_Free(w.pair_line)
+    PyMem_Free(w.pairs)
     PyMem_Free(w.csr_lines)
     PyMem_Free(w.node_rule)
     PyMem_Free(w.node_next)
@@ -394,19 +402,15 @@ cdef void _free_work(Work *w) noexcept:
 
 
 cdef int _add_pair(Work *w, int rule, int line) except -1:
-    cdef int *grown
+    cdef Pair *grown
     if w.n_pairs == w.cap_pairs:
-        w.cap_pairs = w.cap_pairs * 2 + 64
-        grown = <int *>PyMem_Realloc(w.pair_rule, w.cap_pairs * sizeof(int))
+        w.cap_pairs = w.cap_pairs * 2 + 8 * w.n_lines + 64
+        grown = <Pair *>PyMem_Realloc(w.pairs, w.cap_pairs * sizeof(Pair))
         if grown == NULL:
             raise MemoryError()
-        w.pair_rule = grown
-        grown = <int *>PyMem_Realloc(w.pair_line, w.cap_pairs * sizeof(int))
-        if grown == NULL:
-            raise MemoryError()
-        w.pair_line = grown
-    w.pair_rule[w.n_pairs] = rule
-    w.pair_line[w.n_pairs] = line
+        w.pairs = grown
+    w.pairs[w.n_pairs].rule = rule
+    w.pairs[w.n_pairs].line = line
     w.n_pairs += 1
     return 0
 
@@ -703,6 +707,23 @@ cdef int64_t _read_redeem(object redeem) except? -2:
     return _inputs.read_redeem(redeem)  # refuses it, in the reference's words
 
 
+cdef enum:
+    SET_MEMBER = 0  # the card type or store is in the set
+    SET_TAGS = 1    # the card's tags are disjoint from the set
+
+
+cdef int _intern_set(dict interned, list sets, str test, object members) except -2:
+    """The index of (test, members) among the distinct condition sets, −1 for no condition."""
+    if members is None:
+        return -1
+    key = (test, members)
+    index = interned.get(key)
+    if index is None:
+        index = interned[key] = len(sets)
+        sets.append(members)
+    return index
+
+
 cdef class CategoryEntry:
     """What a line category means to one engine: the index buckets of its prefixes, and whether
     points may pay for it. Memoised per distinct category string."""
@@ -742,10 +763,8 @@ cdef class Engine:
     cdef tuple message_rules     # (id, text, upgrade_to) in file order
     cdef int *message_rule_index
     cdef tuple gift_items        # (index, id, sku, name, qty) in file order
-    cdef list when_card_types    # per rule: the frozensets its conditions test (None: no such condition)
-    cdef list when_stores
-    cdef list when_tags
-    cdef list when_exclude_tags
+    cdef list cond_sets          # distinct (test, frozenset) of the rules' set conditions
+    cdef int *cond_tests         # SET_MEMBER or SET_TAGS per entry of cond_sets
     cdef tuple referral_rules  # by (priority, file order)
     cdef int64_t point_value
     cdef int64_t max_discount_bp
@@ -778,6 +797,7 @@ cdef class Engine:
         self.bucket_count = NULL
         self.message_rule_index = NULL
         self.level_min = NULL
+        self.cond_tests = NULL
 
     def __dealloc__(self):
         PyMem_Free(self.rules)
@@ -790,6 +810,7 @@ cdef class Engine:
         PyMem_Free(self.bucket_count)
         PyMem_Free(self.message_rule_index)
         PyMem_Free(self.level_min)
+        PyMem_Free(self.cond_tests)
 
     def __init__(self, program):
         cdef int i
@@ -872,10 +893,18 @@ cdef class Engine:
             self.message_rule_index[i] = rule.index
         self.gift_items = tuple((r.index, r.id, r.gift_sku, r.gift_name, r.gift_qty)
                                 for r in rules if r.kind == "gift")
-        self.when_card_types = [r.when.card_types for r in rules]
-        self.when_stores = [r.when.stores for r in rules]
-        self.when_tags = [r.when.tags for r in rules]
-        self.when_exclude_tags = [r.when.exclude_tags for r in rules]
+        interned = {}
+        self.cond_sets = []
+        for i, rule in enumerate(rules):
+            c = &self.rules[i]
+            when = rule.when
+            c.card_types_set = _intern_set(interned, self.cond_sets, "card_types", when.card_types)
+            c.stores_set = _intern_set(interned, self.cond_sets, "stores", when.stores)
+            c.tags_set = _intern_set(interned, self.cond_sets, "tags", when.tags)
+            c.exclude_tags_set = _intern_set(interned, self.cond_sets, "tags", when.exclude_tags)
+        self.cond_tests = <int *>_alloc(len(self.cond_sets), sizeof(int))
+        for key, index in interned.items():
+            self.cond_tests[<int>index] = SET_TAGS if key[0] == "tags" else SET_MEMBER
         self.coupon_rules = tuple(r.index for r in rules if r.kind == "coupon")
         self.coupon_accruals = any(r.kind == "accrual" and r.when.coupon >= 0 for r in rules)
         self.referral_rules = tuple(
@@ -917,7 +946,8 @@ cdef class Engine:
             self.bucket_start[b] = k
             self.bucket_count[b] = len(indices)
             for index in indices:
-                self.bucket_rules[k] = index
+                # the low bit says the rule has exclusions: no RuleC read while pairing
+                self.bucket_rules[k] = index * 2 + (1 if self.rules[<int>index].has_exclusions else 0)
                 k += 1
 
     # -------------------------------------------------------------- reading the cart
@@ -1113,11 +1143,11 @@ cdef class Engine:
         cdef int start = self.bucket_start[bucket]
         cdef int end = start + self.bucket_count[bucket]
         for k in range(start, end):
-            r = self.bucket_rules[k]
+            r = self.bucket_rules[k] >> 1
             if w.rule_stamp[r] == line + 1:
                 continue
             w.rule_stamp[r] = line + 1
-            if self.rules[r].has_exclusions and self._excluded(r, sku, cats):
+            if self.bucket_rules[k] & 1 and self._excluded(r, sku, cats):
                 continue
             _add_pair(w, r, line)
         return 0
@@ -1154,7 +1184,7 @@ cdef class Engine:
                     self._pair_bucket(w, entry.buckets[k], line, sku, cats)
         # counting sort of the pairs by rule, keeping line order inside each rule
         for k in range(w.n_pairs):
-            w.rule_count[w.pair_rule[k]] += 1
+            w.rule_count[w.pairs[k].rule] += 1
         total = 0
         for r in range(self.n_rules):
             w.rule_start[r] = total
@@ -1162,8 +1192,8 @@ cdef class Engine:
         w.csr_lines = <int *>_alloc(w.n_pairs, sizeof(int))
         memset(w.rule_stamp, 0, self.n_rules * sizeof(int))  # reused as fill positions
         for k in range(w.n_pairs):
-            r = w.pair_rule[k]
-            w.csr_lines[w.rule_start[r] + w.rule_stamp[r]] = w.pair_line[k]
+            r = w.pairs[k].rule
+            w.csr_lines[w.rule_start[r] + w.rule_stamp[r]] = w.pairs[k].line
             w.rule_stamp[r] += 1
         return 0
 
@@ -1183,9 +1213,9 @@ cdef class Engine:
             elif c.card_cond == 0 and card is not None:
                 ok = False
             elif c.has_card_types and (card is None
-                                       or card_type not in <frozenset>self.when_card_types[r]):
+                                       or not self._set_holds(w, c.card_types_set, card_type)):
                 ok = False
-            elif c.has_stores and store not in <frozenset>self.when_stores[r]:
+            elif c.has_stores and not self._set_holds(w, c.stores_set, store):
                 ok = False
             elif c.weekdays_mask and not (c.weekdays_mask >> (weekday - 1)) & 1:
                 ok = False
@@ -1228,12 +1258,24 @@ cdef class Engine:
         if c.card_age_min >= 0 and (card is None or card.issued_on < 0
                                     or not c.card_age_min <= today - card.issued_on <= c.card_age_max):
             return False
-        if c.has_tags and (card is None or (<frozenset>self.when_tags[r]).isdisjoint(card.tags)):
+        if c.has_tags and (card is None or self._set_holds(w, c.tags_set, card.tags)):
             return False
         if c.has_exclude_tags and (card is None
-                                   or not (<frozenset>self.when_exclude_tags[r]).isdisjoint(card.tags)):
+                                   or not self._set_holds(w, c.exclude_tags_set, card.tags)):
             return False
         return True
+
+    cdef bint _set_holds(self, Work *w, int k, object item) except -1:
+        """Condition set k's test (membership of the card type or store; for tags, being
+        disjoint from the card's tags), made once per quote: the set's rules share it."""
+        cdef int test = self.cond_tests[k]
+        if w.set_memo[k] == 0:
+            cond = self.cond_sets[k]
+            if test == SET_TAGS:
+                w.set_memo[k] = 2 if (<frozenset>cond).isdisjoint(<tuple>item) else 1
+            else:
+                w.set_memo[k] = 2 if item in <frozenset>cond else 1
+        return w.set_memo[k] == 2
 
     cdef inline bint _applies(self, Work *w, int r) noexcept:
         return w.rule_count[r] > 0 and w.holds[r]
@@ -1657,7 +1699,8 @@ cdef class Engine:
         cdef char *cursor
         w.block = <char *>_alloc(_span(n, sizeof(LineC)) + 3 * _span(r, sizeof(int)) + _span(r, sizeof(char))
                                  + _span(r, sizeof(int64_t)) + 4 * _span(n, sizeof(int64_t))
-                                 + 2 * _span(n, sizeof(int)) + _span(n, sizeof(char)), 1)
+                                 + 2 * _span(n, sizeof(int)) + _span(n, sizeof(char))
+                                 + _span(len(self.cond_sets), sizeof(char)), 1)
         cursor = w.block
         w.lines = <LineC *>_carve(&cursor, n, sizeof(LineC))
         w.rule_count = <int *>_carve(&cursor, r, sizeof(int))
@@ -1672,6 +1715,7 @@ cdef class Engine:
         w.heads = <int *>_carve(&cursor, n, sizeof(int))
         w.tails = <int *>_carve(&cursor, n, sizeof(int))
         w.earning = <char *>_carve(&cursor, n, sizeof(char))
+        w.set_memo = <char *>_carve(&cursor, len(self.cond_sets), sizeof(char))
         return 0
 
     cdef int64_t _discounts(self, Work *w, bint has_card, int64_t cumulative) except -1:
