@@ -471,12 +471,16 @@ cdef bint _fields(object d, int first, int last, PyObject **out) noexcept:
     cdef Py_ssize_t pos = 0
     cdef PyObject *key
     cdef PyObject *value
-    cdef int field
+    cdef int field = first - 1
     memset(out, 0, (last - first + 1) * sizeof(PyObject *))
     if type(d) is not dict:
         return False
     while PyDict_Next(d, &pos, &key, &value):
-        field = _field_in(<object>key, first, last)
+        # dicts written in the fields' order (most are) match the next name at the first try
+        if field + 1 <= last and <object>key is <object>PyTuple_GET_ITEM(_FIELD_NAMES, field + 1):
+            field += 1
+        else:
+            field = _field_in(<object>key, first, last)
         if field == F_OTHER:
             return False
         out[field - first] = value
