@@ -6,6 +6,7 @@
     posterm-central --db … publish rules rules.toml | publish catalog catalog.csv | publish cards cards.csv
     posterm-central --db … card show 2000001 | card adjust 2000001 -50 | card list | events | shortfalls
     posterm-central --db … expire [--now ISO]      # the expiry sweep (serve runs it every --expire-every-s)
+    posterm-central --db … award 2000001 registration --key CRM-42 [--actor NAME] | awards [--card N]
 
 `--db` defaults to env `POSTERM_CENTRAL_DB`. Refusals print one line and exit 2.
 Limits: CSV files ≤ `CSV_BYTES_MAX`, ≤ `CSV_ROWS_MAX` rows; rules files ≤ `wire.RULES_BYTES_MAX`.
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from central import checks
+from central import awards, checks
 from central.balances import CardState
 from central.store import EVENTS_LIST_MAX, Store, StoreError, new_key, open_store
 from core.errors import PricingError
@@ -265,6 +266,21 @@ def _interval(text: str) -> float:
     return value
 
 
+def cmd_award(store: Store, args: argparse.Namespace) -> int:
+    """One grant (spec §16, central/awards.py); the same --key again prints the first grant."""
+    import datetime as dt
+
+    done = awards.grant(store, args.card, args.award, args.key, args.actor, dt.datetime.now(dt.UTC))
+    print(json.dumps(done.as_dict()))
+    return 0
+
+
+def cmd_awards(store: Store, args: argparse.Namespace) -> int:
+    for done in awards.grants(store, args.card, args.limit):
+        print(json.dumps(done.as_dict()))
+    return 0
+
+
 def cmd_events(store: Store, args: argparse.Namespace) -> int:
     for terminal, epoch, seq, event_id, body in store.events(args.terminal, args.limit):
         event = wire.unpack(body, wire.BATCH_BYTES_MAX)
@@ -332,6 +348,16 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("points", nargs="?", type=int)
     card.add_argument("--limit", type=_count, default=EVENTS_LIST_MAX, help="list: at most this many cards")
     card.set_defaults(handler=cmd_card)
+    award = sub.add_parser("award", help="grant an award of the published program to a card (idempotent by --key)")
+    award.add_argument("card")
+    award.add_argument("award", help="the award's id in the published rules ([[award]] id)")
+    award.add_argument("--key", required=True, help="idempotency key: the same key never grants twice")
+    award.add_argument("--actor", default="cli", help="who grants it (recorded with the grant; default cli)")
+    award.set_defaults(handler=cmd_award)
+    granted = sub.add_parser("awards", help="list the recorded award grants, oldest first")
+    granted.add_argument("--card")
+    granted.add_argument("--limit", type=_count, default=1000)
+    granted.set_defaults(handler=cmd_awards)
     events = sub.add_parser("events", help="list stored events")
     events.add_argument("--terminal")
     events.add_argument("--limit", type=_count, default=1000)
@@ -355,7 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     try:
         return int(args.handler(store, args))
-    except (CentralCliError, checks.CheckError, StoreError, wire.ProtocolError, PricingError) as exc:
+    except (CentralCliError, checks.CheckError, StoreError, wire.ProtocolError, PricingError,
+            awards.AwardError) as exc:
         sys.stderr.write(f"posterm-central: {exc}\n")
         return EXIT_REFUSED
     finally:
