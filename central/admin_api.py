@@ -17,7 +17,8 @@ carries an `Idempotency-Key` (1..64 of A-Z a-z 0-9 . _ : -): the same key with t
 gets the stored reply again (header `Idempotent-Replayed: true`), with another body 422; a
 write is recorded with the token's name. Refusals are `{"error": code, "message": one line}`
 and change nothing: 400 invalid (the field named), 404, 405, 409 conflict, 413 body over
-`BODY_BYTES_MAX`, 415 not JSON, 422, 503 database unavailable. Card writes reach terminals
+`BODY_BYTES_MAX`, 415 not JSON, 422, 503 database unavailable. (A body declared over
+`wire.BATCH_BYTES_MAX` is refused earlier, by `central.limits`, as for terminals: 413.) Card writes reach terminals
 through the updates feed, as `publish cards` does. Personal data: a card's phone only masked;
 holder names and birth dates are not returned.
 

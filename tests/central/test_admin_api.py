@@ -179,6 +179,20 @@ def test_enrol_is_idempotent_and_reaches_terminals_through_the_feed(api: Api) ->
         store.close()
 
 
+def test_concurrent_requests_with_one_key_write_once(api: Api) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path, doc = "/admin/v1/cards/C1/awards", "/admin/v1/cards/{number}/awards"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(pool.map(lambda _: api.call("POST", path, doc, body={"award": "review"}, key="same"),
+                                range(8)))
+    assert {status for status, _, _ in replies} == {201}
+    assert len({json.dumps(reply, sort_keys=True) for _, reply, _ in replies}) == 1  # one stored reply
+    assert sum("Idempotent-Replayed" not in headers for _, _, headers in replies) == 1
+    _, card, _ = api.call("GET", "/admin/v1/cards/C1", "/admin/v1/cards/{number}")
+    assert card["balance"] == 70 + 20  # granted once
+
+
 def fresh_store_keep(dsn: str) -> Any:
     """The test's database as it is (not emptied)."""
     from central.store import open_store
