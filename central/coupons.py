@@ -78,7 +78,14 @@ def issue(store: Any, series: str, count: int = 1, valid_days: int | None = None
     """`count` new codes of a published series, registered and fed to every terminal in one
     transaction; returns them. `valid_days`: the codes' own last day is today + valid_days (UTC);
     None: the series' dates only."""
-    known = published_series(store)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    valid_to = check_issue(published_series(store), series, count, valid_days, now_ms)
+    with store.transaction() as tx:
+        return issue_in_tx(tx, series, count, valid_to, now_ms)
+
+
+def check_issue(known: dict[str, Any], series: str, count: int, valid_days: int | None, now_ms: int) -> str | None:
+    """Refuse (CouponError) an issue `issue` would refuse; returns the codes' own last day."""
     if series not in known:
         listed = ", ".join(sorted(known)) or "none: publish rules with [[coupon_series]] first"
         raise CouponError(f"coupon series {series!r} is not in the published rules (series: {listed})")
@@ -86,22 +93,25 @@ def issue(store: Any, series: str, count: int = 1, valid_days: int | None = None
         raise CouponError(f"--count must be 1..{ISSUE_COUNT_MAX}, got {count}")
     if valid_days is not None and not 1 <= valid_days <= 3660:
         raise CouponError(f"--valid-days must be 1..3660, got {valid_days}")
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    valid_to = None
-    if valid_days is not None:
-        today = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).date()
-        valid_to = (today + dt.timedelta(days=valid_days)).isoformat()
-    with store.transaction() as tx:
-        made: list[dict[str, Any]] = []
-        for _ in range(count):
-            for _ in range(ISSUE_TRIES_MAX):
-                row = _new_row(codes.central_code(), series, valid_to, "central", "", now_ms)
-                if _insert(tx, row):
-                    made.append(row)
-                    break
-            else:
-                raise CouponError(f"no free code after {ISSUE_TRIES_MAX} draws")
-        tx.put_feed("coupon", [_item(r) for r in made])
+    if valid_days is None:
+        return None
+    today = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).date()
+    return (today + dt.timedelta(days=valid_days)).isoformat()
+
+
+def issue_in_tx(tx: Any, series: str, count: int, valid_to: str | None, now_ms: int) -> list[str]:
+    """The codes of a checked issue (`check_issue`), inside the caller's transaction (the admin
+    API records its reply in the same one)."""
+    made: list[dict[str, Any]] = []
+    for _ in range(count):
+        for _ in range(ISSUE_TRIES_MAX):
+            row = _new_row(codes.central_code(), series, valid_to, "central", "", now_ms)
+            if _insert(tx, row):
+                made.append(row)
+                break
+        else:
+            raise CouponError(f"no free code after {ISSUE_TRIES_MAX} draws")
+    tx.put_feed("coupon", [_item(r) for r in made])
     return [r["code"] for r in made]
 
 

@@ -197,6 +197,10 @@ class Ledger:
         """Another terminal's sale, from the central server, kept here for a return."""
         return adopted.adopt(self.store, sale, now)
 
+    def merge_returns(self, receipt_id: str, returns: Any) -> dict[str, Any]:
+        """The server's returns of a receipt held here, made at other terminals, counted here."""
+        return adopted.merge_returns(self.store, receipt_id, returns)
+
     def usage(self) -> float:
         return self.store.usage()
 
@@ -236,9 +240,10 @@ class Ledger:
         return sales.commit(self.store, sale_id, quote, card, payment, now, checkout, presented)
 
     def commit_return(
-        self, return_id: str, receipt_id: str, lines: Any, now: Any, tenders: Any = None
+        self, return_id: str, receipt_id: str, lines: Any, now: Any, tenders: Any = None,
+        level_after: returns.LevelAfter | None = None,
     ) -> dict[str, Any]:
-        return returns.commit(self.store, return_id, receipt_id, lines, now, tenders)
+        return returns.commit(self.store, return_id, receipt_id, lines, now, tenders, level_after)
 
     def cash_move(self, op_id: str, kind: str, amount: Any, reason: Any, now: Any) -> dict[str, Any]:
         return cash.move(self.store, op_id, kind, amount, reason, now)
