@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import io
 import logging
 import secrets
 import time
@@ -25,7 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.streams import StreamReader
 from multidict import MultiDict, MultiDictProxy
 
 from central import console_db, passwords
@@ -43,6 +46,7 @@ LOGIN_FAILURES_MAX = 5
 LOGIN_WINDOW_S = 300.0
 LOGIN_TRACKED_MAX = 10_000
 FORM_FIELD_CHARS_MAX = 1_000
+FORM_PARTS_MAX = 16
 
 
 @dataclass
@@ -134,7 +138,7 @@ def guard(role: str | None, handler: Handler) -> Callable[[web.Request], Awaitab
         if request.method == "POST":
             if not _same_origin(request):
                 return refusal(request, 403, "this form was sent from another site; nothing changed")
-            form = await request.post()
+            form = await _form(request)
         if role is None:
             return await handler(request, Ctx(User("", "viewer"), "", form))
         found = await _session(request)
@@ -162,6 +166,33 @@ def guard(role: str | None, handler: Handler) -> Callable[[web.Request], Awaitab
 
     guarded.console_role = role or "public"  # type: ignore[attr-defined]
     return guarded
+
+
+async def _form(request: web.Request) -> MultiDictProxy[Any]:
+    """The POSTed form. A multipart body is parsed from the bytes already read: the server's
+    body deadline (central/limits.py) reads every body first, which leaves aiohttp's own
+    multipart reader an empty stream. At most `FORM_PARTS_MAX` parts."""
+    if request.content_type != "multipart/form-data":
+        return await request.post()
+    data = await request.read()
+    stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), 2**16, loop=asyncio.get_running_loop())
+    stream.feed_data(data)
+    stream.feed_eof()
+    found: MultiDict[Any] = MultiDict()
+    reader = MultipartReader(request.headers, stream)
+    for _ in range(FORM_PARTS_MAX):
+        part = await reader.next()
+        if part is None:
+            break
+        if not isinstance(part, BodyPartReader) or not part.name:
+            continue
+        body = await part.read()
+        if part.filename is None:
+            found.add(part.name, body.decode("utf-8", errors="replace"))
+        else:
+            found.add(part.name, web.FileField(part.name, part.filename, io.BytesIO(body),
+                                               part.headers.get("Content-Type", ""), part.headers))
+    return MultiDictProxy(found)
 
 
 async def _session(request: web.Request) -> tuple[User, str] | None:

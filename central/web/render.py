@@ -35,11 +35,11 @@ def mask_name(holder: str) -> str:
 
 
 def money(minor: Any) -> str:
-    """Minor units as a decimal amount ('1 140.00')."""
+    """Minor units as a decimal amount ('1 140.00', grouped by no-break spaces)."""
     if not isinstance(minor, int):
         return "—"
     sign, value = ("−" if minor < 0 else ""), abs(minor)
-    return f"{sign}{value // 100:,}.{value % 100:02d}".replace(",", " ")
+    return f"{sign}{value // 100:,}.{value % 100:02d}".replace(",", "\u00a0")
 
 
 ENV.filters["mask_name"] = mask_name

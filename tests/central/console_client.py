@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
 from central import console_db, passwords
+from central.limits import Limits, body_deadline
 from central.server import make_app
 from central.store import Store, open_store
 
@@ -64,7 +65,9 @@ def run_console(dsn: str, scenario: Callable[[Callable[[], Awaitable[Console]]],
     closes it); each `new_console()` is a browser of its own (its own cookie jar)."""
 
     async def main() -> None:
-        server = TestServer(make_app(open_store(dsn)), host="127.0.0.1")
+        app = make_app(open_store(dsn))
+        app.middlewares.insert(0, body_deadline(Limits()))  # as `serve` does: every body is read first
+        server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         clients: list[TestClient[Any, Any]] = []
 
