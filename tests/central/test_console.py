@@ -311,3 +311,23 @@ def test_passwords_are_salted_slow_hashes() -> None:
     assert not passwords.verify(PASSWORD, None) and not passwords.verify(PASSWORD, "scrypt$9999999$8$1$00$00")
     with pytest.raises(passwords.PasswordError):
         passwords.hash_password("short")
+
+
+def test_user_add_reads_the_password_from_stdin_never_argv(store: Store, dsn: str,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from central.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["--db", dsn, "user", "add", "rita", "--role", "support"]) == 0
+    found = console_db.password_hash(store, "rita")
+    assert found is not None and found[0].role == "support" and passwords.verify(PASSWORD, found[1])
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["--db", dsn, "user", "add", "rita", "--role", "admin"]) == 2  # exists: nothing changed
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["--db", dsn, "user", "add", "sid", "--role", "root"]) == 2
+    assert "role 'root'" in capsys.readouterr().err
+    assert [u["name"] for u in console_db.users(store)] == ["rita"]
+    assert [a["actor"].startswith("cli:") for a in console_db.audit_rows(store)] == [True]
