@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from central import balances, expiry, feed, receipts
+from central.admin_api import add_admin_api
 from central.metrics import CentralMetrics
 from central.store import ChainError, GapError, Store, StoreError
 from protocol import schemas, wire
@@ -280,6 +281,7 @@ def make_app(store: Store, expire_every_s: float | None = None) -> web.Applicati
     app.router.add_get("/v1/receipts/{receipt}", get_receipt)
     app.router.add_get("/v1/health", health)
     _add_metrics(app, store)
+    add_admin_api(app, store, app[POOL_KEY])  # /admin/v1/: JSON for integrations, bearer tokens
     from central.web import setup as add_console  # the staff's web console (central/web/)
 
     add_console(app)

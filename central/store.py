@@ -22,9 +22,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from central import balances, cardfacts, lots
+from central import awards, balances, cardfacts, lots
 from central.balances import CardState, Shortfall
 from central.lots import CardLots, LotInvariantError, Origin
+from central.program import ProgramCache
 from protocol.wire import KEY_BYTES, Batch, ProtocolError, pack, unpack
 
 FEED_PAGE_ENTRIES_MAX = 2_000
@@ -229,9 +230,10 @@ class IngestTx(ABC):
         return {number: points for number, (points, _) in self.read_lots(numbers).items()}
 
 
-def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
+def ingest(tx: IngestTx, batch: Batch, mac: bytes, programs: ProgramCache | None = None) -> Ingested:
     """Store a verified batch exactly once. Raises GapError/ChainError/ConflictError (nothing
-    stored: the caller rolls back)."""
+    stored: the caller rolls back). `programs`: the published program, read only for a batch
+    with returns (§11 level_downgrade) or kiosk enrolments (the registration award, §16)."""
     last = tx.lock_stream(batch.terminal, batch.epoch)
     if batch.first_seq > last + 1:
         raise GapError(
@@ -268,7 +270,9 @@ def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
         # Card rows are shared by all terminals: lock them last, so they are held briefly.
         moves = lots.batch_moves(new)  # parsed once: a malformed `lots` field stores nothing
         cards, book = tx.lock_with_lots(balances.touched_cards(new, moves), new, moves)
-        found = balances.fold(new, cards, book, batch.terminal, moves)
+        program = programs.get(tx) if programs is not None and balances.needs_program(new) else None
+        found = balances.fold(new, cards, book, batch.terminal, moves, program)
+        awards.grant_registrations(tx, program, new, cards, book, batch.terminal)
         tx.insert_shortfalls(batch.terminal, batch.epoch, found)
         tx.save_with_lots(list(cards.values()), book)  # last: it takes the feed-cursor lock
         prev = mac
@@ -321,10 +325,19 @@ class Store(ABC):
     def ingest(self, batch: Batch, mac: bytes) -> Ingested:
         try:
             with self.transaction() as tx:
-                return ingest(tx, batch, mac)
+                return ingest(tx, batch, mac, self.programs())
         except LotInvariantError as exc:
             # Rolled back; the terminal retries (503) while a technician reads the log line.
             raise StoreError(f"{self.name}: {exc}") from None
+
+    def programs(self) -> ProgramCache:
+        """This store's cache of the published program (central/program.py)."""
+        cache: ProgramCache = self.__dict__.setdefault("_programs", ProgramCache())
+        return cache
+
+    def published_program(self, tx: IngestTx) -> Any:
+        """The compiled program of the published rules as `tx` sees them; None when none is."""
+        return self.programs().get(tx)
 
     @abstractmethod
     def stream_state(self, terminal: str, epoch: int) -> tuple[int, bytes]:

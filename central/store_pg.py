@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from central import cardfacts, console_db
+from central import admin_store, awards, cardfacts, console_db
 from central.balances import CardState, Shortfall
 from central.store import (
     CARD_COLUMNS,
@@ -68,10 +68,10 @@ CREATE INDEX IF NOT EXISTS lots_expiry ON lots (expires_ms);
 CREATE TABLE IF NOT EXISTS expiries (number TEXT NOT NULL, expires_ms BIGINT NOT NULL, from_ms BIGINT NOT NULL,
     points BIGINT NOT NULL, at_ms BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS expiries_card ON expiries (number);
-""" + cardfacts.SCHEMA_PG + console_db.SCHEMA_PG
+""" + cardfacts.SCHEMA_PG + awards.SCHEMA_PG + admin_store.SCHEMA_PG + console_db.SCHEMA_PG
 TABLES = (
     "terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed", "lots", "receipts", "card_facts",
-    "expiries", *console_db.TABLES,
+    "expiries", "awards", *admin_store.TABLES, *console_db.TABLES,
 )
 
 

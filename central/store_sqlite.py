@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from central import cardfacts, console_db
+from central import admin_store, awards, cardfacts, console_db
 from central.balances import CardState, Shortfall
 from central.store import (
     CARD_COLUMNS,
@@ -58,7 +58,7 @@ CREATE INDEX IF NOT EXISTS lots_expiry ON lots (expires_ms);
 CREATE TABLE IF NOT EXISTS expiries (number TEXT NOT NULL, expires_ms INTEGER NOT NULL, from_ms INTEGER NOT NULL,
     points INTEGER NOT NULL, at_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS expiries_card ON expiries (number);
-""" + cardfacts.SCHEMA_SQLITE + console_db.SCHEMA_SQLITE
+""" + cardfacts.SCHEMA_SQLITE + awards.SCHEMA_SQLITE + admin_store.SCHEMA_SQLITE + console_db.SCHEMA_SQLITE
 
 
 def card_params(card: CardState, cursor: int) -> tuple[Any, ...]:

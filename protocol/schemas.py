@@ -534,7 +534,8 @@ EVENTS: dict[str, tuple[Field, ...]] = {
         Field("receipt", ID, doc="the sale's id, also the receipt barcode"),
         Field("card", Nullable(CARD), doc="null: no card (then no points may move)"),
         Field("card_type", Nullable(Text(CARD_TYPE_CHARS_MAX, 0)), doc="the card's type before the sale"),
-        Field("card_type_after", Nullable(Text(CARD_TYPE_CHARS_MAX)), doc="an upgrade, or null"),
+        Field("card_type_after", Nullable(Text(CARD_TYPE_CHARS_MAX)),
+              doc="an upgrade or the level reached (§11), or null"),
         Field("subtotal", MONEY),
         Field("discount", MONEY),
         Field("total", MONEY, doc="subtotal − discount; adds to the card's cumulative"),
@@ -565,6 +566,8 @@ EVENTS: dict[str, tuple[Field, ...]] = {
               doc="the sale's referral credits taken back, in proportion to the money returned"),
         Field("tenders", ListOf(REFUND_TENDER, TENDERS_MAX), required=False, doc="where the money went back"),
         Field("vat", ListOf(RETURN_VAT, LINES_MAX), required=False, doc="VAT per rate of the money back"),
+        Field("card_type_after", Nullable(Text(CARD_TYPE_CHARS_MAX)), required=False,
+              doc="the lower level the return set (spec §11 level_downgrade), or null"),
     ),
     "expiry": (
         Field("card", CARD),

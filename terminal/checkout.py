@@ -546,7 +546,8 @@ class Register:
         self.publish("sale", {"receipt": co.id, "to_pay": co.quote["to_pay"], "card": co.card,
                               "redeemed": result["redeemed"], "accrued": result["accrued"],
                               "balance": result["balance"], "tenders": sale["tenders"],
-                              "change": sale["change"]})
+                              "change": sale["change"], "card_type_after": co.quote.get("card_type_after"),
+                              "level": co.quote.get("level")})
         return sale
 
     def finish(self) -> None:
@@ -592,7 +593,9 @@ class Register:
         return_id = return_id or f"{self.terminal_id}-R{now.astimezone(dt.UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
         if tenders is None:  # not planned by the paying desk: back to the sale's tenders all the same
             tenders = self._split(receipt, lines)
-        result = self.ledger.commit_return(return_id, receipt_id, lines, now, tenders)
+        # §11 level_downgrade: the running program decides the level a return lowers a card to
+        level_after = None if self.engine is None else self.engine.program.type_after_return
+        result = self.ledger.commit_return(return_id, receipt_id, lines, now, tenders, level_after)
         names = {ln["sku"]: ln["sku"] for ln in receipt["quote"]["lines"]}
         for ln in receipt["quote"]["lines"]:
             try:
@@ -603,7 +606,7 @@ class Register:
                "names": names}
         self.publish("return", {"return": return_id, "receipt": receipt_id,
                                 "money": result["refund"]["money"], "points": result["points"],
-                                "tenders": result.get("tenders")})
+                                "tenders": result.get("tenders"), "card_type_after": result.get("card_type_after")})
         return out
 
     @staticmethod

@@ -229,9 +229,10 @@ class Ledger:
         return sales.commit(self.store, sale_id, quote, card, payment, now, checkout)
 
     def commit_return(
-        self, return_id: str, receipt_id: str, lines: Any, now: Any, tenders: Any = None
+        self, return_id: str, receipt_id: str, lines: Any, now: Any, tenders: Any = None,
+        level_after: returns.LevelAfter | None = None,
     ) -> dict[str, Any]:
-        return returns.commit(self.store, return_id, receipt_id, lines, now, tenders)
+        return returns.commit(self.store, return_id, receipt_id, lines, now, tenders, level_after)
 
     def cash_move(self, op_id: str, kind: str, amount: Any, reason: Any, now: Any) -> dict[str, Any]:
         return cash.move(self.store, op_id, kind, amount, reason, now)
