@@ -4,12 +4,13 @@ Server-rendered pages (Jinja2 templates, one small stylesheet in the package, no
 logins with roles — viewer < support < marketing < admin — checked on the server for every
 route (`ROUTES` names each route's least role; `auth.guard` enforces it and the CSRF token of
 every POST). Pages: terminals, cards (search by number or phone, lots, history, adjust, block),
-shortfalls, rules / catalog / card file (upload → check → preview → publish), audit, users.
+shortfalls, rules / catalog / card file (upload → check → preview → publish), reports (SVG
+plots, CSV), audit, users.
 Console users are made with `posterm-central user add NAME --role R`.
 
 Modules: `auth` (sessions, CSRF, roles, login rate limit), `pages` (reads and card actions),
-`publish` (the upload flow), `preview` (sample carts priced both ways), `render` (templates and
-headers); the tables live in `central/console_db.py`.
+`publish` (the upload flow), `preview` (sample carts priced both ways), `reports` (report
+pages), `render` (templates and headers); the tables live in `central/console_db.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from central.web import auth, pages, publish
+from central.web import auth, pages, publish, reports
 from central.web.auth import Ctx
 
 STYLESHEET = resources.files("central.web").joinpath("static/console.css").read_bytes()
@@ -45,6 +46,9 @@ def _routes() -> list[tuple[str, str, str | None, auth.Handler]]:
         ("GET", "/console/shortfalls", "viewer", pages.shortfalls),
         ("GET", "/console/audit", "admin", pages.audit),
         ("GET", "/console/users", "admin", pages.users),
+        ("GET", "/console/reports", "viewer", reports.index),
+        ("GET", "/console/reports/{name}", "viewer", reports.show),
+        ("GET", "/console/reports/{name}/csv", "viewer", reports.csv),
     ]
     for kind in publish.KINDS.values():
         routes += [

@@ -331,3 +331,34 @@ def test_user_add_reads_the_password_from_stdin_never_argv(store: Store, dsn: st
     assert "role 'root'" in capsys.readouterr().err
     assert [u["name"] for u in console_db.users(store)] == ["rita"]
     assert [a["actor"].startswith("cli:") for a in console_db.audit_rows(store)] == [True]
+
+
+def test_report_pages_plot_inline_and_export_csv(store: Store, dsn: str) -> None:
+    from tests.central import chain_data as chain
+
+    chain.load(store)
+    add_user(store, "vic", "viewer")
+    span = f"from={chain.DAY1}&to={chain.DAY2}"
+
+    async def scenario(new: NewConsole) -> None:
+        anonymous = await new()
+        status, _ = await anonymous.get(f"/console/reports/top_products/csv?{span}")
+        assert status == 303  # no session: to the login, no data
+        console = await new()
+        await console.login("vic")
+        status, body = await console.get(f"/console/reports/top_products?{span}")
+        assert status == 200 and '<div class="plot" id="plot"><svg' in body and "<script" not in body
+        assert "Apple" in body and "16.50" in body  # A: 1650 paid, shown as an amount
+        reply = await console.client.get(f"/console/reports/top_products/csv?{span}")
+        assert reply.status == 200 and reply.content_type == "text/csv"
+        assert "attachment" in reply.headers["Content-Disposition"]
+        rows = (await reply.text()).splitlines()
+        assert rows[0].startswith("sku,name,qty_milli") and rows[1] == "A,Apple,6000,1800,100,1650,2"
+        status, body = await console.get(f"/console/reports/points_daily?{span}")
+        assert status == 200 and "<svg" in body
+        status, body = await console.get("/console/reports/points_daily?from=2027-01-10&to=2029-01-10")
+        assert status == 400 and "366" in body
+        status, body = await console.get(f"/console/reports/nope?{span}")
+        assert status == 400 and "no report" in body
+
+    run_console(dsn, scenario)

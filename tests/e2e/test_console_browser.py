@@ -1,7 +1,8 @@
 """The central web console in a real browser (headless Chromium) on a real `posterm-central
 serve` process: log in, the terminals page, find a card and adjust it, upload rules with an
 error then a good file, the preview beside the current rules, publish; the audit trail shows
-who did it. Screenshots: POSTERM_SCREENSHOTS=docs/console keeps them."""
+who did it; a report's plot (inline SVG) under the console's Content-Security-Policy.
+Screenshots: POSTERM_SCREENSHOTS=docs/console keeps them."""
 
 from __future__ import annotations
 
@@ -123,3 +124,9 @@ def test_login_card_adjust_rules_publish(console: tuple[Browser, str], tmp_path:
     audit = browser.text("#audit")
     assert "publish_rules" in audit and "card_adjust" in audit and "anna" in audit
     browser.shot("6-audit", tmp_path)
+
+    browser.driver.get(url + "/console/reports/liability")
+    wait_for(browser, "return document.querySelector('#plot svg')")
+    assert browser.js("return document.querySelector('#plot svg').getBoundingClientRect().height") > 100
+    assert "never\t10500\t2" in browser.text("#rows")  # the seed cards' dateless lots: 10 250 + 250
+    browser.shot("7-report-liability", tmp_path)
