@@ -175,7 +175,8 @@ async def _form(request: web.Request) -> MultiDictProxy[Any]:
     if request.content_type != "multipart/form-data":
         return await request.post()
     data = await request.read()
-    stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), 2**16, loop=asyncio.get_running_loop())
+    # a high-water mark above the body: it is all here, nothing to pause
+    stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), len(data) + 2**16, loop=asyncio.get_running_loop())
     stream.feed_data(data)
     stream.feed_eof()
     found: MultiDict[Any] = MultiDict()

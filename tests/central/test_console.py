@@ -362,3 +362,31 @@ def test_report_pages_plot_inline_and_export_csv(store: Store, dsn: str) -> None
         assert status == 400 and "no report" in body
 
     run_console(dsn, scenario)
+
+
+def test_uploads_over_their_limit_are_refused_with_the_limit_named(store: Store, dsn: str) -> None:
+    from central.web import publish
+
+    add_user(store, "mia", "marketing")
+    limit = publish.UPLOAD_BYTES_MAX["rules"]
+
+    async def scenario(new: NewConsole) -> None:
+        console = await new()
+        await console.login("mia")
+        status, body, _ = await console.post("/console/rules/upload", _upload("#" * (limit + 1), "big.toml"))
+        assert status == 400 and f"more than {limit} bytes" in body and "posterm-central publish rules" in body
+        big = "sku,barcodes,name,price,categories\n" + "".join(
+            f"sku-{i},{4600000100000 + i},Product number {i} of the big catalog,{100 + i},grocery/dry\n"
+            for i in range(4_000))
+        assert 200_000 < len(big) < publish.UPLOAD_BYTES_MAX["catalog"]
+        status, _, where = await console.post("/console/catalog/upload", _upload(big, "big.csv"))
+        assert status == 303, where  # a body far past aiohttp's read chunks parses whole
+        status, body = await console.get(where)
+        assert "4000 products: 4000 new" in body
+        status, body, _ = await console.post("/console/rules/upload", _upload("", "empty.toml"))
+        assert status == 400 and "empty" in body
+        status, body, _ = await console.post("/console/rules/upload", aiohttp.FormData({"other": "x"}))
+        assert status == 400 and "choose a file" in body
+
+    run_console(dsn, scenario)
+    assert store._query("SELECT kind FROM console_drafts") == [("catalog",)] and store.feed_items(0, 10) == []
