@@ -203,6 +203,7 @@ async def get_receipt(request: web.Request) -> web.Response:
         sale = receipts.pick(receipt, found, terminal)
         if sale is None:
             return _reply(key, wire.pack({"error": "not_found", "message": f"receipt {receipt} unknown"}), 404)
+        sale["returns"] = receipts.returns_of(await _run(request, store.receipt, receipt, "return"))
         return _reply(key, wire.pack(sale))
     except (ProtocolError, StoreError) as exc:
         return _refused(key, exc, "receipt_refused")

@@ -32,6 +32,8 @@ FEED_PAGE_ENTRIES_MAX = 2_000
 EVENTS_LIST_MAX = 10_000_000
 FAULTS_SHOWN_MAX = 100
 RECEIPT_MATCHES_MAX = 16
+RECEIPT_RETURNS_MAX = 1_000  # a terminal refuses more returns of one receipt (ledger RETURNS_PER_RECEIPT_MAX)
+_BY_RECEIPT = frozenset({"sale", "return"})
 CURSOR_START = 0
 
 
@@ -263,9 +265,10 @@ def ingest(tx: IngestTx, batch: Batch, mac: bytes, programs: ProgramCache | None
     found: list[Shortfall] = []
     if new:
         tx.insert_events(batch.terminal, event_rows(batch.terminal, batch, duplicates))
-        sales = [(e["receipt"], batch.terminal, e["epoch"], e["seq"]) for e in new if e["type"] == "sale"]
-        if sales:  # a return at another terminal looks its receipt up (`Store.receipt`)
-            tx.insert_receipts(sales)
+        # A return at another terminal looks its receipt up with the receipt's returns (`Store.receipt`).
+        indexed = [(e["receipt"], batch.terminal, e["epoch"], e["seq"]) for e in new if e["type"] in _BY_RECEIPT]
+        if indexed:
+            tx.insert_receipts(indexed)
         tx.finish_batch(batch.terminal, batch.epoch, batch.last_seq, mac)
         # Card rows are shared by all terminals: lock them last, so they are held briefly.
         moves = lots.batch_moves(new)  # parsed once: a malformed `lots` field stores nothing
@@ -554,13 +557,15 @@ class Store(ABC):
         for t, e, s, i, b in rows:
             yield t, int(e), int(s), str(i), bytes(b)
 
-    def receipt(self, receipt: str) -> list[tuple[str, int, int, bytes]]:
-        """The sale events stored under a receipt id: (terminal, epoch, seq, msgpack body), at
-        most `RECEIPT_MATCHES_MAX` (ids are unique per terminal, not across a chain)."""
+    def receipt(self, receipt: str, kind: str = "sale") -> list[tuple[str, int, int, bytes]]:
+        """The sale events (or, with kind "return", the return events) stored under a receipt id:
+        (terminal, epoch, seq, msgpack body), at most `RECEIPT_MATCHES_MAX` sales (ids are unique
+        per terminal, not across a chain) or `RECEIPT_RETURNS_MAX` returns."""
         rows = self._query(
             "SELECT e.terminal, e.epoch, e.seq, e.body FROM receipts r JOIN events e ON e.terminal = r.terminal "
-            "AND e.epoch = r.epoch AND e.seq = r.seq WHERE r.receipt = ? ORDER BY e.terminal, e.epoch, e.seq LIMIT ?",
-            (receipt, RECEIPT_MATCHES_MAX),
+            "AND e.epoch = r.epoch AND e.seq = r.seq WHERE r.receipt = ? AND e.type = ? "
+            "ORDER BY e.terminal, e.epoch, e.seq LIMIT ?",
+            (receipt, kind, RECEIPT_MATCHES_MAX if kind == "sale" else RECEIPT_RETURNS_MAX),
         )
         return [(str(t), int(e), int(s), bytes(b)) for t, e, s, b in rows]
 

@@ -471,6 +471,10 @@ SALE_LINE = Record(
         Field("paid", MONEY, doc="amount − discount − redeem_amount"),
         Field("rules", ListOf(ID, LINE_RULES_MAX), doc="ids of the rules that discounted the line"),
         Field("vat_amount", MONEY, required=False, doc="VAT inside `paid` (when the quote has it)"),
+        Field("vat_rate", Int(0, 10_000, "basis points"), required=False,
+              doc="the line's VAT rate (absent: outside VAT)"),
+        Field("accrual_base", MONEY, required=False,
+              doc="the part of `paid` that earned points (a return at another terminal claws back by it)"),
     )
 )
 GIFT = Record((Field("rule", ID), Field("sku", ID), Field("qty", Int(1, GIFT_QTY_MAX, "count"))))
@@ -520,6 +524,18 @@ CASH_MOVE = (
     Field("reason", Text(TEXT_CHARS_MAX)),
 )
 
+RETURN_LINE = Record(
+    (
+        Field("line", Int(0, LINES_MAX - 1, "count"), doc="index of the sale's line"),
+        Field("qty_milli", Int(0, AMOUNT_MAX, "1/1000 unit")),
+        Field("money", MONEY),
+        Field("redeem_amount", MONEY),
+        Field("accrual_base", MONEY),
+        Field("cumulative_decrease", MONEY),
+        Field("vat_amount", MONEY),
+    )
+)
+
 REFERRAL_BACK = Record(
     (
         Field("card", CARD, doc="the referrer"),
@@ -566,6 +582,8 @@ EVENTS: dict[str, tuple[Field, ...]] = {
               doc="the sale's referral credits taken back, in proportion to the money returned"),
         Field("tenders", ListOf(REFUND_TENDER, TENDERS_MAX), required=False, doc="where the money went back"),
         Field("vat", ListOf(RETURN_VAT, LINES_MAX), required=False, doc="VAT per rate of the money back"),
+        Field("lines", ListOf(RETURN_LINE, LINES_MAX), required=False,
+              doc="what each returned line gave back (a later return at another terminal counts it)"),
         Field("card_type_after", Nullable(Text(CARD_TYPE_CHARS_MAX)), required=False,
               doc="the lower level the return set (spec §11 level_downgrade), or null"),
     ),

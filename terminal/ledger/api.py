@@ -191,6 +191,10 @@ class Ledger:
         """Another terminal's sale, from the central server, kept here for a return."""
         return adopted.adopt(self.store, sale, now)
 
+    def merge_returns(self, receipt_id: str, returns: Any) -> dict[str, Any]:
+        """The server's returns of a receipt held here, made at other terminals, counted here."""
+        return adopted.merge_returns(self.store, receipt_id, returns)
+
     def usage(self) -> float:
         return self.store.usage()
 

@@ -45,9 +45,8 @@ def _points(
     number, now_ms = receipt["card"], at.ms
     card = tx.card(number)
     if receipt.get("origin") and refund["points_restored"]:
-        # A sale of another terminal (adopted.py): the lots its points came from are not here.
-        restored, annulled = refund["points_restored"], 0
-        lots.add(tx, number, restored, at, None, f"return {return_id}")
+        # A sale of another terminal (adopted.py): its lots are not here, their dates are.
+        restored, annulled = _restore_dated(tx, receipt, refund["points_restored"], return_id, at)
     else:
         restored, annulled = lots.restore(
             tx, number, receipt["moves"], refund["points_restored"], now_ms
@@ -58,6 +57,47 @@ def _points(
     lots.add_debt(tx, number, short)
     card["cumulative"] = max(0, card["cumulative"] - refund["cumulative_decrease"])
     return {"restored": restored, "annulled": annulled, "clawed": clawed - short, "debt": short}
+
+
+def _restore_dated(
+    tx: Tx, receipt: dict[str, Any], points: int, return_id: str, at: moments.Moment
+) -> tuple[int, int]:
+    """Give `points` back with the dates of the lots the other terminal's sale took them from
+    (`sale_lots`, from the server's sale event), latest-expiring first, as `lots.restore` does
+    with our own moves; an expired lot's part is annulled. A sale the server keeps no lots for
+    (an older terminal) gives them back as a lot usable now that never expires."""
+    number, restored, annulled, left = receipt["card"], 0, 0, points
+    taken = receipt.get("sale_lots") or []
+    for entry in sorted(taken, key=latest_first):
+        part = min(left, entry["points"] - entry.get("returned", 0))
+        if part <= 0:
+            continue
+        entry["returned"] = entry.get("returned", 0) + part  # the receipt keeps this
+        left -= part
+        end = moments.optional(entry["expires_at"], "sale lot expires_at")
+        if end is not None and end.ms <= at.ms:
+            annulled += part
+            continue
+        lots.add(tx, number, part, moments.optional(entry["available_from"], "sale lot available_from"),
+                 end, f"return {return_id}")
+        restored += part
+    if left:
+        lots.add(tx, number, left, at, None, f"return {return_id}")
+        restored += left
+    return restored, annulled
+
+
+def latest_first(entry: dict[str, Any]) -> int:
+    """Sort key of a sale lot: never-expiring first, then the latest-expiring."""
+    end = moments.optional(entry["expires_at"], "sale lot expires_at")
+    return -(2**63) if end is None else -end.ms
+
+
+def event_lines(refund: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each line gave back, as the return event carries it (a return of the same receipt
+    at another terminal counts it towards the remainders)."""
+    names = ("line", "qty_milli", "money", "redeem_amount", "accrual_base", "cumulative_decrease", "vat_amount")
+    return [{name: line[name] for name in names} for line in refund["lines"]]
 
 
 def _lower_level(tx: Tx, number: str, level_after: LevelAfter | None) -> str | None:
@@ -184,6 +224,9 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any,
                 "tenders": split or [],
                 "vat": refund.get("vat", []),
                 "referral": referral,
+                "lines": event_lines(refund),
+
+
                 "card_type_after": type_after,
             },
         )

@@ -329,6 +329,9 @@ def commit(
     return write(store, sale_id, "sale", request, body, stored)
 
 
+_EVENT_LINE_OPTIONAL = ("vat_amount", "vat_rate", "accrual_base")
+
+
 def event_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The committed quote's lines as the sale event carries them, in cart order (central keeps
     them for returns at another terminal and for analytics; docs/protocol.md §3)."""
@@ -342,7 +345,7 @@ def event_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "redeem_amount": line["redeem_amount"],
             "paid": line["paid"],
             "rules": list(line.get("rules", [])),
-            **({"vat_amount": line["vat_amount"]} if "vat_amount" in line else {}),
+            **{name: line[name] for name in _EVENT_LINE_OPTIONAL if line.get(name) is not None},
         }
         for line in lines
     ]
