@@ -15,12 +15,15 @@ pages), `render` (templates and headers); the tables live in `central/console_db
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from aiohttp import web
 
 from central.web import auth, pages, publish, reports
 from central.web.auth import Ctx
+from protocol.wire import TERMINAL_HEADER
 
 STYLESHEET = resources.files("central.web").joinpath("static/console.css").read_bytes()
 
@@ -63,6 +66,23 @@ def _routes() -> list[tuple[str, str, str | None, auth.Handler]]:
 ROUTES = _routes()
 
 
+SEEN_MAX = 100_000  # terminals remembered by one collector
+
+
+@web.middleware
+async def terminal_seen(request: web.Request,
+                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """When this collector last answered a terminal's request with 200 — the reply was signed
+    with its key, so the header's terminal id is authenticated (401 and the like do not count)."""
+    response: web.StreamResponse = await handler(request)
+    if response.status == 200 and request.path.startswith("/v1/") and TERMINAL_HEADER in request.headers:
+        seen = request.app[pages.SEEN_KEY]
+        if len(seen) >= SEEN_MAX:
+            seen.clear()
+        seen[request.headers[TERMINAL_HEADER][:64]] = int(time.time() * 1000)
+    return response
+
+
 async def _to_home(request: web.Request) -> web.StreamResponse:
     return auth.see_other("/console/")
 
@@ -70,6 +90,8 @@ async def _to_home(request: web.Request) -> web.StreamResponse:
 def setup(app: web.Application) -> None:
     """Add the console's routes to the central app."""
     app[auth.LIMITER_KEY] = auth.LoginLimiter()
+    app[pages.SEEN_KEY] = {}
+    app.middlewares.append(terminal_seen)
     for method, path, role, handler in ROUTES:
         app.router.add_route(method, path, auth.guard(role, handler))
     app.router.add_get("/console", _to_home)

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from central import checks, console_db
+from central import checks, console_db, lots
 from central.console_db import ConsoleError
 from central.server import log_line
 from central.web.auth import Ctx, refusal, run, see_other, store_of
@@ -24,6 +24,7 @@ from protocol import schemas
 QUERY_CHARS_MAX = 64
 REASON_CHARS = (3, 200)
 PHONE_DIGITS = (10, 15)
+SEEN_KEY: web.AppKey[dict[str, int]] = web.AppKey("console_terminals_seen", dict)
 
 
 def _context(ctx: Ctx, title: str, **more: Any) -> dict[str, Any]:
@@ -37,6 +38,9 @@ async def home(request: web.Request, ctx: Ctx) -> web.StreamResponse:
 async def terminals(request: web.Request, ctx: Ctx) -> web.StreamResponse:
     store = store_of(request)
     rows = await run(request, console_db.terminals, store)
+    seen = request.app[SEEN_KEY]
+    for row in rows:
+        row["last_seen"] = lots.ms_iso(seen[row["terminal"]]) if row["terminal"] in seen else None
     head = await run(request, console_db.feed_head, store)
     return page("terminals.html", **_context(ctx, "Terminals", terminals=rows, feed_head=head))
 

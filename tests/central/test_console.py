@@ -281,7 +281,9 @@ def test_search_by_phone_and_the_history(store: Store, dsn: str) -> None:
                            "phone_masked": "+7 *** ***-**-89", "store": "S01"})
     sale = complete({"id": os.urandom(16).hex(), "epoch": 1, "seq": 2, "type": "sale", "receipt": "T01-9",
                      "card": "7700000000026", "accrued": 12, "deltas": {"7700000000026": 12}})
-    store.add_terminal("T01", os.urandom(wire.KEY_BYTES))
+    key = os.urandom(wire.KEY_BYTES)
+    store.add_terminal("T01", key)
+    store.add_terminal("T02", os.urandom(wire.KEY_BYTES))
     store.ingest(wire.decode_batch(wire.encode_batch("T01", 1, b"", [registered, sale])), b"\x01" * 32)
 
     async def scenario(new: NewConsole) -> None:
@@ -298,6 +300,14 @@ def test_search_by_phone_and_the_history(store: Store, dsn: str) -> None:
         assert "no card has the number" in body
         status, body = await console.get("/console/terminals")
         assert "T01" in body and ">2<" in body  # acked seq
+        assert body.count("<td>—</td><td>20") == 2  # neither seen yet
+        path = "/v1/updates?since=0"
+        signed = {wire.TERMINAL_HEADER: "T01", wire.MAC_HEADER: wire.sign(key, wire.request_bytes("GET", path))}
+        assert (await console.client.get(path, headers=signed)).status == 200
+        forged = {wire.TERMINAL_HEADER: "T02", wire.MAC_HEADER: "00" * 32}
+        assert (await console.client.get(path, headers=forged)).status == 401
+        status, body = await console.get("/console/terminals")
+        assert body.count("<td>—</td><td>20") == 1  # T01 seen; T02's forged request does not count
         status, body = await console.get("/console/cards/NOPE")
         assert status == 404
 
