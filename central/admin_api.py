@@ -6,6 +6,8 @@ docs/admin-openapi.yaml is its contract (tests/central/test_admin_openapi.py kee
     POST /admin/v1/cards                     cards:write   enrol a card (201)
     POST /admin/v1/cards/{number}/block      cards:write   block it (terminals refuse it once they sync)
     POST /admin/v1/cards/{number}/unblock    cards:write
+    POST /admin/v1/cards/{number}/awards     awards:write  grant an award of the published program (201)
+    POST /admin/v1/coupons                   coupons:write issue codes of a published coupon series (201)
     GET  /admin/v1/reports                   reports:read  the reports' names and what they mean
     GET  /admin/v1/reports/{name}?from=D&to=D[&top=N]   reports:read   a report (central/reports.py)
 
@@ -15,7 +17,8 @@ carries an `Idempotency-Key` (1..64 of A-Z a-z 0-9 . _ : -): the same key with t
 gets the stored reply again (header `Idempotent-Replayed: true`), with another body 422; a
 write is recorded with the token's name. Refusals are `{"error": code, "message": one line}`
 and change nothing: 400 invalid (the field named), 404, 405, 409 conflict, 413 body over
-`BODY_BYTES_MAX`, 415 not JSON, 422, 503 database unavailable. Card writes reach terminals
+`BODY_BYTES_MAX`, 415 not JSON, 422, 503 database unavailable. (A body declared over
+`wire.BATCH_BYTES_MAX` is refused earlier, by `central.limits`, as for terminals: 413.) Card writes reach terminals
 through the updates feed, as `publish cards` does. Personal data: a card's phone only masked;
 holder names and birth dates are not returned.
 
@@ -26,6 +29,7 @@ read pool (SQLite: its single store thread).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -34,7 +38,7 @@ from typing import Any
 
 from aiohttp import web
 
-from central import admin_store, cardfacts, checks, lots, reports
+from central import admin_store, awards, cardfacts, checks, coupons, lots, reports
 from central.admin_store import AdminError, Token, Write
 from central.balances import CardState
 from central.store import CARD_COLUMNS, IngestTx, Store, StoreError, card_from_row
@@ -50,6 +54,9 @@ JSON_TYPE = "application/json"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 ENROL_FIELDS = frozenset({"number", "type", "holder", "balance", "expires_at", "referrers"})
+AWARD_ID_CHARS_MAX = awards.AWARD_ID_CHARS_MAX
+COUPON_SERIES_CHARS_MAX = 64
+COUPONS_ISSUED_MAX = 1_000  # codes one request issues (its stored reply stays small)
 SHOWN_FACTS = ("issued_on", "tags")  # birth dates are personal data: not returned
 ADMIN_STORE: web.AppKey[Store] = web.AppKey("admin_store", Store)
 ADMIN_POOL: web.AppKey[ThreadPoolExecutor] = web.AppKey("admin_pool", ThreadPoolExecutor)
@@ -212,24 +219,30 @@ def parse_enrol(body: dict[str, Any], now_ms: int) -> tuple[CardState, int | Non
     return card, expires_ms
 
 
-Change = Callable[[IngestTx], tuple[int, str]]  # runs in the write's transaction: (status, card number)
+# Runs in the write's transaction: (status, card number, what to reply beside the card or None).
+Change = Callable[[IngestTx], tuple[int, str, dict[str, Any] | None]]
 
 
-async def _write(request: web.Request, prepare: Callable[[dict[str, Any]], Change]) -> web.Response:
+async def _write(request: web.Request, prepare: Callable[[dict[str, Any], Write], Awaitable[Change]],
+                 scope: str = "cards:write", card_reply: bool = True) -> web.Response:
     """Authorize, read the body and check it (`prepare` refuses before anything is stored, the
-    key included), then run its change once per Idempotency-Key; the reply is the card after it."""
-    token = await _authorize(request, "cards:write")
+    key included), then run its change once per Idempotency-Key; the reply is the card after it
+    (with the change's own reply beside it, as `{…, "card": card}`); without `card_reply`, the
+    change's own reply alone."""
+    token = await _authorize(request, scope)
     key = _key(request)
     data, body = await _body(request)
-    change = prepare(body)
     store = request.app[ADMIN_STORE]
     write = Write(token.name, key, request.method, request.path, data)
+    change = await prepare(body, write)
 
     def run(tx: IngestTx) -> admin_store.Reply:
-        status, number = change(tx)
+        status, number, extra = change(tx)
+        if not card_reply:
+            return status, extra or {}
         view = card_view(tx, store.name, number)
         assert view is not None  # written in this transaction
-        return status, view
+        return status, view if extra is None else {**extra, "card": view}
 
     (status, reply), replayed = await _run(request, admin_store.idempotent, store, write, run)
     log.info("event=admin_write token=%s method=%s path=%s status=%d replayed=%s", token.name, request.method,
@@ -238,12 +251,12 @@ async def _write(request: web.Request, prepare: Callable[[dict[str, Any]], Chang
 
 
 async def post_card(request: web.Request) -> web.Response:
-    def prepare(body: dict[str, Any]) -> Change:
+    async def prepare(body: dict[str, Any], write: Write) -> Change:
         card, expires_ms = parse_enrol(body, admin_store.now_ms())
 
-        def change(tx: IngestTx) -> tuple[int, str]:
+        def change(tx: IngestTx) -> tuple[int, str, None]:
             admin_store.enrol(tx, card, expires_ms, {})
-            return 201, card.number
+            return 201, card.number, None
 
         return change
 
@@ -254,18 +267,78 @@ def _blocking(blocked: bool) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         number = _number(request)
 
-        def prepare(body: dict[str, Any]) -> Change:
+        async def prepare(body: dict[str, Any], write: Write) -> Change:
             _check_reason(body)
 
-            def change(tx: IngestTx) -> tuple[int, str]:
+            def change(tx: IngestTx) -> tuple[int, str, None]:
                 admin_store.set_blocked(tx, number, blocked)
-                return 200, number
+                return 200, number, None
 
             return change
 
         return await _write(request, prepare)
 
     return handler
+
+
+async def post_award(request: web.Request) -> web.Response:
+    """Grant an award of the published program (spec §16, central/awards.py) to the card."""
+    number = _number(request)
+    store = request.app[ADMIN_STORE]
+
+    async def prepare(body: dict[str, Any], write: Write) -> Change:
+        unknown = sorted(set(body) - {"award"})
+        if unknown:
+            raise AdminError(f"field {unknown[0][:40]}: unknown; the only field is award")
+        award_id = _text(body, "award", AWARD_ID_CHARS_MAX)
+        if not award_id:
+            raise AdminError("field award: required, the id of an award of the published program")
+        now = dt.datetime.now(dt.UTC)
+
+        def change(tx: IngestTx) -> tuple[int, str, dict[str, Any]]:
+            return 201, number, {"grant": admin_store.award(tx, store, number, award_id, write, now)}
+
+        return change
+
+    return await _write(request, prepare, "awards:write")
+
+
+async def post_coupons(request: web.Request) -> web.Response:
+    """Issue codes of a coupon series of the published rules (spec §13, central/coupons.py), fed
+    to every terminal in the transaction that records the reply."""
+    store = request.app[ADMIN_STORE]
+
+    async def prepare(body: dict[str, Any], write: Write) -> Change:
+        unknown = sorted(set(body) - {"series", "count", "valid_days"})
+        if unknown:
+            raise AdminError(f"field {unknown[0][:40]}: unknown; fields: count, series, valid_days")
+        series = _text(body, "series", COUPON_SERIES_CHARS_MAX)
+        if not series:
+            raise AdminError("field series: required, a [[coupon_series]] id of the published rules")
+        count, valid_days = body.get("count", 1), body.get("valid_days")
+        if type(count) is not int or not 1 <= count <= COUPONS_ISSUED_MAX:
+            raise AdminError(f"field count: a whole number 1..{COUPONS_ISSUED_MAX}")
+        if valid_days is not None and type(valid_days) is not int:
+            raise AdminError("field valid_days: a whole number of days, or null for the series' dates")
+        now_ms = admin_store.now_ms()
+        known = await _run(request, coupons.published_series, store)
+        try:
+            valid_to = coupons.check_issue(known, series, count, valid_days, now_ms)
+        except coupons.CouponError as exc:
+            status, code = (404, "not_found") if series not in known else (400, "invalid")
+            raise AdminError(str(exc).replace("--count", "field count").replace("--valid-days", "field valid_days"),
+                             status, code) from None
+
+        def change(tx: IngestTx) -> tuple[int, str, dict[str, Any]]:
+            try:
+                made = coupons.issue_in_tx(tx, series, count, valid_to, now_ms)
+            except coupons.CouponError as exc:  # no free code after its draws: retry
+                raise AdminError(str(exc), 503, "unavailable") from None
+            return 201, "", {"series": series, "valid_to": valid_to, "codes": made}
+
+        return change
+
+    return await _write(request, prepare, "coupons:write", card_reply=False)
 
 
 def _check_reason(body: dict[str, Any]) -> None:
@@ -309,6 +382,8 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/cards", post_card),
     ("POST", "/cards/{number}/block", _blocking(True)),
     ("POST", "/cards/{number}/unblock", _blocking(False)),
+    ("POST", "/cards/{number}/awards", post_award),
+    ("POST", "/coupons", post_coupons),
     ("GET", "/reports", list_reports),
     ("GET", "/reports/{name}", get_report),
 )

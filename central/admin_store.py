@@ -20,6 +20,9 @@ A card's masked phone comes from the kiosk's `card_registered` events; a partial
 only those rows (`events_registrations`), so a lookup reads registrations, not the events table,
 and ingest pays for it only on registrations.
 
+Awards (`POST /admin/v1/cards/{n}/awards`) are central/awards.py's grants inside the same
+transaction (`award`): the program's dates and per-card limit, recorded in `awards` too.
+
 Card writes are the ones `posterm-central publish cards` makes (`Store.put_cards`): the card's
 row is locked, its lots move with `central.lots` (a balance opens a lot: dateless or expiring),
 `save_with_lots` writes it under a fresh feed cursor, so it reaches every terminal through the
@@ -29,6 +32,7 @@ untouched).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -38,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from central import cardfacts, lots
+from central import awards, cardfacts, lots
 from central.balances import CardState
 from central.lots import Origin
 from central.store import IngestTx, Store, StoreError
@@ -64,7 +68,7 @@ CREATE INDEX IF NOT EXISTS events_registrations ON events (at_ms) WHERE type = '
 """
 TABLES = ("admin_tokens", "admin_requests")
 
-SCOPES = ("cards:read", "cards:write", "reports:read")
+SCOPES = ("cards:read", "cards:write", "awards:write", "coupons:write", "reports:read")
 TOKEN_PREFIX = "pta_"
 TOKEN_BYTES = 32
 TOKEN_CHARS_MAX = 128
@@ -261,6 +265,29 @@ def set_blocked(tx: IngestTx, number: str, blocked: bool) -> CardState:
     card.blocked = blocked
     tx.save_cards([card])
     return card
+
+
+AWARD_STATUS_CODES = {400: "invalid", 404: "not_found", 409: "conflict"}
+
+
+def award(tx: IngestTx, store: Store, number: str, award_id: str, write: Write, now: dt.datetime) -> dict[str, Any]:
+    """Grant `award_id` of the published program to the card inside `tx` (central/awards.py's
+    `grant_in_tx`, the card row locked, its lots and balance saved), by the token's name. The
+    grant's own key is derived from the token and its Idempotency-Key. AwardError → AdminError."""
+    try:
+        if not _exists(tx, number):
+            raise AdminError(f"award {award_id}: card {number} is not enrolled", 404, "not_found")
+        found = awards.find_award(store.published_program(tx), award_id)
+        cards, book = tx.lock_with_lots([number])
+        key = "admin:" + hashlib.sha256(f"{write.token}\0{write.key}".encode()).hexdigest()[:40]
+        at_ms = (now - lots._EPOCH) // lots._MS
+        done = awards.grant_in_tx(tx, found, cards[number], book[number], key, write.token, now, at_ms)
+        tx.save_with_lots([cards[number]], book)
+    except awards.AwardError as exc:
+        raise AdminError(str(exc), exc.status, AWARD_STATUS_CODES.get(exc.status, "conflict")) from None
+    grant = done.as_dict()
+    grant.pop("replayed", None)  # a replay is the Idempotency-Key's (header Idempotent-Replayed)
+    return grant
 
 
 def phone_masked(rows_of: Callable[[str, tuple[Any, ...]], list[Any]], dialect: str, number: str) -> str | None:

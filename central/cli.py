@@ -5,6 +5,7 @@
     posterm-central --db … terminal list | rotate-key T01
     posterm-central --db … publish rules rules.toml | publish catalog catalog.csv | publish cards cards.csv
     posterm-central --db … card show 2000001 | card adjust 2000001 -50 | card list | events | shortfalls
+    posterm-central --db … coupons issue SERIES [--count N] [--valid-days D] | list | show CODE | double-used
     posterm-central --db … expire [--now ISO]      # the expiry sweep (serve runs it every --expire-every-s)
     posterm-central --db … user add anna --role support   # a web console user; password from stdin
     posterm-central --db … token add crm --scope cards:read --scope cards:write   # prints the token once
@@ -28,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from central import awards, checks, publishing
+from central import awards, checks, coupons, publishing
 from central.admin_store import AdminError
 from central.reports import ReportError
 from central.store import EVENTS_LIST_MAX, Store, StoreError, new_key, open_store
@@ -226,6 +227,25 @@ def cmd_verify(store: Store, args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
+def cmd_coupons(store: Store, args: argparse.Namespace) -> int:
+    """Marketing codes, the chain's codes, and the single-use codes spent twice (offline)."""
+    if args.action == "issue":
+        if not args.arg:
+            raise CentralCliError("coupons issue needs a series id (a [[coupon_series]] of the published rules)")
+        for code in coupons.issue(store, args.arg, args.count, args.valid_days):
+            print(code)
+    elif args.action == "show":
+        found = coupons.show(store, args.arg or "")
+        if found is None:
+            raise CentralCliError(f"coupon {args.arg}: not known to central")
+        print(json.dumps(found))
+    else:
+        rows = coupons.double_used(store) if args.action == "double-used" else coupons.listing(store, args.arg)
+        for row in rows:
+            print(json.dumps(row))
+    return 0
+
+
 def cmd_shortfalls(store: Store, args: argparse.Namespace) -> int:
     for row in store.shortfalls():
         print(json.dumps(row))
@@ -368,6 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--terminal")
     events.add_argument("--limit", type=_count, default=1000)
     events.set_defaults(handler=cmd_events)
+    cpn = sub.add_parser("coupons", help="issue marketing codes, list or show codes, list double uses")
+    cpn.add_argument("action", choices=["issue", "list", "show", "double-used"])
+    cpn.add_argument("arg", nargs="?", help="issue: the series; show: the code; list: a series (optional)")
+    cpn.add_argument("--count", type=int, default=1, help=f"issue: how many codes (1..{coupons.ISSUE_COUNT_MAX})")
+    cpn.add_argument("--valid-days", type=int, help="issue: each code's own last day is today + this (UTC)")
+    cpn.set_defaults(handler=cmd_coupons)
     short = sub.add_parser("shortfalls", help="list booked double-spend shortfalls")
     short.set_defaults(handler=cmd_shortfalls)
     user = sub.add_parser("user", help="web console users: add NAME --role R (password from stdin) | list")
@@ -417,8 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     try:
         return int(args.handler(store, args))
-    except (CentralCliError, checks.CheckError, StoreError, wire.ProtocolError, PricingError, ReportError,
-            AdminError, awards.AwardError) as exc:
+    except (CentralCliError, checks.CheckError, coupons.CouponError, StoreError, wire.ProtocolError,
+            PricingError, ReportError, AdminError, awards.AwardError) as exc:
         sys.stderr.write(f"posterm-central: {exc}\n")
         return EXIT_REFUSED
     finally:

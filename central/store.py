@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from central import awards, balances, cardfacts, lots
+from central import awards, balances, cardfacts, coupons, lots
 from central.balances import CardState, Shortfall
 from central.lots import CardLots, LotInvariantError, Origin
 from central.program import ProgramCache
@@ -213,6 +213,10 @@ class IngestTx(ABC):
         self.save_cards(cards)
 
     @abstractmethod
+    def put_feed(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Feed items (key, body) of one kind inside this transaction (a key again replaces its item)."""
+
+    @abstractmethod
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
         """Record the batch boundary and the stream's new last seq."""
 
@@ -278,6 +282,7 @@ def ingest(tx: IngestTx, batch: Batch, mac: bytes, programs: ProgramCache | None
         awards.grant_registrations(tx, program, new, cards, book, batch.terminal)
         tx.insert_shortfalls(batch.terminal, batch.epoch, found)
         tx.save_with_lots(list(cards.values()), book)  # last: it takes the feed-cursor lock
+        coupons.book(tx, batch.terminal, new)  # codes issued, spent, restored (nothing to do without)
         prev = mac
     else:
         prev = tx.boundary(batch.terminal, batch.epoch, batch.last_seq) or b""

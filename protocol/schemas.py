@@ -545,6 +545,25 @@ REFERRAL_BACK = Record(
     )
 )
 
+COUPONS_MAX = 16  # codes presented with one cart (the pricing core's limit, spec §13)
+ISSUED_COUPONS_MAX = 1_000  # codes one sale issues (one per applying coupon rule)
+COUPON_CODE = Text(32, 3)
+USED_COUPON = Record(
+    (
+        Field("code", COUPON_CODE, doc="as presented, upper-cased"),
+        Field("series", ID),
+        Field("single_use", Bool(), doc="true: the sale spent it (central marks it spent)"),
+    )
+)
+ISSUED_COUPON = Record(
+    (
+        Field("code", COUPON_CODE, doc="made by the terminal: CP-<terminal>-<seq>-<rand><check> (§4)"),
+        Field("series", ID),
+        Field("rule", ID, doc="the coupon rule that issued it"),
+        Field("valid_to", Nullable(Text(10, 10)), doc="its last day, YYYY-MM-DD (sale's local date + valid_days)"),
+    )
+)
+
 EVENTS: dict[str, tuple[Field, ...]] = {
     "sale": (
         Field("receipt", ID, doc="the sale's id, also the receipt barcode"),
@@ -565,6 +584,10 @@ EVENTS: dict[str, tuple[Field, ...]] = {
               doc="the committed quote's lines in cart order (terminals before it omit it)"),
         Field("gifts", ListOf(GIFT, GIFTS_MAX), required=False, doc="gifts given (terminals before it omit it)"),
         Field("vat", ListOf(SALE_VAT, LINES_MAX), required=False, doc="VAT per rate (spec §17)"),
+        Field("coupons", ListOf(USED_COUPON, COUPONS_MAX), required=False,
+              doc="the presented coupons the sale used (spec §13; unused ones are not listed)"),
+        Field("issued_coupons", ListOf(ISSUED_COUPON, ISSUED_COUPONS_MAX), required=False,
+              doc="the codes the sale issued, printed on its receipt"),
     ),
     "return": (
         Field("return", ID, doc="the return's id"),
@@ -586,6 +609,10 @@ EVENTS: dict[str, tuple[Field, ...]] = {
               doc="what each returned line gave back (a later return at another terminal counts it)"),
         Field("card_type_after", Nullable(Text(CARD_TYPE_CHARS_MAX)), required=False,
               doc="the lower level the return set (spec §11 level_downgrade), or null"),
+        Field("coupons_restored", ListOf(COUPON_CODE, COUPONS_MAX), required=False,
+              doc="the return emptied the receipt: its spent single-use codes are unspent again"),
+        Field("coupons_voided", ListOf(COUPON_CODE, ISSUED_COUPONS_MAX), required=False,
+              doc="the return emptied the receipt: the codes it issued, still unspent, are void"),
     ),
     "expiry": (
         Field("card", CARD),

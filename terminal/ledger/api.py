@@ -23,6 +23,7 @@ from terminal.ledger import (
     cash,
     catalog,
     codec,
+    coupons,
     expiry,
     holds,
     importing,
@@ -187,6 +188,11 @@ class Ledger:
             raw = txn.get(key, db=self.store.dbs["receipts"])
             return None if raw is None else codec.load(key, raw, f"receipt {receipt_id}")
 
+    def coupon(self, code: str) -> dict[str, Any] | None:
+        """What this terminal knows of a coupon code (terminal.ledger.coupons), or None."""
+        with self.store.env.begin() as txn:
+            return coupons.lookup(txn, self.store.dbs, code)
+
     def adopt_receipt(self, sale: Any, now: Any) -> dict[str, Any]:
         """Another terminal's sale, from the central server, kept here for a return."""
         return adopted.adopt(self.store, sale, now)
@@ -229,8 +235,9 @@ class Ledger:
         payment: Any,
         now: Any,
         checkout: str | None = None,
+        presented: Any = None,
     ) -> dict[str, Any]:
-        return sales.commit(self.store, sale_id, quote, card, payment, now, checkout)
+        return sales.commit(self.store, sale_id, quote, card, payment, now, checkout, presented)
 
     def commit_return(
         self, return_id: str, receipt_id: str, lines: Any, now: Any, tenders: Any = None,

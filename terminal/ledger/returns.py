@@ -28,7 +28,7 @@ from typing import Any
 from core.arith import div_round_half_up
 from core.errors import RefundError
 from core.refund import compute_refund
-from terminal.ledger import fields, keys, lots, moments
+from terminal.ledger import coupons, fields, keys, lots, moments
 from terminal.ledger.errors import LedgerInputError, LedgerNotFoundError
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
@@ -193,6 +193,9 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any,
         if split is not None:
             receipt.setdefault("refund_tenders", []).append(split)
         referral = _referral_back(tx, receipt, at.ms)
+        given_back, voided = [], []
+        if (receipt.get("coupons_used") or receipt.get("issued_coupons")) and coupons.emptied(receipt):
+            given_back, voided = coupons.at_return(tx, receipt)  # spec §13: the return that empties it
         tx.put("receipts", key, receipt, f"receipt {receipt_id}")
         record = {
             "id": return_id,
@@ -228,6 +231,8 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any,
 
 
                 "card_type_after": type_after,
+                **({"coupons_restored": given_back} if given_back else {}),
+                **({"coupons_voided": voided} if voided else {}),
             },
         )
         return {
@@ -240,6 +245,8 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any,
             "shift": record["shift"],
             "referral": referral,
             "card_type_after": type_after,
+            "coupons_restored": given_back,
+            "coupons_voided": voided,
         }
 
     return write(store, return_id, "return", request, body)

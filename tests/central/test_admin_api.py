@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from central import admin_store, reports
+from central import admin_store, coupons, reports
 from central.cli import main
 from protocol import wire
 from tests.central import chain_data as chain
@@ -24,7 +24,9 @@ from tests.central.admin_doc import check_reply
 from tests.central.events import complete
 from tests.central.helpers import CentralProcess, fresh_store
 
-ALL = ["cards:read", "cards:write", "reports:read"]
+ALL = list(admin_store.SCOPES)
+RULES = Path(__file__).resolve().parents[2] / "examples" / "awards.toml"
+COUPON_RULES = RULES.with_name("coupons.toml")
 PHONE_MASKED = "+7 *** ***-**-89"
 
 
@@ -85,6 +87,7 @@ def _registration(terminal: str, key: bytes, url: str) -> None:
 def api(dsn: str, tmp_path: Path) -> Iterator[Api]:
     store = fresh_store(dsn)
     chain.load(store)
+    store.publish("rules", [("rules", {"version": "awards-1", "text": RULES.read_text()})])
     tokens = {
         "all": admin_store.add_token(store, "crm", ALL),
         "reader": admin_store.add_token(store, "app", ["cards:read"]),
@@ -176,6 +179,20 @@ def test_enrol_is_idempotent_and_reaches_terminals_through_the_feed(api: Api) ->
         store.close()
 
 
+def test_concurrent_requests_with_one_key_write_once(api: Api) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path, doc = "/admin/v1/cards/C1/awards", "/admin/v1/cards/{number}/awards"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(pool.map(lambda _: api.call("POST", path, doc, body={"award": "review"}, key="same"),
+                                range(8)))
+    assert {status for status, _, _ in replies} == {201}
+    assert len({json.dumps(reply, sort_keys=True) for _, reply, _ in replies}) == 1  # one stored reply
+    assert sum("Idempotent-Replayed" not in headers for _, _, headers in replies) == 1
+    _, card, _ = api.call("GET", "/admin/v1/cards/C1", "/admin/v1/cards/{number}")
+    assert card["balance"] == 70 + 20  # granted once
+
+
 def fresh_store_keep(dsn: str) -> Any:
     """The test's database as it is (not emptied)."""
     from central.store import open_store
@@ -239,6 +256,73 @@ def test_block_and_unblock_reach_the_feed_and_are_recorded(api: Api) -> None:
         assert {(w["key"], w["token"], w["status"]) for w in admin_store.writes(store)} == {
             ("b1", "crm", 200), ("u1", "crm", 200)}
         assert store.verify()["ok"]
+    finally:
+        store.close()
+
+
+def test_awards_are_granted_once_per_key_with_the_programs_dates(api: Api) -> None:
+    path, doc = "/admin/v1/cards/C1/awards", "/admin/v1/cards/{number}/awards"
+    status, reply, _ = api.call("POST", path, doc, token="reader", body={"award": "review"}, key="a1")
+    assert status == 403 and "awards:write" in reply["message"]
+    status, reply, headers = api.call("POST", path, doc, body={"award": "review"}, key="a1")
+    assert status == 201 and "Idempotent-Replayed" not in headers
+    grant = reply["grant"]
+    assert (grant["card"], grant["award"], grant["points"], grant["actor"]) == ("C1", "review", 20, "crm")
+    assert grant["expires_at"] is not None  # review: expiry_days = 365 (examples/awards.toml)
+    assert reply["card"]["balance"] == 70 + 20
+    assert {"points": 20, "available_from": grant["available_from"], "expires_at": grant["expires_at"],
+            "debt": False} in reply["card"]["lots"]
+    again = api.call("POST", path, doc, body={"award": "review"}, key="a1")
+    assert again[:2] == (201, reply) and again[2]["Idempotent-Replayed"] == "true"
+    assert api.call("POST", path, doc, body={"award": "visit"}, key="a1")[0] == 422
+    status, reply, _ = api.call("POST", path, doc, body={"award": "nope"}, key="a2")
+    assert status == 404 and "not in the published program" in reply["message"]
+    assert api.call("POST", "/admin/v1/cards/NOPE/awards", doc, body={"award": "review"}, key="a3")[0] == 404
+    assert api.call("POST", path, doc, body={}, key="a4")[0] == 400
+    assert api.call("POST", path, doc, body={"award": "review", "points": 5}, key="a5")[0] == 400
+    # registration: per_card_max = 1
+    assert api.call("POST", path, doc, body={"award": "registration"}, key="r1")[0] == 201
+    status, reply, _ = api.call("POST", path, doc, body={"award": "registration"}, key="r2")
+    assert status == 409 and reply["error"] == "conflict"
+    api.call("POST", "/admin/v1/cards/C1/block", "/admin/v1/cards/{number}/block", key="blk")
+    assert api.call("POST", path, doc, body={"award": "review"}, key="a6")[0] == 409  # blocked
+    _, card, _ = api.call("GET", "/admin/v1/cards/C1", "/admin/v1/cards/{number}")
+    assert card["balance"] == 70 + 20 + 100  # review once, registration once
+    store = fresh_store_keep(api.dsn)
+    try:
+        assert store.verify()["ok"]
+    finally:
+        store.close()
+
+
+def test_coupon_codes_are_issued_once_per_key_and_fed_to_terminals(api: Api) -> None:
+    store = fresh_store_keep(api.dsn)
+    try:  # the coupons example's program: its series "spring" and "next-visit"
+        store.publish("rules", [("rules", {"version": "coupons-1", "text": COUPON_RULES.read_text()})])
+    finally:
+        store.close()
+    cursor = api.updates()["cursor"]
+    doc = "/admin/v1/coupons"
+    status, reply, _ = api.call("POST", doc, doc, token="reader", body={"series": "spring"}, key="c1")
+    assert status == 403 and "coupons:write" in reply["message"]
+    body = {"series": "next-visit", "count": 3, "valid_days": 30}
+    status, issued, _ = api.call("POST", doc, doc, body=body, key="c1")
+    assert status == 201 and len(set(issued["codes"])) == 3 and issued["valid_to"] is not None
+    again = api.call("POST", doc, doc, body=body, key="c1")
+    assert again[:2] == (201, issued) and again[2]["Idempotent-Replayed"] == "true"
+    assert api.call("POST", doc, doc, body={**body, "count": 4}, key="c1")[0] == 422
+    status, reply, _ = api.call("POST", doc, doc, body={"series": "autumn"}, key="c2")
+    assert status == 404 and "not in the published rules" in reply["message"]
+    for bad in ({"series": "spring", "count": 0}, {"series": "spring", "count": 1001},
+                {"series": "spring", "valid_days": 0}, {"series": "spring", "colour": 1}, {}):
+        assert api.call("POST", doc, doc, body=bad, key="c3")[0] == 400, bad
+    store = fresh_store_keep(api.dsn)
+    try:
+        known = {row["code"]: row for row in coupons.listing(store)}
+        assert set(issued["codes"]) == set(known)  # the refused requests issued nothing
+        assert all(known[c]["issued_by"] == "central" and known[c]["state"] == "unspent" for c in issued["codes"])
+        fed = {key for _, kind, key, _ in store.feed_items(cursor, 1000) if kind == "coupon"}
+        assert fed == set(issued["codes"])  # in the updates feed after the terminal's cursor
     finally:
         store.close()
 

@@ -62,6 +62,12 @@ def test_documented_limits_are_the_codes() -> None:
     assert enrol["holder"]["maxLength"] == cardfile.HOLDER_CHARS_MAX
     assert enrol["referrers"]["maxItems"] == cardfile.REFERRERS_MAX
     assert _props("Reason")["reason"]["maxLength"] == admin_api.REASON_CHARS_MAX
+    assert _props("AwardRequest")["award"]["maxLength"] == admin_api.AWARD_ID_CHARS_MAX
+    issue = _props("CouponIssue")
+    assert (issue["count"]["maximum"], issue["series"]["maxLength"]) == (
+        admin_api.COUPONS_ISSUED_MAX, admin_api.COUPON_SERIES_CHARS_MAX)
+    scopes = DOC["components"]["securitySchemes"]["bearer"]["description"]
+    assert all(scope in scopes for scope in admin_store.SCOPES)
     key = DOC["components"]["parameters"]["idempotencyKey"]["schema"]["pattern"]
     assert key == f"^{admin_store.IDEMPOTENCY_KEY.pattern}$"
     report = DOC["paths"]["/admin/v1/reports/{name}"]["get"]["parameters"]

@@ -1,8 +1,9 @@
 """docs/admin-openapi.yaml is as strict as central's admin API: schemathesis generates requests
 from the document — valid ones and ones it forbids — against a real `posterm-central serve` on
-loopback (SQLite, a small chain's data, a token with every scope) and checks every answer: no
-5xx, only documented status codes, content types and headers, bodies matching their schemas,
-every forbidden request refused (4xx), 405 with `Allow` for methods a path lacks.
+loopback (SQLite, a small chain's data and the awards example's program, a token with every
+scope) and checks every answer: no 5xx, only documented status codes, content types and
+headers, bodies matching their schemas, every forbidden request refused (4xx), 405 with `Allow`
+for methods a path lacks.
 
 Bounded: `EXAMPLES_PER_OPERATION` examples per operation, one server for the module. Not
 checked: `positive_data_acceptance` (a request valid by the document can still be refused by the
@@ -45,6 +46,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     dsn = f"sqlite:///{root / 'central.db'}"
     store = fresh_store(dsn)
     chain.load(store)
+    rules = DOC_PATH.parents[1] / "examples" / "awards.toml"  # awards to grant
+    store.publish("rules", [("rules", {"version": "awards-1", "text": rules.read_text()})])
     token = admin_store.add_token(store, "schemathesis", list(admin_store.SCOPES))
     store.close()
     process = CentralProcess(dsn, root / "central.log", extra=("--expire-every-s", "0")).start()
