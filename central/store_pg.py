@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from central import admin_store, awards, cardfacts, coupons
+from central import admin_store, awards, cardfacts, console_db, coupons
 from central.balances import CardState, Shortfall
 from central.store import (
     CARD_COLUMNS,
@@ -69,9 +69,10 @@ CREATE TABLE IF NOT EXISTS expiries (number TEXT NOT NULL, expires_ms BIGINT NOT
     points BIGINT NOT NULL, at_ms BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS expiries_card ON expiries (number);
 """ + cardfacts.SCHEMA_PG + awards.SCHEMA_PG + coupons.SCHEMA_PG + admin_store.SCHEMA_PG
+SCHEMA += console_db.SCHEMA_PG  # the web console's tables (central/web)
 TABLES = (
     "terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed", "lots", "receipts", "card_facts",
-    "expiries", "awards", "coupons", "coupon_double_uses", *admin_store.TABLES,
+    "expiries", "awards", "coupons", "coupon_double_uses", *admin_store.TABLES, *console_db.TABLES,
 )
 
 
