@@ -21,7 +21,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from central.web import auth, pages, publish, reports
+from central.web import auth, coupons, pages, publish, reports
 from central.web.auth import Ctx
 from protocol.wire import TERMINAL_HEADER
 
@@ -47,6 +47,8 @@ def _routes() -> list[tuple[str, str, str | None, auth.Handler]]:
         ("POST", "/console/cards/{number}/adjust", "support", pages.adjust),
         ("POST", "/console/cards/{number}/block", "support", pages.block),
         ("GET", "/console/shortfalls", "viewer", pages.shortfalls),
+        ("GET", "/console/coupons", "viewer", coupons.index),
+        ("POST", "/console/coupons/issue", "marketing", coupons.issue),
         ("GET", "/console/audit", "admin", pages.audit),
         ("GET", "/console/users", "admin", pages.users),
         ("GET", "/console/reports", "viewer", reports.index),

@@ -400,3 +400,51 @@ def test_uploads_over_their_limit_are_refused_with_the_limit_named(store: Store,
 
     run_console(dsn, scenario)
     assert store._query("SELECT kind FROM console_drafts") == [("catalog",)] and store.feed_items(0, 10) == []
+
+
+COUPON_RULES = GOOD_RULES + """
+[[coupon_series]]
+id = "spring"
+single_use = true
+valid_to = "2099-03-31"
+
+[[rule]]
+id = "spring-10"
+kind = "discount"
+percent = 10
+when = { coupon = "spring" }
+"""
+
+
+def test_coupon_page_lists_series_and_issues_codes_for_marketing(store: Store, dsn: str) -> None:
+    from central import coupons, publishing
+
+    publishing.publish_rules(store, COUPON_RULES, "spring-1")
+    add_user(store, "vic", "viewer")
+    add_user(store, "mia", "marketing")
+
+    async def scenario(new: NewConsole) -> None:
+        viewer, marketing = await new(), await new()
+        await viewer.login("vic")
+        await marketing.login("mia")
+        status, body = await viewer.get("/console/coupons")
+        assert status == 200 and "<td>spring</td><td>single use</td><td>—</td><td>2099-03-31</td>" in body
+        assert 'id="issue"' not in body and "No double use booked." in body
+        status, _, _ = await viewer.post("/console/coupons/issue", {"series": "spring", "count": "2"})
+        assert status == 403 and coupons.listing(store) == []
+        status, body, _ = await marketing.post("/console/coupons/issue", {"series": "autumn", "count": "2"})
+        assert status == 400 and "not in the published rules" in body and coupons.listing(store) == []
+        status, body, _ = await marketing.post("/console/coupons/issue", {"series": "spring", "count": "x"})
+        assert status == 400 and "not a whole number" in body
+        status, _, where = await marketing.post("/console/coupons/issue",
+                                                {"series": "spring", "count": "3", "valid_days": "30"})
+        assert status == 303 and "issued+3" in where
+        status, body = await marketing.get(where)
+        made = coupons.listing(store)
+        assert len(made) == 3 and all(c["code"] in body for c in made)
+        assert {c["series"] for c in made} == {"spring"}
+
+    run_console(dsn, scenario)
+    assert [(a["actor"], a["action"], a["target"]) for a in console_db.audit_rows(store)][:1] == [
+        ("mia", "coupons_issued", "spring")]
+    assert sum(1 for _, kind, _, _ in store.feed_items(0, 100) if kind == "coupon") >= 1

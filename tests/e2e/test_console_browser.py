@@ -130,3 +130,30 @@ def test_login_card_adjust_rules_publish(console: tuple[Browser, str], tmp_path:
     assert browser.js("return document.querySelector('#plot svg').getBoundingClientRect().height") > 100
     assert "never\t10500\t2" in browser.text("#rows")  # the seed cards' dateless lots: 10 250 + 250
     browser.shot("7-report-liability", tmp_path)
+
+    # Coupons: rules with a series, published through the console, then codes issued there.
+    coupon_rules = tmp_path / "promo-coupons.toml"
+    coupon_rules.write_text(good.read_text() + COUPON_SERIES)
+    browser.driver.get(url + "/console/rules")
+    submit(browser, "#upload", {"file": str(coupon_rules)})
+    assert "accepted" in browser.text("#checked")
+    submit(browser, "#publish", {"version": "coupons-1"})
+    browser.driver.get(url + "/console/coupons")
+    assert "spring" in browser.text("#series") and "No double use booked." in browser.text("#double-uses")
+    submit(browser, "#issue", {"count": "2", "valid_days": "30"})
+    assert "issued 2 code(s) of spring" in browser.text("#done")
+    assert browser.js("return document.querySelectorAll('#codes tbody tr').length") == 2
+    browser.shot("8-coupons", tmp_path)
+
+
+COUPON_SERIES = """
+[[coupon_series]]
+id = "spring"
+single_use = true
+
+[[rule]]
+id = "spring-10"
+kind = "discount"
+percent = 10
+when = { coupon = "spring" }
+"""
