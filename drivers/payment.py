@@ -159,7 +159,7 @@ class SimulatedPaymentTerminal:
             ops[op_id] = {"kind": "sale", "status": "cancelled", "amount": 0, "reference": ""}
             self._save(ops)
             return PaymentResult(op_id, "cancelled", detail="no such operation; nothing charged")
-        if op["status"] == "approved":
+        if op["status"] in ("approved", "refunded"):  # a void: of a payment, or of a refund
             op["status"] = "reversed"
             self._save(ops)
         return self._result(op_id, op)

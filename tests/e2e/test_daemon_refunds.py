@@ -1,0 +1,118 @@
+"""Card refunds of returns through the real daemon and the simulated payment terminal: SIGKILL
+right after the terminal refunded (committed once, or reversed — never refunded twice, never a
+refund without a return record), a refusal half-way through a split refund, and a terminal that
+does not answer (the return waits for it, under its id)."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import aiohttp
+import pytest
+
+from terminal.client import ApiClient
+from terminal.ledger import Ledger
+
+from .conftest import Terminal
+from .test_daemon_e2e import wait_printed
+from .test_daemon_tenders import BLENDER, bank, run, script
+
+SPLIT = [{"method": "card", "amount": 40000}, {"method": "card", "amount": 30000}]  # the blender: 700.00
+
+
+def returns(term: Terminal) -> int:
+    with Ledger(term.ledger_path) as ledger:
+        assert ledger.verify()["ok"]
+        return int(ledger.stats()["entries"]["returns"])
+
+
+def intents(term: Terminal) -> list[str]:
+    directory = term.root / "state" / "refund-intents"
+    return sorted(p.name for p in directory.glob("*.bin")) if directory.exists() else []
+
+
+async def card_sale(api: ApiClient, tenders: list[dict[str, Any]]) -> str:
+    await api.attendant("demo", "1234")  # returns need a manager
+    await api.ok("POST", "/v1/checkout/lines", {"code": BLENDER})
+    sale = await api.ok("POST", "/v1/checkout/pay", {"tenders": tenders})
+    return str(sale["receipt"])
+
+
+@pytest.mark.parametrize(("tenders", "committed"), [
+    ([{"method": "card", "amount": 70000}], True),
+    (SPLIT, False),
+])
+def test_sigkill_after_the_terminal_refunded_commits_once_or_reverses(
+        terminal: Terminal, tenders: list[dict[str, Any]], committed: bool) -> None:
+    first = terminal.start(env={"POSTERM_FAILPOINTS": "after_refund"})
+
+    async def sell_and_return() -> str:
+        async with ApiClient(terminal.socket) as api:
+            receipt = await card_sale(api, tenders)
+            assert bank(terminal).charged() == 70000
+            with pytest.raises(aiohttp.ClientError):  # the daemon dies under the request
+                await api.call("POST", "/v1/returns", {"receipt": receipt, "id": "R-CRASH"})
+            return receipt
+
+    receipt = run(sell_and_return())
+    assert first.proc is not None and first.proc.wait(5) == -signal.SIGKILL
+    assert bank(terminal).charged() == 70000 - tenders[0]["amount"]  # the first card part went back
+    assert returns(terminal) == 0 and intents(terminal) == ["0000000001.R-CRASH.bin"]
+    terminal.start()
+
+    async def after() -> None:
+        async with ApiClient(terminal.socket) as api:
+            record = await api.ok("GET", f"/v1/receipts/{receipt}")
+            if committed:
+                await wait_printed(terminal, "R-CRASH")
+                assert record["returns"] == ["R-CRASH"]
+            else:  # reversed: nothing refunded, nothing recorded — and the receipt can be returned again
+                assert record["returns"] == []
+                await api.attendant("demo", "1234")
+                ret = await api.ok("POST", "/v1/returns", {"receipt": receipt, "id": "R-AGAIN"})
+                assert [p["amount"] for p in ret["tenders"]] == [40000, 30000]
+
+    run(after())
+    assert terminal.daemons[1].stop() == 0
+    assert bank(terminal).charged() == 0  # refunded exactly once, whichever way
+    assert returns(terminal) == 1 and intents(terminal) == []
+    assert terminal.receipts_text().count("Receipt R-CRASH") == (1 if committed else 0)  # printed once
+
+
+def test_a_refusal_half_way_reverses_the_refunded_part_and_records_nothing(terminal: Terminal) -> None:
+    terminal.start()
+
+    async def scenario() -> None:
+        async with ApiClient(terminal.socket) as api:
+            receipt = await card_sale(api, SPLIT)
+            script(terminal, "approve", "decline")
+            status, refused = await api.call("POST", "/v1/returns", {"receipt": receipt, "id": "R-1"})
+            assert status == 402 and "nothing is refunded" in refused["error"]
+            assert bank(terminal).charged() == 70000 and intents(terminal) == []
+            ret = await api.ok("POST", "/v1/returns", {"receipt": receipt, "id": "R-2"})
+            assert sum(p["amount"] for p in ret["tenders"]) == 70000 and bank(terminal).charged() == 0
+
+    run(scenario())
+    assert terminal.daemons[0].stop() == 0
+    assert returns(terminal) == 1
+
+
+def test_a_terminal_that_does_not_answer_keeps_the_return_for_its_id(terminal: Terminal) -> None:
+    terminal.start()
+
+    async def scenario() -> None:
+        async with ApiClient(terminal.socket) as api:
+            receipt = await card_sale(api, [{"method": "card", "amount": 70000}])
+            (terminal.root / "payment" / "offline").write_text("")
+            status, refused = await api.call("POST", "/v1/returns", {"receipt": receipt, "id": "R-WAIT"})
+            assert status == 402 and "retry it with the same id" in refused["error"]
+            status, refused = await api.call("POST", "/v1/returns", {"receipt": receipt, "id": "R-OTHER"})
+            assert status == 409 and "R-WAIT" in refused["error"]
+            (terminal.root / "payment" / "offline").unlink()
+            ret = await api.ok("POST", "/v1/returns", {"receipt": receipt, "id": "R-WAIT"})
+            assert ret["return"] == "R-WAIT" and ret["tenders"][0]["reference"].startswith("RRN")
+
+    run(scenario())
+    assert terminal.daemons[0].stop() == 0
+    assert bank(terminal).charged() == 0 and returns(terminal) == 1 and intents(terminal) == []
