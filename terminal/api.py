@@ -290,7 +290,7 @@ class ApiServer:
         who = needs(self.daemon, request, "return")
         if receipt:  # another terminal's sale: from the central server first
             await self.daemon.find_receipt(receipt)
-        ret = await self.daemon.desk.return_sale(receipt or "", lines, return_id)
+        ret = await self.daemon.desk.return_sale(receipt or "", lines, return_id, who.name)
         await record(self.daemon, who, "return", {"receipt": receipt})
         return _ok(ret)
 

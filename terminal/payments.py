@@ -265,7 +265,7 @@ class PaymentDesk:
     # ------------------------------------------------------------------ returns
 
     async def return_sale(self, receipt_id: str, lines: list[dict[str, Any]] | None,
-                          return_id: str | None) -> dict[str, Any]:
+                          return_id: str | None, attendant: str | None = None) -> dict[str, Any]:
         """Money back to the sale's tenders: card ones through the payment terminal (first, and
         before the return commits: a refused card refund refuses the return; terminal/refunds.py
         keeps the intent so a crash neither refunds twice nor refunds without a return), the
@@ -274,7 +274,7 @@ class PaymentDesk:
         pending = None if return_id is None else self.refunds.intents.find(return_id)
         if pending is not None:  # a card refund left unsettled: ask the terminal, never refund again
             return await self.refunds.run(pending[1])
-        plan = await d.act(self._plan_return, receipt_id, lines, return_id)
+        plan = await d.act(self._plan_return, receipt_id, lines, return_id, attendant)
         try:
             await self._fiscal_ready(plan["document"])
         except DeviceNotReady:
@@ -283,12 +283,12 @@ class PaymentDesk:
             raise
         if plan["intent"]:
             return await self.refunds.run(plan)
-        ret = await d.act(d.commit_return, receipt_id, plan["lines"], plan["return_id"], plan["split"])
+        ret = await d.act(d.commit_return, receipt_id, plan["lines"], plan["return_id"], plan["split"], attendant)
         self.queue_fiscal(plan["document"])
         return ret
 
     def _plan_return(self, receipt_id: str, lines: list[dict[str, Any]] | None,
-                     return_id: str | None) -> dict[str, Any]:
+                     return_id: str | None, attendant: str | None = None) -> dict[str, Any]:
         reg, ledger = self.daemon.register, self.daemon.ledger
         if reg.current is not None:
             raise CheckoutError(f"checkout {reg.current.id} is open; finish or cancel it before a return")
@@ -313,15 +313,16 @@ class PaymentDesk:
         if self.fiscal is not None and refund["money"] > 0:
             sale_lines = receipt["quote"]["lines"]
             rows = [{**sale_lines[ln["line"]], "money": ln["money"], "qty_milli": ln["qty_milli"],
-                     "vat_amount": ln.get("vat_amount", 0)} for ln in refund["lines"]]
+                     "vat_amount": ln.get("vat_amount", 0), "redeem_amount": ln.get("redeem_amount", 0)}
+                    for ln in refund["lines"]]
             names = {ln["sku"]: self.daemon.product_name(ln["sku"]) for ln in sale_lines}
             try:
                 document = document_from_lines(return_id, "sellReturn", rows, names, split, self.taxation,
-                                               "self-checkout")
+                                               attendant or "self-checkout", amount_key="money")
             except FiscalError as exc:
                 raise DeviceNotReady(f"return {return_id}: no fiscal document can be made: {exc}") from None
         plan = {"return_id": return_id, "receipt": receipt_id, "lines": lines, "split": split,
-                "document": document, "intent": False}
+                "document": document, "intent": False, "attendant": attendant}
         if card_parts(plan):
             if self.terminal is None:
                 raise DeviceNotReady("the sale was paid through the payment terminal, which is not configured")

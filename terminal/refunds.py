@@ -55,7 +55,8 @@ class RefundIntents:
     def put(self, plan: dict[str, Any]) -> None:
         document = plan.get("document")
         data = {"return_id": plan["return_id"], "receipt": plan["receipt"], "lines": plan["lines"],
-                "split": plan["split"], "document": None if document is None else document.to_json().decode()}
+                "split": plan["split"], "attendant": plan.get("attendant"),
+                "document": None if document is None else document.to_json().decode()}
         self.spool.put(plan["return_id"], json.dumps(data, sort_keys=True).encode())
 
     def pending(self) -> list[tuple[Job, dict[str, Any]]]:
@@ -148,7 +149,8 @@ class CardRefunds:
         receipt = d.ledger.receipt(plan["receipt"])
         if receipt is not None and plan["return_id"] in receipt["returns"]:  # committed before a crash
             return {"return": plan["return_id"], "receipt": plan["receipt"], "tenders": plan["split"]}
-        return dict(d.commit_return(plan["receipt"], plan["lines"], plan["return_id"], plan["split"]))
+        return dict(d.commit_return(plan["receipt"], plan["lines"], plan["return_id"], plan["split"],
+                                    plan.get("attendant")))
 
     async def recover(self) -> None:
         """After a restart: each pending card refund committed once, or reversed, or left for later."""

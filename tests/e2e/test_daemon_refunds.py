@@ -5,17 +5,19 @@ does not answer (the return waits for it, under its id)."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from typing import Any
 
 import aiohttp
 import pytest
 
+from drivers.fiscal import SimulatedFiscal
 from terminal.client import ApiClient
 from terminal.ledger import Ledger
 
 from .conftest import Terminal
-from .test_daemon_e2e import wait_printed
+from .test_daemon_e2e import STANDARD, wait_printed
 from .test_daemon_tenders import BLENDER, bank, run, script
 
 SPLIT = [{"method": "card", "amount": 40000}, {"method": "card", "amount": 30000}]  # the blender: 700.00
@@ -116,3 +118,34 @@ def test_a_terminal_that_does_not_answer_keeps_the_return_for_its_id(terminal: T
     run(scenario())
     assert terminal.daemons[0].stop() == 0
     assert bank(terminal).charged() == 0 and returns(terminal) == 1 and intents(terminal) == []
+
+
+def test_points_paid_are_their_own_payment_type_in_the_fiscal_documents(terminal: Terminal) -> None:
+    terminal.start()
+
+    async def scenario() -> tuple[str, int]:
+        async with ApiClient(terminal.socket) as api:
+            await api.attendant("demo", "1234")
+            await api.ok("POST", "/v1/checkout/lines", {"code": BLENDER})
+            await api.ok("POST", "/v1/checkout/card", {"number": STANDARD})
+            view = await api.ok("POST", "/v1/checkout/redeem", {"points": 3000})
+            points_money = view["quote"]["redeem"]["amount"]
+            sale = await api.ok("POST", "/v1/checkout/pay", {"method": "card"})
+            await api.ok("POST", "/v1/returns", {"receipt": sale["receipt"], "id": "R-PTS"})
+            fiscal = SimulatedFiscal("fiscal", terminal.root / "fiscal")
+            for _ in range(200):  # the fiscal queue registers in the background
+                if len(fiscal.documents()) >= 2:
+                    break
+                await asyncio.sleep(0.025)
+            return str(sale["receipt"]), int(points_money)
+
+    receipt, points_money = run(scenario())
+    assert terminal.daemons[0].stop() == 0
+    assert points_money > 0
+    sell, back = SimulatedFiscal("fiscal", terminal.root / "fiscal").documents()
+    for doc in (sell, back):
+        assert doc["payments"] == [{"type": "electronically", "amount": 70000 - points_money},
+                                   {"type": "other", "amount": points_money}]
+        assert doc["items"][0]["amount"] == 70000  # the price stays; points pay part of it
+    assert sell["doc_id"] == receipt and sell["operator"] == "self-checkout"
+    assert back["kind"] == "sellReturn" and back["operator"] == "demo"  # the manager who took the return
