@@ -293,7 +293,7 @@ class Daemon:
 
     def _seller(self, shift: int | None, attendant: str | None) -> dict[str, Any]:
         return {"store_legal_name": self.config.legal_name, "store_tax_id": self.config.tax_id,
-                "shift": shift, "checkout_by": f"Cashier {attendant}" if attendant else "Self-checkout"}
+                "shift": shift, "checkout_by": "" if attendant else "Self-checkout", "cashier": attendant or ""}
 
     def print_return(self, ret: dict[str, Any]) -> None:
         if self.printer is not None:
