@@ -265,7 +265,8 @@ class PaymentDesk:
     # ------------------------------------------------------------------ returns
 
     async def return_sale(self, receipt_id: str, lines: list[dict[str, Any]] | None,
-                          return_id: str | None, attendant: str | None = None) -> dict[str, Any]:
+                          return_id: str | None, attendant: str | None = None,
+                          refund_to: str | None = None) -> dict[str, Any]:
         """Money back to the sale's tenders: card ones through the payment terminal (first, and
         before the return commits: a refused card refund refuses the return; terminal/refunds.py
         keeps the intent so a crash neither refunds twice nor refunds without a return), the
@@ -274,7 +275,7 @@ class PaymentDesk:
         pending = None if return_id is None else self.refunds.intents.find(return_id)
         if pending is not None:  # a card refund left unsettled: ask the terminal, never refund again
             return await self.refunds.run(pending[1])
-        plan = await d.act(self._plan_return, receipt_id, lines, return_id, attendant)
+        plan = await d.act(self._plan_return, receipt_id, lines, return_id, attendant, refund_to)
         try:
             await self._fiscal_ready(plan["document"])
         except DeviceNotReady:
@@ -287,8 +288,8 @@ class PaymentDesk:
         self.queue_fiscal(plan["document"])
         return ret
 
-    def _plan_return(self, receipt_id: str, lines: list[dict[str, Any]] | None,
-                     return_id: str | None, attendant: str | None = None) -> dict[str, Any]:
+    def _plan_return(self, receipt_id: str, lines: list[dict[str, Any]] | None, return_id: str | None,
+                     attendant: str | None = None, refund_to: str | None = None) -> dict[str, Any]:
         reg, ledger = self.daemon.register, self.daemon.ledger
         if reg.current is not None:
             raise CheckoutError(f"checkout {reg.current.id} is open; finish or cancel it before a return")
@@ -309,6 +310,9 @@ class PaymentDesk:
         stamp = f"{_now().astimezone(dt.UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
         return_id = return_id or f"{self.daemon.config.terminal_id}-R{stamp}"
         split = tender_rules.refund_split(receipt["tenders"], receipt.get("refund_tenders", []), refund["money"])
+        if refund_to == "cash":  # the attendant gives the money back from the drawer (docs/daemon.md)
+            split = tender_rules.all_cash(receipt["tenders"], refund["money"])
+        by_reference = self._by_reference(receipt, split)
         document = None
         if self.fiscal is not None and refund["money"] > 0:
             sale_lines = receipt["quote"]["lines"]
@@ -322,13 +326,29 @@ class PaymentDesk:
             except FiscalError as exc:
                 raise DeviceNotReady(f"return {return_id}: no fiscal document can be made: {exc}") from None
         plan = {"return_id": return_id, "receipt": receipt_id, "lines": lines, "split": split,
-                "document": document, "intent": False, "attendant": attendant}
+                "document": document, "intent": False, "attendant": attendant, "by_reference": by_reference}
         if card_parts(plan):
             if self.terminal is None:
                 raise DeviceNotReady("the sale was paid through the payment terminal, which is not configured")
             self.refunds.intents.put(plan)  # durable before any money moves; SpoolError: nothing moved
             plan["intent"] = True
         return plan
+
+    def _by_reference(self, receipt: dict[str, Any], split: list[dict[str, Any]]) -> dict[str, str]:
+        """Card parts of another terminal's sale: refunded by the bank's reference where this
+        payment terminal can; else refused with the fallback (cash) — never a refund attempt
+        against an operation this terminal never saw. {tender index: reference}."""
+        origin = receipt.get("origin")
+        parts = [p for p in split if "original" in p]
+        if not origin or not parts:
+            return {}
+        refs = {str(p["tender"]): str(receipt["tenders"][p["tender"]].get("reference", "")) for p in parts}
+        if self.terminal is not None and self.terminal.refunds_by_reference and all(refs.values()):
+            return refs
+        raise CheckoutError(f"receipt {receipt['id']} was paid by card at terminal {origin['terminal']}; this "
+                            "payment terminal cannot refund a card payment it did not take — make the return "
+                            f"at {origin['terminal']}, or give the money back in cash: the same return with "
+                            '"refund": "cash"')
 
     # ------------------------------------------------------------------ cash in / out
 

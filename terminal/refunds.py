@@ -56,6 +56,7 @@ class RefundIntents:
         document = plan.get("document")
         data = {"return_id": plan["return_id"], "receipt": plan["receipt"], "lines": plan["lines"],
                 "split": plan["split"], "attendant": plan.get("attendant"),
+                "by_reference": plan.get("by_reference", {}),
                 "document": None if document is None else document.to_json().decode()}
         self.spool.put(plan["return_id"], json.dumps(data, sort_keys=True).encode())
 
@@ -98,7 +99,11 @@ class CardRefunds:
             op = refund_op(plan["return_id"], part)
             result = await desk._call(desk.terminal.status, op)
             if result.status == "unknown":  # never reached the terminal: refund now
-                result = await desk._call(desk.terminal.refund, op, part["amount"], part["original"])
+                reference = plan.get("by_reference", {}).get(str(part["tender"]))
+                if reference:  # another terminal's payment: by the bank's reference, at the acquirer
+                    result = await desk._call(desk.terminal.refund_by_reference, op, part["amount"], reference)
+                else:
+                    result = await desk._call(desk.terminal.refund, op, part["amount"], part["original"])
                 failpoints.hit("after_refund")
             if result.status in UNANSWERED:
                 message = (f"card refund {op}: {result.detail or result.status}; the payment terminal does not "

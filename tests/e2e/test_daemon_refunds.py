@@ -6,6 +6,7 @@ does not answer (the return waits for it, under its id)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import signal
 from typing import Any
 
@@ -13,6 +14,7 @@ import aiohttp
 import pytest
 
 from drivers.fiscal import SimulatedFiscal
+from drivers.payment import SimulatedPaymentTerminal
 from terminal.client import ApiClient
 from terminal.ledger import Ledger
 
@@ -149,3 +151,67 @@ def test_points_paid_are_their_own_payment_type_in_the_fiscal_documents(terminal
         assert doc["items"][0]["amount"] == 70000  # the price stays; points pay part of it
     assert sell["doc_id"] == receipt and sell["operator"] == "self-checkout"
     assert back["kind"] == "sellReturn" and back["operator"] == "demo"  # the manager who took the return
+
+
+def adopt_card_sale_of_t09(term: Terminal, receipt: str = "T09-20261204120000-beef") -> str:
+    """A card sale of terminal T09 (its own simulated terminal: `bank-T09`), adopted into this
+    terminal's ledger as a return at any terminal fetches it from central (terminal/sync/receipts.py)."""
+    other = SimulatedPaymentTerminal("payment", term.root / "bank-T09")
+    paid = other.authorize(f"{receipt}-a1p1", 70000)
+    sale = {"receipt": receipt, "terminal": "T09", "epoch": 1, "seq": 1, "at": "2026-12-04T12:00:00+00:00",
+            "card": None, "card_type": None, "subtotal": 70000, "discount": 0, "total": 70000, "to_pay": 70000,
+            "tenders": [{"method": "card", "amount": 70000, "op": paid.op_id, "reference": paid.reference}],
+            "redeemed": 0, "redeemed_money": 0, "accrued": 0, "referral": [], "gifts": [],
+            "lines": [{"sku": BLENDER, "qty_milli": 1000, "price": 70000, "amount": 70000, "discount": 0,
+                       "redeem_amount": 0, "paid": 70000, "rules": []}]}
+    with Ledger(term.ledger_path) as ledger:
+        assert ledger.adopt_receipt(sale, dt.datetime.now().astimezone())["adopted"]
+    return receipt
+
+
+def test_another_terminals_card_sale_is_refunded_by_reference_or_in_cash_on_request(terminal: Terminal) -> None:
+    terminal.start()
+    terminal.daemons[0].stop()  # provisioned and migrated: now the ledger takes the adopted receipt
+    receipt = adopt_card_sale_of_t09(terminal)
+    t09 = SimulatedPaymentTerminal("payment", terminal.root / "bank-T09")
+    terminal.start()
+
+    async def scenario() -> None:
+        async with ApiClient(terminal.socket) as api:
+            await api.attendant("demo", "1234")
+            body = {"receipt": receipt, "lines": [{"line": 0, "qty": 1}], "id": "R-T09"}
+            status, refused = await api.call("POST", "/v1/returns", body)
+            assert status == 409 and "paid by card at terminal T09" in refused["error"]
+            assert '"refund": "cash"' in refused["error"] and intents(terminal) == []
+            status, bad = await api.call("POST", "/v1/returns", {**body, "refund": "card"})
+            assert status == 400 and "'refund' must be" in bad["error"]
+
+            (terminal.root / "payment").mkdir(exist_ok=True)  # this terminal refunds by RRN at the acquirer
+            (terminal.root / "payment" / "by_reference").write_text(f"{terminal.root / 'bank-T09'}\n")
+            ret = await api.ok("POST", "/v1/returns", body)
+            assert ret["tenders"][0]["method"] == "card" and ret["tenders"][0]["reference"].startswith("RRN")
+            assert bank(terminal).charged() + t09.charged() == 0  # the T09 payment went back, once
+            status, _ = await api.call("POST", "/v1/returns", {"receipt": receipt, "id": "R-T09-2"})
+            assert status == 409  # everything was returned already
+
+    run(scenario())
+    assert terminal.daemons[1].stop() == 0
+
+    # the fallback: the same kind of return in cash, from the drawer, with no payment terminal involved
+    second = adopt_card_sale_of_t09(terminal, "T09-20261204120500-cafe")
+    terminal.start()
+
+    async def cash() -> None:
+        async with ApiClient(terminal.socket) as api:
+            await api.attendant("demo", "1234")
+            (terminal.root / "payment" / "by_reference").unlink()
+            ret = await api.ok("POST", "/v1/returns", {"receipt": second, "refund": "cash", "id": "R-CASH"})
+            assert ret["tenders"] == [{"tender": -1, "method": "cash", "amount": 70000}]
+            text = await wait_printed(terminal, "R-CASH")
+            assert "Refunded to cash" in text
+
+    run(cash())
+    assert terminal.daemons[2].stop() == 0
+    # the second sale's card payment stays at the bank; its money went back in cash
+    assert bank(terminal).charged() + t09.charged() == 70000
+    assert b"\x1bp\x0022" in (terminal.printer / "receipts.bin").read_bytes()  # the drawer opened
