@@ -72,7 +72,7 @@ def cmd_serve(store: Store, args: argparse.Namespace) -> int:
         raise CentralCliError(f"--host {args.host}: not loopback; add --public to listen there on purpose")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    from central.server import log_line
+    from central.service import log_line
 
     log_line(logging.INFO, "central_serving", host=args.host, port=args.port, store=store.name)
     serve(make_app(store, None if args.expire_every_s == 0 else args.expire_every_s), args.host, args.port,

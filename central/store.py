@@ -19,21 +19,20 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 
-from central import awards, balances, cardfacts, coupons, lots
+from central import cardfacts, lots
+from central import ingest as ingesting
 from central.balances import CardState, Shortfall
 from central.lots import CardLots, LotInvariantError, Origin
 from central.program import ProgramCache
-from protocol.wire import KEY_BYTES, Batch, ProtocolError, pack, unpack
+from protocol.wire import KEY_BYTES, Batch, unpack
 
 FEED_PAGE_ENTRIES_MAX = 2_000
 EVENTS_LIST_MAX = 10_000_000
 FAULTS_SHOWN_MAX = 100
 RECEIPT_MATCHES_MAX = 16
 RECEIPT_RETURNS_MAX = 1_000  # a terminal refuses more returns of one receipt (ledger RETURNS_PER_RECEIPT_MAX)
-_BY_RECEIPT = frozenset({"sale", "return"})
 CURSOR_START = 0
 
 
@@ -72,32 +71,6 @@ def card_from_row(row: Any) -> CardState:
 
 class StoreError(Exception):
     """The database refused or is unreachable; the message names the store."""
-
-
-class GapError(ProtocolError):
-    status = 409
-    code = "gap"
-
-
-class ChainError(ProtocolError):
-    status = 409
-    code = "chain"
-
-
-class ConflictError(ProtocolError):
-    """Same (terminal, epoch, seq) or event id already stored with other content."""
-
-    status = 409
-    code = "conflict"
-
-
-@dataclass(frozen=True)
-class Ingested:
-    acked_through: int
-    stored: int
-    duplicates: int
-    shortfalls: int
-    prev_mac: bytes
 
 
 class IngestTx(ABC):
@@ -236,73 +209,6 @@ class IngestTx(ABC):
         return {number: points for number, (points, _) in self.read_lots(numbers).items()}
 
 
-def ingest(tx: IngestTx, batch: Batch, mac: bytes, programs: ProgramCache | None = None) -> Ingested:
-    """Store a verified batch exactly once. Raises GapError/ChainError/ConflictError (nothing
-    stored: the caller rolls back). `programs`: the published program, read only for a batch
-    with returns (§11 level_downgrade) or kiosk enrolments (the registration award, §16)."""
-    last = tx.lock_stream(batch.terminal, batch.epoch)
-    if batch.first_seq > last + 1:
-        raise GapError(
-            f"terminal {batch.terminal} epoch {batch.epoch}: expected seq {last + 1}, batch starts at {batch.first_seq}"
-        )
-    if batch.first_seq == last + 1:
-        # A pure append: it must continue the chain of batches the server stored.
-        wanted = tx.boundary(batch.terminal, batch.epoch, last) or b""
-        if batch.prev_mac != wanted:
-            raise ChainError(
-                f"terminal {batch.terminal} epoch {batch.epoch}: prev_mac does not "
-                f"match the batch the server stored through seq {last}"
-            )
-    overlap_last = min(last, batch.last_seq)
-    duplicates = 0
-    if batch.first_seq <= overlap_last:
-        # A redelivery (lost ack, retried or replayed batch): the stored part must be identical.
-        stored = tx.stored_ids(batch.terminal, batch.epoch, batch.first_seq, overlap_last)
-        sent = [(e["seq"], e["id"]) for e in batch.events[: overlap_last - batch.first_seq + 1]]
-        if stored != sent:
-            raise ConflictError(
-                f"terminal {batch.terminal} epoch {batch.epoch}: events "
-                f"{batch.first_seq}..{overlap_last} differ from the stored ones"
-            )
-        duplicates = len(sent)
-    new = batch.events[duplicates:]
-    found: list[Shortfall] = []
-    if new:
-        tx.insert_events(batch.terminal, event_rows(batch.terminal, batch, duplicates))
-        # A return at another terminal looks its receipt up with the receipt's returns (`Store.receipt`).
-        indexed = [(e["receipt"], batch.terminal, e["epoch"], e["seq"]) for e in new if e["type"] in _BY_RECEIPT]
-        if indexed:
-            tx.insert_receipts(indexed)
-        tx.finish_batch(batch.terminal, batch.epoch, batch.last_seq, mac)
-        # Card rows are shared by all terminals: lock them last, so they are held briefly.
-        moves = lots.batch_moves(new)  # parsed once: a malformed `lots` field stores nothing
-        cards, book = tx.lock_with_lots(balances.touched_cards(new, moves), new, moves)
-        program = programs.get(tx) if programs is not None and balances.needs_program(new) else None
-        found = balances.fold(new, cards, book, batch.terminal, moves, program)
-        awards.grant_registrations(tx, program, new, cards, book, batch.terminal)
-        tx.insert_shortfalls(batch.terminal, batch.epoch, found)
-        tx.save_with_lots(list(cards.values()), book)  # last: it takes the feed-cursor lock
-        coupons.book(tx, batch.terminal, new)  # codes issued, spent, restored (nothing to do without)
-        prev = mac
-    else:
-        prev = tx.boundary(batch.terminal, batch.epoch, batch.last_seq) or b""
-    return Ingested(batch.last_seq, len(new), duplicates, len(found), prev)
-
-
-def event_rows(terminal: str, batch: Batch, skip: int) -> list[tuple[Any, ...]]:
-    """Rows of the events after the first `skip`: the exact bytes the terminal signed when the
-    decoder kept them, else a re-pack."""
-    raws = batch.raw_events
-    rows = []
-    for i in range(skip, len(batch.events)):
-        event = batch.events[i]
-        at_ms = event.get("at_ms")
-        body = raws[i] if raws is not None else pack(event)
-        at_ms = at_ms if type(at_ms) is int and 0 <= at_ms < 2**63 else 0
-        rows.append((terminal, event["epoch"], event["seq"], event["id"], event["type"], at_ms, body))
-    return rows
-
-
 def usable_keys(row: Any) -> list[bytes]:
     """(key, old_key, old_key_until_ms) → the current key, plus the old one inside its grace."""
     key, old, until_ms = row
@@ -330,10 +236,10 @@ class Store(ABC):
     @abstractmethod
     def transaction(self) -> AbstractContextManager[IngestTx]: ...
 
-    def ingest(self, batch: Batch, mac: bytes) -> Ingested:
+    def ingest(self, batch: Batch, mac: bytes) -> ingesting.Ingested:
         try:
             with self.transaction() as tx:
-                return ingest(tx, batch, mac, self.programs())
+                return ingesting.ingest(tx, batch, mac, self.programs())
         except LotInvariantError as exc:
             # Rolled back; the terminal retries (503) while a technician reads the log line.
             raise StoreError(f"{self.name}: {exc}") from None

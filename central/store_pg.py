@@ -21,13 +21,13 @@ from psycopg import errors as pg_errors
 
 from central import admin_store, awards, cardfacts, console_db, coupons
 from central.balances import CardState, Shortfall
+from central.ingest import ConflictError
 from central.store import (
     CARD_COLUMNS,
     EMPTY_LIST,
     EXPIRY_COLUMNS,
     LOT_COLUMNS,
     OPENING_LOTS_SQL,
-    ConflictError,
     IngestTx,
     Store,
     StoreError,

@@ -12,12 +12,12 @@ from typing import Any
 
 from central import admin_store, awards, cardfacts, console_db, coupons
 from central.balances import CardState, Shortfall
+from central.ingest import ConflictError
 from central.store import (
     CARD_COLUMNS,
     EXPIRY_COLUMNS,
     LOT_COLUMNS,
     OPENING_LOTS_SQL,
-    ConflictError,
     IngestTx,
     Store,
     StoreError,

@@ -33,7 +33,7 @@ from multidict import MultiDict, MultiDictProxy
 
 from central import console_db, passwords
 from central.console_db import User
-from central.server import POOL_KEY, log_line
+from central.service import POOL_KEY, log_line
 from central.store import Store, StoreError
 from central.web.render import page
 
@@ -110,7 +110,7 @@ async def run(request: web.Request, fn: Any, *args: Any) -> Any:
 
 
 def store_of(request: web.Request) -> Store:
-    from central.server import STORE_KEY
+    from central.service import STORE_KEY
 
     return request.app[STORE_KEY]
 

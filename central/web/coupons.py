@@ -17,7 +17,7 @@ from aiohttp import web
 
 from central import console_db, coupons
 from central.console_db import User
-from central.server import log_line
+from central.service import log_line
 from central.web.auth import Ctx, run, see_other, store_of
 from central.web.render import page
 

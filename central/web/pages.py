@@ -16,7 +16,7 @@ from aiohttp import web
 
 from central import checks, console_db, lots
 from central.console_db import ConsoleError
-from central.server import log_line
+from central.service import log_line
 from central.web.auth import Ctx, refusal, run, see_other, store_of
 from central.web.render import page
 from protocol import schemas

@@ -24,7 +24,7 @@ from aiohttp import web
 import core
 from central import checks, console_db, publishing
 from central.console_db import User
-from central.server import log_line
+from central.service import log_line
 from central.store import Store
 from central.web import preview
 from central.web.auth import Ctx, refusal, run, see_other, store_of

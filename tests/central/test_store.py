@@ -9,7 +9,8 @@ import pytest
 
 from central.balances import CardState
 from central.feed import build_updates
-from central.store import ChainError, ConflictError, GapError, Store
+from central.ingest import ChainError, ConflictError, GapError
+from central.store import Store
 from protocol import wire
 from tests.central.events import complete
 
