@@ -10,6 +10,7 @@ Wrong PINs are rate-limited per name (`FAILURES_FREE` tries, then a lock doublin
 `LOCK_S` up to `LOCK_MAX_S`) and for the whole terminal (`GLOBAL_FAILURES_MAX` within
 `GLOBAL_WINDOW_S`, so cycling names does not help). Clock and randomness come in from the
 caller (`now_s`), so tests drive time. PINs are never logged or kept in memory after the check.
+The counters are kept in the ledger (`Desk(path, tries=ledger)`), so a restart does not reset them.
 Limits: `ATTENDANTS_MAX`, `SESSIONS_MAX`, `PIN_DIGITS`, `NAME`, `FILE_BYTES_MAX`.
 """
 
@@ -24,7 +25,7 @@ import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from terminal.errors import TerminalError
 from terminal.files import read_bounded
@@ -46,6 +47,7 @@ LOCK_S = 30.0
 LOCK_MAX_S = 900.0
 GLOBAL_FAILURES_MAX = 20
 GLOBAL_WINDOW_S = 300.0
+FAILURES_KEPT_MAX = ATTENDANTS_MAX * 4  # names with wrong-PIN counters kept
 FILE_BYTES_MAX = 256 * 1024
 # scrypt at N=2^14, r=8: 16 MiB and ~50 ms a check on a Raspberry Pi 4 — slow for a guesser
 # holding the file, quick enough for an attendant.
@@ -162,17 +164,49 @@ class _Failures:
     locked_until_s: float = 0.0
 
 
+class TriesStore(Protocol):
+    """Where the wrong-PIN counters outlive the process (the ledger's `desk` table)."""
+
+    def read_pin_tries(self) -> dict[str, Any]: ...
+
+    def write_pin_tries(self, state: dict[str, Any]) -> None: ...
+
+
 class Desk:
     """The attendants file (re-read when it changes, so `attendant add` needs no restart),
-    the open sessions and the wrong-PIN counters."""
+    the open sessions and the wrong-PIN counters. With a `tries` store the counters survive a
+    restart (a daemon killed and restarted does not hand a guesser fresh tries); their times
+    are then wall-clock seconds, and every wait is capped (`LOCK_MAX_S`, `GLOBAL_WINDOW_S`) so a
+    clock set back cannot lock the terminal for longer."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, tries: TriesStore | None = None) -> None:
         self.path = path
         self.entries: dict[str, dict[str, Any]] = {}
         self.stamp: tuple[int, int] | None = None
         self.sessions: dict[str, Session] = {}
         self.failures: dict[str, _Failures] = {}
         self.recent_failures: list[float] = []
+        self.tries = tries
+        if tries is not None:
+            self._restore(tries.read_pin_tries())
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Counters as stored; anything malformed is dropped (they only ever restrict)."""
+        names, recent = state.get("names"), state.get("recent")
+        if isinstance(names, dict):
+            for name, value in list(names.items())[:FAILURES_KEPT_MAX]:
+                if (isinstance(name, str) and isinstance(value, list) and len(value) == 2
+                        and isinstance(value[0], int) and isinstance(value[1], int | float)):
+                    self.failures[name] = _Failures(value[0], float(value[1]))
+        if isinstance(recent, list):
+            self.recent_failures = [float(t) for t in recent[-GLOBAL_FAILURES_MAX:] if isinstance(t, int | float)]
+
+    def _persist(self) -> None:
+        if self.tries is not None:
+            self.recent_failures = self.recent_failures[-GLOBAL_FAILURES_MAX:]
+            self.tries.write_pin_tries({
+                "names": {n: [f.count, f.locked_until_s] for n, f in self.failures.items()},
+                "recent": self.recent_failures})
 
     def _reload(self) -> None:
         try:
@@ -186,8 +220,8 @@ class Desk:
     def locked_for(self, name: str, now_s: float) -> float:
         self.recent_failures = [t for t in self.recent_failures if now_s - t < GLOBAL_WINDOW_S]
         if len(self.recent_failures) >= GLOBAL_FAILURES_MAX:
-            return self.recent_failures[0] + GLOBAL_WINDOW_S - now_s
-        return max(0.0, self.failures.get(name, _Failures()).locked_until_s - now_s)
+            return min(GLOBAL_WINDOW_S, self.recent_failures[-GLOBAL_FAILURES_MAX] + GLOBAL_WINDOW_S - now_s)
+        return min(LOCK_MAX_S, max(0.0, self.failures.get(name, _Failures()).locked_until_s - now_s))
 
     def check(self, name: str, pin: str, now_s: float) -> dict[str, Any]:
         """The entry when name + PIN are right; raises LoginRefused / TooManyTries. Slow (scrypt):
@@ -201,19 +235,21 @@ class Desk:
         salt = bytes.fromhex(entry["salt"]) if entry else b"\0" * 16
         digest = hash_pin(pin, salt, params)
         if entry is not None and hmac.compare_digest(digest, bytes.fromhex(entry["hash"])):
-            self.failures.pop(name, None)
+            if self.failures.pop(name, None) is not None:
+                self._persist()
             return entry
         self._failed(name, now_s)
         raise LoginRefused("wrong attendant name or PIN")
 
     def _failed(self, name: str, now_s: float) -> None:
-        if len(self.failures) >= ATTENDANTS_MAX * 4:
+        if len(self.failures) >= FAILURES_KEPT_MAX:
             self.failures.clear()  # bounded; the global window still limits guessing meanwhile
         record = self.failures.setdefault(name, _Failures())
         record.count += 1
         self.recent_failures.append(now_s)
         if record.count >= FAILURES_FREE:
-            record.locked_until_s = now_s + min(LOCK_MAX_S, LOCK_S * 2 ** (record.count - FAILURES_FREE))
+            record.locked_until_s = now_s + min(LOCK_MAX_S, LOCK_S * 2 ** min(32, record.count - FAILURES_FREE))
+        self._persist()
 
     def open(self, entry: dict[str, Any], now_s: float) -> Session:
         self._expire(now_s)

@@ -117,7 +117,7 @@ class Daemon:
             record_path=config.checkout_path, idle_timeout_s=config.idle_timeout_s,
             hold_timeout_s=config.hold_timeout_s, publish=self.publish,
             offline_cap_points=None if self.sync is None else self.sync.offline_redeem_max_points)
-        self.attendants = Desk(config.screen.attendants_file)  # attendant sessions (terminal.guard)
+        self.attendants = Desk(config.screen.attendants_file, tries=self.ledger)  # sessions (terminal.guard)
         self.card_lookup: Any = None
         self.register.quote_timer = self.metrics.quote.observe
         self.printer: ReceiptPrinter | None = None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,14 @@ class DeviceNotReady(CheckoutError):
 
 def _now() -> dt.datetime:
     return dt.datetime.now().astimezone()
+
+
+# How the API wraps the committing step of an attended cancel or return (terminal.guard.attended).
+Attend = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _as_is(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return fn
 
 
 class PaymentDesk:
@@ -242,7 +251,7 @@ class PaymentDesk:
             await self.daemon.act(reg.payment_failed, _now())
             self.daemon.publish("recovered", {"id": co.id, "outcome": "card payment reversed"})
 
-    async def cancel(self) -> dict[str, Any]:
+    async def cancel(self, attend: Attend = _as_is) -> dict[str, Any]:
         d, reg = self.daemon, self.daemon.register
         co = reg.current
         if co is not None and co.state == "authorizing":
@@ -253,12 +262,12 @@ class PaymentDesk:
                 raise DeviceNotReady(f"checkout {co.id}: the payment terminal does not answer; the card "
                                      "payment cannot be reversed yet — try again")
             await d.act(reg.payment_failed, _now())
-        return await d.act(reg.cancel, _now())
+        return await d.act(attend(reg.cancel), _now())
 
     # ------------------------------------------------------------------ returns
 
     async def return_sale(self, receipt_id: str, lines: list[dict[str, Any]] | None,
-                          return_id: str | None) -> dict[str, Any]:
+                          return_id: str | None, attend: Attend = _as_is) -> dict[str, Any]:
         """Money back to the sale's tenders: card ones through the payment terminal (first, and
         before the return commits: a refused card refund refuses the return), the rest in cash."""
         d = self.daemon
@@ -275,7 +284,7 @@ class PaymentDesk:
                 raise PaymentRefused(f"card refund {op} {result.status}: {result.detail}; the return is not "
                                      "recorded — retry it with the same id, or refund in cash")
             part["reference"] = result.reference or op
-        ret = await d.act(d.commit_return, receipt_id, plan["lines"], plan["return_id"], plan["split"])
+        ret = await d.act(attend(d.commit_return), receipt_id, plan["lines"], plan["return_id"], plan["split"])
         self.queue_fiscal(plan["document"])
         return ret
 

@@ -178,7 +178,7 @@ class KioskRoutes:
             raise BadRequest(str(exc)) from None
         desk = self.daemon.attendants
         async with self.login_lock:
-            entry = await asyncio.to_thread(desk.check, name, pin, time.monotonic())
+            entry = await asyncio.to_thread(desk.check, name, pin, time.time())  # wall clock: kept across restarts
         session = desk.open(entry, time.monotonic())
         self.daemon.publish("attendant", {"attendant": session.name, "role": session.role, "state": "in"})
         return _ok({"token": session.token, "header": HEADER, **session.public()})

@@ -90,6 +90,16 @@ def test_wrong_pins_are_rate_limited(terminal: Terminal) -> None:
     run(scenario())
     log = terminal.daemons[0].log_tail(100_000)
     assert "1234" not in log and "0000" not in log
+    assert terminal.daemons[0].stop() == 0
+    terminal.start()  # a restart hands a guesser no fresh tries: the counters are in the ledger
+
+    async def after_restart() -> None:
+        async with ApiClient(terminal.socket) as api:
+            status, body = await api.call("POST", "/v1/attendant/session", {"name": "demo", "pin": "1234"})
+            assert status == 429 and "try again in" in body["error"]
+            await api.attendant("anna", "2468")
+
+    run(after_restart())
 
 
 def test_age_restricted_product_waits_for_the_attendant(terminal: Terminal) -> None:
