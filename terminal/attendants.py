@@ -38,6 +38,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 }
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 PIN_DIGITS = (4, 12)
+CARD_CHARS = (4, 64)
+CARD_KEY = "#card"  # the wrong-PIN counters' name for attendant-card tries (no name has a #)
+PROMPT_S = 60.0  # how long the attendant prompt waits for a card
 ATTENDANTS_MAX = 256
 SESSIONS_MAX = 8
 SESSION_IDLE_S = 120.0
@@ -86,12 +89,33 @@ def hash_pin(pin: str, salt: bytes, params: dict[str, int]) -> bytes:
     return hashlib.scrypt(pin.encode(), salt=salt, dklen=HASH_BYTES, maxmem=64 * 1024 * 1024, **params)
 
 
-def new_entry(name: str, role: str, pin: str) -> dict[str, Any]:
+def check_card(code: Any) -> str:
+    """An attendant card as the drivers read it (a stripe's number or a barcode's code)."""
+    low, high = CARD_CHARS
+    if not isinstance(code, str) or not code.isascii() or not code.isprintable() or not low <= len(code) <= high:
+        raise AttendantError(f"an attendant card is {low}..{high} printable ASCII characters")
+    return code
+
+
+def new_entry(name: str, role: str, pin: str, card: str | None = None,
+              card_salt: str | None = None) -> dict[str, Any]:
+    """An attendants-file entry. With `card`, its hash too: scrypt like the PIN, but under the
+    file's one card salt (`card_salt`, hex; new when None), so a swipe costs one hash to find its
+    attendant, not one per attendant."""
     if role not in ROLE_PERMISSIONS:
         raise AttendantError(f"role {role!r}: expected one of {', '.join(ROLE_PERMISSIONS)}")
     salt = secrets.token_bytes(16)
-    return {"name": check_name(name), "role": role, "salt": salt.hex(),
-            "hash": hash_pin(check_pin(pin), salt, SCRYPT).hex(), **SCRYPT}
+    entry = {"name": check_name(name), "role": role, "salt": salt.hex(),
+             "hash": hash_pin(check_pin(pin), salt, SCRYPT).hex(), **SCRYPT}
+    if card is not None:
+        card_salt = card_salt or secrets.token_hex(16)
+        entry.update(card_salt=card_salt, card_hash=hash_pin(check_card(card), bytes.fromhex(card_salt), SCRYPT).hex())
+    return entry
+
+
+def card_salt_of(entries: dict[str, dict[str, Any]]) -> str | None:
+    """The file's card salt (the one its card entries share), None before the first card."""
+    return next((e["card_salt"] for e in entries.values() if e.get("card_salt")), None)
 
 
 # ---------------------------------------------------------------------- the file
@@ -112,8 +136,11 @@ def read_file(path: Path) -> dict[str, dict[str, Any]]:
         entries = {e["name"]: e for e in doc["attendants"]}
         for entry in entries.values():
             check_name(entry["name"])
-            for key in ("salt", "hash"):
-                bytes.fromhex(entry[key])
+            for key in ("salt", "hash", "card_salt", "card_hash"):
+                if key in entry or key in ("salt", "hash"):
+                    bytes.fromhex(entry[key])
+            if ("card_salt" in entry) != ("card_hash" in entry):
+                raise ValueError(f"attendant {entry['name']}: a card needs both card_salt and card_hash")
             if entry["role"] not in ROLE_PERMISSIONS or not all(isinstance(entry[k], int) for k in SCRYPT):
                 raise ValueError(f"attendant {entry['name']}: bad role or hash parameters")
     except (ValueError, KeyError, TypeError) as exc:
@@ -186,6 +213,7 @@ class Desk:
         self.sessions: dict[str, Session] = {}
         self.failures: dict[str, _Failures] = {}
         self.recent_failures: list[float] = []
+        self.prompt: dict[str, Any] | None = None
         self.tries = tries
         if tries is not None:
             self._restore(tries.read_pin_tries())
@@ -250,6 +278,66 @@ class Desk:
         if record.count >= FAILURES_FREE:
             record.locked_until_s = now_s + min(LOCK_MAX_S, LOCK_S * 2 ** min(32, record.count - FAILURES_FREE))
         self._persist()
+
+    def check_card(self, card: str, now_s: float) -> dict[str, Any]:
+        """The entry whose card this is; raises LoginRefused / TooManyTries. One scrypt per
+        card salt in the file (one, as `attendant add` writes it); tries count like PINs."""
+        wait = self.locked_for(CARD_KEY, now_s)
+        if wait > 0:
+            raise TooManyTries(f"too many unknown cards; try again in {wait:.0f} s")
+        self._reload()
+        digests: dict[tuple[str, int, int, int], bytes] = {}
+        found = None
+        for entry in self.entries.values():
+            if "card_hash" not in entry:
+                continue
+            params = {k: entry[k] for k in SCRYPT}
+            key = (entry["card_salt"], params["n"], params["r"], params["p"])
+            if key not in digests:
+                digests[key] = hash_pin(card, bytes.fromhex(entry["card_salt"]), params)
+            if hmac.compare_digest(digests[key], bytes.fromhex(entry["card_hash"])):
+                found = entry
+        if not digests:
+            hash_pin(card, b"\0" * 16, SCRYPT)  # no cards provisioned: the same cost all the same
+        if found is not None:
+            return found
+        self._failed(CARD_KEY, now_s)
+        raise LoginRefused("this is not an attendant's card")
+
+    # The attendant prompt: the screen opens it (POST /v1/attendant/prompt) and holds its nonce;
+    # while it is open a swipe or scan is tried as an attendant card, and the session it opens
+    # waits here until the nonce's holder collects its token (the event stream never carries it).
+
+    def open_prompt(self, now_s: float) -> str:
+        self.prompt = {"nonce": secrets.token_urlsafe(24), "until_s": now_s + PROMPT_S, "token": None}
+        return str(self.prompt["nonce"])
+
+    def prompt_open(self, now_s: float) -> bool:
+        prompt = self.prompt
+        return prompt is not None and prompt["token"] is None and now_s <= prompt["until_s"]
+
+    def close_prompt(self) -> None:
+        self.prompt = None
+
+    def card_session(self, entry: dict[str, Any], now_s: float) -> Session:
+        """A session opened by a card at the open prompt, kept for the prompt's nonce."""
+        session = self.open(entry, now_s)
+        if self.prompt is not None:
+            self.prompt["token"] = session.token
+        return session
+
+    def collect(self, nonce: Any, now_s: float) -> Session:
+        """The session a card opened at the prompt whose nonce this is; once."""
+        prompt = self.prompt
+        if (prompt is None or not isinstance(nonce, str) or prompt["token"] is None
+                or not hmac.compare_digest(nonce.encode(), str(prompt["nonce"]).encode())):
+            raise LoginRefused("no attendant card was accepted at this prompt")
+        self.prompt = None
+        self._expire(now_s)
+        session = self.sessions.get(prompt["token"])
+        if session is None:
+            raise LoginRefused("the card's session has ended; swipe the card again")
+        return session
 
     def open(self, entry: dict[str, Any], now_s: float) -> Session:
         self._expire(now_s)

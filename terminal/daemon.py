@@ -37,7 +37,7 @@ from drivers.printer import ReceiptPrinter
 from drivers.receipt import Receipt, ReceiptLine, ReportKind, ShiftReport, mask_card, vat_rows
 from drivers.receipt_text import tr
 from drivers.spool import Spool
-from terminal import failpoints, housekeeping
+from terminal import attendant_card, failpoints, housekeeping
 from terminal import tenders as tender_rules
 from terminal.attendants import Desk
 from terminal.bus import Bus
@@ -118,6 +118,7 @@ class Daemon:
             hold_timeout_s=config.hold_timeout_s, publish=self.publish,
             offline_cap_points=None if self.sync is None else self.sync.offline_redeem_max_points)
         self.attendants = Desk(config.screen.attendants_file, tries=self.ledger)  # sessions (terminal.guard)
+        self.login_lock = asyncio.Lock()  # one scrypt check at a time (PIN or card): slow on purpose
         self.card_lookup: Any = None
         self.register.quote_timer = self.metrics.quote.observe
         self.printer: ReceiptPrinter | None = None
@@ -157,6 +158,8 @@ class Daemon:
         while not self.stop.is_set():
             event = await self.events.get()
             try:
+                if await attendant_card.at_prompt(self, event):
+                    continue  # an attendant's card at the attendant prompt
                 if isinstance(event, CardSwipe):
                     # Outside the lock: the server may take up to card_timeout_ms to answer.
                     await self.act(self.on_swipe, event, await self.card_mode(event.number))

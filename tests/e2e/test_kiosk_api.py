@@ -102,6 +102,70 @@ def test_wrong_pins_are_rate_limited(terminal: Terminal) -> None:
     run(after_restart())
 
 
+STAFF_CARD, STAFF_BARCODE, CUSTOMER = "9900000000017", "STAFF-0042", "7700000000026"
+
+
+def add_card_attendant(term: Terminal, name: str, role: str, pin: str, card: str) -> None:
+    """`posterm attendant add NAME --card-stdin`, as a technician provisions one."""
+    import io
+    import sys
+
+    from terminal.cli import main
+
+    stdin, sys.stdin = sys.stdin, io.StringIO(f"{pin}\n{card}\n")
+    try:
+        assert main(["attendant", "add", name, "--role", role, "--pin-stdin", "--card-stdin",
+                     "--config", str(term.config)]) == 0
+    finally:
+        sys.stdin = stdin
+
+
+def test_an_attendant_card_at_the_prompt_opens_a_session_a_customer_card_never(terminal: Terminal) -> None:
+    add_card_attendant(terminal, "olga", "supervisor", "9876", STAFF_CARD)
+    add_card_attendant(terminal, "ivan", "manager", "4321", STAFF_BARCODE)
+    terminal.start()
+
+    async def scenario() -> None:
+        async with ApiClient(terminal.socket) as api, EventWatcher(api) as events:
+            await api.ok("POST", "/v1/checkout/lines", {"code": MILK})
+            sale = await api.ok("POST", "/v1/checkout/pay", {"method": "cash"})
+            terminal.swipe(f";{STAFF_CARD}=2512?")  # no prompt open: not a session, just an unknown card
+            _, error = await events.wait_for("error")
+            assert "not found" in error["message"].lower() or STAFF_CARD[-4:] in error["message"]
+            prompt = await api.ok("POST", "/v1/attendant/prompt")
+            terminal.swipe(f";{CUSTOMER}=2512?")  # a customer's card at the prompt
+            _, refused = await events.wait_for("attendant_card")
+            assert refused["state"] == "refused" and "customer" in refused["reason"]
+            assert (await api.call("POST", "/v1/attendant/session", {"prompt": prompt["prompt"]}))[0] == 401
+            await api.ok("POST", "/v1/checkout/cancel")  # the customer card attached a fresh checkout
+            terminal.swipe(f";{STAFF_CARD}=2512?")
+            _, came = await events.wait_for("attendant_card")
+            assert (came["state"], came["attendant"], came["role"]) == ("in", "olga", "supervisor")
+            assert "token" not in came
+            assert (await api.call("POST", "/v1/attendant/session", {"prompt": "forged"}))[0] == 401
+            session = await api.ok("POST", "/v1/attendant/session", {"prompt": prompt["prompt"]})
+            api.headers = {session["header"]: session["token"]}
+            assert (await api.ok("GET", "/v1/attendant/session"))["name"] == "olga"
+            await api.ok("POST", f"/v1/receipts/{sale['receipt']}/print")  # a supervisor reprints
+            api.headers = {}
+            prompt = await api.ok("POST", "/v1/attendant/prompt")
+            terminal.scan(STAFF_BARCODE)  # the attendant card's barcode at the scanner
+            _, came = await events.wait_for("attendant_card")
+            assert came["attendant"] == "ivan"
+            session = await api.ok("POST", "/v1/attendant/session", {"prompt": prompt["prompt"]})
+            assert "shift" in session["permissions"]
+            await api.ok("POST", "/v1/attendant/prompt")
+            terminal.scan("NOT-A-CARD")
+            _, refused = await events.wait_for("attendant_card")
+            assert refused["state"] == "refused" and "not an attendant" in refused["reason"]
+
+    run(scenario())
+    reprints = [e for e in outbox(terminal) if e.get("action") == "reprint"]
+    assert [e["attendant"] for e in reprints] == ["olga"]
+    log = terminal.daemons[0].log_tail(100_000)
+    assert STAFF_BARCODE not in log
+
+
 def test_age_restricted_product_waits_for_the_attendant(terminal: Terminal) -> None:
     terminal.start()
 
