@@ -79,6 +79,7 @@ class Checkout:
     commit_at: str | None = None
     attendant: str | None = None  # None: self-checkout
     attempt: int = 0  # payment attempts: each names its card operations afresh
+    language: str | None = None  # the customer's choice on the screen: the receipt's (None: the store's)
 
     def cart(self, store: str) -> dict[str, Any]:
         return {"store": store, "lines": [
@@ -158,6 +159,7 @@ class Register:
         self.offline_cap_points = offline_cap_points
         self.quote_timer: Callable[[float], None] | None = None  # the daemon's metrics, seconds a quote took
         self.current: Checkout | None = None
+        self.language: str | None = None  # the screen's language now (the customer's switch)
 
     # ------------------------------------------------------------------ record
 
@@ -299,12 +301,22 @@ class Register:
     def _open(self, now: dt.datetime, action: str) -> Checkout:
         co = self.current
         if co is None:
-            co = self.current = Checkout(new_checkout_id(self.terminal_id, now), _ms(now), _ms(now))
+            co = self.current = Checkout(new_checkout_id(self.terminal_id, now), _ms(now), _ms(now),
+                                         language=self.language)
             self.publish("checkout_opened", {"id": co.id})
         if co.state != "open":
             raise CheckoutError(f"checkout {co.id} is waiting for payment; {action} refused — "
                                 "confirm the payment or go back to the cart first")
         return co
+
+    def set_language(self, language: str) -> dict[str, Any]:
+        """The customer switched the screen's language: the open checkout's receipt follows."""
+        self.language = language
+        co = self.current
+        if co is not None and co.state != "committing" and co.language != language:
+            co.language = language
+            self._save()
+        return self.view()
 
     def _need(self, action: str) -> Checkout:
         if self.current is None:
@@ -528,7 +540,8 @@ class Register:
     def _commit(self, co: Checkout) -> dict[str, Any]:
         assert co.quote is not None and co.payment is not None and co.commit_at is not None
         try:
-            result = self.ledger.commit_sale(co.id, co.quote, co.card, co.payment, co.commit_at, co.id)
+            result = self.ledger.commit_sale(co.id, co.quote, co.card, co.payment, co.commit_at, co.id,
+                                             co.language)
         except LedgerError as exc:
             # Refused whole (nothing written): back to `paying` so the cashier can fix it.
             co.state, co.payment, co.commit_at = "paying", None, None
@@ -541,7 +554,7 @@ class Register:
         sale = {"receipt": co.id, "at": co.commit_at, "quote": co.quote, "card": co.card,
                 "tenders": co.payment["tenders"], "names": {ln["sku"]: ln["name"] for ln in co.lines},
                 "points_before": points_before, "balance_after": result["balance"], "seq": result["seq"],
-                "shift": result.get("shift"), "attendant": co.attendant,
+                "shift": result.get("shift"), "attendant": co.attendant, "language": co.language,
                 "change": tender_rules.change_of(co.payment["tenders"])}
         self.publish("sale", {"receipt": co.id, "to_pay": co.quote["to_pay"], "card": co.card,
                               "redeemed": result["redeemed"], "accrued": result["accrued"],

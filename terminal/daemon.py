@@ -35,7 +35,7 @@ from drivers.errors import DeviceError
 from drivers.events import CardSwipe, DeviceState, Event, EventQueue, PrinterStatus, RejectedInput, ScanEvent
 from drivers.printer import ReceiptPrinter
 from drivers.receipt import Receipt, ReceiptLine, ReportKind, ShiftReport, mask_card, vat_rows
-from drivers.receipt_text import tr
+from drivers.receipt_text import tr, tr_label
 from drivers.spool import Spool
 from terminal import attendant_card, failpoints, housekeeping
 from terminal import tenders as tender_rules
@@ -287,8 +287,9 @@ class Daemon:
             quote, sale["names"], receipt_id=sale["receipt"], time=_shown(sale["at"]),
             store_name=self.config.store_name or self.config.store, terminal_id=self.config.terminal_id,
             payment_method=method, card_number=sale["card"] or "", points_before=sale["points_before"],
-            store_address=self.config.address, language=self.config.screen.language)
-        payments = tender_rules.paper_lines(sale["tenders"], quote["redeem"]["points"], quote["redeem"]["amount"])
+            store_address=self.config.address, language=sale.get("language") or self.config.screen.language)
+        payments = tuple((tr_label(receipt.language, label), amount) for label, amount in tender_rules.paper_lines(
+            sale["tenders"], quote["redeem"]["points"], quote["redeem"]["amount"]))
         return dataclasses.replace(
             receipt, **self._seller(sale.get("shift"), sale.get("attendant")), copy=copy, payments=payments,
             change=tender_rules.change_of(sale["tenders"]),
@@ -307,7 +308,7 @@ class Daemon:
         lines = tuple(ReceiptLine(ret["names"].get(sale_lines[ln["line"]]["sku"], "?"), ln["qty_milli"],
                                   sale_lines[ln["line"]]["price"], ln["money"]) for ln in refund["lines"])
         messages = []
-        lang = self.config.screen.language
+        lang = self.register.language or self.config.screen.language  # the screen's, as the attendant sees it
         if ret["card"]:
             messages.append(tr(lang, "Points restored {restored}, taken back {clawed}",
                                restored=refund["points_restored"], clawed=refund["points_clawed"]))
@@ -342,7 +343,7 @@ class Daemon:
                 names[ln["sku"]] = self.ledger.product(ln["sku"])["name"]
         sale = {"receipt": receipt_id, "at": record["at"], "quote": record["quote"], "names": names,
                 "tenders": record["tenders"], "card": record["card"], "points_before": None,
-                "shift": record.get("shift")}
+                "shift": record.get("shift"), "language": record.get("language")}
         self.submit(self._sale_receipt(sale, copy=True))  # a full queue is the caller's 503, not silence
         return {"receipt": receipt_id, "queued": True}
 

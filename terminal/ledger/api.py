@@ -226,8 +226,9 @@ class Ledger:
         payment: Any,
         now: Any,
         checkout: str | None = None,
+        language: str | None = None,
     ) -> dict[str, Any]:
-        return sales.commit(self.store, sale_id, quote, card, payment, now, checkout)
+        return sales.commit(self.store, sale_id, quote, card, payment, now, checkout, language)
 
     def commit_return(
         self, return_id: str, receipt_id: str, lines: Any, now: Any, tenders: Any = None

@@ -3,6 +3,7 @@
     GET  /                       the screen (static/index.html); /screen/{name} its script and styles
     GET  /v1/screen              language, store name, the programme's terms (shown in full at enrolment)
     GET  /v1/receipts/{id}/qr.svg  the receipt's QR code, SVG drawn by segno
+    POST /v1/screen/language     the customer's language switch: the receipt prints in it
     POST /v1/checkout/phone      attach the card registered to a phone number typed on the screen
     POST /v1/checkout/coupon     a coupon code typed or scanned (501 until the pricing core has coupons)
     POST /v1/cards               enrolment: a new card for a phone, with consent to the terms
@@ -30,6 +31,7 @@ import segno
 from aiohttp import web
 
 from drivers.codes import gtin_check_digit
+from drivers.receipt_text import LANGUAGES
 from terminal.api import ApiServer, _body, _ok, _only, _text
 from terminal.attendants import PROMPT_S, AttendantError, check_name, check_pin
 from terminal.checkout import BadRequest, CheckoutError
@@ -64,6 +66,7 @@ class KioskRoutes:
             web.get("/", self.index),
             web.get("/screen/{name}", self.asset),
             web.get("/v1/screen", self.settings),
+            web.post("/v1/screen/language", self.language),
             web.get("/v1/receipts/{id}/qr.svg", self.qr),
             web.post("/v1/checkout/phone", self.phone),
             web.post("/v1/checkout/coupon", self.coupon),
@@ -105,6 +108,14 @@ class KioskRoutes:
                     "store_name": cfg.store_name or cfg.store, "terminal": cfg.terminal_id,
                     "terms": terms, "terms_version": screen.terms_version, "enrolment": bool(terms),
                     "point_value": None if engine is None else engine.program.point_value})
+
+    async def language(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        _only(body, {"language"})
+        language = body.get("language")
+        if language not in LANGUAGES:
+            raise BadRequest(f"field 'language' must be one of {', '.join(LANGUAGES)}")
+        return _ok(await self.daemon.act(self.daemon.register.set_language, language))
 
     async def qr(self, request: web.Request) -> web.Response:
         receipt_id = request.match_info["id"]

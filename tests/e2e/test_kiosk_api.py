@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 import urllib.request
 from typing import Any
 
@@ -164,6 +165,51 @@ def test_an_attendant_card_at_the_prompt_opens_a_session_a_customer_card_never(t
     assert [e["attendant"] for e in reprints] == ["olga"]
     log = terminal.daemons[0].log_tail(100_000)
     assert STAFF_BARCODE not in log
+
+
+def test_the_receipt_prints_in_the_language_the_customer_chose_on_screen(terminal: Terminal) -> None:
+    terminal.start()
+    job = terminal.printer / "receipts.bin"
+
+    async def sale(api: ApiClient) -> str:
+        start = job.stat().st_size if job.exists() else 0
+        await api.ok("POST", "/v1/checkout/lines", {"code": MILK})
+        done = await api.ok("POST", "/v1/checkout/pay", {"method": "cash"})
+        return str(done["receipt"]), start
+
+    def printed(start: int, receipt: str) -> bytes:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            data = job.read_bytes()[start:] if job.exists() else b""
+            if receipt.encode() in data and data.rstrip(b"\n").endswith(b"\x1dV\x00"):
+                return data
+            time.sleep(0.05)
+        raise AssertionError(f"receipt {receipt} was not printed")
+
+    async def scenario() -> None:
+        async with ApiClient(terminal.socket) as api:
+            assert (await api.ok("GET", "/v1/screen"))["language"] == "en"  # the store's
+            await api.ok("POST", "/v1/checkout/lines", {"code": FRIDGE})
+            await api.ok("POST", "/v1/screen/language", {"language": "ru"})  # switched mid-checkout
+            await api.attendant("demo", "1234")
+            await api.ok("POST", "/v1/checkout/cancel")
+            ru, start = await sale(api)
+            data = printed(start, ru)
+            # python-escpos picks CP866 for Cyrillic: ESC t 17, then the CP866 bytes of the words
+            assert b"\x1bt\x11" in data and "К ОПЛАТЕ".encode("cp866") in data and b"TO PAY" not in data
+            assert "Итого".encode("cp866") in data and "Наличные".encode("cp866") in data and b"Cash" not in data
+            with_record = await api.ok("GET", f"/v1/receipts/{ru}")
+            assert with_record["language"] == "ru"
+            start = job.stat().st_size
+            await api.ok("POST", f"/v1/receipts/{ru}/print")  # the copy in the sale's language
+            assert "КОПИЯ".encode("cp866") in printed(start, ru)
+            await api.ok("POST", "/v1/screen/language", {"language": "en"})
+            en, start = await sale(api)
+            data = printed(start, en)
+            assert b"TO PAY" in data and "К ОПЛАТЕ".encode("cp866") not in data
+            assert (await api.call("POST", "/v1/screen/language", {"language": "de"}))[0] == 400
+
+    run(scenario())
 
 
 def test_age_restricted_product_waits_for_the_attendant(terminal: Terminal) -> None:
