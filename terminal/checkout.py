@@ -41,6 +41,7 @@ from terminal.checkout_record import parse_record
 from terminal.errors import TerminalError
 from terminal.ledger import Ledger, LedgerError, LedgerNotFoundError
 from terminal.ledger.sales import check_payment
+from terminal.level_progress import level_progress
 
 LINES_MAX = 200
 QTY_MILLI_MAX = 1_000_000_000
@@ -210,12 +211,13 @@ class Register:
         co = self.current
         if co is None:
             return {"state": "idle", "id": None, "lines": [], "card": None, "card_mode": None,
-                    "redeem": None, "quote": None}
+                    "redeem": None, "quote": None, "level": None}
         return {"state": co.state, "id": co.id, "card": co.card, "card_mode": co.card_mode, "redeem": co.redeem,
                 "lines": [{"index": i, "sku": ln["sku"], "name": ln["name"], "qty": ln["qty"],
                            "price": ln["price"], "code": ln["code"], "weighed": ln["weighed"],
                            "age_min": ln.get("age_min", 0), "age_ok": _age_ok(ln)} for i, ln in enumerate(co.lines)],
-                "age_check": any(not _age_ok(ln) for ln in co.lines), "quote": co.quote}
+                "age_check": any(not _age_ok(ln) for ln in co.lines), "quote": co.quote,
+                "level": level_progress(self.engine, co.quote)}
 
     def _changed(self, now: dt.datetime) -> None:
         """Re-quote, keep the hold in step, persist, tell the UI. Called after every change."""

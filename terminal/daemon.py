@@ -202,6 +202,8 @@ class Daemon:
         try:
             _, mode = await self.card_lookup.card_for_quote(number, now_local())
         except LedgerNotFoundError:
+            if not self.card_lookup.reachable:  # the screen asks for the attendant (central lost)
+                self.publish("central_unreachable", {"needed_for": "card", "card": mask_card(number)})
             return "offline"  # unknown here and the server did not answer: attach refuses it clearly
         return str(mode)
 
@@ -350,10 +352,14 @@ class Daemon:
     async def find_receipt(self, receipt_id: str) -> None:
         """A receipt of another terminal of the chain is fetched from the central server."""
         if self.sync is not None:
-            from terminal.sync.receipts import adopt_from_central
+            from terminal.sync.receipts import ReceiptOfflineError, adopt_from_central
 
             client = None if self.card_lookup is None else self.card_lookup.client
-            await adopt_from_central(self.ledger, client, receipt_id, self.sync.card_timeout_ms, now_local())
+            try:
+                await adopt_from_central(self.ledger, client, receipt_id, self.sync.card_timeout_ms, now_local())
+            except ReceiptOfflineError:
+                self.publish("central_unreachable", {"needed_for": "return", "receipt": receipt_id})
+                raise
 
     def commit_return(self, receipt_id: str, lines: list[dict[str, Any]] | None, return_id: str | None,
                       split: list[dict[str, Any]] | None = None) -> Any:
