@@ -6,6 +6,11 @@ it). A correct name + PIN opens a session: a random token, valid `SESSION_IDLE_S
 last use and at most `SESSION_MAX_S` in all, that the kiosk sends as the `X-Posterm-Attendant`
 header. Each role unlocks a fixed set of permissions (`ROLE_PERMISSIONS`).
 
+An attendant may also have a card (`attendant add --card`): its number, as the reader or scanner
+reads it, hashed with scrypt like the PIN but under the file's one card salt, so a swipe costs
+one hash however many attendants there are. It works only at the attendant prompt (`Desk.prompt`,
+opened by the screen): the session a card opens there is handed to the prompt's nonce, once.
+
 Wrong PINs are rate-limited per name (`FAILURES_FREE` tries, then a lock doubling from
 `LOCK_S` up to `LOCK_MAX_S`) and for the whole terminal (`GLOBAL_FAILURES_MAX` within
 `GLOBAL_WINDOW_S`, so cycling names does not help). Clock and randomness come in from the
