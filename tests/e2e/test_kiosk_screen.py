@@ -182,6 +182,7 @@ def test_an_attendant_card_swiped_at_the_prompt_unlocks_a_customer_card_does_not
     screen.shot("9-attendant-card", tmp_path)
 
 
+@pytest.mark.parametrize("screen", list(SIZES), indirect=True)
 def test_the_level_bar_says_what_is_left_and_fills_in_proportion(terminal: Terminal, levels: None,
                                                                  screen: Browser, tmp_path: Path) -> None:
     terminal.scan(BLENDER)
