@@ -175,11 +175,12 @@ def test_an_attendant_card_swiped_at_the_prompt_unlocks_a_customer_card_does_not
     screen.until("return document.querySelector('#panel .error').textContent.includes('no attendant session')")
     assert screen.js("return window.__posterm.staff") is None
     screen.until("return !document.getElementById('card-chip').hidden")  # it is the customer's card still
+    screen.js("document.getElementById('toast').hidden = true")
+    screen.shot("9-attendant-card", tmp_path)
     terminal.swipe(f";{STAFF_CARD}=2512?")
     screen.click("#staff-age")  # the card opened olga's session: her menu is shown
     screen.until("return document.querySelector('#lines .age.ok')")
     assert "olga" in screen.text("#staff-chip")
-    screen.shot("9-attendant-card", tmp_path)
 
 
 @pytest.mark.parametrize("screen", list(SIZES), indirect=True)
@@ -207,6 +208,7 @@ def test_central_loss_asks_for_the_attendant_where_a_step_needs_the_server(termi
     screen.until("return !document.getElementById('fault').hidden")
     assert screen.text("#fault-title") == "The central server is unreachable"
     assert "Please call the attendant" in screen.text("#fault") and "not known here" in screen.text("#fault-detail")
+    screen.js("document.getElementById('toast').hidden = true")
     screen.shot("11-central-lost", tmp_path)
     screen.click("#fault-back")  # the customer goes on without the card
     screen.until("return document.getElementById('fault').hidden")
