@@ -5,7 +5,12 @@
     posterm-central --db … terminal list | rotate-key T01
     posterm-central --db … publish rules rules.toml | publish catalog catalog.csv | publish cards cards.csv
     posterm-central --db … card show 2000001 | card adjust 2000001 -50 | card list | events | shortfalls
+    posterm-central --db … coupons issue SERIES [--count N] [--valid-days D] | list | show CODE | double-used
     posterm-central --db … expire [--now ISO]      # the expiry sweep (serve runs it every --expire-every-s)
+    posterm-central --db … token add crm --scope cards:read --scope cards:write   # prints the token once
+    posterm-central --db … token list | revoke crm | writes   # the admin API's tokens and recorded writes
+    posterm-central --db … report points_daily --from 2027-01-01 --to 2027-01-31 [--csv] [--svg FILE]
+    posterm-central --db … award 2000001 registration --key CRM-42 [--actor NAME] | awards [--card N]
 
 `--db` defaults to env `POSTERM_CENTRAL_DB`. Refusals print one line and exit 2.
 Limits: CSV files ≤ `CSV_BYTES_MAX`, ≤ `CSV_ROWS_MAX` rows; rules files ≤ `wire.RULES_BYTES_MAX`.
@@ -26,8 +31,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from central import checks
+from central import awards, checks, coupons
+from central.admin_store import AdminError
 from central.balances import CardState
+from central.reports import ReportError
 from central.store import EVENTS_LIST_MAX, Store, StoreError, new_key, open_store
 from core.errors import PricingError
 from protocol import cardfile, wire
@@ -265,6 +272,21 @@ def _interval(text: str) -> float:
     return value
 
 
+def cmd_award(store: Store, args: argparse.Namespace) -> int:
+    """One grant (spec §16, central/awards.py); the same --key again prints the first grant."""
+    import datetime as dt
+
+    done = awards.grant(store, args.card, args.award, args.key, args.actor, dt.datetime.now(dt.UTC))
+    print(json.dumps(done.as_dict()))
+    return 0
+
+
+def cmd_awards(store: Store, args: argparse.Namespace) -> int:
+    for done in awards.grants(store, args.card, args.limit):
+        print(json.dumps(done.as_dict()))
+    return 0
+
+
 def cmd_events(store: Store, args: argparse.Namespace) -> int:
     for terminal, epoch, seq, event_id, body in store.events(args.terminal, args.limit):
         event = wire.unpack(body, wire.BATCH_BYTES_MAX)
@@ -278,9 +300,64 @@ def cmd_verify(store: Store, args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
+def cmd_coupons(store: Store, args: argparse.Namespace) -> int:
+    """Marketing codes, the chain's codes, and the single-use codes spent twice (offline)."""
+    if args.action == "issue":
+        if not args.arg:
+            raise CentralCliError("coupons issue needs a series id (a [[coupon_series]] of the published rules)")
+        for code in coupons.issue(store, args.arg, args.count, args.valid_days):
+            print(code)
+    elif args.action == "show":
+        found = coupons.show(store, args.arg or "")
+        if found is None:
+            raise CentralCliError(f"coupon {args.arg}: not known to central")
+        print(json.dumps(found))
+    else:
+        rows = coupons.double_used(store) if args.action == "double-used" else coupons.listing(store, args.arg)
+        for row in rows:
+            print(json.dumps(row))
+    return 0
+
+
 def cmd_shortfalls(store: Store, args: argparse.Namespace) -> int:
     for row in store.shortfalls():
         print(json.dumps(row))
+    return 0
+
+
+def cmd_report(store: Store, args: argparse.Namespace) -> int:
+    """A report (central/reports.py) as JSON, or CSV with --csv; --svg also writes its plot."""
+    from central import plots, reports
+
+    start, end = reports.parse_range(args.start, args.end)
+    report = reports.run(store, args.name, start, end, reports.check_top(args.top))
+    if args.svg:
+        try:
+            Path(args.svg).write_text(plots.render(report), encoding="utf-8")
+        except OSError as exc:
+            raise CentralCliError(f"--svg {args.svg}: cannot write: {exc}") from None
+    sys.stdout.write(reports.to_csv(report) if args.csv else json.dumps(report.as_dict()) + "\n")
+    return 0
+
+
+def cmd_token(store: Store, args: argparse.Namespace) -> int:
+    """The admin API's bearer tokens (central/admin_store.py)."""
+    from central import admin_store
+
+    if args.action == "list":
+        for row in admin_store.list_tokens(store):
+            print(json.dumps(row))
+    elif args.action == "writes":
+        for row in admin_store.writes(store):
+            print(json.dumps(row))
+    elif not args.name:
+        raise CentralCliError(f"token {args.action}: give the token's name")
+    elif args.action == "add":
+        # Shown once: only its hash is stored. The integration keeps it in its secrets.
+        print(admin_store.add_token(store, args.name, args.scope or []))
+    else:
+        admin_store.revoke_token(store, args.name)
+        print(json.dumps({"revoked": args.name}))
     return 0
 
 
@@ -332,15 +409,56 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("points", nargs="?", type=int)
     card.add_argument("--limit", type=_count, default=EVENTS_LIST_MAX, help="list: at most this many cards")
     card.set_defaults(handler=cmd_card)
+    award = sub.add_parser("award", help="grant an award of the published program to a card (idempotent by --key)")
+    award.add_argument("card")
+    award.add_argument("award", help="the award's id in the published rules ([[award]] id)")
+    award.add_argument("--key", required=True, help="idempotency key: the same key never grants twice")
+    award.add_argument("--actor", default="cli", help="who grants it (recorded with the grant; default cli)")
+    award.set_defaults(handler=cmd_award)
+    granted = sub.add_parser("awards", help="list the recorded award grants, oldest first")
+    granted.add_argument("--card")
+    granted.add_argument("--limit", type=_count, default=1000)
+    granted.set_defaults(handler=cmd_awards)
     events = sub.add_parser("events", help="list stored events")
     events.add_argument("--terminal")
     events.add_argument("--limit", type=_count, default=1000)
     events.set_defaults(handler=cmd_events)
+    cpn = sub.add_parser("coupons", help="issue marketing codes, list or show codes, list double uses")
+    cpn.add_argument("action", choices=["issue", "list", "show", "double-used"])
+    cpn.add_argument("arg", nargs="?", help="issue: the series; show: the code; list: a series (optional)")
+    cpn.add_argument("--count", type=int, default=1, help=f"issue: how many codes (1..{coupons.ISSUE_COUNT_MAX})")
+    cpn.add_argument("--valid-days", type=int, help="issue: each code's own last day is today + this (UTC)")
+    cpn.set_defaults(handler=cmd_coupons)
     short = sub.add_parser("shortfalls", help="list booked double-spend shortfalls")
     short.set_defaults(handler=cmd_shortfalls)
     verify = sub.add_parser("verify", help="check every card's balance against its stored lots (exit 1 if not)")
     verify.set_defaults(handler=cmd_verify)
+    _report_parser(sub)
+    _token_parser(sub)
     return parser
+
+
+def _token_parser(sub: Any) -> None:
+    from central.admin_store import SCOPES
+
+    token = sub.add_parser("token", help="the admin API's bearer tokens: add (prints it once), list, revoke")
+    token.add_argument("action", choices=["add", "list", "revoke", "writes"])
+    token.add_argument("name", nargs="?")
+    token.add_argument("--scope", action="append", choices=SCOPES, help="add: a scope (repeat for more)")
+    token.set_defaults(handler=cmd_token)
+
+
+def _report_parser(sub: Any) -> None:
+    from central.reports import REPORTS, TOP_DEFAULT
+
+    report = sub.add_parser("report", help="a report as JSON (or --csv) for a range of days")
+    report.add_argument("name", choices=sorted(REPORTS))
+    report.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD (UTC)")
+    report.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD (included)")
+    report.add_argument("--top", type=int, default=TOP_DEFAULT, help="top_products: how many (1..100)")
+    report.add_argument("--csv", action="store_true", help="CSV instead of JSON (money in integer minor units)")
+    report.add_argument("--svg", help="also write the report's plot (SVG) to this file")
+    report.set_defaults(handler=cmd_report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -355,7 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     try:
         return int(args.handler(store, args))
-    except (CentralCliError, checks.CheckError, StoreError, wire.ProtocolError, PricingError) as exc:
+    except (CentralCliError, checks.CheckError, coupons.CouponError, StoreError, wire.ProtocolError,
+            PricingError, ReportError, AdminError, awards.AwardError) as exc:
         sys.stderr.write(f"posterm-central: {exc}\n")
         return EXIT_REFUSED
     finally:

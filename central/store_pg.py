@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from central import cardfacts
+from central import admin_store, awards, cardfacts, coupons
 from central.balances import CardState, Shortfall
 from central.store import (
     CARD_COLUMNS,
@@ -68,10 +68,10 @@ CREATE INDEX IF NOT EXISTS lots_expiry ON lots (expires_ms);
 CREATE TABLE IF NOT EXISTS expiries (number TEXT NOT NULL, expires_ms BIGINT NOT NULL, from_ms BIGINT NOT NULL,
     points BIGINT NOT NULL, at_ms BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS expiries_card ON expiries (number);
-""" + cardfacts.SCHEMA_PG
+""" + cardfacts.SCHEMA_PG + awards.SCHEMA_PG + coupons.SCHEMA_PG + admin_store.SCHEMA_PG
 TABLES = (
     "terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed", "lots", "receipts", "card_facts",
-    "expiries",
+    "expiries", "awards", "coupons", "coupon_double_uses", *admin_store.TABLES,
 )
 
 
@@ -93,6 +93,18 @@ class _Tx(IngestTx):
 
     def cursor_lock(self) -> None:
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (CURSOR_LOCK_ID,))
+
+    def put_feed(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Feed items (key, body) inside this transaction, under the cursor lock (cursor order)."""
+        if not items:
+            return
+        self.cursor_lock()
+        self.conn.execute(
+            "INSERT INTO feed SELECT %s, u.key, u.body, nextval('posterm_cursor') "
+            "FROM unnest(%b::text[], %b::bytea[]) AS u(key, body) ON CONFLICT (kind, key) "
+            "DO UPDATE SET body = excluded.body, cursor = excluded.cursor",
+            (kind, [key for key, _ in items], [pack(body) for _, body in items]),
+        )
 
     def lock_stream(self, terminal: str, epoch: int) -> int:
         # One round trip: create the stream or touch it — either way its row is locked now.

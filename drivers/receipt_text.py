@@ -32,6 +32,8 @@ RU = {
     "Earned points usable from {date}": "Начисленные баллы доступны с {date}",
     "{points} points expire on {date}": "{points} баллов сгорят {date}",
     "Gift: {name} x {qty}": "Подарок: {name} x {qty}",
+    "COUPON": "КУПОН",
+    "Valid until {date}": "Действует до {date}",
     "Sale {receipt}": "Продажа {receipt}",
     "Points restored {restored}, taken back {clawed}": "Баллов возвращено {restored}, списано {clawed}",
     "card": "карта",

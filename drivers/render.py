@@ -49,6 +49,7 @@ def receipt_ops(receipt: Receipt, columns: int, qr: bool = True) -> list[Op]:
             ops.append(Op("line", _pair(tr(receipt.language, "  discount"), format_minor(-line.discount), columns)))
     ops += [rule, *_totals(receipt, columns), *_vat(receipt, columns), *_points(receipt, columns)]
     ops += _messages(receipt, columns)
+    ops += _coupons(receipt, columns)
     ops += [Op("style", {"align": "center"})]
     ops.append(Op("qr" if qr else "barcode", receipt.receipt_id))
     ops += [Op("line", receipt.receipt_id), Op("style", {"align": "left"}), Op("cut")]
@@ -161,6 +162,19 @@ def _messages(receipt: Receipt, columns: int) -> list[Op]:
     ops = [Op("line", "-" * columns)]
     for text in texts:
         ops += [Op("line", ln) for ln in textwrap.wrap(text, columns)]
+    return ops
+
+
+def _coupons(receipt: Receipt, columns: int) -> list[Op]:
+    """Each coupon the sale issued: a title, its last day, and its code as a CODE128 barcode
+    (the same `barcode` op as the receipt id; a scanner reads it back at the next visit)."""
+    ops: list[Op] = []
+    for code, valid_to in receipt.coupons:
+        ops += [Op("line", "-" * columns), Op("style", {"align": "center", "bold": True}),
+                Op("line", tr(receipt.language, "COUPON")), Op("style", {"bold": False})]
+        ops += [Op("line", ln) for ln in textwrap.wrap(tr(receipt.language, "Valid until {date}", date=valid_to),
+                                                     columns)]
+        ops += [Op("barcode", code), Op("line", code), Op("style", {"align": "left"})]
     return ops
 
 

@@ -37,6 +37,7 @@ from drivers.printer import ReceiptPrinter
 from drivers.receipt import Receipt, ReceiptLine, ReportKind, ShiftReport, mask_card, vat_rows
 from drivers.receipt_text import tr, tr_label
 from drivers.spool import Spool
+from protocol.coupons import is_coupon_code
 from terminal import attendant_card, failpoints, housekeeping
 from terminal import tenders as tender_rules
 from terminal.attendants import Desk
@@ -209,6 +210,9 @@ class Daemon:
 
     def on_scan(self, event: ScanEvent, now: dt.datetime) -> None:
         reg = self.register
+        if event.gs1_item is None and is_coupon_code(event.code):
+            reg.add_coupon(event.code, now)  # a coupon's barcode (protocol/coupons.py); refusals: `error`
+            return
         if event.gs1_item is not None:
             plus = [f"{event.gs1_prefix}{event.gs1_item}", event.gs1_item]
             for plu in plus:
@@ -295,7 +299,8 @@ class Daemon:
         return dataclasses.replace(
             receipt, **self._seller(sale.get("shift"), sale.get("attendant")), copy=copy, payments=payments,
             change=tender_rules.change_of(sale["tenders"]),
-            open_drawer=not copy and tender_rules.has_cash(sale["tenders"]))
+            open_drawer=not copy and tender_rules.has_cash(sale["tenders"]),
+            coupons=tuple((c["code"], c["valid_to"] or "-") for c in sale.get("issued_coupons", [])))
 
     def _seller(self, shift: int | None, attendant: str | None) -> dict[str, Any]:
         return {"store_legal_name": self.config.legal_name, "store_tax_id": self.config.tax_id,
@@ -345,7 +350,8 @@ class Daemon:
                 names[ln["sku"]] = self.ledger.product(ln["sku"])["name"]
         sale = {"receipt": receipt_id, "at": record["at"], "quote": record["quote"], "names": names,
                 "tenders": record["tenders"], "card": record["card"], "points_before": None,
-                "shift": record.get("shift"), "language": record.get("language")}
+                "shift": record.get("shift"), "issued_coupons": record.get("issued_coupons", []),
+                "language": record.get("language")}
         self.submit(self._sale_receipt(sale, copy=True))  # a full queue is the caller's 503, not silence
         return {"receipt": receipt_id, "queued": True}
 

@@ -8,7 +8,8 @@ Sub-databases (keys are fixed-width big-endian, see `keys`; values are msgpack, 
   holds     card + checkout key → hold    receipts  receipt id key → quote, payment, lot moves
   returns   return id key → refund        outbox    u64 seq → event
   ops       operation id key → kind, content digest, result (idempotent retries)
-  phones    phone digest → card number    desk      b"pin-tries" → the wrong-PIN counters
+  phones    phone digest → card number  coupons   code key → series, valid_to, state
+  desk      b"pin-tries" → the wrong-PIN counters
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ DB_NAMES = (
     "outbox",
     "ops",
     "phones",  # digest of a phone registered at the kiosk → card number (terminal.ledger.staff)
+    "coupons",  # coupon code → series, last day, state (terminal.ledger.coupons)
     "desk",  # b"pin-tries" → the wrong-PIN counters, kept across restarts (terminal.ledger.staff)
 )
 MAX_DBS = 16

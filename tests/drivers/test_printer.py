@@ -633,3 +633,33 @@ def test_receipt_language_is_checked():
 
     with pytest.raises(ReceiptError, match="language"):
         dataclasses.replace(SMALL, language="de")
+
+
+def test_issued_coupons_print_as_code128_barcodes_with_their_last_day(tmp_path):
+    # spec §13: each code the sale issued, as the same python-escpos barcode call as a receipt id
+    code = "CP-T01-1-K7QD3"
+    receipt = Receipt(**{**{f: getattr(SMALL, f) for f in ("receipt_id", "time", "store_name", "lines", "subtotal",
+                                                            "discount", "total", "to_pay", "payment_method")}},
+                      coupons=((code, "2026-05-10"),))
+    printer = ReceiptPrinter(spec(), Spool(tmp_path / "a"))
+    data, text = printer.render(receipt)
+    columns = printer.columns
+    want = Dummy(profile="TM-T88V")
+    want.textln("-" * columns)
+    want.set(align="center", bold=True)
+    want.textln("COUPON")
+    want.set(bold=False)
+    want.textln("Valid until 2026-05-10")
+    want.barcode("{B" + code, "CODE128", function_type="B")
+    want.textln(code)
+    want.set(align="left")
+    block = want.output.removeprefix(b"\x1bt\x00")  # a fresh Dummy selects its code page first
+    assert block in data and data.index(block) < data.index(b"\x1d(k")  # before the receipt's own QR
+    # GS k 73 (CODE128, function B), length, code set B, then the code itself
+    assert b"\x1dkI" + bytes([len(code) + 2]) + b"{B" + code.encode() in data
+    assert "COUPON" in text and "Valid until 2026-05-10" in text and code in text
+    simple = ReceiptPrinter(PrinterSpec("p", "file", profile="simple"), Spool(tmp_path / "b"))
+    data, _ = simple.render(receipt)
+    assert b"\x1dk" not in data and code.encode() + b"\n" in data  # no barcode support: the code as text
+    with pytest.raises(ReceiptError, match="coupon code"):
+        Receipt("R-2", "t", "Shop", coupons=(("bad\ncode", "2026-05-10"),))
