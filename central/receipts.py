@@ -31,6 +31,9 @@ def entry(terminal: str, epoch: int, seq: int, body: bytes) -> dict[str, Any]:
     out.update({name: event.get(name) for name in SALE_FIELDS})
     out["lines"] = event.get("lines")
     out["gifts"] = event.get("gifts", [])
+    for name in ("coupons", "issued_coupons"):  # spec §13: the return that empties it restores and voids
+        if event.get(name):
+            out[name] = event[name]
     card = event.get("card")
     out["lots"] = (event.get("lots") or {}).get(card, []) if card else []
     out["returns"] = []

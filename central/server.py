@@ -283,6 +283,9 @@ def make_app(store: Store, expire_every_s: float | None = None) -> web.Applicati
     app.router.add_get("/v1/health", health)
     _add_metrics(app, store)
     add_admin_api(app, store, app[POOL_KEY])  # /admin/v1/: JSON for integrations, bearer tokens
+    from central.web import setup as add_console  # the staff's web console (central/web/)
+
+    add_console(app)
     if expire_every_s is not None:
         app.cleanup_ctx.append(expiry.scheduled(store, app[INGEST_POOL_KEY], expire_every_s))
 

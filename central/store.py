@@ -417,9 +417,16 @@ class Store(ABC):
         """The §12 facts of the cards that have any."""
         return cardfacts.read(self._query, numbers)
 
-    def adjust_card(self, number: str, points: int, check: Callable[[str, int], None] | None = None) -> CardState:
+    def adjust_card(
+        self,
+        number: str,
+        points: int,
+        check: Callable[[str, int], None] | None = None,
+        also: Callable[[IngestTx], None] | None = None,
+    ) -> CardState:
         """A technician's correction: a dateless lot when up, lots soonest-expiring first when down.
-        `check(number, new_balance)` may refuse (raise) before anything is written."""
+        `check(number, new_balance)` may refuse (raise) before anything is written; `also(tx)`
+        writes in the same transaction (the console's audit row)."""
         with self.transaction() as tx:
             cards, book = tx.lock_with_lots([number])
             card = cards[number]
@@ -428,6 +435,8 @@ class Store(ABC):
             card.balance += points
             lots.move(book[number], points, int(time.time() * 1000), Origin("adjust"))
             tx.save_with_lots([card], book)
+            if also is not None:
+                also(tx)
             return card
 
     def expire(self, now_ms: int, cards_per_tx: int = EXPIRE_CARDS_PER_TX) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from central import admin_store, awards, cardfacts, coupons
+from central import admin_store, awards, cardfacts, console_db, coupons
 from central.balances import CardState, Shortfall
 from central.store import (
     CARD_COLUMNS,
@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS expiries (number TEXT NOT NULL, expires_ms INTEGER NO
     points INTEGER NOT NULL, at_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS expiries_card ON expiries (number);
 """ + cardfacts.SCHEMA_SQLITE + awards.SCHEMA_SQLITE + coupons.SCHEMA_SQLITE + admin_store.SCHEMA_SQLITE
+SCHEMA += console_db.SCHEMA_SQLITE  # the web console's tables (central/web)
 
 
 def card_params(card: CardState, cursor: int) -> tuple[Any, ...]:

@@ -91,7 +91,8 @@ class Receipt:
     store_legal_name: str = ""
     store_tax_id: str = ""
     shift: int | None = None
-    checkout_by: str = ""  # "Self-checkout" or "Cashier NAME"
+    checkout_by: str = ""  # "Self-checkout" when no attendant took the money (printed translated)
+    cashier: str = ""  # the attendant who did: printed "Cashier NAME"
     copy: bool = False  # a reprint: marked COPY on paper
     payments: tuple[tuple[str, int], ...] = ()  # (label, amount) per tender, points included
     change: int = 0
@@ -112,7 +113,7 @@ class Receipt:
             raise ReceiptError(f"receipt {self.receipt_id}: more than {messages_max} messages")
         for name in ("time", "store_name", "store_address", "terminal_id", "payment_method",
                      "card_number", "points_available_from", "points_expiring_date",
-                     "store_legal_name", "store_tax_id", "checkout_by"):
+                     "store_legal_name", "store_tax_id", "checkout_by", "cashier"):
             _check_text(getattr(self, name), name, text_chars_max)
         for text in self.messages:
             _check_text(text, "message", text_chars_max)

@@ -56,6 +56,7 @@ RU = {
     "Tax ID {tax_id}": "ИНН {tax_id}",
     "Shift {shift}": "Смена {shift}",
     "Self-checkout": "Касса самообслуживания",
+    "Cashier {name}": "Кассир {name}",
     "COPY": "КОПИЯ",
     "incl. VAT {rate}% of {paid}": "в т.ч. НДС {rate}% с {paid}",
     "Change": "Сдача",

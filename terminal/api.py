@@ -277,8 +277,10 @@ class ApiServer:
 
     async def return_sale(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        _only(body, {"receipt", "lines", "id"})
+        _only(body, {"receipt", "lines", "id", "refund"})
         receipt = _text(body, "receipt")
+        if body.get("refund") not in (None, "cash"):
+            raise BadRequest("field 'refund' must be \"cash\" (all the money back from the drawer) or absent")
         lines = body.get("lines")
         if lines is not None and (not isinstance(lines, list) or not lines):
             raise BadRequest("field 'lines' must be a non-empty list of {line, qty} (omit it to return all)")
@@ -289,7 +291,7 @@ class ApiServer:
         if receipt:  # another terminal's sale: from the central server first
             await self.daemon.find_receipt(receipt)
         detail = {"receipt": receipt}
-        return _ok(await self.daemon.desk.return_sale(receipt or "", lines, return_id,
+        return _ok(await self.daemon.desk.return_sale(receipt or "", lines, return_id, who.name, body.get("refund"),
                                                       lambda fn: attended(self.daemon, who, "return", detail, fn)))
 
     async def get_receipt(self, request: web.Request) -> web.Response:

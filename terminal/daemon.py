@@ -304,7 +304,7 @@ class Daemon:
 
     def _seller(self, shift: int | None, attendant: str | None) -> dict[str, Any]:
         return {"store_legal_name": self.config.legal_name, "store_tax_id": self.config.tax_id,
-                "shift": shift, "checkout_by": f"Cashier {attendant}" if attendant else "Self-checkout"}
+                "shift": shift, "checkout_by": "" if attendant else "Self-checkout", "cashier": attendant or ""}
 
     def print_return(self, ret: dict[str, Any]) -> None:
         if self.printer is not None:
@@ -329,7 +329,7 @@ class Daemon:
                        total=refund["money"], to_pay=refund["money"], payment_method="refund",
                        card_number=ret["card"] or "", language=lang,
                        messages=(tr(lang, "Sale {receipt}", receipt=ret["receipt"]), *messages),
-                       store_address=self.config.address, **self._seller(ret.get("shift"), None),
+                       store_address=self.config.address, **self._seller(ret.get("shift"), ret.get("attendant")),
                        payments=payments, vat=vat_rows(refund.get("vat")),
                        open_drawer=any(p["method"] == "cash" and p["amount"] for p in split))
 
@@ -368,11 +368,11 @@ class Daemon:
                 raise
 
     def commit_return(self, receipt_id: str, lines: list[dict[str, Any]] | None, return_id: str | None,
-                      split: list[dict[str, Any]] | None = None) -> Any:
-        ret = self.register.return_lines(receipt_id, lines, return_id, now_local(), split)
+                      split: list[dict[str, Any]] | None = None, attendant: str | None = None) -> Any:
+        ret = {**self.register.return_lines(receipt_id, lines, return_id, now_local(), split), "attendant": attendant}
         self.print_return(ret)
         self.wake_sync()
-        return {k: v for k, v in ret.items() if k not in ("names", "sale_quote")}
+        return {k: v for k, v in ret.items() if k not in ("names", "sale_quote", "attendant")}
 
     def print_cash_slip(self, moved: dict[str, Any]) -> None:
         """Cash in or out: a slip with the amount and reason; the drawer opens with it."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from protocol import schemas
 from protocol.wire import LOT_ENTRIES_MAX
 from terminal.ledger import fields, keys, moments, sales
 from terminal.ledger.store import Store
@@ -36,8 +37,15 @@ from terminal.ledger.tx import Tx, write
 SALE_FIELDS = frozenset({
     "receipt", "terminal", "epoch", "seq", "at", "card", "card_type", "subtotal", "discount", "total",
     "to_pay", "tenders", "redeemed", "redeemed_money", "accrued", "referral", "lines", "gifts",
+    "coupons", "issued_coupons",
     "lots", "returns",
 })
+# The sale's coupons as its event carried them (protocol/schemas.py): a full return here gives the
+# spent codes back and voids the issued ones at central (terminal/ledger/coupons.py).
+_COUPON_LISTS = {
+    "coupons": schemas.ListOf(schemas.USED_COUPON, schemas.COUPONS_MAX).compile(),
+    "issued_coupons": schemas.ListOf(schemas.ISSUED_COUPON, schemas.ISSUED_COUPONS_MAX).compile(),
+}
 LINE_FIELDS = ("sku", "qty_milli", "price", "amount", "discount", "redeem_amount", "paid", "rules")
 LINE_OPTIONAL = ("vat_amount", "vat_rate", "accrual_base")
 RETURN_FIELDS = frozenset({"return", "terminal", "money", "points_restored", "points_clawed", "lines", "referral"})
@@ -183,6 +191,11 @@ def adopt(store: Store, sale: Any, now: Any) -> dict[str, Any]:
         "seq": fields.whole(raw.get("seq"), f"{where} seq", 0, 2**63 - 1),
     }
     tenders = sales.check_payment({"tenders": raw.get("tenders")}, quote["to_pay"], where)
+    for name, check in _COUPON_LISTS.items():
+        try:
+            check(raw.get(name, []))
+        except schemas.Invalid as exc:
+            raise fields.LedgerInputError(f"{where} {name}: {exc}") from None
     sale_lots = _sale_lots(raw.get("lots"), where)
     found = _returns(raw.get("returns"), where)
 
@@ -211,6 +224,9 @@ def adopt(store: Store, sale: Any, now: Any) -> dict[str, Any]:
             "adopted_at": at.iso,
             "sale_lots": sale_lots,
         }
+        if raw.get("coupons") or raw.get("issued_coupons"):
+            receipt["coupons_used"] = list(raw.get("coupons", []))
+            receipt["issued_coupons"] = list(raw.get("issued_coupons", []))
         fold_returns(receipt, found)
         tx.put_new("receipts", key, receipt, f"receipt {receipt_id}")
         return {"receipt": receipt_id, "adopted": True}

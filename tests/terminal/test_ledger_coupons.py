@@ -16,7 +16,7 @@ from protocol import coupons as codes
 from protocol import schemas
 from terminal.checkout import Register
 from terminal.coupons import CouponRefused, check
-from terminal.ledger import Ledger, LedgerBalanceError
+from terminal.ledger import Ledger, LedgerBalanceError, LedgerInputError
 from tests.central.helpers import outbox
 
 from .conftest import assert_ok, tenders
@@ -206,3 +206,23 @@ def test_the_register_prices_presented_codes_and_prints_them_in_the_sale(tmp_pat
     sold = reg.pay(None, "cash", now)
     assert sold["issued_coupons"][0]["code"].startswith("CP-T01-")
     assert ledger.coupon("SPR-0001")["state"] == "spent"
+
+
+def test_a_full_return_of_another_terminals_sale_lists_its_codes_for_central(ledger: Ledger) -> None:
+    """Returns anywhere (issue 11): the server's copy of the sale carries its coupons; this ledger
+    holds neither code, so the return only names them and central restores and voids them."""
+    line = {"sku": "P0", "qty_milli": 1000, "price": 5000, "amount": 5000, "discount": 0, "redeem_amount": 0,
+            "paid": 5000, "rules": []}
+    issued = {"code": codes.terminal_code("T09", 3), "series": "next-visit", "rule": "issue-next-visit",
+              "valid_to": "2026-05-10"}
+    sold = {"receipt": "T09-s1", "terminal": "T09", "epoch": 1, "seq": 7, "at": NOW, "card": None,
+            "card_type": None, "subtotal": 5000, "discount": 0, "total": 5000, "to_pay": 5000,
+            "tenders": [{"method": "cash", "amount": 5000}], "redeemed": 0, "redeemed_money": 0, "accrued": 0,
+            "referral": [], "lines": [line], "gifts": [],
+            "coupons": [{"code": "SPR-0001", "series": "spring", "single_use": True}], "issued_coupons": [issued]}
+    with pytest.raises(LedgerInputError, match="issued_coupons"):
+        ledger.adopt_receipt({**sold, "issued_coupons": [{**issued, "valid_to": 5}]}, NOW)
+    ledger.adopt_receipt(sold, NOW)
+    done = ledger.commit_return("r1", "T09-s1", [{"line": 0, "qty": 1}], NOW)
+    assert done["coupons_restored"] == ["SPR-0001"] and done["coupons_voided"] == [issued["code"]]
+    schemas.check_event(events(ledger)[-1])
