@@ -15,6 +15,7 @@ pages), `render` (templates and headers); the tables live in `central/console_db
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -69,6 +70,8 @@ ROUTES = _routes()
 
 
 SEEN_MAX = 100_000  # terminals remembered by one collector
+BACKLOG_DIGITS_MAX = 12
+VERSION_RE = re.compile(r"[A-Za-z0-9._+-]{1,32}")
 
 
 @web.middleware
@@ -81,7 +84,16 @@ async def terminal_seen(request: web.Request,
         seen = request.app[pages.SEEN_KEY]
         if len(seen) >= SEEN_MAX:
             seen.clear()
-        seen[request.headers[TERMINAL_HEADER][:64]] = int(time.time() * 1000)
+        terminal = request.headers[TERMINAL_HEADER][:64]
+        was = seen.get(terminal, {})
+        now = {"at_ms": int(time.time() * 1000), "backlog": was.get("backlog"), "version": was.get("version")}
+        if request.path == "/v1/updates":  # the signed query carries what the terminal reports
+            backlog, version = request.query.get("backlog", ""), request.query.get("version", "")
+            if backlog.isdigit() and len(backlog) <= BACKLOG_DIGITS_MAX:
+                now["backlog"] = int(backlog)
+            if VERSION_RE.fullmatch(version):
+                now["version"] = version
+        seen[terminal] = now
     return response
 
 

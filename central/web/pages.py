@@ -24,7 +24,8 @@ from protocol import schemas
 QUERY_CHARS_MAX = 64
 REASON_CHARS = (3, 200)
 PHONE_DIGITS = (10, 15)
-SEEN_KEY: web.AppKey[dict[str, int]] = web.AppKey("console_terminals_seen", dict)
+# terminal → {at_ms, backlog, version}: what this collector last heard from it (central/web/__init__.py)
+SEEN_KEY: web.AppKey[dict[str, dict[str, Any]]] = web.AppKey("console_terminals_seen", dict)
 
 
 def _context(ctx: Ctx, title: str, **more: Any) -> dict[str, Any]:
@@ -40,7 +41,9 @@ async def terminals(request: web.Request, ctx: Ctx) -> web.StreamResponse:
     rows = await run(request, console_db.terminals, store)
     seen = request.app[SEEN_KEY]
     for row in rows:
-        row["last_seen"] = lots.ms_iso(seen[row["terminal"]]) if row["terminal"] in seen else None
+        heard = seen.get(row["terminal"], {})
+        row["last_seen"] = lots.ms_iso(heard["at_ms"]) if heard else None
+        row["backlog"], row["version"] = heard.get("backlog"), heard.get("version")
     head = await run(request, console_db.feed_head, store)
     return page("terminals.html", **_context(ctx, "Terminals", terminals=rows, feed_head=head))
 

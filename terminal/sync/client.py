@@ -8,7 +8,9 @@ mark events sent. Replies are read with a size cap. The caller keeps one request
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +22,17 @@ from terminal.sync.errors import SyncError, TransientError
 READ_CHUNK_BYTES = 64 * 1024
 RECEIPT_REPLY_BYTES_MAX = 1024 * 1024  # a sale of 1 000 lines with their rule ids
 REPLY_STATUSES_SIGNED = frozenset({200, 400, 404, 409})
+
+
+def _version() -> str:
+    try:
+        found = metadata.version("posterm")
+    except metadata.PackageNotFoundError:  # a source tree run without installing
+        return "source"
+    return re.sub(r"[^A-Za-z0-9._+-]", "", found)[:32] or "source"
+
+
+SOFTWARE_VERSION = _version()
 
 
 class Backoff:
@@ -88,8 +101,13 @@ class SyncClient:
         except wire.ProtocolError as exc:
             raise TransientError(f"batch reply unreadable: {exc}") from None
 
-    async def get_updates(self, since: int) -> dict[str, Any]:
-        status, data = await self._request("GET", f"/v1/updates?since={since}", None, wire.UPDATES_BYTES_MAX)
+    async def get_updates(self, since: int, backlog: int | None = None) -> dict[str, Any]:
+        """A page of the feed after `since`. `backlog` (events not yet sent) and this build's
+        version ride along in the signed query, for the console's terminals page."""
+        path = f"/v1/updates?since={since}"
+        if backlog is not None:
+            path += f"&backlog={backlog}&version={SOFTWARE_VERSION}"
+        status, data = await self._request("GET", path, None, wire.UPDATES_BYTES_MAX)
         if status != 200:
             raise TransientError(f"updates: HTTP {status}: {_message(data)}")
         return wire.decode_updates(data)  # ProtocolError: a bad batch changes nothing

@@ -184,7 +184,8 @@ class UpdatesPuller:
         pages = 0
         for _ in range(PAGES_PER_PULL_MAX):
             try:
-                page = await self.client.get_updates(self.cursor)
+                backlog = await asyncio.to_thread(self.ledger.backlog)
+                page = await self.client.get_updates(self.cursor, backlog)
             except wire.ProtocolError as exc:
                 raise SyncError(f"update page after cursor {self.cursor}: refused: {exc}") from None
             if page["cursor"] < self.cursor:

@@ -300,14 +300,15 @@ def test_search_by_phone_and_the_history(store: Store, dsn: str) -> None:
         assert "no card has the number" in body
         status, body = await console.get("/console/terminals")
         assert "T01" in body and ">2<" in body  # acked seq
-        assert body.count("<td>—</td><td>20") == 2  # neither seen yet
-        path = "/v1/updates?since=0"
+        assert body.count("<td>—</td><td>—</td><td>20") == 2  # neither seen yet: no backlog, no version
+        path = "/v1/updates?since=0&backlog=7&version=0.1.0"
         signed = {wire.TERMINAL_HEADER: "T01", wire.MAC_HEADER: wire.sign(key, wire.request_bytes("GET", path))}
         assert (await console.client.get(path, headers=signed)).status == 200
         forged = {wire.TERMINAL_HEADER: "T02", wire.MAC_HEADER: "00" * 32}
         assert (await console.client.get(path, headers=forged)).status == 401
         status, body = await console.get("/console/terminals")
-        assert body.count("<td>—</td><td>20") == 1  # T01 seen; T02's forged request does not count
+        assert body.count("<td>—</td><td>—</td><td>20") == 1  # T01 seen; T02's forged request does not count
+        assert "<td>7</td><td>0.1.0</td>" in body  # what T01 reported with its feed request
         status, body = await console.get("/console/cards/NOPE")
         assert status == 404
 
