@@ -62,6 +62,9 @@ RU = {
     "Change": "Сдача",
     "Cash in": "Внесено",
     "Cash out": "Изъято",
+    "Cash": "Наличные",
+    "Points": "Баллы",
+    "  Cash given": "  Получено наличными",
 }
 TEXTS = {"en": {}, "ru": RU}
 
@@ -69,6 +72,17 @@ TEXTS = {"en": {}, "ru": RU}
 def tr(language: str, text: str, **values: Any) -> str:
     """`text` (the English original) in `language`, with `values` filled in."""
     return TEXTS.get(language, {}).get(text, text).format(**values)
+
+
+def tr_label(language: str, label: str) -> str:
+    """A payment line's label ('Card 12345678 RRN', 'Points (300)'): its first word in
+    `language`, the card digits and references after it as they are."""
+    word, sep, rest = label.strip(" ").partition(" ")
+    indent = label[: len(label) - len(label.lstrip(" "))]
+    whole = TEXTS.get(language, {}).get(label)
+    if whole is not None:
+        return whole
+    return indent + TEXTS.get(language, {}).get(word, word) + sep + rest
 
 
 def tr_method(language: str, methods: str) -> str:

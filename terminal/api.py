@@ -31,7 +31,7 @@ from terminal.bus import sse_frame
 from terminal.checkout import BadRequest, CheckoutError, parse_qty
 from terminal.daemon import now_local
 from terminal.errors import TerminalError
-from terminal.guard import attended, needs, record
+from terminal.guard import attended, needs
 from terminal.jsonio import loads_bounded
 from terminal.ledger import (
     LedgerBalanceError,
@@ -254,10 +254,8 @@ class ApiServer:
 
     async def cancel(self, request: web.Request) -> web.Response:
         who = needs(self.daemon, request, "cancel") if self.daemon.register.view()["lines"] else None
-        closed = await self.daemon.desk.cancel()  # after the first scan only an attendant cancels
-        if who is not None:
-            await record(self.daemon, who, "cancelled", {})
-        return _ok(closed)
+        # after the first scan only an attendant cancels
+        return _ok(await self.daemon.desk.cancel(lambda fn: attended(self.daemon, who, "cancelled", {}, fn)))
 
     async def cash(self, request: web.Request) -> web.Response:
         """Cash put into (float) or taken out of (bank drop) the drawer, with the reason."""
@@ -292,9 +290,9 @@ class ApiServer:
         who = needs(self.daemon, request, "return")
         if receipt:  # another terminal's sale: from the central server first
             await self.daemon.find_receipt(receipt)
-        ret = await self.daemon.desk.return_sale(receipt or "", lines, return_id, who.name, body.get("refund"))
-        await record(self.daemon, who, "return", {"receipt": receipt})
-        return _ok(ret)
+        detail = {"receipt": receipt}
+        return _ok(await self.daemon.desk.return_sale(receipt or "", lines, return_id, who.name, body.get("refund"),
+                                                      lambda fn: attended(self.daemon, who, "return", detail, fn)))
 
     async def get_receipt(self, request: web.Request) -> web.Response:
         receipt_id = request.match_info["id"]

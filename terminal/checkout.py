@@ -42,6 +42,7 @@ from terminal.checkout_record import parse_record
 from terminal.errors import TerminalError
 from terminal.ledger import Ledger, LedgerError, LedgerNotFoundError
 from terminal.ledger.sales import check_payment
+from terminal.level_progress import level_progress
 
 LINES_MAX = 200
 QTY_MILLI_MAX = 1_000_000_000
@@ -80,6 +81,7 @@ class Checkout:
     commit_at: str | None = None
     attendant: str | None = None  # None: self-checkout
     attempt: int = 0  # payment attempts: each names its card operations afresh
+    language: str | None = None  # the customer's choice on the screen: the receipt's (None: the store's)
     coupons: list[dict[str, Any]] = field(default_factory=list)  # checked codes: {code, series, single_use}
 
     def cart(self, store: str) -> dict[str, Any]:
@@ -163,6 +165,7 @@ class Register:
         self.offline_cap_points = offline_cap_points
         self.quote_timer: Callable[[float], None] | None = None  # the daemon's metrics, seconds a quote took
         self.current: Checkout | None = None
+        self.language: str | None = None  # the screen's language now (the customer's switch)
 
     # ------------------------------------------------------------------ record
 
@@ -213,13 +216,14 @@ class Register:
         co = self.current
         if co is None:
             return {"state": "idle", "id": None, "lines": [], "card": None, "card_mode": None,
-                    "redeem": None, "quote": None, "coupons": []}
+                    "redeem": None, "quote": None, "coupons": [], "level": None}
         return {"state": co.state, "id": co.id, "card": co.card, "card_mode": co.card_mode, "redeem": co.redeem,
                 "lines": [{"index": i, "sku": ln["sku"], "name": ln["name"], "qty": ln["qty"],
                            "price": ln["price"], "code": ln["code"], "weighed": ln["weighed"],
                            "age_min": ln.get("age_min", 0), "age_ok": _age_ok(ln)} for i, ln in enumerate(co.lines)],
                 "age_check": any(not _age_ok(ln) for ln in co.lines), "quote": co.quote,
-                "coupons": [{"code": c["code"], "series": c["series"]} for c in co.coupons]}
+                "coupons": [{"code": c["code"], "series": c["series"]} for c in co.coupons],
+                "level": level_progress(self.engine, co.quote)}
 
     def _changed(self, now: dt.datetime) -> None:
         """Re-quote, keep the hold in step, persist, tell the UI. Called after every change."""
@@ -305,12 +309,22 @@ class Register:
     def _open(self, now: dt.datetime, action: str) -> Checkout:
         co = self.current
         if co is None:
-            co = self.current = Checkout(new_checkout_id(self.terminal_id, now), _ms(now), _ms(now))
+            co = self.current = Checkout(new_checkout_id(self.terminal_id, now), _ms(now), _ms(now),
+                                         language=self.language)
             self.publish("checkout_opened", {"id": co.id})
         if co.state != "open":
             raise CheckoutError(f"checkout {co.id} is waiting for payment; {action} refused — "
                                 "confirm the payment or go back to the cart first")
         return co
+
+    def set_language(self, language: str) -> dict[str, Any]:
+        """The customer switched the screen's language: the open checkout's receipt follows."""
+        self.language = language
+        co = self.current
+        if co is not None and co.state != "committing" and co.language != language:
+            co.language = language
+            self._save()
+        return self.view()
 
     def _need(self, action: str) -> Checkout:
         if self.current is None:
@@ -544,7 +558,7 @@ class Register:
         assert co.quote is not None and co.payment is not None and co.commit_at is not None
         try:
             result = self.ledger.commit_sale(co.id, co.quote, co.card, co.payment, co.commit_at, co.id,
-                                             co.coupons or None)
+                                             co.coupons or None, co.language)
         except LedgerError as exc:
             # Refused whole (nothing written): back to `paying` so the cashier can fix it.
             co.state, co.payment, co.commit_at = "paying", None, None
@@ -557,7 +571,7 @@ class Register:
         sale = {"receipt": co.id, "at": co.commit_at, "quote": co.quote, "card": co.card,
                 "tenders": co.payment["tenders"], "names": {ln["sku"]: ln["name"] for ln in co.lines},
                 "points_before": points_before, "balance_after": result["balance"], "seq": result["seq"],
-                "shift": result.get("shift"), "attendant": co.attendant,
+                "shift": result.get("shift"), "attendant": co.attendant, "language": co.language,
                 "change": tender_rules.change_of(co.payment["tenders"]),
                 "issued_coupons": result.get("issued_coupons", [])}
         self.publish("sale", {"receipt": co.id, "to_pay": co.quote["to_pay"], "card": co.card,

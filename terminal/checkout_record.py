@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drivers.receipt_text import LANGUAGES
 from terminal.jsonio import loads_bounded
 
 STATES = ("open", "paying", "authorizing", "committing")
@@ -31,7 +32,7 @@ LINE_OPTIONAL = {
 }
 RECORD_FIELDS = frozenset({
     "id", "opened_ms", "touched_ms", "state", "lines", "card", "card_mode", "redeem", "quote",
-    "payment", "commit_at", "attendant", "attempt", "coupons",
+    "payment", "commit_at", "attendant", "attempt", "coupons", "language",
 })
 COUPONS_MAX = 16
 COUPON_FIELDS = {"code": str, "series": str, "single_use": bool}
@@ -102,6 +103,8 @@ def parse_record(data: bytes, lines_max: int, qty_milli_max: int) -> dict[str, A
     _text(record.get("commit_at"), "commit_at", 64, optional=True)
     _text(record.get("attendant"), "attendant", ID_CHARS_MAX, optional=True)
     _whole(record.get("attempt", 0), "attempt", 0, ATTEMPTS_MAX)
+    if record.get("language") not in (None, *LANGUAGES):
+        raise ValueError(f"language must be one of {', '.join(LANGUAGES)}")
     _coupons(record.get("coupons", []))
     if state == "authorizing" and (not lines or record.get("quote") is None or record.get("payment") is None
                                    or not isinstance(record["payment"].get("tenders"), list)):

@@ -35,10 +35,10 @@ from drivers.errors import DeviceError
 from drivers.events import CardSwipe, DeviceState, Event, EventQueue, PrinterStatus, RejectedInput, ScanEvent
 from drivers.printer import ReceiptPrinter
 from drivers.receipt import Receipt, ReceiptLine, ReportKind, ShiftReport, mask_card, vat_rows
-from drivers.receipt_text import tr
+from drivers.receipt_text import tr, tr_label
 from drivers.spool import Spool
 from protocol.coupons import is_coupon_code
-from terminal import failpoints, housekeeping
+from terminal import attendant_card, failpoints, housekeeping
 from terminal import tenders as tender_rules
 from terminal.attendants import Desk
 from terminal.bus import Bus
@@ -118,7 +118,8 @@ class Daemon:
             record_path=config.checkout_path, idle_timeout_s=config.idle_timeout_s,
             hold_timeout_s=config.hold_timeout_s, publish=self.publish,
             offline_cap_points=None if self.sync is None else self.sync.offline_redeem_max_points)
-        self.attendants = Desk(config.screen.attendants_file)  # attendant sessions (terminal.guard)
+        self.attendants = Desk(config.screen.attendants_file, tries=self.ledger)  # sessions (terminal.guard)
+        self.login_lock = asyncio.Lock()  # one scrypt check at a time (PIN or card): slow on purpose
         self.card_lookup: Any = None
         self.register.quote_timer = self.metrics.quote.observe
         self.printer: ReceiptPrinter | None = None
@@ -158,6 +159,8 @@ class Daemon:
         while not self.stop.is_set():
             event = await self.events.get()
             try:
+                if await attendant_card.at_prompt(self, event):
+                    continue  # an attendant's card at the attendant prompt
                 if isinstance(event, CardSwipe):
                     # Outside the lock: the server may take up to card_timeout_ms to answer.
                     await self.act(self.on_swipe, event, await self.card_mode(event.number))
@@ -200,6 +203,8 @@ class Daemon:
         try:
             _, mode = await self.card_lookup.card_for_quote(number, now_local())
         except LedgerNotFoundError:
+            if not self.card_lookup.reachable:  # the screen asks for the attendant (central lost)
+                self.publish("central_unreachable", {"needed_for": "card", "card": mask_card(number)})
             return "offline"  # unknown here and the server did not answer: attach refuses it clearly
         return str(mode)
 
@@ -288,8 +293,9 @@ class Daemon:
             quote, sale["names"], receipt_id=sale["receipt"], time=_shown(sale["at"]),
             store_name=self.config.store_name or self.config.store, terminal_id=self.config.terminal_id,
             payment_method=method, card_number=sale["card"] or "", points_before=sale["points_before"],
-            store_address=self.config.address, language=self.config.screen.language)
-        payments = tender_rules.paper_lines(sale["tenders"], quote["redeem"]["points"], quote["redeem"]["amount"])
+            store_address=self.config.address, language=sale.get("language") or self.config.screen.language)
+        payments = tuple((tr_label(receipt.language, label), amount) for label, amount in tender_rules.paper_lines(
+            sale["tenders"], quote["redeem"]["points"], quote["redeem"]["amount"]))
         return dataclasses.replace(
             receipt, **self._seller(sale.get("shift"), sale.get("attendant")), copy=copy, payments=payments,
             change=tender_rules.change_of(sale["tenders"]),
@@ -309,7 +315,7 @@ class Daemon:
         lines = tuple(ReceiptLine(ret["names"].get(sale_lines[ln["line"]]["sku"], "?"), ln["qty_milli"],
                                   sale_lines[ln["line"]]["price"], ln["money"]) for ln in refund["lines"])
         messages = []
-        lang = self.config.screen.language
+        lang = self.register.language or self.config.screen.language  # the screen's, as the attendant sees it
         if ret["card"]:
             messages.append(tr(lang, "Points restored {restored}, taken back {clawed}",
                                restored=refund["points_restored"], clawed=refund["points_clawed"]))
@@ -344,17 +350,22 @@ class Daemon:
                 names[ln["sku"]] = self.ledger.product(ln["sku"])["name"]
         sale = {"receipt": receipt_id, "at": record["at"], "quote": record["quote"], "names": names,
                 "tenders": record["tenders"], "card": record["card"], "points_before": None,
-                "shift": record.get("shift"), "issued_coupons": record.get("issued_coupons", [])}
+                "shift": record.get("shift"), "issued_coupons": record.get("issued_coupons", []),
+                "language": record.get("language")}
         self.submit(self._sale_receipt(sale, copy=True))  # a full queue is the caller's 503, not silence
         return {"receipt": receipt_id, "queued": True}
 
     async def find_receipt(self, receipt_id: str) -> None:
         """A receipt of another terminal of the chain is fetched from the central server."""
         if self.sync is not None:
-            from terminal.sync.receipts import adopt_from_central
+            from terminal.sync.receipts import ReceiptOfflineError, adopt_from_central
 
             client = None if self.card_lookup is None else self.card_lookup.client
-            await adopt_from_central(self.ledger, client, receipt_id, self.sync.card_timeout_ms, now_local())
+            try:
+                await adopt_from_central(self.ledger, client, receipt_id, self.sync.card_timeout_ms, now_local())
+            except ReceiptOfflineError:
+                self.publish("central_unreachable", {"needed_for": "return", "receipt": receipt_id})
+                raise
 
     def commit_return(self, receipt_id: str, lines: list[dict[str, Any]] | None, return_id: str | None,
                       split: list[dict[str, Any]] | None = None, attendant: str | None = None) -> Any:

@@ -1,10 +1,12 @@
 """The API's attendant gate: which session a request carries, and the outbox event that names
 the attendant behind every privileged action (terminal.attendants holds the sessions).
 
-A privileged handler asks `needs(request, permission)` before it does anything; the action and
-its `attendant_action` event then run together under the checkout lock (`attended`), the event
-written right after the action's own ledger transaction succeeded — a refused action records
-nothing. Header: `X-Posterm-Attendant: TOKEN` (from POST /v1/attendant/session).
+A privileged handler asks `needs(request, permission)` before it does anything; the action then
+runs `attended`: inside `Ledger.attributed`, so its first ledger write carries the
+`attendant_action` event in the SAME LMDB write transaction (an action that writes nothing, a
+reprint, gets the event alone once it succeeded; a refused action records nothing). The
+wrapped function must be synchronous (it runs under the checkout lock, no await in between).
+Header: `X-Posterm-Attendant: TOKEN` (from POST /v1/attendant/session).
 """
 
 from __future__ import annotations
@@ -30,25 +32,19 @@ def needs(daemon: Daemon, request: web.Request, permission: str) -> Session:
     return daemon.attendants.session(request.headers.get(HEADER), permission, time.monotonic())
 
 
-def attended(daemon: Daemon, who: Session, action: str, detail: dict[str, Any],
+def attended(daemon: Daemon, who: Session | None, action: str, detail: dict[str, Any],
              fn: Callable[..., T]) -> Callable[..., T]:
-    """`fn` that, once it succeeded, records the attendant's action in the outbox."""
+    """`fn` with the attendant's action recorded in the same ledger transaction; `who` None
+    (no attendant needed, e.g. cancelling an empty checkout) is `fn` itself."""
+    if who is None:
+        return fn
     from terminal.daemon import now_local
 
     def run(*args: Any) -> T:
-        result = fn(*args)
-        daemon.ledger.attendant_action(f"att-{secrets.token_hex(8)}", who.name, who.role, action,
-                                       detail, now_local())
+        with daemon.ledger.attributed(f"att-{secrets.token_hex(8)}", who.name, who.role, action, detail,
+                                      now_local()):
+            result = fn(*args)
         daemon.publish("attendant_action", {"attendant": who.name, "action": action, **detail})
         return result
 
     return run
-
-
-async def record(daemon: Daemon, who: Session, action: str, detail: dict[str, Any]) -> None:
-    """The attendant's action, after an action that took the checkout lock itself, as its event."""
-    from terminal.daemon import now_local
-
-    await daemon.act(daemon.ledger.attendant_action, f"att-{secrets.token_hex(8)}", who.name, who.role,
-                     action, detail, now_local())
-    daemon.publish("attendant_action", {"attendant": who.name, "action": action, **detail})

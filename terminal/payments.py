@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,14 @@ class DeviceNotReady(CheckoutError):
 
 def _now() -> dt.datetime:
     return dt.datetime.now().astimezone()
+
+
+# How the API wraps the committing step of an attended cancel or return (terminal.guard.attended).
+Attend = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _as_is(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return fn
 
 
 class PaymentDesk:
@@ -249,7 +258,7 @@ class PaymentDesk:
             await self.daemon.act(reg.payment_failed, _now())
             self.daemon.publish("recovered", {"id": co.id, "outcome": "card payment reversed"})
 
-    async def cancel(self) -> dict[str, Any]:
+    async def cancel(self, attend: Attend = _as_is) -> dict[str, Any]:
         d, reg = self.daemon, self.daemon.register
         co = reg.current
         if co is not None and co.state == "authorizing":
@@ -260,13 +269,13 @@ class PaymentDesk:
                 raise DeviceNotReady(f"checkout {co.id}: the payment terminal does not answer; the card "
                                      "payment cannot be reversed yet — try again")
             await d.act(reg.payment_failed, _now())
-        return await d.act(reg.cancel, _now())
+        return await d.act(attend(reg.cancel), _now())
 
     # ------------------------------------------------------------------ returns
 
     async def return_sale(self, receipt_id: str, lines: list[dict[str, Any]] | None,
                           return_id: str | None, attendant: str | None = None,
-                          refund_to: str | None = None) -> dict[str, Any]:
+                          refund_to: str | None = None, attend: Attend = _as_is) -> dict[str, Any]:
         """Money back to the sale's tenders: card ones through the payment terminal (first, and
         before the return commits: a refused card refund refuses the return; terminal/refunds.py
         keeps the intent so a crash neither refunds twice nor refunds without a return), the
@@ -274,7 +283,7 @@ class PaymentDesk:
         d = self.daemon
         pending = None if return_id is None else self.refunds.intents.find(return_id)
         if pending is not None:  # a card refund left unsettled: ask the terminal, never refund again
-            return await self.refunds.run(pending[1])
+            return await self.refunds.run(pending[1], attend)
         plan = await d.act(self._plan_return, receipt_id, lines, return_id, attendant, refund_to)
         try:
             await self._fiscal_ready(plan["document"])
@@ -283,8 +292,9 @@ class PaymentDesk:
                 self.refunds.intents.remove(plan["return_id"])
             raise
         if plan["intent"]:
-            return await self.refunds.run(plan)
-        ret = await d.act(d.commit_return, receipt_id, plan["lines"], plan["return_id"], plan["split"], attendant)
+            return await self.refunds.run(plan, attend)
+        ret = await d.act(attend(d.commit_return), receipt_id, plan["lines"], plan["return_id"], plan["split"],
+                          attendant)
         self.queue_fiscal(plan["document"])
         return ret
 

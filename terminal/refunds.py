@@ -23,6 +23,7 @@ Limits: `INTENTS_MAX` pending intents, the spool's byte limits.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,8 +90,10 @@ class CardRefunds:
         self.desk = desk
         self.intents = RefundIntents(directory)
 
-    async def run(self, plan: dict[str, Any]) -> dict[str, Any]:
-        """Refund every card part of a planned return (its intent already on disk), then commit."""
+    async def run(self, plan: dict[str, Any],
+                  attend: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None) -> dict[str, Any]:
+        """Refund every card part of a planned return (its intent already on disk), then commit
+        (`attend`: the attendant's wrap, so their attendant_action rides the return's transaction)."""
         from terminal.payments import PaymentRefused
 
         desk = self.desk
@@ -114,7 +117,7 @@ class CardRefunds:
             if not result.approved:
                 await self._undo(plan, result)
             part["reference"] = result.reference or op
-        return await self._commit(plan)
+        return await self._commit(plan, attend)
 
     async def _undo(self, plan: dict[str, Any], result: PaymentResult) -> None:
         """A refused refund: reverse the parts already refunded, drop the intent, refuse."""
@@ -142,9 +145,10 @@ class CardRefunds:
             ok = ok and seen.status not in UNANSWERED and seen.status != "refunded"
         return ok
 
-    async def _commit(self, plan: dict[str, Any]) -> dict[str, Any]:
+    async def _commit(self, plan: dict[str, Any],
+                      attend: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None) -> dict[str, Any]:
         d = self.desk.daemon
-        ret = await d.act(self._commit_once, plan)
+        ret = await d.act(self._commit_once if attend is None else attend(self._commit_once), plan)
         self.intents.remove(plan["return_id"])
         self.desk.queue_fiscal(plan["document"])  # the registrar knows a document it registered before
         return ret

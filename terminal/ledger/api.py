@@ -11,6 +11,7 @@ always passed in.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -236,8 +237,9 @@ class Ledger:
         now: Any,
         checkout: str | None = None,
         presented: Any = None,
+        language: str | None = None,
     ) -> dict[str, Any]:
-        return sales.commit(self.store, sale_id, quote, card, payment, now, checkout, presented)
+        return sales.commit(self.store, sale_id, quote, card, payment, now, checkout, presented, language)
 
     def commit_return(
         self, return_id: str, receipt_id: str, lines: Any, now: Any, tenders: Any = None,
@@ -280,6 +282,18 @@ class Ledger:
     def attendant_action(self, op_id: str, attendant: str, role: str, action: str,
                          detail: dict[str, Any], now: Any) -> dict[str, Any]:
         return staff.attendant_action(self.store, op_id, attendant, role, action, detail, now)
+
+    def attributed(self, op_id: str, attendant: str, role: str, action: str,
+                   detail: dict[str, Any], now: Any) -> contextlib.AbstractContextManager[None]:
+        """`with ledger.attributed(...): action()` — the action and its attendant_action event
+        in one write transaction (terminal.ledger.staff.attributed)."""
+        return staff.attributed(self.store, op_id, attendant, role, action, detail, now)
+
+    def read_pin_tries(self) -> dict[str, Any]:
+        return staff.read_tries(self.store)
+
+    def write_pin_tries(self, state: dict[str, Any]) -> None:
+        staff.write_tries(self.store, state)
 
     def register_card(self, op_id: str, number: str, card_type: str, phone: str,
                       consent: dict[str, Any], store_id: str, now: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from terminal.ledger.tx import Tx, write
 
 LINES_MAX = 1_000
 TENDERS_MAX = 16
+LANGUAGE_CHARS_MAX = 8  # a receipt language code ("en", "ru")
 REFERRAL_MAX = 8
 LINE_INT_FIELDS = ("qty_milli", "price", "amount", "discount", "redeem_amount", "paid")
 RULE_IDS_MAX = schemas.LINE_RULES_MAX
@@ -252,9 +253,11 @@ def commit(
     now: Any,
     checkout: str | None = None,
     presented: Any = None,
+    language: str | None = None,
 ) -> dict[str, Any]:
     """Record a paid sale. Returns {receipt, seq, redeemed, accrued, debt_paid, balance,
-    issued_coupons}. `presented`: the coupons the checkout checked, [{code, series, single_use}]."""
+    issued_coupons}. `presented`: the coupons the checkout checked, [{code, series, single_use}].
+    `language`: the receipt's, as the customer chose it on the screen (kept for reprints)."""
     at = moments.moment(now, "now")
     where = f"sale {sale_id}"
     q = check_quote(quote, where)
@@ -262,6 +265,8 @@ def commit(
     if card is None and (q["redeem"]["points"] or q["accrual"]["points"]):
         raise LedgerInputError(f"{where}: points move but no card is named")
     request = {"quote": q, "card": card, "payment": payment, "checkout": checkout}
+    if language is not None:
+        request["language"] = fields.text(language, f"{where} language", LANGUAGE_CHARS_MAX)
     shown = coupons.checked_presented(presented, where) if presented else []
     if shown:
         request["coupons"] = shown
@@ -280,6 +285,7 @@ def commit(
             "shift": tx.meta["shift"],
             "returns": [],
             "refunds": [],
+            **({"language": language} if language is not None else {}),
             **(part or {"moves": [], "accrual_lot": "", "type_before": None}),
         }
         used, issued = coupons.at_sale(tx, sale_id, q, shown, at) if shown or q.get("issued_coupons") else ([], [])
@@ -372,6 +378,7 @@ def _request_of(receipt: dict[str, Any]) -> dict[str, Any]:
         "card": receipt["card"],
         "payment": {"tenders": receipt["tenders"]},
         "checkout": receipt.get("checkout"),
+        **({"language": receipt["language"]} if "language" in receipt else {}),
     }
     if receipt.get("coupons"):
         request["coupons"] = receipt["coupons"]

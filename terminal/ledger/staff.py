@@ -1,7 +1,8 @@
 """Kiosk facts that are not sales: an attendant's privileged action, and a card registered at the
 kiosk by its customer (with the phone index that finds it again).
 
-`attendant_action` event: {attendant, role, action, detail}; `card_registered` event:
+`attendant_action` event: {attendant, role, action, detail}, written in the same transaction as
+the action's own first write (`attributed`); `card_registered` event:
 {card, card_type, phone, phone_masked, consent: {terms_version, terms_sha256, at}, store}.
 The phone goes to the central server (it is the registration) and into no log; the ledger's
 index keeps only a digest of it. Limits: `DETAIL_FIELDS_MAX`, `PHONE_DIGITS`.
@@ -9,16 +10,18 @@ index keeps only a digest of it. Limits: `DETAIL_FIELDS_MAX`, `PHONE_DIGITS`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 
 import lmdb
 
 from protocol import schemas
 from terminal.ledger import cards, codec, fields, keys, moments
-from terminal.ledger.errors import LedgerConflictError, LedgerInputError, LedgerNotFoundError
+from terminal.ledger.errors import LedgerConflictError, LedgerError, LedgerInputError, LedgerNotFoundError
 from terminal.ledger.store import Store
-from terminal.ledger.tx import Tx, write
+from terminal.ledger.tx import RIDERS, Tx, write
 
 DETAIL_FIELDS_MAX = schemas.DETAIL_FIELDS_MAX
 PHONE_DIGITS = (10, 15)
@@ -53,21 +56,81 @@ def card_by_phone(txn: lmdb.Transaction, dbs: dict[str, Any], phone: str) -> str
     return keys.read_text(codec.opened(index, raw, "phone index"))
 
 
-def attendant_action(store: Store, op_id: str, attendant: str, role: str, action: str,
-                     detail: dict[str, Any], now: Any) -> dict[str, Any]:
-    at = moments.moment(now, "now")
+def _action_request(op_id: str, attendant: str, role: str, action: str, detail: dict[str, Any]) -> dict[str, Any]:
     fields.text(attendant, f"attendant action {op_id} attendant", 64)
     if action not in ACTIONS:
         raise LedgerInputError(f"attendant action {op_id}: unknown action {action!r}")
     if len(detail) > DETAIL_FIELDS_MAX:
         raise LedgerInputError(f"attendant action {op_id}: more than {DETAIL_FIELDS_MAX} detail fields")
-    request = {"attendant": attendant, "role": role, "action": action, "detail": detail}
+    return {"attendant": attendant, "role": role, "action": action, "detail": detail}
+
+
+def attendant_action(store: Store, op_id: str, attendant: str, role: str, action: str,
+                     detail: dict[str, Any], now: Any) -> dict[str, Any]:
+    """The event alone: for an action that writes nothing else (a reprint, an age check)."""
+    at = moments.moment(now, "now")
+    request = _action_request(op_id, attendant, role, action, detail)
 
     def body(tx: Tx) -> dict[str, Any]:
         seq = tx.event("attendant_action", at, request)
         return {"seq": seq, "action": action, "attendant": attendant}
 
     return write(store, op_id, "attendant_action", request, body)
+
+
+@contextlib.contextmanager
+def attributed(store: Store, op_id: str, attendant: str, role: str, action: str,
+               detail: dict[str, Any], now: Any) -> Iterator[None]:
+    """Run the action inside: its first ledger write carries the `attendant_action` event in
+    the same transaction (`tx.RIDERS`); an action that wrote nothing gets the event alone
+    after it succeeded; one that raised records nothing."""
+    at = moments.moment(now, "now")
+    request = _action_request(op_id, attendant, role, action, detail)
+
+    def ride(tx: Tx) -> None:
+        tx.event("attendant_action", at, request)
+
+    if RIDERS.pending is not None:
+        raise LedgerInputError(f"attendant action {op_id}: another attributed action is running")
+    RIDERS.pending = ride
+    try:
+        yield
+        rode = RIDERS.pending is not ride
+    finally:
+        RIDERS.pending = None
+    if not rode:
+        attendant_action(store, op_id, attendant, role, action, detail, now)
+
+
+# ---------------------------------------------------------------------- wrong-PIN counters
+
+TRIES_KEY = b"pin-tries"
+TRIES_BYTES_MAX = 128 * 1024  # the attendants module bounds the names and times it keeps
+
+
+def read_tries(store: Store) -> dict[str, Any]:
+    """The wrong-PIN counters kept across restarts (terminal.attendants); {} when none yet."""
+    with store.env.begin() as txn:
+        raw = txn.get(TRIES_KEY, db=store.dbs["desk"])
+        if raw is None:
+            return {}
+        try:
+            value = codec.load(TRIES_KEY, raw, "wrong-PIN counters")
+        except LedgerError:
+            return {}  # damaged: `ledger verify` reports it; counters only ever restrict
+    return value if isinstance(value, dict) else {}
+
+
+def write_tries(store: Store, state: dict[str, Any]) -> None:
+    """Not a business fact (no event, no op record): one small record, replaced."""
+    data = codec.dump(TRIES_KEY, state, "wrong-PIN counters")
+    if len(data) > TRIES_BYTES_MAX:
+        raise LedgerInputError(f"wrong-PIN counters: more than {TRIES_BYTES_MAX} bytes")
+    try:
+        with store.env.begin(write=True) as txn:
+            txn.put(TRIES_KEY, data, db=store.dbs["desk"])
+    except lmdb.MapFullError:
+        raise store.map_full() from None
 
 
 def register_card(store: Store, op_id: str, number: str, card_type: str, phone: str,

@@ -9,6 +9,7 @@ Sub-databases (keys are fixed-width big-endian, see `keys`; values are msgpack, 
   returns   return id key → refund        outbox    u64 seq → event
   ops       operation id key → kind, content digest, result (idempotent retries)
   phones    phone digest → card number  coupons   code key → series, valid_to, state
+  desk      b"pin-tries" → the wrong-PIN counters
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ DB_NAMES = (
     "ops",
     "phones",  # digest of a phone registered at the kiosk → card number (terminal.ledger.staff)
     "coupons",  # coupon code → series, last day, state (terminal.ledger.coupons)
+    "desk",  # b"pin-tries" → the wrong-PIN counters, kept across restarts (terminal.ledger.staff)
 )
 MAX_DBS = 16
 MAP_SIZE_DEFAULT_BYTES = 1024 * 1024 * 1024

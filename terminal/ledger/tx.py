@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -315,6 +316,19 @@ class Tx:
         self.put("meta", META_KEY, self.meta, "meta")
 
 
+class Riders(threading.local):
+    """A write that rides along with the next ledger write of this thread (one at a time):
+    `Ledger.attributed` puts an attendant's `attendant_action` event there, so the privileged
+    action and the event naming who did it commit in ONE transaction. Per thread, so a write
+    of another thread (the expiry sweep's) never carries it."""
+
+    def __init__(self) -> None:
+        self.pending: Callable[[Tx], None] | None = None
+
+
+RIDERS = Riders()
+
+
 def _conflict(kind: str, op_id: str, used_for: str) -> LedgerConflictError:
     return LedgerConflictError(
         f"{kind} {op_id}: this id was already used for a different {used_for} "
@@ -341,6 +355,7 @@ def write(
     op_key = keys.text(op_id, f"{kind} id")
     # Before the transaction: a request that cannot be digested is refused without the lock.
     wanted = None if stored is not None else codec.digest([kind, request])
+    rider: Callable[[Tx], None] | None = None
     try:
         with store.env.begin(write=True) as txn:
             found = txn.get(op_key, db=store.dbs["ops"])
@@ -359,6 +374,9 @@ def write(
                 raise _conflict(kind, op_id, "sale")
             tx = Tx(store, txn)
             result = body(tx)
+            rider = RIDERS.pending
+            if rider is not None:
+                rider(tx)
             tx.finish()
             if stored is None:
                 tx.put_new(
@@ -366,5 +384,7 @@ def write(
                 )
     except lmdb.MapFullError:
         raise store.map_full() from None
+    if rider is not None and RIDERS.pending is rider:
+        RIDERS.pending = None  # committed with this write: it rides no further
     store.check_usage()
     return result

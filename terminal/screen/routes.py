@@ -3,10 +3,13 @@
     GET  /                       the screen (static/index.html); /screen/{name} its script and styles
     GET  /v1/screen              language, store name, the programme's terms (shown in full at enrolment)
     GET  /v1/receipts/{id}/qr.svg  the receipt's QR code, SVG drawn by segno
+    POST /v1/screen/language     the customer's language switch: the receipt prints in it
     POST /v1/checkout/phone      attach the card registered to a phone number typed on the screen
     POST /v1/checkout/coupon     a coupon code typed or scanned, checked and priced (terminal/coupons.py)
     POST /v1/cards               enrolment: a new card for a phone, with consent to the terms
-    POST /v1/attendant/session   an attendant's name + PIN → a session token (rate-limited)
+    POST /v1/attendant/session   an attendant's name + PIN → a session token (rate-limited);
+                                 or the prompt's nonce → the session an attendant card opened
+    POST|DELETE /v1/attendant/prompt  the attendant prompt: a swipe/scan is tried as an attendant card
     GET|DELETE /v1/attendant/session
     POST /v1/checkout/age        the attendant approves the age-restricted lines (permission `age`)
     POST /v1/cards/{number}/adjust  points adjustment by an attendant (permission `adjust`)
@@ -28,8 +31,9 @@ import segno
 from aiohttp import web
 
 from drivers.codes import gtin_check_digit
+from drivers.receipt_text import LANGUAGES
 from terminal.api import ApiServer, _body, _ok, _only, _text
-from terminal.attendants import AttendantError, check_name, check_pin
+from terminal.attendants import PROMPT_S, AttendantError, check_name, check_pin
 from terminal.checkout import BadRequest, CheckoutError
 from terminal.daemon import now_local
 from terminal.files import read_bounded
@@ -48,7 +52,6 @@ CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/c
 class KioskRoutes:
     def __init__(self, api: ApiServer) -> None:
         self.api = api
-        self.login_lock = asyncio.Lock()  # one PIN check at a time: scrypt is slow on purpose
 
     @property
     def daemon(self) -> Any:
@@ -59,12 +62,15 @@ class KioskRoutes:
             web.get("/", self.index),
             web.get("/screen/{name}", self.asset),
             web.get("/v1/screen", self.settings),
+            web.post("/v1/screen/language", self.language),
             web.get("/v1/receipts/{id}/qr.svg", self.qr),
             web.post("/v1/checkout/phone", self.phone),
             web.post("/v1/checkout/coupon", self.coupon),
             web.post("/v1/cards", self.enrol),
             web.post("/v1/attendant/session", self.login),
             web.get("/v1/attendant/session", self.whoami),
+            web.post("/v1/attendant/prompt", self.open_prompt),
+            web.delete("/v1/attendant/prompt", self.close_prompt),
             web.delete("/v1/attendant/session", self.logout),
             web.post("/v1/checkout/age", self.approve_age),
             web.post("/v1/cards/{number}/adjust", self.adjust),
@@ -98,6 +104,14 @@ class KioskRoutes:
                     "store_name": cfg.store_name or cfg.store, "terminal": cfg.terminal_id,
                     "terms": terms, "terms_version": screen.terms_version, "enrolment": bool(terms),
                     "point_value": None if engine is None else engine.program.point_value})
+
+    async def language(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        _only(body, {"language"})
+        language = body.get("language")
+        if language not in LANGUAGES:
+            raise BadRequest(f"field 'language' must be one of {', '.join(LANGUAGES)}")
+        return _ok(await self.daemon.act(self.daemon.register.set_language, language))
 
     async def qr(self, request: web.Request) -> web.Response:
         receipt_id = request.match_info["id"]
@@ -165,17 +179,29 @@ class KioskRoutes:
     async def login(self, request: web.Request) -> web.Response:
 
         body = await _body(request)
-        _only(body, {"name", "pin"})
-        try:
-            name, pin = check_name(body.get("name")), check_pin(body.get("pin"))
-        except AttendantError as exc:
-            raise BadRequest(str(exc)) from None
         desk = self.daemon.attendants
-        async with self.login_lock:
-            entry = await asyncio.to_thread(desk.check, name, pin, time.monotonic())
-        session = desk.open(entry, time.monotonic())
+        if "prompt" in body:  # an attendant card was accepted at the prompt: its session
+            _only(body, {"prompt"})
+            session = desk.collect(body["prompt"], time.monotonic())
+        else:
+            _only(body, {"name", "pin"})
+            try:
+                name, pin = check_name(body.get("name")), check_pin(body.get("pin"))
+            except AttendantError as exc:
+                raise BadRequest(str(exc)) from None
+            async with self.daemon.login_lock:  # wall clock: the counters are kept across restarts
+                entry = await asyncio.to_thread(desk.check, name, pin, time.time())
+            session = desk.open(entry, time.monotonic())
         self.daemon.publish("attendant", {"attendant": session.name, "role": session.role, "state": "in"})
         return _ok({"token": session.token, "header": HEADER, **session.public()})
+
+    async def open_prompt(self, request: web.Request) -> web.Response:
+        nonce = self.daemon.attendants.open_prompt(time.monotonic())
+        return _ok({"prompt": nonce, "expires_s": PROMPT_S})
+
+    async def close_prompt(self, request: web.Request) -> web.Response:
+        self.daemon.attendants.close_prompt()
+        return _ok({"closed": True})
 
     async def whoami(self, request: web.Request) -> web.Response:
         token = request.headers.get(HEADER)

@@ -75,6 +75,7 @@ class CardLookup:
     def __init__(self, ledger: Ledger, client: SyncClient | None, timeout_ms: int, cap_points: int) -> None:
         self.ledger, self.client = ledger, client
         self.timeout_ms, self.cap_points = timeout_ms, cap_points
+        self.reachable = True  # did the last lookup reach the server (the screen's fault says so)
 
     async def card_for_quote(self, number: str, now: Any, checkout: str | None = None) -> tuple[dict[str, Any], str]:
         """(the core's card dict, "online" | "offline"). LedgerNotFoundError: unknown offline."""
@@ -82,7 +83,9 @@ class CardLookup:
         if self.client is not None:
             try:
                 entry = await asyncio.wait_for(self.client.get_card(number, self.timeout_ms), self.timeout_ms / 1000)
+                self.reachable = True
             except (TransientError, TimeoutError) as exc:
+                self.reachable = False
                 log.info("event=card_lookup_offline card=%s reason=%r", number, str(exc)[:120])
         cap: int | None = None
         if entry is not None:

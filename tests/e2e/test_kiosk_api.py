@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 import urllib.request
 from typing import Any
 
@@ -90,6 +91,125 @@ def test_wrong_pins_are_rate_limited(terminal: Terminal) -> None:
     run(scenario())
     log = terminal.daemons[0].log_tail(100_000)
     assert "1234" not in log and "0000" not in log
+    assert terminal.daemons[0].stop() == 0
+    terminal.start()  # a restart hands a guesser no fresh tries: the counters are in the ledger
+
+    async def after_restart() -> None:
+        async with ApiClient(terminal.socket) as api:
+            status, body = await api.call("POST", "/v1/attendant/session", {"name": "demo", "pin": "1234"})
+            assert status == 429 and "try again in" in body["error"]
+            await api.attendant("anna", "2468")
+
+    run(after_restart())
+
+
+STAFF_CARD, STAFF_BARCODE, CUSTOMER = "9900000000017", "STAFF-0042", "7700000000026"
+
+
+def add_card_attendant(term: Terminal, name: str, role: str, pin: str, card: str) -> None:
+    """`posterm attendant add NAME --card-stdin`, as a technician provisions one."""
+    import io
+    import sys
+
+    from terminal.cli import main
+
+    stdin, sys.stdin = sys.stdin, io.StringIO(f"{pin}\n{card}\n")
+    try:
+        assert main(["attendant", "add", name, "--role", role, "--pin-stdin", "--card-stdin",
+                     "--config", str(term.config)]) == 0
+    finally:
+        sys.stdin = stdin
+
+
+def test_an_attendant_card_at_the_prompt_opens_a_session_a_customer_card_never(terminal: Terminal) -> None:
+    add_card_attendant(terminal, "olga", "supervisor", "9876", STAFF_CARD)
+    add_card_attendant(terminal, "ivan", "manager", "4321", STAFF_BARCODE)
+    terminal.start()
+
+    async def scenario() -> None:
+        async with ApiClient(terminal.socket) as api, EventWatcher(api) as events:
+            await api.ok("POST", "/v1/checkout/lines", {"code": MILK})
+            sale = await api.ok("POST", "/v1/checkout/pay", {"method": "cash"})
+            terminal.swipe(f";{STAFF_CARD}=2512?")  # no prompt open: not a session, just an unknown card
+            _, error = await events.wait_for("error")
+            assert "not found" in error["message"].lower() or STAFF_CARD[-4:] in error["message"]
+            prompt = await api.ok("POST", "/v1/attendant/prompt")
+            terminal.swipe(f";{CUSTOMER}=2512?")  # a customer's card at the prompt
+            _, refused = await events.wait_for("attendant_card")
+            assert refused["state"] == "refused" and "customer" in refused["reason"]
+            assert (await api.call("POST", "/v1/attendant/session", {"prompt": prompt["prompt"]}))[0] == 401
+            await api.ok("POST", "/v1/checkout/cancel")  # the customer card attached a fresh checkout
+            terminal.swipe(f";{STAFF_CARD}=2512?")
+            _, came = await events.wait_for("attendant_card")
+            assert (came["state"], came["attendant"], came["role"]) == ("in", "olga", "supervisor")
+            assert "token" not in came
+            assert (await api.call("POST", "/v1/attendant/session", {"prompt": "forged"}))[0] == 401
+            session = await api.ok("POST", "/v1/attendant/session", {"prompt": prompt["prompt"]})
+            api.headers = {session["header"]: session["token"]}
+            assert (await api.ok("GET", "/v1/attendant/session"))["name"] == "olga"
+            await api.ok("POST", f"/v1/receipts/{sale['receipt']}/print")  # a supervisor reprints
+            api.headers = {}
+            prompt = await api.ok("POST", "/v1/attendant/prompt")
+            terminal.scan(STAFF_BARCODE)  # the attendant card's barcode at the scanner
+            _, came = await events.wait_for("attendant_card")
+            assert came["attendant"] == "ivan"
+            session = await api.ok("POST", "/v1/attendant/session", {"prompt": prompt["prompt"]})
+            assert "shift" in session["permissions"]
+            await api.ok("POST", "/v1/attendant/prompt")
+            terminal.scan("NOT-A-CARD")
+            _, refused = await events.wait_for("attendant_card")
+            assert refused["state"] == "refused" and "not an attendant" in refused["reason"]
+
+    run(scenario())
+    reprints = [e for e in outbox(terminal) if e.get("action") == "reprint"]
+    assert [e["attendant"] for e in reprints] == ["olga"]
+    log = terminal.daemons[0].log_tail(100_000)
+    assert STAFF_BARCODE not in log
+
+
+def test_the_receipt_prints_in_the_language_the_customer_chose_on_screen(terminal: Terminal) -> None:
+    terminal.start()
+    job = terminal.printer / "receipts.bin"
+
+    async def sale(api: ApiClient) -> str:
+        start = job.stat().st_size if job.exists() else 0
+        await api.ok("POST", "/v1/checkout/lines", {"code": MILK})
+        done = await api.ok("POST", "/v1/checkout/pay", {"method": "cash"})
+        return str(done["receipt"]), start
+
+    def printed(start: int, receipt: str) -> bytes:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            data = job.read_bytes()[start:] if job.exists() else b""
+            if receipt.encode() in data and data.rstrip(b"\n").endswith(b"\x1dV\x00"):
+                return data
+            time.sleep(0.05)
+        raise AssertionError(f"receipt {receipt} was not printed")
+
+    async def scenario() -> None:
+        async with ApiClient(terminal.socket) as api:
+            assert (await api.ok("GET", "/v1/screen"))["language"] == "en"  # the store's
+            await api.ok("POST", "/v1/checkout/lines", {"code": FRIDGE})
+            await api.ok("POST", "/v1/screen/language", {"language": "ru"})  # switched mid-checkout
+            await api.attendant("demo", "1234")
+            await api.ok("POST", "/v1/checkout/cancel")
+            ru, start = await sale(api)
+            data = printed(start, ru)
+            # python-escpos picks CP866 for Cyrillic: ESC t 17, then the CP866 bytes of the words
+            assert b"\x1bt\x11" in data and "К ОПЛАТЕ".encode("cp866") in data and b"TO PAY" not in data
+            assert "Итого".encode("cp866") in data and "Наличные".encode("cp866") in data and b"Cash" not in data
+            with_record = await api.ok("GET", f"/v1/receipts/{ru}")
+            assert with_record["language"] == "ru"
+            start = job.stat().st_size
+            await api.ok("POST", f"/v1/receipts/{ru}/print")  # the copy in the sale's language
+            assert "КОПИЯ".encode("cp866") in printed(start, ru)
+            await api.ok("POST", "/v1/screen/language", {"language": "en"})
+            en, start = await sale(api)
+            data = printed(start, en)
+            assert b"TO PAY" in data and "К ОПЛАТЕ".encode("cp866") not in data
+            assert (await api.call("POST", "/v1/screen/language", {"language": "de"}))[0] == 400
+
+    run(scenario())
 
 
 def test_age_restricted_product_waits_for_the_attendant(terminal: Terminal) -> None:

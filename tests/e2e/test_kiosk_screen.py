@@ -17,12 +17,42 @@ from terminal.config import load_config
 
 from .conftest import Terminal
 from .kiosk_browser import Browser
+from .test_kiosk_api import STAFF_CARD, add_card_attendant
 
 FRIDGE, MILK, WINE, BREAD, BLENDER = "4006381333931", "4600000000022", "4600000000039", "4600000000046", \
     "4600000000015"
 STANDARD = "7700000000026"
 SIZES = {"small": (800, 480), "large": (1920, 1080)}
 LATENCY_SCANS = 60
+
+
+LEVELS = """
+[[level]]
+type = "standard"
+cumulative_min = 0
+
+[[level]]
+type = "silver"
+cumulative_min = 200000
+"""
+
+
+@pytest.fixture
+def levels(terminal: Terminal) -> None:
+    """The demo's rules with levels (§11): standard from 0, silver from 2 000.00 spent."""
+    rules = load_config(terminal.config).rules_path
+    rules.write_text(rules.read_text() + LEVELS)
+
+
+@pytest.fixture
+def offline(terminal: Terminal) -> None:
+    """A [sync] section whose central server does not answer (nothing listens on its port)."""
+    from terminal.demo_run import free_port
+
+    with terminal.config.open("a") as handle:
+        handle.write(f'\n[sync]\nurl = "http://127.0.0.1:{free_port()}"\nkey = "{"00" * 32}"\n'
+                     f'state_file = "{terminal.root / "state" / "sync-state.json"}"\n'
+                     "card_timeout_ms = 300\nrequest_timeout_ms = 500\n")
 
 
 @pytest.fixture
@@ -97,6 +127,16 @@ def test_a_sale_scan_card_slider_pay_receipt(terminal: Terminal, screen: Browser
     screen.until("return document.body.dataset.screen === 'cart'")
     assert lines_on_screen(screen) == ["Хлеб бородинский"] and screen.text("#btn-pay") == "Оплатить 65,00"
     screen.shot("6-cart-ru", tmp_path)
+    screen.click("#btn-pay")  # the receipt follows the customer's language, not the store's (en)
+    screen.click("#pay-device")
+    screen.until("return document.body.dataset.screen === 'receipt'")
+    ru_receipt = screen.text("#receipt-id")
+    deadline = time.monotonic() + 5
+    while ru_receipt not in terminal.receipts_text():
+        assert time.monotonic() < deadline, "the Russian receipt was not printed"
+        time.sleep(0.05)
+    printed = terminal.receipts_text().split(receipt)[-1]
+    assert "К ОПЛАТЕ" in printed and "Хлеб бородинский" in printed and "TO PAY" not in printed
 
 
 def test_an_age_restricted_product_waits_for_the_attendant_pin(terminal: Terminal, screen: Browser,
@@ -121,6 +161,71 @@ def test_an_age_restricted_product_waits_for_the_attendant_pin(terminal: Termina
     screen.click("#btn-pay")
     screen.click("#pay-device")
     screen.until("return document.body.dataset.screen === 'receipt'")
+
+
+def test_an_attendant_card_swiped_at_the_prompt_unlocks_a_customer_card_does_not(
+        terminal: Terminal, screen: Browser, tmp_path: Path) -> None:
+    add_card_attendant(terminal, "olga", "supervisor", "9876", STAFF_CARD)
+    terminal.scan(WINE)
+    screen.until("return document.querySelector('#lines .age')")
+    screen.click("#btn-pay")  # the age check opens the attendant prompt
+    screen.until("return document.getElementById('staff-name') && window.__posterm.prompt")
+    assert "attendant card" in screen.text("#panel")
+    terminal.swipe(f";{STANDARD}=2512?")  # the customer's own card: no session
+    screen.until("return document.querySelector('#panel .error').textContent.includes('no attendant session')")
+    assert screen.js("return window.__posterm.staff") is None
+    screen.until("return !document.getElementById('card-chip').hidden")  # it is the customer's card still
+    screen.js("document.getElementById('toast').hidden = true")
+    screen.shot("9-attendant-card", tmp_path)
+    terminal.swipe(f";{STAFF_CARD}=2512?")
+    screen.click("#staff-age")  # the card opened olga's session: her menu is shown
+    screen.until("return document.querySelector('#lines .age.ok')")
+    assert "olga" in screen.text("#staff-chip")
+
+
+@pytest.mark.parametrize("screen", list(SIZES), indirect=True)
+def test_the_level_bar_says_what_is_left_and_fills_in_proportion(terminal: Terminal, levels: None,
+                                                                 screen: Browser, tmp_path: Path) -> None:
+    terminal.scan(BLENDER)
+    terminal.swipe(f";{STANDARD}=2512?")
+    screen.until("return !document.getElementById('level').hidden")
+    # 1 000.00 less the brand's 30 % = 700.00: the card's cumulative 0 → 70 000 of Silver's 200 000
+    assert screen.text("#sum-to_pay") == "700.00"
+    assert screen.text("#level-text") == "1 300.00 more to Silver"
+    assert screen.js("return document.getElementById('level').dataset.fill") == "0.3500"
+    assert screen.js("return document.getElementById('level-fill').style.width") == "35%"
+    screen.shot("10-level", tmp_path)
+    screen.click("#lang")
+    assert screen.text("#level-text") == "Ещё 1 300,00 до уровня Silver"
+
+
+def test_central_loss_asks_for_the_attendant_where_a_step_needs_the_server(terminal: Terminal, offline: None,
+                                                                         screen: Browser, tmp_path: Path) -> None:
+    terminal.scan(MILK)  # the sale itself goes on without the server
+    screen.until("return document.querySelectorAll('#lines li .name').length === 1")
+    assert screen.js("return document.getElementById('fault').hidden")
+    terminal.swipe(";7700000000019=2512?")  # a card this terminal has never seen: only the server knows it
+    screen.until("return !document.getElementById('fault').hidden")
+    assert screen.text("#fault-title") == "The central server is unreachable"
+    assert "Please call the attendant" in screen.text("#fault") and "not known here" in screen.text("#fault-detail")
+    screen.js("document.getElementById('toast').hidden = true")
+    screen.shot("11-central-lost", tmp_path)
+    screen.click("#fault-back")  # the customer goes on without the card
+    screen.until("return document.getElementById('fault').hidden")
+    screen.click("#btn-pay")
+    screen.click("#pay-device")
+    screen.until("return document.body.dataset.screen === 'receipt'")
+    terminal.scan("T02-20261123113512-9f3a")  # another terminal's receipt: its return needs the server
+    screen.until("return document.getElementById('staff-name')")
+    screen.js("document.getElementById('staff-name').value = 'demo'")
+    screen.keypad("1234")
+    screen.click("#staff-login")
+    screen.click("#return-all")
+    screen.until("return !document.getElementById('fault').hidden")
+    assert screen.text("#fault-title") == "The central server is unreachable"
+    assert "another terminal's receipt" in screen.text("#fault-detail")
+    screen.click("#fault-staff")
+    screen.until("return document.getElementById('fault').hidden")
 
 
 def test_a_return_by_receipt_barcode_with_the_attendant(terminal: Terminal, screen: Browser) -> None:

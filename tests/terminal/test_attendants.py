@@ -90,3 +90,45 @@ def test_cli_adds_lists_and_removes(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert main(["attendant", "remove", "anna", "--file", str(path)]) == 0
     assert main(["attendant", "remove", "anna", "--file", str(path)]) == 2
     assert "no attendant anna" in capsys.readouterr().err
+
+
+def test_an_attendant_card_is_kept_hashed_and_finds_its_attendant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "a.json"
+    for name, lines in (("olga", "9876\n9900000000017\n"), ("ivan", "4321\nSTAFF-0042\n")):
+        monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+        assert main(["attendant", "add", name, "--role", "supervisor", "--pin-stdin", "--card-stdin",
+                     "--file", str(path)]) == 0
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    text = path.read_text()
+    assert "9900000000017" not in text and "STAFF-0042" not in text
+    desk = Desk(path)
+    assert desk.check_card("9900000000017", 0.0)["name"] == "olga"
+    assert desk.check_card("STAFF-0042", 0.0)["name"] == "ivan"
+    monkeypatch.setattr("sys.stdin", io.StringIO("1111\nSTAFF-0042\n"))  # the same card for another: refused
+    assert main(["attendant", "add", "petr", "--role", "attendant", "--pin-stdin", "--card-stdin",
+                 "--file", str(path)]) == 2
+    assert "ivan's already" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("5555\n"))  # a new PIN keeps the card
+    assert main(["attendant", "add", "olga", "--role", "attendant", "--pin-stdin", "--file", str(path)]) == 0
+    assert Desk(path).check_card("9900000000017", 0.0)["role"] == "attendant"
+    for _ in range(att.FAILURES_FREE):  # unknown cards count like wrong PINs
+        with pytest.raises(LoginRefused, match="not an attendant's card"):
+            desk.check_card("7700000000026", 1.0)
+    with pytest.raises(TooManyTries):
+        desk.check_card("9900000000017", 2.0)
+
+
+def test_the_prompt_hands_a_card_session_to_its_nonce_once(desk: Desk) -> None:
+    assert not desk.prompt_open(0.0)
+    nonce = desk.open_prompt(0.0)
+    assert desk.prompt_open(att.PROMPT_S) and not desk.prompt_open(att.PROMPT_S + 1)
+    with pytest.raises(LoginRefused):
+        desk.collect(nonce, 1.0)  # no card yet
+    session = desk.card_session(desk.check("olga", "9876", 0.0), 1.0)
+    assert not desk.prompt_open(1.0)  # one card per prompt
+    with pytest.raises(LoginRefused):
+        desk.collect("forged", 2.0)
+    assert desk.collect(nonce, 2.0).token == session.token
+    with pytest.raises(LoginRefused):
+        desk.collect(nonce, 3.0)  # once

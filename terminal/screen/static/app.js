@@ -39,6 +39,10 @@ const T = {
     reprinted: "The copy is printing.", shift_closed: "Shift {shift} closed; the Z report is printing.",
     x_printed: "The X report is printing.", checkout_cancelled: "The purchase was cancelled.",
     offline_card: "The central server is unreachable: points are limited for now.",
+    staff_card: "…or swipe or scan your attendant card.", staff_card_refused: "This card opens no attendant session.",
+    central_lost: "The central server is unreachable",
+    central_for_return: "A return of another terminal's receipt needs it; this terminal cannot check that sale now.",
+    central_for_card: "This card is not known here yet, and it cannot be checked now.",
     lang_name: "Русский",
   },
   ru: {
@@ -76,6 +80,11 @@ const T = {
     reprinted: "Копия печатается.", shift_closed: "Смена {shift} закрыта, Z-отчёт печатается.",
     x_printed: "X-отчёт печатается.", checkout_cancelled: "Покупка отменена.",
     offline_card: "Центральный сервер недоступен: оплата баллами пока ограничена.",
+    staff_card: "…или проведите или отсканируйте карту сотрудника.",
+    staff_card_refused: "Эта карта не открывает сеанс сотрудника.",
+    central_lost: "Центральный сервер недоступен",
+    central_for_return: "Он нужен для возврата по чеку другой кассы; проверить эту продажу сейчас нельзя.",
+    central_for_card: "Эта карта здесь пока неизвестна, и проверить её сейчас нельзя.",
     lang_name: "English",
   },
 };
@@ -86,7 +95,7 @@ const PHONE_DIGITS_MAX = 15;
 const PIN_DIGITS_MAX = 12;
 
 const S = {
-  lang: "en", settings: {}, view: null, token: null, staff: null, lastReceipt: null,
+  lang: "en", settings: {}, view: null, token: null, staff: null, lastReceipt: null, prompt: null,
   faults: {}, toasts: [], linesShown: 0, overlay: null, receiptTimer: null, toastTimer: null, renders: [],
 };
 window.__posterm = S;  // the browser test reads render times from here
@@ -203,7 +212,7 @@ function renderCart(view) {
   S.linesShown = view.lines.length;
   list.lastElementChild && list.lastElementChild.scrollIntoView({ block: "nearest" });
   renderSums(quote);
-  renderLevel(quote.level);
+  renderLevel(view.level);
   renderMessages(quote);
   const redeem = quote.redeem || {};
   $("btn-points").disabled = !(view.card && (redeem.max_points || redeem.points));
@@ -246,17 +255,20 @@ function renderSums(quote) {
 }
 
 function renderLevel(level) {
+  // the checkout's level: the quote's {type, next, to_next} and both levels' cumulative_min
   const box = $("level");
   box.hidden = !level;
   if (!level) return;
+  let have = 1;
   if (level.next) {
     $("level-text").textContent = t("more_to_level", { money: money(level.to_next), level: cap(level.next) });
-    const have = level.cumulative_min_next ? 1 - level.to_next / level.cumulative_min_next : 0.5;
-    $("level-fill").style.width = `${Math.max(4, Math.min(100, Math.round(have * 100)))}%`;
+    const span = (level.next_cumulative_min || 0) - (level.cumulative_min || 0);
+    have = span > 0 ? Math.max(0, Math.min(1, (span - level.to_next) / span)) : 0;
   } else {
     $("level-text").textContent = t("level_now", { level: cap(level.type) });
-    $("level-fill").style.width = "100%";
   }
+  box.dataset.fill = have.toFixed(4);
+  $("level-fill").style.width = `${(have * 100).toFixed(1)}%`;
 }
 
 function cap(text) { return text ? text[0].toUpperCase() + text.slice(1) : ""; }
@@ -271,11 +283,20 @@ function renderMessages(quote) {
 
 function renderFault() {
   const f = S.faults;
-  const first = f.connection || f.printer || Object.values(f.devices || {})[0];
+  const first = f.connection || f.printer || Object.values(f.devices || {})[0] || f.central;
   $("fault").hidden = !first;
   if (!first) return;
+  $("fault").dataset.fault = first.key;
   $("fault-title").textContent = t(first.key, first.vars);
-  $("fault-detail").textContent = first.detail || "";
+  $("fault-detail").textContent = first.detailKey ? t(first.detailKey) : first.detail || "";
+  $("fault-back").hidden = !first.dismiss;  // the sale goes on without the server; the customer may
+}
+
+function onCentral(ev) {
+  // something the customer asked for needs the central server, which does not answer
+  S.faults.central = { key: "central_lost", dismiss: true,
+                       detailKey: ev.needed_for === "return" ? "central_for_return" : "central_for_card" };
+  renderFault();
 }
 
 function onPrinter(ev) {
@@ -304,6 +325,10 @@ function openPanel(build) {
 }
 
 function closePanel() {
+  if (S.prompt) {  // the attendant prompt closes with its panel: swipes are the customer's again
+    S.prompt = null;
+    api("DELETE", "/v1/attendant/prompt").catch(() => {});
+  }
   S.overlay = null;
   $("overlay").hidden = true;
   $("panel").replaceChildren();
@@ -456,26 +481,39 @@ function staffPanel(panel, then) {
   const pin = digitsEntry(PIN_DIGITS_MAX, (d) => "•".repeat(d.length));
   pin.el.id = "staff-pin";
   const error = h("p", { class: "error" });
+  const signedIn = (session) => {
+    S.token = session.token;
+    S.staff = session;
+    S.prompt = null;  // collected or not needed: closing the panel has nothing to close
+    pin.digits = "";
+    render();
+    if (then) { closePanel(); then(); } else openPanel(staffMenu);
+  };
   const login = async () => {
     error.textContent = "";
     try {
-      const session = await api("POST", "/v1/attendant/session", { name: name.value.trim(), pin: pin.digits });
-      S.token = session.token;
-      S.staff = session;
-      pin.digits = "";
-      render();
-      if (then) { closePanel(); then(); } else openPanel(staffMenu);
+      signedIn(await api("POST", "/v1/attendant/session", { name: name.value.trim(), pin: pin.digits }));
     } catch (err) {
       error.textContent = err.status === 401 ? t("staff_wrong") : err.status === 429 ? t("staff_locked") : err.message;
       pin.digits = "";
       pin.update();
     }
   };
-  panel.replaceChildren(h("h2", {}, t("staff_title")), name, h("p", {}, t("staff_pin")), pin.el, pin.pad, error,
+  // While this panel is open a swipe or scan is tried as an attendant card (the daemon checks
+  // it); the session it opens is collected with the prompt's nonce, never read from an event.
+  api("POST", "/v1/attendant/prompt").then((p) => { if (S.overlay && S.overlay.name === "staff-login") S.prompt = p.prompt; })
+    .catch(() => {});
+  const card = async () => {
+    error.textContent = "";
+    try { signedIn(await api("POST", "/v1/attendant/session", { prompt: S.prompt })); }
+    catch (err) { error.textContent = err.message; }
+  };
+  panel.replaceChildren(h("h2", {}, t("staff_title")), name, h("p", {}, t("staff_pin")), pin.el, pin.pad,
+    h("p", { class: "hint" }, t("staff_card")), error,
     h("div", { class: "row" },
       h("button", { type: "button", class: "secondary", on: { click: closePanel } }, t("cancel")),
       h("button", { type: "button", class: "primary", id: "staff-login", on: { click: login } }, t("staff_login"))));
-  return { name: "staff-login" };
+  return { name: "staff-login", card, refused: () => { error.textContent = t("staff_card_refused"); } };
 }
 
 function staffMenu(panel) {
@@ -573,6 +611,11 @@ const HANDLERS = {
     if (S.staff && S.staff.permissions.includes("return")) go();
     else openPanel((panel) => staffPanel(panel, go));
   },
+  attendant_card: (data) => {
+    if (!S.overlay || S.overlay.name !== "staff-login") return;
+    if (data.state === "in") S.overlay.card(); else S.overlay.refused();
+  },
+  central_unreachable: onCentral,
   printer: onPrinter,
   device: onDevice,
   error: (data) => toast(t("error", { message: data.message || "" }), true),
@@ -590,8 +633,16 @@ function connect() {
     });
   }
   source.addEventListener("overflow", () => { source.close(); setTimeout(connect, 500); });
-  source.onopen = () => { delete S.faults.connection; render(); };
-  source.onerror = () => {
+  source.onopen = () => {
+    delete S.faults.connection;
+    // a restarted daemon forgot the customer's language: say it again
+    if (S.lang !== (S.settings.language || "en")) sendLanguage();
+    render();
+  };
+  source.onerror = (ev) => {
+    // the daemon's own `error` events arrive here too (same event name): they are messages,
+    // shown as toasts by HANDLERS.error, not a lost connection
+    if (ev instanceof MessageEvent) return;
     S.faults.connection = { key: "server_lost" };
     renderFault();
     if (source.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
@@ -599,9 +650,14 @@ function connect() {
 }
 
 function wire() {
-  $("lang").addEventListener("click", () => { S.lang = S.lang === "ru" ? "en" : "ru"; render(); });
+  $("lang").addEventListener("click", () => { S.lang = S.lang === "ru" ? "en" : "ru"; render(); sendLanguage(); });
   $("help").addEventListener("click", () => openPanel((p) => staffPanel(p)));
-  $("fault-staff").addEventListener("click", () => openPanel((p) => staffPanel(p)));
+  $("fault-staff").addEventListener("click", () => {
+    delete S.faults.central;  // the attendant is coming for it
+    renderFault();
+    openPanel((p) => staffPanel(p));
+  });
+  $("fault-back").addEventListener("click", () => { delete S.faults.central; renderFault(); });
   $("attract-enrol").addEventListener("click", () => openPanel(enrolPanel));
   $("btn-card").addEventListener("click", () => openPanel(cardPanel));
   $("btn-points").addEventListener("click", () => openPanel(pointsPanel));
@@ -614,6 +670,11 @@ function wire() {
     }
     if (await attempt(() => api("POST", "/v1/checkout/payment"))) openPanel(payPanel);
   });
+}
+
+function sendLanguage() {
+  // the receipt prints in the language the customer reads (the daemon records it with the sale)
+  api("POST", "/v1/screen/language", { language: S.lang }).catch((err) => toast(t("error", { message: err.message }), true));
 }
 
 async function start() {
