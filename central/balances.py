@@ -7,7 +7,9 @@ terminals, in ingest order. A debit that takes a card below zero (the same point
 two offline terminals) is accepted — the sale happened — and the uncovered part is booked as a
 shortfall; the card's new (negative) balance goes out in the updates feed as a correction.
 Cumulative spend follows sale totals and return decreases; a sale's `card_type_after` (an
-upgrade) becomes the card's type; referral credits for referrers the selling terminal did not
+upgrade, or a §11 level reached) becomes the card's type; a return may lower a level card's
+type (§11 `level_downgrade`, by the published program's levels: `_lower_level`); a kiosk's
+`card_registered` makes the card here with its type; referral credits for referrers the selling terminal did not
 hold (`local: false`) are booked here, as lots with the referral entry's dates; a return's
 `referral` list takes them back (points from those uplines' lots, soonest-expiring first, then
 debt; cumulative from every upline). Every event also
@@ -19,15 +21,19 @@ may have annulled them first: nothing is expired twice).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from central import lots
 from central.lots import CardLots, Origin
 from protocol.wire import ProtocolError, card_number_ok
 
+if TYPE_CHECKING:
+    from core.rules import Program
+
 CARD_TYPE_CHARS_MAX = 64
 REFERRALS_MAX = lots.REFERRALS_MAX
 REFERRAL_POINTS_MAX = 10**9
+CARD_EVENTS = ("sale", "return", "card_registered")  # events whose `card` the fold reads
 
 
 @dataclass
@@ -67,12 +73,18 @@ def touched_cards(events: list[dict[str, Any]], moves: list[dict[str, list[lots.
     for event, moved in zip(events, moves, strict=True):
         numbers.update(event.get("deltas", {}))
         card = event.get("card")
-        if card and card_number_ok(card) and event.get("type") in ("sale", "return"):
+        if card and card_number_ok(card) and event.get("type") in CARD_EVENTS:
             numbers.add(card)
         if event.get("referral"):
             numbers.update(r["card"] for r in _referrals(event))
         numbers.update(moved)
     return sorted(numbers)
+
+
+def needs_program(events: list[dict[str, Any]]) -> bool:
+    """Whether a fold of `events` needs the published program: a return of a card (it may
+    lower the card's level) or a kiosk enrolment (the registration award)."""
+    return any(e.get("type") == "card_registered" or (e.get("type") == "return" and e.get("card")) for e in events)
 
 
 def _whole(value: Any) -> int:
@@ -85,10 +97,12 @@ def fold(
     book: dict[str, CardLots],
     terminal: str = "",
     moves: list[dict[str, list[lots.Entry]]] | None = None,
+    program: Program | None = None,
 ) -> list[Shortfall]:
     """Apply events of `terminal` in order to `cards` and their lots in `book` (both hold every
     touched card); returns shortfalls. A malformed `lots` field raises ProtocolError. `moves`:
-    the events' parsed `lots` fields (`lots.batch_moves`), when at hand."""
+    the events' parsed `lots` fields (`lots.batch_moves`), when at hand. `program`: the
+    published program, whose levels decide a return's level change (`_lower_level`)."""
     if moves is None:
         moves = lots.batch_moves(events)
     shortfalls = []
@@ -131,7 +145,23 @@ def fold(
             _set_type(card, event.get("card_type_after"), only_if_empty=False)
         elif event["type"] == "return":
             card.cumulative = max(0, card.cumulative - _whole(event.get("cumulative_decrease")))
+            _lower_level(card, program, event.get("card_type_after"))
+        elif event["type"] == "card_registered":  # a kiosk enrolment: the card is new here
+            _set_type(card, event.get("card_type"), only_if_empty=True)
     return shortfalls
+
+
+def _lower_level(card: CardState, program: Program | None, terminal_type: Any) -> None:
+    """§11 returns: a level card whose cumulative fell below its level's threshold takes the
+    level of its cumulative here — central's cumulative, which has every terminal's sales — when
+    the program says so (`level_downgrade`, `Program.type_after_return`). With no published
+    program central cannot know the levels: it takes the type the returning terminal set."""
+    if program is None:
+        _set_type(card, terminal_type, only_if_empty=False)
+        return
+    lowered = program.type_after_return(card.type, card.cumulative)
+    if lowered is not None:
+        card.type = lowered
 
 
 def _take_back_referrals(

@@ -5,18 +5,21 @@
     posterm-central --db … terminal list | rotate-key T01
     posterm-central --db … publish rules rules.toml | publish catalog catalog.csv | publish cards cards.csv
     posterm-central --db … card show 2000001 | card adjust 2000001 -50 | card list | events | shortfalls
+    posterm-central --db … coupons issue SERIES [--count N] [--valid-days D] | list | show CODE | double-used
     posterm-central --db … expire [--now ISO]      # the expiry sweep (serve runs it every --expire-every-s)
+    posterm-central --db … user add anna --role support   # a web console user; password from stdin
+    posterm-central --db … token add crm --scope cards:read --scope cards:write   # prints the token once
+    posterm-central --db … token list | revoke crm | writes   # the admin API's tokens and recorded writes
+    posterm-central --db … report points_daily --from 2027-01-01 --to 2027-01-31 [--csv] [--svg FILE]
+    posterm-central --db … award 2000001 registration --key CRM-42 [--actor NAME] | awards [--card N]
 
 `--db` defaults to env `POSTERM_CENTRAL_DB`. Refusals print one line and exit 2.
-Limits: CSV files ≤ `CSV_BYTES_MAX`, ≤ `CSV_ROWS_MAX` rows; rules files ≤ `wire.RULES_BYTES_MAX`.
+Limits: CSV files ≤ `CSV_BYTES_MAX`, ≤ `publishing.CATALOG_ROWS_MAX` rows; rules files ≤ `wire.RULES_BYTES_MAX`.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
-import io
 import json
 import logging
 import os
@@ -26,15 +29,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from central import checks
-from central.balances import CardState
+from central import awards, checks, coupons, publishing
+from central.admin_store import AdminError
+from central.reports import ReportError
 from central.store import EVENTS_LIST_MAX, Store, StoreError, new_key, open_store
 from core.errors import PricingError
 from protocol import cardfile, wire
 
 CSV_BYTES_MAX = 64 * 1024 * 1024
-CSV_ROWS_MAX = 1_000_000
-PUBLISH_CHUNK_ROWS = 5_000
 EXIT_REFUSED = 2
 KEY_GRACE_S_DEFAULT = 86_400
 KEY_GRACE_S_MAX = 30 * 86_400
@@ -60,22 +62,6 @@ def _read_text(path: str, bytes_max: int) -> str:
         return p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CentralCliError(f"{path}: cannot read: {exc}") from None
-
-
-def _csv_rows(path: str) -> list[dict[str, str]]:
-    rows = list(csv.DictReader(io.StringIO(_read_text(path, CSV_BYTES_MAX))))
-    if len(rows) > CSV_ROWS_MAX:
-        raise CentralCliError(f"{path}: {len(rows)} rows, more than {CSV_ROWS_MAX}")
-    return rows
-
-
-def _int(text: str | None, where: str, default: int | None = None) -> int:
-    if (text is None or text == "") and default is not None:
-        return default
-    try:
-        return int(text or "")
-    except ValueError:
-        raise CentralCliError(f"{where}: {text!r} is not an integer") from None
 
 
 def cmd_serve(store: Store, args: argparse.Namespace) -> int:
@@ -127,51 +113,18 @@ def cmd_terminal(store: Store, args: argparse.Namespace) -> int:
 def cmd_publish(store: Store, args: argparse.Namespace) -> int:
     if args.what == "rules":
         text = _read_text(args.file, wire.RULES_BYTES_MAX)
-        checks.rules(text, args.file)  # exactly as a terminal compiles it: a bad tree never reaches the feed
-        version = checks.version(args.version or hashlib.sha256(text.encode()).hexdigest()[:16], "rules")
-        cursor = store.publish("rules", [("rules", {"version": version, "text": text})])
+        version = publishing.check_rules(text, args.file, args.version)
+        cursor = publishing.publish_rules(store, text, version)
         print(json.dumps({"rules": version, "cursor": cursor}))
     elif args.what == "catalog":
-        rows = [(f"{args.file} row {i + 2}", row) for i, row in enumerate(_csv_rows(args.file))]
-        items = [(where, _product(row, where)) for where, row in rows]
-        checks.products(items, store.published_barcodes())
-        label = args.version or hashlib.sha256(Path(args.file).read_bytes()).hexdigest()[:16]
-        version = checks.version(label, "catalog")
-        products = [p for _, p in items]
-        for start in range(0, len(products), PUBLISH_CHUNK_ROWS):
-            chunk = products[start : start + PUBLISH_CHUNK_ROWS]
-            store.publish("product", [(p["sku"], p) for p in chunk])
-        cursor = store.publish("version", [("catalog", {"version": version})])
-        print(json.dumps({"products": len(products), "catalog": version, "cursor": cursor}))
+        text = _read_text(args.file, CSV_BYTES_MAX)
+        items = publishing.catalog_items(text, args.file, store.published_barcodes())
+        version = checks.version(args.version or publishing.content_label(text.encode()), "catalog")
+        cursor = publishing.publish_catalog(store, items, version)
+        print(json.dumps({"products": len(items), "catalog": version, "cursor": cursor}))
     else:
         _publish_cards(store, args.file, args.force)
     return 0
-
-
-def _product(row: dict[str, str], where: str) -> dict[str, Any]:
-    sku = (row.get("sku") or "").strip()
-    if not sku:
-        raise CentralCliError(f"{where}: sku is empty")
-    if (row.get("deleted") or "").strip().lower() in ("1", "true", "yes"):
-        return {"sku": sku, "deleted": True}
-
-    def split(name: str) -> list[str]:
-        return [x.strip() for x in (row.get(name) or "").split("|") if x.strip()]
-
-    return {
-        "sku": sku,
-        "barcodes": split("barcodes"),
-        "name": (row.get("name") or "").strip() or sku,
-        "price": _int(row.get("price"), f"{where} price"),
-        "categories": split("categories"),
-        "no_discount": (row.get("no_discount") or "").strip().lower() in ("1", "true", "yes"),
-        "no_bonus": (row.get("no_bonus") or "").strip().lower() in ("1", "true", "yes"),
-        "min_price": _int(row.get("min_price"), f"{where} min_price", 0),
-        # age-restricted products (18 = adults only) wait for an attendant at the kiosk
-        **({"age_min": _int(row.get("age_min"), f"{where} age_min", 0)} if (row.get("age_min") or "").strip() else {}),
-        # the VAT rate inside the price, as text ("20"); terminals check it (terminal.ledger.catalog)
-        **({"vat": row["vat"].strip()} if (row.get("vat") or "").strip() else {}),
-    }
 
 
 def _publish_cards(store: Store, path: str, force: bool) -> None:
@@ -179,34 +132,15 @@ def _publish_cards(store: Store, path: str, force: bool) -> None:
     the same rows and refuses the same ones, with the same message)."""
     data = _read_text(path, cardfile.FILE_BYTES_MAX).encode()
     try:
-        good, problems = cardfile.read(data, int(time.time() * 1000), path)
+        rows, problems = publishing.read_cards(data, int(time.time() * 1000), path)
     except cardfile.CardFileError as exc:
         raise CentralCliError(str(exc)) from None
     if problems and not force:
         raise CentralCliError(cardfile.refusal(path, problems))
-    rows = [row for _, row in good]
-    for start in range(0, len(rows), PUBLISH_CHUNK_ROWS):
-        chunk = rows[start : start + PUBLISH_CHUNK_ROWS]
-        store.put_cards(
-            [_card(row) for row in chunk],
-            {row.number: row.expires_ms for row in chunk if row.expires_ms is not None},
-            {row.number: row.facts() for row in chunk},
-        )
+    publishing.publish_cards(store, rows)
     for row, field, problem in problems:
         sys.stderr.write(f"posterm-central: {path}: skipped row {row}, field {field!r}: {problem}\n")
     print(json.dumps({"cards": len(rows), "skipped": len(problems)}))
-
-
-def _card(row: cardfile.CardRow) -> CardState:
-    return CardState(
-        number=row.number,
-        type=row.type,
-        holder=row.holder,
-        referrers=list(row.referrers),
-        cumulative=row.cumulative,
-        blocked=row.blocked,
-        balance=row.balance,
-    )
 
 
 def _count(text: str) -> int:
@@ -265,6 +199,21 @@ def _interval(text: str) -> float:
     return value
 
 
+def cmd_award(store: Store, args: argparse.Namespace) -> int:
+    """One grant (spec §16, central/awards.py); the same --key again prints the first grant."""
+    import datetime as dt
+
+    done = awards.grant(store, args.card, args.award, args.key, args.actor, dt.datetime.now(dt.UTC))
+    print(json.dumps(done.as_dict()))
+    return 0
+
+
+def cmd_awards(store: Store, args: argparse.Namespace) -> int:
+    for done in awards.grants(store, args.card, args.limit):
+        print(json.dumps(done.as_dict()))
+    return 0
+
+
 def cmd_events(store: Store, args: argparse.Namespace) -> int:
     for terminal, epoch, seq, event_id, body in store.events(args.terminal, args.limit):
         event = wire.unpack(body, wire.BATCH_BYTES_MAX)
@@ -278,9 +227,102 @@ def cmd_verify(store: Store, args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
+def cmd_coupons(store: Store, args: argparse.Namespace) -> int:
+    """Marketing codes, the chain's codes, and the single-use codes spent twice (offline)."""
+    if args.action == "issue":
+        if not args.arg:
+            raise CentralCliError("coupons issue needs a series id (a [[coupon_series]] of the published rules)")
+        for code in coupons.issue(store, args.arg, args.count, args.valid_days):
+            print(code)
+    elif args.action == "show":
+        found = coupons.show(store, args.arg or "")
+        if found is None:
+            raise CentralCliError(f"coupon {args.arg}: not known to central")
+        print(json.dumps(found))
+    else:
+        rows = coupons.double_used(store) if args.action == "double-used" else coupons.listing(store, args.arg)
+        for row in rows:
+            print(json.dumps(row))
+    return 0
+
+
 def cmd_shortfalls(store: Store, args: argparse.Namespace) -> int:
     for row in store.shortfalls():
         print(json.dumps(row))
+    return 0
+
+
+def cmd_user(store: Store, args: argparse.Namespace) -> int:
+    """Console users (central/web): `add` reads the password from the terminal (twice) or one
+    line of stdin — never from argv, where `ps` and shell history would show it."""
+    from central import console_db, passwords
+
+    if args.action == "list":
+        for row in console_db.users(store):
+            print(json.dumps(row))
+        return 0
+    if not args.name or not args.role:
+        raise CentralCliError("user add: give a NAME and --role " + "|".join(console_db.ROLES))
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise CentralCliError("the passwords differ; nothing changed")
+    else:
+        password = sys.stdin.readline(passwords.PASSWORD_CHARS_MAX + 2).rstrip("\r\n")
+    try:
+        digest = passwords.hash_password(password)
+        by = console_db.User(f"cli:{_os_user()}", "admin")
+        console_db.add_user(store, args.name, args.role, digest, by)
+    except (passwords.PasswordError, console_db.ConsoleError) as exc:
+        raise CentralCliError(f"user add {args.name[:40]}: {exc}; nothing changed") from None
+    print(json.dumps({"user": args.name, "role": args.role}))
+    return 0
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()[:32]
+    except (KeyError, OSError):  # no passwd entry (a container's uid)
+        return str(os.getuid())
+
+
+def cmd_report(store: Store, args: argparse.Namespace) -> int:
+    """A report (central/reports.py) as JSON, or CSV with --csv; --svg also writes its plot."""
+    from central import plots, reports
+
+    start, end = reports.parse_range(args.start, args.end)
+    report = reports.run(store, args.name, start, end, reports.check_top(args.top))
+    if args.svg:
+        try:
+            Path(args.svg).write_text(plots.render(report), encoding="utf-8")
+        except OSError as exc:
+            raise CentralCliError(f"--svg {args.svg}: cannot write: {exc}") from None
+    sys.stdout.write(reports.to_csv(report) if args.csv else json.dumps(report.as_dict()) + "\n")
+    return 0
+
+
+def cmd_token(store: Store, args: argparse.Namespace) -> int:
+    """The admin API's bearer tokens (central/admin_store.py)."""
+    from central import admin_store
+
+    if args.action == "list":
+        for row in admin_store.list_tokens(store):
+            print(json.dumps(row))
+    elif args.action == "writes":
+        for row in admin_store.writes(store):
+            print(json.dumps(row))
+    elif not args.name:
+        raise CentralCliError(f"token {args.action}: give the token's name")
+    elif args.action == "add":
+        # Shown once: only its hash is stored. The integration keeps it in its secrets.
+        print(admin_store.add_token(store, args.name, args.scope or []))
+    else:
+        admin_store.revoke_token(store, args.name)
+        print(json.dumps({"revoked": args.name}))
     return 0
 
 
@@ -332,15 +374,61 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("points", nargs="?", type=int)
     card.add_argument("--limit", type=_count, default=EVENTS_LIST_MAX, help="list: at most this many cards")
     card.set_defaults(handler=cmd_card)
+    award = sub.add_parser("award", help="grant an award of the published program to a card (idempotent by --key)")
+    award.add_argument("card")
+    award.add_argument("award", help="the award's id in the published rules ([[award]] id)")
+    award.add_argument("--key", required=True, help="idempotency key: the same key never grants twice")
+    award.add_argument("--actor", default="cli", help="who grants it (recorded with the grant; default cli)")
+    award.set_defaults(handler=cmd_award)
+    granted = sub.add_parser("awards", help="list the recorded award grants, oldest first")
+    granted.add_argument("--card")
+    granted.add_argument("--limit", type=_count, default=1000)
+    granted.set_defaults(handler=cmd_awards)
     events = sub.add_parser("events", help="list stored events")
     events.add_argument("--terminal")
     events.add_argument("--limit", type=_count, default=1000)
     events.set_defaults(handler=cmd_events)
+    cpn = sub.add_parser("coupons", help="issue marketing codes, list or show codes, list double uses")
+    cpn.add_argument("action", choices=["issue", "list", "show", "double-used"])
+    cpn.add_argument("arg", nargs="?", help="issue: the series; show: the code; list: a series (optional)")
+    cpn.add_argument("--count", type=int, default=1, help=f"issue: how many codes (1..{coupons.ISSUE_COUNT_MAX})")
+    cpn.add_argument("--valid-days", type=int, help="issue: each code's own last day is today + this (UTC)")
+    cpn.set_defaults(handler=cmd_coupons)
     short = sub.add_parser("shortfalls", help="list booked double-spend shortfalls")
     short.set_defaults(handler=cmd_shortfalls)
+    user = sub.add_parser("user", help="web console users: add NAME --role R (password from stdin) | list")
+    user.add_argument("action", choices=["add", "list"])
+    user.add_argument("name", nargs="?")
+    user.add_argument("--role", help="viewer | support | marketing | admin")
+    user.set_defaults(handler=cmd_user)
     verify = sub.add_parser("verify", help="check every card's balance against its stored lots (exit 1 if not)")
     verify.set_defaults(handler=cmd_verify)
+    _report_parser(sub)
+    _token_parser(sub)
     return parser
+
+
+def _token_parser(sub: Any) -> None:
+    from central.admin_store import SCOPES
+
+    token = sub.add_parser("token", help="the admin API's bearer tokens: add (prints it once), list, revoke")
+    token.add_argument("action", choices=["add", "list", "revoke", "writes"])
+    token.add_argument("name", nargs="?")
+    token.add_argument("--scope", action="append", choices=SCOPES, help="add: a scope (repeat for more)")
+    token.set_defaults(handler=cmd_token)
+
+
+def _report_parser(sub: Any) -> None:
+    from central.reports import REPORTS, TOP_DEFAULT
+
+    report = sub.add_parser("report", help="a report as JSON (or --csv) for a range of days")
+    report.add_argument("name", choices=sorted(REPORTS))
+    report.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD (UTC)")
+    report.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD (included)")
+    report.add_argument("--top", type=int, default=TOP_DEFAULT, help="top_products: how many (1..100)")
+    report.add_argument("--csv", action="store_true", help="CSV instead of JSON (money in integer minor units)")
+    report.add_argument("--svg", help="also write the report's plot (SVG) to this file")
+    report.set_defaults(handler=cmd_report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -355,7 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     try:
         return int(args.handler(store, args))
-    except (CentralCliError, checks.CheckError, StoreError, wire.ProtocolError, PricingError) as exc:
+    except (CentralCliError, checks.CheckError, coupons.CouponError, StoreError, wire.ProtocolError,
+            PricingError, ReportError, AdminError, awards.AwardError) as exc:
         sys.stderr.write(f"posterm-central: {exc}\n")
         return EXIT_REFUSED
     finally:

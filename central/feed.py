@@ -61,6 +61,8 @@ def build_updates(store: Store, terminal: str, since: int, limit: int = FEED_PAG
                 out["versions"]["rules"] = body["version"]
             elif kind == "product":
                 out["catalog"].append(body)
+            elif kind == "coupon":
+                out.setdefault("coupons", []).append(body)  # only when there are some: older terminals
             elif kind == "version":
                 out["versions"][key] = body["version"]
         out["cursor"] = cursor

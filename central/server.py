@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from central import balances, expiry, feed, receipts
+from central.admin_api import add_admin_api
 from central.metrics import CentralMetrics
 from central.store import ChainError, GapError, Store, StoreError
 from protocol import schemas, wire
@@ -202,6 +203,7 @@ async def get_receipt(request: web.Request) -> web.Response:
         sale = receipts.pick(receipt, found, terminal)
         if sale is None:
             return _reply(key, wire.pack({"error": "not_found", "message": f"receipt {receipt} unknown"}), 404)
+        sale["returns"] = receipts.returns_of(await _run(request, store.receipt, receipt, "return"))
         return _reply(key, wire.pack(sale))
     except (ProtocolError, StoreError) as exc:
         return _refused(key, exc, "receipt_refused")
@@ -280,6 +282,10 @@ def make_app(store: Store, expire_every_s: float | None = None) -> web.Applicati
     app.router.add_get("/v1/receipts/{receipt}", get_receipt)
     app.router.add_get("/v1/health", health)
     _add_metrics(app, store)
+    add_admin_api(app, store, app[POOL_KEY])  # /admin/v1/: JSON for integrations, bearer tokens
+    from central.web import setup as add_console  # the staff's web console (central/web/)
+
+    add_console(app)
     if expire_every_s is not None:
         app.cleanup_ctx.append(expiry.scheduled(store, app[INGEST_POOL_KEY], expire_every_s))
 

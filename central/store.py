@@ -22,15 +22,18 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from central import balances, cardfacts, lots
+from central import awards, balances, cardfacts, coupons, lots
 from central.balances import CardState, Shortfall
 from central.lots import CardLots, LotInvariantError, Origin
+from central.program import ProgramCache
 from protocol.wire import KEY_BYTES, Batch, ProtocolError, pack, unpack
 
 FEED_PAGE_ENTRIES_MAX = 2_000
 EVENTS_LIST_MAX = 10_000_000
 FAULTS_SHOWN_MAX = 100
 RECEIPT_MATCHES_MAX = 16
+RECEIPT_RETURNS_MAX = 1_000  # a terminal refuses more returns of one receipt (ledger RETURNS_PER_RECEIPT_MAX)
+_BY_RECEIPT = frozenset({"sale", "return"})
 CURSOR_START = 0
 
 
@@ -210,6 +213,10 @@ class IngestTx(ABC):
         self.save_cards(cards)
 
     @abstractmethod
+    def put_feed(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Feed items (key, body) of one kind inside this transaction (a key again replaces its item)."""
+
+    @abstractmethod
     def finish_batch(self, terminal: str, epoch: int, last_seq: int, mac: bytes) -> None:
         """Record the batch boundary and the stream's new last seq."""
 
@@ -229,9 +236,10 @@ class IngestTx(ABC):
         return {number: points for number, (points, _) in self.read_lots(numbers).items()}
 
 
-def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
+def ingest(tx: IngestTx, batch: Batch, mac: bytes, programs: ProgramCache | None = None) -> Ingested:
     """Store a verified batch exactly once. Raises GapError/ChainError/ConflictError (nothing
-    stored: the caller rolls back)."""
+    stored: the caller rolls back). `programs`: the published program, read only for a batch
+    with returns (§11 level_downgrade) or kiosk enrolments (the registration award, §16)."""
     last = tx.lock_stream(batch.terminal, batch.epoch)
     if batch.first_seq > last + 1:
         raise GapError(
@@ -261,16 +269,20 @@ def ingest(tx: IngestTx, batch: Batch, mac: bytes) -> Ingested:
     found: list[Shortfall] = []
     if new:
         tx.insert_events(batch.terminal, event_rows(batch.terminal, batch, duplicates))
-        sales = [(e["receipt"], batch.terminal, e["epoch"], e["seq"]) for e in new if e["type"] == "sale"]
-        if sales:  # a return at another terminal looks its receipt up (`Store.receipt`)
-            tx.insert_receipts(sales)
+        # A return at another terminal looks its receipt up with the receipt's returns (`Store.receipt`).
+        indexed = [(e["receipt"], batch.terminal, e["epoch"], e["seq"]) for e in new if e["type"] in _BY_RECEIPT]
+        if indexed:
+            tx.insert_receipts(indexed)
         tx.finish_batch(batch.terminal, batch.epoch, batch.last_seq, mac)
         # Card rows are shared by all terminals: lock them last, so they are held briefly.
         moves = lots.batch_moves(new)  # parsed once: a malformed `lots` field stores nothing
         cards, book = tx.lock_with_lots(balances.touched_cards(new, moves), new, moves)
-        found = balances.fold(new, cards, book, batch.terminal, moves)
+        program = programs.get(tx) if programs is not None and balances.needs_program(new) else None
+        found = balances.fold(new, cards, book, batch.terminal, moves, program)
+        awards.grant_registrations(tx, program, new, cards, book, batch.terminal)
         tx.insert_shortfalls(batch.terminal, batch.epoch, found)
         tx.save_with_lots(list(cards.values()), book)  # last: it takes the feed-cursor lock
+        coupons.book(tx, batch.terminal, new)  # codes issued, spent, restored (nothing to do without)
         prev = mac
     else:
         prev = tx.boundary(batch.terminal, batch.epoch, batch.last_seq) or b""
@@ -321,10 +333,19 @@ class Store(ABC):
     def ingest(self, batch: Batch, mac: bytes) -> Ingested:
         try:
             with self.transaction() as tx:
-                return ingest(tx, batch, mac)
+                return ingest(tx, batch, mac, self.programs())
         except LotInvariantError as exc:
             # Rolled back; the terminal retries (503) while a technician reads the log line.
             raise StoreError(f"{self.name}: {exc}") from None
+
+    def programs(self) -> ProgramCache:
+        """This store's cache of the published program (central/program.py)."""
+        cache: ProgramCache = self.__dict__.setdefault("_programs", ProgramCache())
+        return cache
+
+    def published_program(self, tx: IngestTx) -> Any:
+        """The compiled program of the published rules as `tx` sees them; None when none is."""
+        return self.programs().get(tx)
 
     @abstractmethod
     def stream_state(self, terminal: str, epoch: int) -> tuple[int, bytes]:
@@ -396,9 +417,16 @@ class Store(ABC):
         """The §12 facts of the cards that have any."""
         return cardfacts.read(self._query, numbers)
 
-    def adjust_card(self, number: str, points: int, check: Callable[[str, int], None] | None = None) -> CardState:
+    def adjust_card(
+        self,
+        number: str,
+        points: int,
+        check: Callable[[str, int], None] | None = None,
+        also: Callable[[IngestTx], None] | None = None,
+    ) -> CardState:
         """A technician's correction: a dateless lot when up, lots soonest-expiring first when down.
-        `check(number, new_balance)` may refuse (raise) before anything is written."""
+        `check(number, new_balance)` may refuse (raise) before anything is written; `also(tx)`
+        writes in the same transaction (the console's audit row)."""
         with self.transaction() as tx:
             cards, book = tx.lock_with_lots([number])
             card = cards[number]
@@ -407,6 +435,8 @@ class Store(ABC):
             card.balance += points
             lots.move(book[number], points, int(time.time() * 1000), Origin("adjust"))
             tx.save_with_lots([card], book)
+            if also is not None:
+                also(tx)
             return card
 
     def expire(self, now_ms: int, cards_per_tx: int = EXPIRE_CARDS_PER_TX) -> dict[str, Any]:
@@ -532,13 +562,15 @@ class Store(ABC):
         for t, e, s, i, b in rows:
             yield t, int(e), int(s), str(i), bytes(b)
 
-    def receipt(self, receipt: str) -> list[tuple[str, int, int, bytes]]:
-        """The sale events stored under a receipt id: (terminal, epoch, seq, msgpack body), at
-        most `RECEIPT_MATCHES_MAX` (ids are unique per terminal, not across a chain)."""
+    def receipt(self, receipt: str, kind: str = "sale") -> list[tuple[str, int, int, bytes]]:
+        """The sale events (or, with kind "return", the return events) stored under a receipt id:
+        (terminal, epoch, seq, msgpack body), at most `RECEIPT_MATCHES_MAX` sales (ids are unique
+        per terminal, not across a chain) or `RECEIPT_RETURNS_MAX` returns."""
         rows = self._query(
             "SELECT e.terminal, e.epoch, e.seq, e.body FROM receipts r JOIN events e ON e.terminal = r.terminal "
-            "AND e.epoch = r.epoch AND e.seq = r.seq WHERE r.receipt = ? ORDER BY e.terminal, e.epoch, e.seq LIMIT ?",
-            (receipt, RECEIPT_MATCHES_MAX),
+            "AND e.epoch = r.epoch AND e.seq = r.seq WHERE r.receipt = ? AND e.type = ? "
+            "ORDER BY e.terminal, e.epoch, e.seq LIMIT ?",
+            (receipt, kind, RECEIPT_MATCHES_MAX if kind == "sale" else RECEIPT_RETURNS_MAX),
         )
         return [(str(t), int(e), int(s), bytes(b)) for t, e, s, b in rows]
 

@@ -9,6 +9,7 @@ One connection per thread (the server runs store calls in a bounded thread pool)
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from central import cardfacts
+from central import admin_store, awards, cardfacts, console_db, coupons
 from central.balances import CardState, Shortfall
 from central.store import (
     CARD_COLUMNS,
@@ -68,11 +69,15 @@ CREATE INDEX IF NOT EXISTS lots_expiry ON lots (expires_ms);
 CREATE TABLE IF NOT EXISTS expiries (number TEXT NOT NULL, expires_ms BIGINT NOT NULL, from_ms BIGINT NOT NULL,
     points BIGINT NOT NULL, at_ms BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS expiries_card ON expiries (number);
-""" + cardfacts.SCHEMA_PG
+""" + cardfacts.SCHEMA_PG + awards.SCHEMA_PG + coupons.SCHEMA_PG + admin_store.SCHEMA_PG
+SCHEMA += console_db.SCHEMA_PG  # the web console's tables (central/web)
 TABLES = (
     "terminals", "streams", "boundaries", "events", "cards", "shortfalls", "feed", "lots", "receipts", "card_facts",
-    "expiries",
+    "expiries", "awards", "coupons", "coupon_double_uses", *admin_store.TABLES, *console_db.TABLES, "schema_version",
 )
+
+
+SCHEMA_DIGEST = hashlib.sha256(SCHEMA.encode()).hexdigest()
 
 
 def _one_line(exc: Exception) -> str:
@@ -93,6 +98,18 @@ class _Tx(IngestTx):
 
     def cursor_lock(self) -> None:
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (CURSOR_LOCK_ID,))
+
+    def put_feed(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Feed items (key, body) inside this transaction, under the cursor lock (cursor order)."""
+        if not items:
+            return
+        self.cursor_lock()
+        self.conn.execute(
+            "INSERT INTO feed SELECT %s, u.key, u.body, nextval('posterm_cursor') "
+            "FROM unnest(%b::text[], %b::bytea[]) AS u(key, body) ON CONFLICT (kind, key) "
+            "DO UPDATE SET body = excluded.body, cursor = excluded.cursor",
+            (kind, [key for key, _ in items], [pack(body) for _, body in items]),
+        )
 
     def lock_stream(self, terminal: str, epoch: int) -> int:
         # One round trip: create the stream or touch it — either way its row is locked now.
@@ -219,7 +236,11 @@ class PgStore(Store):
         self.local = threading.local()
         self.all_conns: list[psycopg.Connection[Any]] = []
         self.conns_lock = threading.Lock()
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:
+            self.close()  # a failed open leaves no connection behind
+            raise
 
     def conn(self) -> psycopg.Connection[Any]:
         found: psycopg.Connection[Any] | None = getattr(self.local, "conn", None)
@@ -243,8 +264,23 @@ class PgStore(Store):
         with conn.transaction():
             # Two collectors starting at once must not race on CREATE … IF NOT EXISTS.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CURSOR_LOCK_ID + 1,))
-            conn.execute(SCHEMA)
+            # A store opened beside a running server (a CLI command) must not take the schema's
+            # table locks: CREATE INDEX … IF NOT EXISTS locks `events` against the server's
+            # ingest, in another order than the ingest takes them — a deadlock. So the schema
+            # runs only when its digest changed. The opening lots always (row locks only, and
+            # only for cards of a database from before lots).
+            if not self._schema_current(conn):
+                conn.execute(SCHEMA)
+                conn.execute("CREATE TABLE IF NOT EXISTS schema_version (digest TEXT NOT NULL)")
+                conn.execute("DELETE FROM schema_version")
+                conn.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_DIGEST,))
             conn.execute(OPENING_LOTS_SQL)
+
+    @staticmethod
+    def _schema_current(conn: psycopg.Connection[Any]) -> bool:
+        if conn.execute("SELECT to_regclass('schema_version')").fetchone() == (None,):
+            return False
+        return conn.execute("SELECT digest FROM schema_version").fetchall() == [(SCHEMA_DIGEST,)]
 
     def drop_all(self) -> None:
         """Tests only: an empty database."""

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from central import cardfacts
+from central import admin_store, awards, cardfacts, console_db, coupons
 from central.balances import CardState, Shortfall
 from central.store import (
     CARD_COLUMNS,
@@ -58,7 +58,8 @@ CREATE INDEX IF NOT EXISTS lots_expiry ON lots (expires_ms);
 CREATE TABLE IF NOT EXISTS expiries (number TEXT NOT NULL, expires_ms INTEGER NOT NULL, from_ms INTEGER NOT NULL,
     points INTEGER NOT NULL, at_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS expiries_card ON expiries (number);
-""" + cardfacts.SCHEMA_SQLITE
+""" + cardfacts.SCHEMA_SQLITE + awards.SCHEMA_SQLITE + coupons.SCHEMA_SQLITE + admin_store.SCHEMA_SQLITE
+SCHEMA += console_db.SCHEMA_SQLITE  # the web console's tables (central/web)
 
 
 def card_params(card: CardState, cursor: int) -> tuple[Any, ...]:
@@ -90,6 +91,16 @@ class _Tx(IngestTx):
             "UPDATE counters SET value = value + ? WHERE name = 'cursor' RETURNING value", (count,)
         ).fetchone()
         return int(value) - count + 1
+
+    def put_feed(self, kind: str, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Feed items (key, body) inside this transaction, each under a fresh cursor."""
+        if not items:
+            return
+        first = self.next_cursors(len(items))
+        self.db.executemany(
+            "INSERT OR REPLACE INTO feed VALUES (?, ?, ?, ?)",
+            [(kind, key, pack(body), first + i) for i, (key, body) in enumerate(items)],
+        )
 
     def lock_stream(self, terminal: str, epoch: int) -> int:
         self.db.execute("INSERT OR IGNORE INTO streams (terminal, epoch, last_seq) VALUES (?, ?, 0)", (terminal, epoch))

@@ -21,14 +21,15 @@ from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdint cimport int64_t
 from libc.stdlib cimport qsort
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 
 import datetime as _dt
+
+cimport cython
 
 from core import inputs as _inputs
 from core.fallback import category_matches as _category_matches
 from core.refund import compute_refund as _compute_refund
-from core.fallback import type_and_level as _type_and_level
 from core.vat import vat_summary as _vat_summary
 
 IMPLEMENTATION = "compiled"
@@ -47,6 +48,8 @@ cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
     int PyUnicode_Compare(object left, object right) noexcept  # both are str here: cannot fail
     long long PyLong_AsLongLongAndOverflow(object value, int *overflow) except? -1
+    bint PyUnicode_IS_ASCII(object text) noexcept  # a str here: the macro reads its header
+    object PyUnicode_DecodeASCII(const char *data, Py_ssize_t size, const char *errors)
 
 cdef enum:
     K_DISCOUNT = 0
@@ -127,6 +130,10 @@ cdef struct RuleC:
     int coupon_issue      # a coupon rule: the series it issues
     int64_t buy_qty
     int64_t buy_free
+    int card_types_set    # the rule's condition sets in Engine.cond_sets, −1: none
+    int stores_set
+    int tags_set
+    int exclude_tags_set
 
 
 cdef struct GroupC:
@@ -159,17 +166,22 @@ cdef struct Unit:
     int64_t units
 
 
+cdef struct Pair:
+    int rule
+    int line
+
+
 cdef struct Work:
     # one quote's scratch space; every array is sized before use and freed by _free_work
     int n_lines
+    char *block           # the per-line and per-rule arrays below, carved from one allocation
     LineC *lines
     int *rule_count       # scope lines per rule
     int *rule_start       # offset of a rule's lines in csr_lines
     int *rule_stamp       # last line + 1 that paired with the rule (dedupe)
     char *holds           # conditions hold (only meaningful where rule_count > 0)
     int64_t *scope_amount
-    int *pair_rule
-    int *pair_line
+    Pair *pairs           # (rule, line) as the scope index pairs them, line by line
     int n_pairs
     int cap_pairs
     int *csr_lines
@@ -186,6 +198,7 @@ cdef struct Work:
     int64_t cumulative    # the card's cumulative before the receipt (0 without a card)
     char *presented       # per coupon series: a coupon of it is in the cart
     char *contributed     # per rule: its accrual points count after combining (marked on demand)
+    char *set_memo        # per condition set: 0 not tested yet, 1 fails, 2 holds
 
 
 # ------------------------------------------------------------------ arithmetic helpers
@@ -265,6 +278,13 @@ cdef enum:
     SERIES_SHOWN = 4  # a code of the series is already in the quote's coupons
 
 
+cdef bint _seen_code(list pairs, object code) except -1:
+    for pair in pairs:
+        if (<tuple>pair)[0] == code:
+            return True
+    return False
+
+
 cdef list _read_coupons(dict cart):
     """The cart's coupons as (code, series) pairs: canonical ones read here, anything else by the
     reference reader (which refuses it in its words)."""
@@ -276,7 +296,7 @@ cdef list _read_coupons(dict cart):
                 break
             code, series = (<dict>item).get("code"), (<dict>item).get("series")
             if (type(code) is not str or not 0 < len(<str>code) <= 64 or type(series) is not str
-                    or not 0 < len(<str>series) <= 64 or any(c == code for c, _ in out)):
+                    or not 0 < len(<str>series) <= 64 or _seen_code(out, code)):
                 break
             out.append((code, series))
         else:
@@ -346,7 +366,7 @@ cdef inline bint _iso_us(object text, int64_t *out) except -1:
     """Microseconds since the epoch of a canonical ISO-8601 string; False for anything else."""
     cdef Py_ssize_t size
     cdef const char *data
-    if type(text) is not str or not text.isascii():  # canonical ISO is ASCII; a lone surrogate
+    if type(text) is not str or not PyUnicode_IS_ASCII(text):  # canonical ISO is ASCII; a lone surrogate
         return False                                  # would not even encode: the reference refuses it
     data = PyUnicode_AsUTF8AndSize(text, &size)
     return pm_parse_iso(data, size, out) == 0
@@ -360,43 +380,37 @@ cdef void *_alloc(Py_ssize_t count, size_t size) except NULL:
     return p
 
 
+cdef inline size_t _span(Py_ssize_t count, size_t size) noexcept:
+    """Bytes of an array carved from a block, rounded up to keep the next one 8-byte aligned."""
+    return (count * size + 7) & ~(<size_t>7)
+
+
+cdef inline void *_carve(char **cursor, Py_ssize_t count, size_t size) noexcept:
+    cdef void *p = cursor[0]
+    cursor[0] += _span(count, size)
+    return p
+
+
 cdef void _free_work(Work *w) noexcept:
-    PyMem_Free(w.lines)
-    PyMem_Free(w.rule_count)
-    PyMem_Free(w.rule_start)
-    PyMem_Free(w.rule_stamp)
-    PyMem_Free(w.holds)
-    PyMem_Free(w.scope_amount)
-    PyMem_Free(w.pair_rule)
-    PyMem_Free(w.pair_line)
+    PyMem_Free(w.block)
+    PyMem_Free(w.pairs)
     PyMem_Free(w.csr_lines)
     PyMem_Free(w.node_rule)
     PyMem_Free(w.node_next)
-    PyMem_Free(w.discount)
-    PyMem_Free(w.after)
-    PyMem_Free(w.redeemed)
-    PyMem_Free(w.paid)
-    PyMem_Free(w.heads)
-    PyMem_Free(w.tails)
-    PyMem_Free(w.earning)
     PyMem_Free(w.presented)
     PyMem_Free(w.contributed)
 
 
 cdef int _add_pair(Work *w, int rule, int line) except -1:
-    cdef int *grown
+    cdef Pair *grown
     if w.n_pairs == w.cap_pairs:
-        w.cap_pairs = w.cap_pairs * 2 + 64
-        grown = <int *>PyMem_Realloc(w.pair_rule, w.cap_pairs * sizeof(int))
+        w.cap_pairs = w.cap_pairs * 2 + 8 * w.n_lines + 64
+        grown = <Pair *>PyMem_Realloc(w.pairs, w.cap_pairs * sizeof(Pair))
         if grown == NULL:
             raise MemoryError()
-        w.pair_rule = grown
-        grown = <int *>PyMem_Realloc(w.pair_line, w.cap_pairs * sizeof(int))
-        if grown == NULL:
-            raise MemoryError()
-        w.pair_line = grown
-    w.pair_rule[w.n_pairs] = rule
-    w.pair_line[w.n_pairs] = line
+        w.pairs = grown
+    w.pairs[w.n_pairs].rule = rule
+    w.pairs[w.n_pairs].line = line
     w.n_pairs += 1
     return 0
 
@@ -457,12 +471,16 @@ cdef bint _fields(object d, int first, int last, PyObject **out) noexcept:
     cdef Py_ssize_t pos = 0
     cdef PyObject *key
     cdef PyObject *value
-    cdef int field
+    cdef int field = first - 1
     memset(out, 0, (last - first + 1) * sizeof(PyObject *))
     if type(d) is not dict:
         return False
     while PyDict_Next(d, &pos, &key, &value):
-        field = _field_in(<object>key, first, last)
+        # dicts written in the fields' order (most are) match the next name at the first try
+        if field + 1 <= last and <object>key is <object>PyTuple_GET_ITEM(_FIELD_NAMES, field + 1):
+            field += 1
+        else:
+            field = _field_in(<object>key, first, last)
         if field == F_OTHER:
             return False
         out[field - first] = value
@@ -483,6 +501,7 @@ cdef Py_ssize_t TAGS_MAX = _inputs.TAGS_MAX
 cdef int64_t NO_BIRTHDAY = _inputs.NO_BIRTHDAY
 
 
+@cython.freelist(8)
 cdef class CardIn:
     """The card as a quote sees it: `core.inputs.Card`'s fields, readable from C."""
     cdef readonly str number
@@ -532,15 +551,24 @@ cdef int64_t _days_from_civil(int64_t y, int m, int d) noexcept:
     return era * 146097 + doe - 719468
 
 
-cdef int64_t _year_of(int64_t days) noexcept:
-    """The year of a day counted from 1970-01-01 (inverse of _days_from_civil)."""
+cdef void _civil_from_days(int64_t days, int64_t *year, int64_t *month, int64_t *day) noexcept:
+    """The proleptic Gregorian date of a day counted from 1970-01-01 (inverse of _days_from_civil)."""
     cdef int64_t z = days + 719468, era, doe, yoe, doy, mp
     era = z // 146097
     doe = z - era * 146097
     yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
     doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
     mp = (5 * doy + 2) // 153
-    return yoe + era * 400 + (1 if mp >= 10 else 0)
+    day[0] = doy - (153 * mp + 2) // 5 + 1
+    month[0] = mp + 3 if mp < 10 else mp - 9
+    year[0] = yoe + era * 400 + (1 if mp >= 10 else 0)
+
+
+cdef int64_t _year_of(int64_t days) noexcept:
+    """The year of a day counted from 1970-01-01."""
+    cdef int64_t year, month, day
+    _civil_from_days(days, &year, &month, &day)
+    return year
 
 
 cdef int _birthday_offsets(int month, int day, int64_t today, int64_t *out) except -1:
@@ -622,7 +650,7 @@ cdef bint _iso_parts(object text, int64_t *epoch_us, int64_t *local_days,
     """A canonical ISO-8601 moment read in C; False sends it to the reference reader."""
     cdef Py_ssize_t size
     cdef const char *data
-    if type(text) is not str or not text.isascii():  # canonical ISO is ASCII; a lone surrogate
+    if type(text) is not str or not PyUnicode_IS_ASCII(text):  # canonical ISO is ASCII; a lone surrogate
         return False                                  # would not even encode: the reference refuses it
     data = PyUnicode_AsUTF8AndSize(text, &size)
     return pm_parse_iso_parts(data, size, epoch_us, local_days, local_minute) == 0
@@ -630,6 +658,41 @@ cdef bint _iso_parts(object text, int64_t *epoch_us, int64_t *local_days,
 
 cdef inline int _isoweekday(int64_t days_since_1970) noexcept:
     return <int>(((days_since_1970 % 7) + 7 + 3) % 7) + 1  # 1970-01-01 was a Thursday (4)
+
+
+cdef inline void _put_digits(char *out, int64_t value, int width) noexcept:
+    cdef int i
+    for i in range(width - 1, -1, -1):
+        out[i] = <char>(48 + value % 10)
+        value //= 10
+
+
+cdef object _iso_days_later(str now, int64_t local_days, int64_t days):
+    """`now` (canonical: it passed _iso_parts) `days` days later, as datetime.isoformat writes it
+    (core.inputs.lot_dates: same wall-clock time, same fixed offset); None past year 9999, where
+    the reference reader refuses it."""
+    cdef Py_ssize_t size, n = 19, z
+    cdef const char *s = PyUnicode_AsUTF8AndSize(now, &size)
+    cdef char out[32]
+    cdef int64_t year, month, day
+    _civil_from_days(local_days + days, &year, &month, &day)
+    if year > 9999:
+        return None
+    z = 19 if size == 25 else 26
+    _put_digits(out, year, 4)
+    out[4] = 45
+    _put_digits(out + 5, month, 2)
+    out[7] = 45
+    _put_digits(out + 8, day, 2)
+    memcpy(out + 10, s + 10, 9)  # "THH:MM:SS"
+    if size == 32 and memcmp(s + 20, b"000000", 6) != 0:  # isoformat drops zero microseconds
+        memcpy(out + 19, s + 19, 7)
+        n = 26
+    if memcmp(s + z + 1, b"00:00", 5) == 0:  # "-00:00" is UTC, written "+00:00"
+        memcpy(out + n, b"+00:00", 6)
+    else:
+        memcpy(out + n, s + z, 6)
+    return PyUnicode_DecodeASCII(out, n + 6, NULL)
 
 
 cdef object _moment(object moment, object now):
@@ -646,6 +709,23 @@ cdef int64_t _read_redeem(object redeem) except? -2:
     if _small_int(redeem, 0, POINTS_MAX, &points):
         return points
     return _inputs.read_redeem(redeem)  # refuses it, in the reference's words
+
+
+cdef enum:
+    SET_MEMBER = 0  # the card type or store is in the set
+    SET_TAGS = 1    # the card's tags are disjoint from the set
+
+
+cdef int _intern_set(dict interned, list sets, str test, object members) except -2:
+    """The index of (test, members) among the distinct condition sets, −1 for no condition."""
+    if members is None:
+        return -1
+    key = (test, members)
+    index = interned.get(key)
+    if index is None:
+        index = interned[key] = len(sets)
+        sets.append(members)
+    return index
 
 
 cdef class CategoryEntry:
@@ -686,7 +766,9 @@ cdef class Engine:
     cdef list rule_objects
     cdef tuple message_rules     # (id, text, upgrade_to) in file order
     cdef int *message_rule_index
-    cdef tuple gift_rules
+    cdef tuple gift_items        # (index, id, sku, name, qty) in file order
+    cdef list cond_sets          # distinct (test, frozenset) of the rules' set conditions
+    cdef int *cond_tests         # SET_MEMBER or SET_TAGS per entry of cond_sets
     cdef tuple referral_rules  # by (priority, file order)
     cdef int64_t point_value
     cdef int64_t max_discount_bp
@@ -704,6 +786,9 @@ cdef class Engine:
     cdef dict series_ids                 # coupon series id → index
     cdef tuple coupon_rules              # issuing rules, file order
     cdef bint coupon_accruals            # some accrual rule needs a coupon
+    cdef int n_levels
+    cdef tuple level_types               # §11 level types, in rank order
+    cdef int64_t *level_min              # their cumulative_min
 
     def __cinit__(self):
         self.rules = NULL
@@ -715,6 +800,8 @@ cdef class Engine:
         self.bucket_start = NULL
         self.bucket_count = NULL
         self.message_rule_index = NULL
+        self.level_min = NULL
+        self.cond_tests = NULL
 
     def __dealloc__(self):
         PyMem_Free(self.rules)
@@ -726,8 +813,11 @@ cdef class Engine:
         PyMem_Free(self.bucket_start)
         PyMem_Free(self.bucket_count)
         PyMem_Free(self.message_rule_index)
+        PyMem_Free(self.level_min)
+        PyMem_Free(self.cond_tests)
 
     def __init__(self, program):
+        cdef int i
         self.program = program
         self.implementation = IMPLEMENTATION
         self.point_value = program.point_value
@@ -748,6 +838,11 @@ cdef class Engine:
         self.accrual_max_points = program.accrual_max_points
         self.n_series = len(program.coupon_series)
         self.series_ids = program.series_ids
+        self.n_levels = len(program.levels)
+        self.level_types = tuple(level.type for level in program.levels)
+        self.level_min = <int64_t *>_alloc(self.n_levels, sizeof(int64_t))
+        for i, level in enumerate(program.levels):
+            self.level_min[i] = level.cumulative_min
         self._load_rules(program)
         self._load_groups(program)
         self._load_index(program)
@@ -800,7 +895,20 @@ cdef class Engine:
         self.message_rule_index = <int *>_alloc(len(messages), sizeof(int))
         for i, rule in enumerate(messages):
             self.message_rule_index[i] = rule.index
-        self.gift_rules = tuple(r.index for r in rules if r.kind == "gift")
+        self.gift_items = tuple((r.index, r.id, r.gift_sku, r.gift_name, r.gift_qty)
+                                for r in rules if r.kind == "gift")
+        interned = {}
+        self.cond_sets = []
+        for i, rule in enumerate(rules):
+            c = &self.rules[i]
+            when = rule.when
+            c.card_types_set = _intern_set(interned, self.cond_sets, "card_types", when.card_types)
+            c.stores_set = _intern_set(interned, self.cond_sets, "stores", when.stores)
+            c.tags_set = _intern_set(interned, self.cond_sets, "tags", when.tags)
+            c.exclude_tags_set = _intern_set(interned, self.cond_sets, "tags", when.exclude_tags)
+        self.cond_tests = <int *>_alloc(len(self.cond_sets), sizeof(int))
+        for key, index in interned.items():
+            self.cond_tests[<int>index] = SET_TAGS if key[0] == "tags" else SET_MEMBER
         self.coupon_rules = tuple(r.index for r in rules if r.kind == "coupon")
         self.coupon_accruals = any(r.kind == "accrual" and r.when.coupon >= 0 for r in rules)
         self.referral_rules = tuple(
@@ -842,7 +950,8 @@ cdef class Engine:
             self.bucket_start[b] = k
             self.bucket_count[b] = len(indices)
             for index in indices:
-                self.bucket_rules[k] = index
+                # the low bit says the rule has exclusions: no RuleC read while pairing
+                self.bucket_rules[k] = index * 2 + (1 if self.rules[<int>index].has_exclusions else 0)
                 k += 1
 
     # -------------------------------------------------------------- reading the cart
@@ -1038,11 +1147,11 @@ cdef class Engine:
         cdef int start = self.bucket_start[bucket]
         cdef int end = start + self.bucket_count[bucket]
         for k in range(start, end):
-            r = self.bucket_rules[k]
+            r = self.bucket_rules[k] >> 1
             if w.rule_stamp[r] == line + 1:
                 continue
             w.rule_stamp[r] = line + 1
-            if self.rules[r].has_exclusions and self._excluded(r, sku, cats):
+            if self.bucket_rules[k] & 1 and self._excluded(r, sku, cats):
                 continue
             _add_pair(w, r, line)
         return 0
@@ -1061,15 +1170,16 @@ cdef class Engine:
         cdef int line, r, k, total
         cdef LineC *c
         cdef CategoryEntry entry
+        cdef PyObject *found
         for line in range(w.n_lines):
             sku = <str>skus[line]
             cats = categories[line]
             c = &w.lines[line]
             c.redeemable = self.has_redeem and not c.no_bonus and not self.redeem_categories
             self._pair_bucket(w, self.all_bucket, line, sku, cats)
-            bucket = self.sku_buckets.get(sku)
-            if bucket is not None:
-                self._pair_bucket(w, bucket, line, sku, cats)
+            found = PyDict_GetItem(self.sku_buckets, sku)
+            if found != NULL:
+                self._pair_bucket(w, <int><object>found, line, sku, cats)
             for category in cats:
                 entry = self._category_entry(category)
                 if entry.redeemable and self.has_redeem and not c.no_bonus:
@@ -1078,7 +1188,7 @@ cdef class Engine:
                     self._pair_bucket(w, entry.buckets[k], line, sku, cats)
         # counting sort of the pairs by rule, keeping line order inside each rule
         for k in range(w.n_pairs):
-            w.rule_count[w.pair_rule[k]] += 1
+            w.rule_count[w.pairs[k].rule] += 1
         total = 0
         for r in range(self.n_rules):
             w.rule_start[r] = total
@@ -1086,8 +1196,8 @@ cdef class Engine:
         w.csr_lines = <int *>_alloc(w.n_pairs, sizeof(int))
         memset(w.rule_stamp, 0, self.n_rules * sizeof(int))  # reused as fill positions
         for k in range(w.n_pairs):
-            r = w.pair_rule[k]
-            w.csr_lines[w.rule_start[r] + w.rule_stamp[r]] = w.pair_line[k]
+            r = w.pairs[k].rule
+            w.csr_lines[w.rule_start[r] + w.rule_stamp[r]] = w.pairs[k].line
             w.rule_stamp[r] += 1
         return 0
 
@@ -1107,9 +1217,9 @@ cdef class Engine:
             elif c.card_cond == 0 and card is not None:
                 ok = False
             elif c.has_card_types and (card is None
-                                       or card_type not in self.rule_objects[r].when.card_types):
+                                       or not self._set_holds(w, c.card_types_set, card_type)):
                 ok = False
-            elif c.has_stores and store not in self.rule_objects[r].when.stores:
+            elif c.has_stores and not self._set_holds(w, c.stores_set, store):
                 ok = False
             elif c.weekdays_mask and not (c.weekdays_mask >> (weekday - 1)) & 1:
                 ok = False
@@ -1152,12 +1262,24 @@ cdef class Engine:
         if c.card_age_min >= 0 and (card is None or card.issued_on < 0
                                     or not c.card_age_min <= today - card.issued_on <= c.card_age_max):
             return False
-        if c.has_tags and (card is None or self.rule_objects[r].when.tags.isdisjoint(card.tags)):
+        if c.has_tags and (card is None or self._set_holds(w, c.tags_set, card.tags)):
             return False
         if c.has_exclude_tags and (card is None
-                                   or not self.rule_objects[r].when.exclude_tags.isdisjoint(card.tags)):
+                                   or not self._set_holds(w, c.exclude_tags_set, card.tags)):
             return False
         return True
+
+    cdef bint _set_holds(self, Work *w, int k, object item) except -1:
+        """Condition set k's test (membership of the card type or store; for tags, being
+        disjoint from the card's tags), made once per quote: the set's rules share it."""
+        cdef int test = self.cond_tests[k]
+        if w.set_memo[k] == 0:
+            cond = self.cond_sets[k]
+            if test == SET_TAGS:
+                w.set_memo[k] = 2 if (<frozenset>cond).isdisjoint(<tuple>item) else 1
+            else:
+                w.set_memo[k] = 2 if item in <frozenset>cond else 1
+        return w.set_memo[k] == 2
 
     cdef inline bint _applies(self, Work *w, int r) noexcept:
         return w.rule_count[r] > 0 and w.holds[r]
@@ -1224,9 +1346,9 @@ cdef class Engine:
         cdef int64_t *parts
         cdef int *targets
         if c.value == V_AMOUNT:
-            targets = <int *>_alloc(w.rule_count[r], sizeof(int))
-            bases = <int64_t *>_alloc(w.rule_count[r], sizeof(int64_t))
-            parts = <int64_t *>_alloc(w.rule_count[r], sizeof(int64_t))
+            bases = <int64_t *>_alloc(w.rule_count[r], 2 * sizeof(int64_t) + sizeof(int))
+            parts = bases + w.rule_count[r]
+            targets = <int *>(parts + w.rule_count[r])
             try:
                 for k in range(start, end):
                     line = w.csr_lines[k]
@@ -1242,9 +1364,7 @@ cdef class Engine:
                             self._merge(w, combine, targets[k], parts[k], -(r + 1), 0,
                                         out, heads, tails, remaining)
             finally:
-                PyMem_Free(targets)
                 PyMem_Free(bases)
-                PyMem_Free(parts)
             return 0
         if c.value == V_BUY:
             return self._buy_discount(w, r, combine, base, out, heads, tails, remaining)
@@ -1320,9 +1440,9 @@ cdef class Engine:
                                             cumulative, out, heads, tails, remaining)
                     continue
                 if child_out == NULL:
-                    child_out = <int64_t *>_alloc(n, sizeof(int64_t))
-                    child_heads = <int *>_alloc(n, sizeof(int))
-                    child_tails = <int *>_alloc(n, sizeof(int))
+                    child_out = <int64_t *>_alloc(n, sizeof(int64_t) + 2 * sizeof(int))
+                    child_heads = <int *>(child_out + n)
+                    child_tails = child_heads + n
                 self._group_discount(w, -member - 1, member_base, has_card, cumulative,
                                      child_out, child_heads, child_tails)
                 for line in range(n):
@@ -1339,9 +1459,7 @@ cdef class Engine:
                 self._cap_amount(n, group.cap_amount, out)
         finally:
             PyMem_Free(remaining)
-            PyMem_Free(child_out)
-            PyMem_Free(child_heads)
-            PyMem_Free(child_tails)
+            PyMem_Free(child_out)  # and the heads and tails after it
         return 0
 
     cdef int _cap_amount(self, int n, int64_t cap, int64_t *out) except -1:
@@ -1495,22 +1613,21 @@ cdef class Engine:
                 if 0 <= self.accrual_max_points < accrued:
                     accrued = self.accrual_max_points
                 if accrued:
-                    accrual = self._lot(_moment(moment, now), accrued, override)
+                    accrual = self._lot(moment, now, local_days, accrued, override)
                 self._mark_earning(&w)
             vat_out = []
             lines_out = self._lines_out(&w, skus, vat_out)
             messages, upgrade = self._messages(&w)
-            gifts = [{"rule": self.rule_ids[r], "sku": self.rule_objects[r].gift_sku,
-                      "name": self.rule_objects[r].gift_name, "qty": self.rule_objects[r].gift_qty}
-                     for r in self.gift_rules if self._applies(&w, r)]
+            gifts = [{"rule": rule_id, "sku": sku, "name": name, "qty": qty}
+                     for r, rule_id, sku, name, qty in self.gift_items if self._applies(&w, r)]
             referral = self._referral(&w, card_in, to_pay, &referral_rule)
             issued = [{"rule": self.rule_ids[r], "series": self.program.coupon_series[self.rules[r].coupon_issue].id,
                        "valid_days": self.rule_objects[r].valid_days}
                       for r in self.coupon_rules if self._applies(&w, r)]
             card_type_after = level = None
             if card_in is not None:
-                card_type_after, level = _type_and_level(self.program, card_in.type, upgrade,
-                                                         cumulative + subtotal - discount_total)
+                card_type_after, level = self._type_and_level(card_in.type, upgrade,
+                                                              cumulative + subtotal - discount_total)
             coupons_out = []
             if coupons:
                 self._mark_used(&w, accrued > 0 and mark != NULL, referral_rule)
@@ -1581,20 +1698,28 @@ cdef class Engine:
         return 0
 
     cdef int _allocate(self, Work *w) except -1:
-        cdef int n = w.n_lines
-        w.lines = <LineC *>_alloc(n, sizeof(LineC))
-        w.rule_count = <int *>_alloc(self.n_rules, sizeof(int))
-        w.rule_start = <int *>_alloc(self.n_rules, sizeof(int))
-        w.rule_stamp = <int *>_alloc(self.n_rules, sizeof(int))
-        w.holds = <char *>_alloc(self.n_rules, sizeof(char))
-        w.scope_amount = <int64_t *>_alloc(self.n_rules, sizeof(int64_t))
-        w.discount = <int64_t *>_alloc(n, sizeof(int64_t))
-        w.after = <int64_t *>_alloc(n, sizeof(int64_t))
-        w.redeemed = <int64_t *>_alloc(n, sizeof(int64_t))
-        w.paid = <int64_t *>_alloc(n, sizeof(int64_t))
-        w.heads = <int *>_alloc(n, sizeof(int))
-        w.tails = <int *>_alloc(n, sizeof(int))
-        w.earning = <char *>_alloc(n, sizeof(char))
+        """The per-line and per-rule arrays, zeroed, in one allocation (one malloc, one memset)."""
+        cdef int n = w.n_lines, r = self.n_rules
+        cdef char *cursor
+        w.block = <char *>_alloc(_span(n, sizeof(LineC)) + 3 * _span(r, sizeof(int)) + _span(r, sizeof(char))
+                                 + _span(r, sizeof(int64_t)) + 4 * _span(n, sizeof(int64_t))
+                                 + 2 * _span(n, sizeof(int)) + _span(n, sizeof(char))
+                                 + _span(len(self.cond_sets), sizeof(char)), 1)
+        cursor = w.block
+        w.lines = <LineC *>_carve(&cursor, n, sizeof(LineC))
+        w.rule_count = <int *>_carve(&cursor, r, sizeof(int))
+        w.rule_start = <int *>_carve(&cursor, r, sizeof(int))
+        w.rule_stamp = <int *>_carve(&cursor, r, sizeof(int))
+        w.holds = <char *>_carve(&cursor, r, sizeof(char))
+        w.scope_amount = <int64_t *>_carve(&cursor, r, sizeof(int64_t))
+        w.discount = <int64_t *>_carve(&cursor, n, sizeof(int64_t))
+        w.after = <int64_t *>_carve(&cursor, n, sizeof(int64_t))
+        w.redeemed = <int64_t *>_carve(&cursor, n, sizeof(int64_t))
+        w.paid = <int64_t *>_carve(&cursor, n, sizeof(int64_t))
+        w.heads = <int *>_carve(&cursor, n, sizeof(int))
+        w.tails = <int *>_carve(&cursor, n, sizeof(int))
+        w.earning = <char *>_carve(&cursor, n, sizeof(char))
+        w.set_memo = <char *>_carve(&cursor, len(self.cond_sets), sizeof(char))
         return 0
 
     cdef int64_t _discounts(self, Work *w, bint has_card, int64_t cumulative) except -1:
@@ -1627,9 +1752,9 @@ cdef class Engine:
         """Points paid (§5); fills w.redeemed with the money split over eligible lines."""
         cdef int line, k, count = 0
         cdef int64_t total = 0, points, by_percent, available
-        cdef int *eligible = <int *>_alloc(w.n_lines, sizeof(int))
-        cdef int64_t *bases = <int64_t *>_alloc(w.n_lines, sizeof(int64_t))
-        cdef int64_t *parts = <int64_t *>_alloc(w.n_lines, sizeof(int64_t))
+        cdef int64_t *bases = <int64_t *>_alloc(w.n_lines, 2 * sizeof(int64_t) + sizeof(int))
+        cdef int64_t *parts = bases + w.n_lines
+        cdef int *eligible = <int *>(parts + w.n_lines)
         try:
             for line in range(w.n_lines):
                 if w.lines[line].redeemable:
@@ -1656,9 +1781,7 @@ cdef class Engine:
                 for k in range(count):
                     w.redeemed[eligible[k]] = parts[k]
         finally:
-            PyMem_Free(eligible)
             PyMem_Free(bases)
-            PyMem_Free(parts)
         return points
 
     cdef int _mark_earning(self, Work *w) except -1:
@@ -1676,22 +1799,28 @@ cdef class Engine:
     cdef list _lines_out(self, Work *w, list skus, list vat_out):
         """The quote's lines; the per-rate VAT summary (core.vat.vat_summary) goes to `vat_out`,
         summed in C for up to VAT_RATES_FAST distinct rates, by the shared function beyond."""
-        cdef int line, node, k, n_rates = 0
+        cdef int line, node, k, count, n_rates = 0
         cdef int64_t vat_amount
         cdef int64_t rates[VAT_RATES_FAST]
         cdef int64_t rate_paid[VAT_RATES_FAST]
         cdef int64_t rate_vat[VAT_RATES_FAST]
         cdef bint many_rates = False
         cdef LineC *c
+        cdef list rate_objects = [None] * VAT_RATES_FAST
         out = []
         for line in range(w.n_lines):
             c = &w.lines[line]
-            given_by = []
+            count = 0
             if w.discount[line] > 0:
                 node = w.heads[line]
                 while node >= 0:
-                    given_by.append(self.rule_ids[w.node_rule[node]])
+                    count += 1
                     node = w.node_next[node]
+            given_by = PyList_New(count)  # sized once: no appends
+            node = w.heads[line]
+            for k in range(count):
+                _set_item(given_by, k, self.rule_ids[w.node_rule[node]])
+                node = w.node_next[node]
             # equal numbers share one int object: fewer allocations, the same values
             price = c.price
             amount = price if c.amount == c.price else c.amount
@@ -1705,8 +1834,10 @@ cdef class Engine:
                             many_rates = True
                             break
                         rates[k], rate_paid[k], rate_vat[k] = c.vat_bp, 0, 0
+                        rate_objects[k] = rate
                         n_rates += 1
                     if rates[k] == c.vat_bp:
+                        rate = rate_objects[k]  # the lines of a rate share its int
                         rate_paid[k] += w.paid[line]
                         rate_vat[k] += vat_amount
                         break
@@ -1727,15 +1858,48 @@ cdef class Engine:
                 vat_out.append({"rate": rates[k], "paid": rate_paid[k], "amount": rate_vat[k]})
         return out
 
-    cdef dict _lot(self, object moment, int64_t points, int override):
-        activation, expiry = self.activation_days, self.expiry_days
+    cdef dict _lot(self, object moment, object now, int64_t local_days, int64_t points, int override):
+        """The new lot (core.inputs.lot_dates): written in C when `now` was canonical ISO text."""
+        cdef int activation = self.activation_days, expiry = self.expiry_days
         if override >= 0:
             if self.rules[override].activation_days >= 0:
                 activation = self.rules[override].activation_days
             if self.rules[override].expiry_days >= 0:
                 expiry = self.rules[override].expiry_days
-        start, end = _inputs.lot_dates(moment, activation, expiry)
+        if moment is None:
+            start = _iso_days_later(now, local_days, activation)
+            end = None if expiry == 0 else _iso_days_later(now, local_days, activation + expiry)
+            if start is not None and (expiry == 0 or end is not None):
+                return {"points": points, "available_from": start, "expires_at": end}
+        start, end = _inputs.lot_dates(_moment(moment, now), activation, expiry)
         return {"points": points, "available_from": start, "expires_at": end}
+
+    cdef int _level_rank(self, str card_type) noexcept:
+        """Program.level_rank: the rank of a level type, −1 for a type that is no level."""
+        cdef int rank
+        for rank in range(self.n_levels):
+            if <str>self.level_types[rank] == card_type:
+                return rank
+        return -1
+
+    cdef tuple _type_and_level(self, str card_type, object upgrade, int64_t cumulative_after):
+        """core.fallback.type_and_level over the level table held in C."""
+        cdef int rank = self._level_rank(card_type), after, i
+        if rank < 0:
+            return (upgrade if upgrade and upgrade != card_type else None), None
+        after = rank
+        for i in range(self.n_levels):
+            if self.level_min[i] <= cumulative_after and i > after:
+                after = i
+        if upgrade and self._level_rank(upgrade) > after:
+            after = self._level_rank(upgrade)
+        result = self.level_types[after]
+        if after + 1 < self.n_levels:
+            level = {"type": result, "next": self.level_types[after + 1],
+                     "to_next": self.level_min[after + 1] - cumulative_after}
+        else:
+            level = {"type": result, "next": None, "to_next": None}
+        return (None if result == card_type else result), level
 
     cdef tuple _messages(self, Work *w):
         """The applying messages and the first `upgrade_to` among them (None when none has one)."""

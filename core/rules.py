@@ -63,6 +63,7 @@ _KIND_FIELDS = {
     "referral": {"levels", "credit"},
     "coupon": {"series", "valid_days"},
 }
+_RULE_FIELDS = {kind: _COMMON_FIELDS | fields for kind, fields in _KIND_FIELDS.items()}  # made once
 _WHEN_FIELDS = {"card", "card_types", "stores", "weekdays", "time", "dates", "receipt_min", "qty_min",
                 "birthday", "card_age_days", "tags", "exclude_tags", "coupon"}
 _SCOPE_FIELDS = {"categories", "skus", "exclude_categories", "exclude_skus"}
@@ -258,6 +259,8 @@ class _Ctx:
     def table(self, value: Any, field: str, allowed: set[str]) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self.fail(field, f"must be a table, got {_show(value)}")
+        if value.keys() <= allowed:  # the usual case, tested in C; the message needs the rest
+            return value
         unknown = sorted(str(k) for k in value if k not in allowed)
         if unknown:
             raise self.fail(field, f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
@@ -274,6 +277,8 @@ class _Ctx:
         """A decimal with at most `places` decimals, returned scaled to an integer.
         TOML and msgpack carry numbers as int or float (a float is read by its shortest repr,
         so 7.25 means exactly 7.25); a string is refused: "5" is not a percentage."""
+        if type(value) is int and lo <= value <= hi:  # whole numbers need no Decimal
+            return value * 10**places
         if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
             raise self.fail(field, f"must be a number, got {_show(value)}")
         try:
@@ -311,7 +316,7 @@ class _Ctx:
             raise self.fail(field, f"must be a list of strings, got {_show(value)}")
         if len(value) > LIST_ITEMS_MAX:
             raise self.fail(field, f"more than {LIST_ITEMS_MAX} entries")
-        items = tuple(self.text(v, field, 256) for v in value)
+        items = tuple([self.text(v, field, 256) for v in value])
         if len(set(items)) != len(items):
             raise self.fail(field, "lists an entry twice")
         return items
@@ -431,16 +436,13 @@ def _read_when(ctx: _Ctx, raw: Any, series_ids: dict[str, int]) -> Conditions:
 
 def _read_scope(ctx: _Ctx, raw: Any) -> Scope:
     scope = ctx.table(raw, "scope", _SCOPE_FIELDS)
+    items = [ctx.text_list(scope[name], f"scope.{name}") if name in scope else ()
+             for name in ("categories", "skus", "exclude_categories", "exclude_skus")]
+    return Scope(items[0], frozenset(items[1]), items[2], frozenset(items[3]))
 
-    def items(name: str) -> tuple[str, ...]:
-        return ctx.text_list(scope[name], f"scope.{name}") if name in scope else ()
 
-    return Scope(
-        items("categories"),
-        frozenset(items("skus")),
-        items("exclude_categories"),
-        frozenset(items("exclude_skus")),
-    )
+_NO_CONDITIONS = _read_when(_Ctx("", ""), {}, {})  # what an absent `when` reads as
+_WHOLE_CART = _read_scope(_Ctx("", ""), {})
 
 
 def _one_value(ctx: _Ctx, rule: dict[str, Any], names: tuple[str, ...]) -> str:
@@ -728,12 +730,13 @@ def _read_rules(source: str, raw_rules: list[Any], group_ids: dict[str, int],
         kind = raw.get("kind")
         if kind not in RULE_KINDS:
             raise ctx.fail("kind", f"must be one of {', '.join(RULE_KINDS)}, got {_show(kind)}")
-        ctx.table(raw, "rule", _COMMON_FIELDS | _KIND_FIELDS[kind])
+        ctx.table(raw, "rule", _RULE_FIELDS[kind])
         rule: dict[str, Any] = {
             "index": len(rules), "id": rid, "kind": kind, "group": -1,
             "priority": ctx.integer(raw.get("priority", 0), "priority", -PRIORITY_MAX, PRIORITY_MAX),
-            "when": _read_when(ctx, raw.get("when", {}), series_ids),
-            "scope": _read_scope(ctx, raw.get("scope", {})),
+            # a rule without conditions or scope shares the (immutable) empty ones
+            "when": _read_when(ctx, raw["when"], series_ids) if "when" in raw else _NO_CONDITIONS,
+            "scope": _read_scope(ctx, raw["scope"]) if "scope" in raw else _WHOLE_CART,
         }
         if "group" in raw:
             if kind not in GROUP_KINDS:
@@ -752,12 +755,15 @@ def _read_rules(source: str, raw_rules: list[Any], group_ids: dict[str, int],
 def _link_groups(source: str, groups: list[dict[str, Any]], rules: list[dict[str, Any]]) -> None:
     """Resolve parents and kinds, refuse cycles and mixed kinds, and order every group's members."""
     ids = {g["id"]: i for i, g in enumerate(groups) if i >= 2}  # the roots cannot be named
+    kinds_by_group: dict[int, set[str]] = {}  # one pass over the rules, not one per group
+    for r in rules:
+        kinds_by_group.setdefault(r["group"], set()).add(r["kind"])
     for i, group in enumerate(groups[2:], 2):
         ctx = _Ctx(source, f"group {group['id']!r}")
         if group["parent"] is not None and group["parent"] not in ids:
             raise ctx.fail("parent", f"no [[group]] has id {group['parent']!r}")
         group["parent_index"] = ids[group["parent"]] if group["parent"] is not None else None
-        group["member_kinds"] = {r["kind"] for r in rules if r["group"] == i}
+        group["member_kinds"] = kinds_by_group.get(i, set())
     for i, group in enumerate(groups[2:], 2):
         chain, node = [i], group.get("parent_index")
         while node is not None and node >= 2:

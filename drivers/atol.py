@@ -1,15 +1,19 @@
 """ATOL fiscal registrars through the ATOL driver's web server (ДТО 10 "JSON tasks"), over aiohttp.
 
     POST {url}/api/v2/requests        {"uuid": U, "request": [task]}   → 201 (409: uuid known)
-    GET  {url}/api/v2/requests/{U}    → {"results": [{"status", "errorCode", "errorDescription", "result"}]}
+    GET  {url}/api/v2/requests/{U}    → {"results": [{"status", "error": {"code", "description"}, "result"}]}
 
 `status` goes wait → inProgress → ready | error (also interrupted, blocked, canceled). Tasks used:
-`getDeviceStatus` (before a sale: paper, cover, blocked, fiscal mode, shift not expired) and
-`sell` / `sellReturn` with `taxationType`, `operator`, `items` of type `position` (`name`,
-`price`, `quantity`, `amount`, `tax.type` = none | vat0 | vat5 | vat7 | vat10 | vat20 | vat22,
-`tax.sum`, `paymentMethod` fullPayment, `paymentObject` commodity), `payments` (`type` cash |
-electronically, `sum`) and `total`. Money is sent as JSON numbers in roubles with 2 decimals,
-quantities with 3, written from integers (the float of m/100 has the exact shortest repr).
+`getDeviceStatus` (before a sale: `result.deviceStatus` paperPresent, coverOpened, blocked,
+fiscal, shift closed | opened | expired) and `sell` / `sellReturn` with `taxationType` (osn |
+usnIncome | usnIncomeOutcome | esn | patent), `operator` {`name`}, `items` of type `position`
+(`name`, `price`, `quantity`, `amount`, `tax` {`type` = none | vat0 | vat5 | vat7 | vat10 |
+vat20 | vat22, `sum`}, `paymentMethod` fullPayment, `paymentObject` commodity), `payments`
+(`type` cash | electronically | prepaid | credit | other, `sum`) and `total`. Points a card
+redeemed are paid as `other` (drivers/fiscal.py). Money is sent as JSON numbers in roubles with
+2 decimals, quantities with 3, written from integers (the float of m/100 has the exact shortest
+repr). Field names as ATOL's documentation gives them; where they were checked is in
+docs/fiscal.md.
 
 The task uuid is derived from the document id (uuid5), so a document resubmitted after a crash
 gets 409 and its first result is read back — never registered twice.
@@ -48,7 +52,7 @@ def tax_type(rate_bp: int | None, doc_id: str) -> str:
     try:
         return TAX_TYPES[rate_bp]
     except KeyError:
-        raise FiscalError(f"fiscal document {doc_id}: VAT {rate_bp / 100:g} % is not a rate an ATOL "
+        raise FiscalError(f"fiscal document {doc_id}: VAT {(rate_bp or 0) / 100:g} % is not a rate an ATOL "
                           "registrar knows (0, 5, 7, 10, 20, 22 or none); fix the product's vat") from None
 
 
@@ -107,7 +111,7 @@ class AtolRegistrar:
         except FiscalError as exc:
             return str(exc)
         if result.get("status") != "ready":
-            return f"fiscal registrar {self.name}: {result.get('errorDescription') or result.get('status')}"
+            return f"fiscal registrar {self.name}: {error_text(result)}"
         status = (result.get("result") or {}).get("deviceStatus") or {}
         problems = [text for bad, text in (
             (status.get("paperPresent") is False, "out of paper"),
@@ -122,10 +126,18 @@ class AtolRegistrar:
         task = sell_task(document, self.taxation)
         result = await self._run(task_uuid(document.doc_id), task, self.timeout_s)
         if result.get("status") != "ready":
-            return FiscalResult(document.doc_id, False, detail=str(
-                result.get("errorDescription") or result.get("status"))[:200])
+            return FiscalResult(document.doc_id, False, detail=error_text(result)[:200])
         params = (result.get("result") or {}).get("fiscalParams") or {}
         return FiscalResult(document.doc_id, True, str(params.get("fiscalDocumentNumber", "")))
+
+
+def error_text(result: dict[str, Any]) -> str:
+    """A failed task's reason: the web server's `error.description` (with its code), else its status."""
+    error = result.get("error")
+    if isinstance(error, dict) and error.get("description"):
+        code = error.get("code")
+        return f"{error['description']}" + (f" (code {code})" if code else "")
+    return str(result.get("status"))
 
 
 def _first_result(body: bytes, name: str) -> dict[str, Any]:

@@ -23,11 +23,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from core.vat import vat_in
 from drivers.errors import DeviceError
 from drivers.spool import Spool
 
 DocKind = Literal["sell", "sellReturn"]
-PaymentType = Literal["cash", "electronically"]
+# ATOL's payment types (ДТО 10 JSON tasks, `payments[].type`; FFD tags 1031, 1081, 1215, 1216, 1217):
+# points a card redeems are "other" — иная форма оплаты, встречное предоставление (tag 1217)
+PaymentType = Literal["cash", "electronically", "prepaid", "credit", "other"]
+POINTS_PAYMENT: PaymentType = "other"
 items_max = 1000
 payments_max = 16
 name_chars_max = 128
@@ -102,23 +106,31 @@ def document_from_lines(doc_id: str, kind: DocKind, lines: Sequence[Mapping[str,
                         names: Mapping[str, str], tenders: Sequence[Mapping[str, Any]],
                         taxation: str, operator: str, amount_key: str = "paid") -> FiscalDocument:
     """A document from quote lines (amount_key "paid") or refund lines joined with their sale
-    lines (amount_key "money"); points paid are already out of each line's amount, so the money
-    tenders pay exactly the items. Lines that paid nothing (all points) are left out."""
-    items = []
+    lines (amount_key "money"). Points a card redeemed are a payment of their own, type "other"
+    (the tax office's view: paying with a shop's bonus points is встречное предоставление, not a
+    discount — the price stays, docs/fiscal.md): each item's amount is its money plus its
+    `redeem_amount`, its VAT the VAT of that whole amount, and the points' money is one payment.
+    Lines that cost nothing are left out."""
+    items, points_money = [], 0
     for line in lines:
-        amount = int(line[amount_key])
+        money, points = int(line[amount_key]), int(line.get("redeem_amount", 0))
+        amount = money + points
         if amount <= 0:
             continue
+        points_money += points
         rate = line.get("vat_rate")
+        vat = int(line.get("vat_amount", 0)) if not points or rate is None else vat_in(amount, int(rate))
         items.append(FiscalItem(str(names.get(line["sku"], line["sku"]))[:name_chars_max] or "?",
                                 int(line["price"]), int(line["qty_milli"]), amount,
-                                None if rate is None else int(rate), int(line.get("vat_amount", 0))))
+                                None if rate is None else int(rate), vat))
     merged: dict[str, int] = {}
     for tender in tenders:
         if tender["method"] == "points" or not tender["amount"]:
             continue
         kind_of = payment_type(str(tender["method"]))
         merged[kind_of] = merged.get(kind_of, 0) + int(tender["amount"])
+    if points_money:
+        merged[POINTS_PAYMENT] = merged.get(POINTS_PAYMENT, 0) + points_money
     payments = tuple(FiscalPayment(t, a) for t, a in merged.items())  # type: ignore[arg-type]
     return FiscalDocument(doc_id, kind, tuple(items), payments, taxation, operator)
 

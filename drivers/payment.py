@@ -13,7 +13,9 @@ daemon restart finds what the "bank" saw) and takes the outcome of each authoriz
 the first line of `script` in that directory (consumed): `approve` (default when the file is
 missing or empty), `decline`, `timeout`, `cancel` (the customer pressed cancel on the PIN pad),
 `lost` (the connection drops after the bank approved: the money is taken, the answer lost).
-A file `offline` makes every call fail as a lost connection.
+A file `offline` makes every call fail as a lost connection. A file `by_reference` makes it
+refund by reference (RRN) — payments other terminals of the same merchant took: it lists their
+simulated directories, one a line (the "acquirer" sees their operations).
 Limits: `op_id` pattern, `amount_minor_max`, `operations_max`, `script_lines_max`.
 """
 
@@ -33,6 +35,7 @@ OP_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 amount_minor_max = 10**13
 operations_max = 100_000
 script_lines_max = 1000
+REFERENCE_CHARS_MAX = 128
 OUTCOMES = ("approve", "decline", "timeout", "cancel", "lost")
 
 
@@ -67,6 +70,13 @@ class PaymentTerminal(Protocol):
     def refund(self, op_id: str, amount: int, original_op_id: str) -> PaymentResult: ...
 
     def status(self, op_id: str) -> PaymentResult: ...
+
+    @property
+    def refunds_by_reference(self) -> bool:
+        """Whether `refund_by_reference` works: a refund of a payment another terminal took,
+        found by the bank's reference (RRN) at the acquirer."""
+
+    def refund_by_reference(self, op_id: str, amount: int, reference: str) -> PaymentResult: ...
 
 
 def check_call(op_id: str, amount: int | None = None) -> None:
@@ -159,7 +169,7 @@ class SimulatedPaymentTerminal:
             ops[op_id] = {"kind": "sale", "status": "cancelled", "amount": 0, "reference": ""}
             self._save(ops)
             return PaymentResult(op_id, "cancelled", detail="no such operation; nothing charged")
-        if op["status"] == "approved":
+        if op["status"] in ("approved", "refunded"):  # a void: of a payment, or of a refund
             op["status"] = "reversed"
             self._save(ops)
         return self._result(op_id, op)
@@ -185,6 +195,44 @@ class SimulatedPaymentTerminal:
                       "reference": f"RRN{len(ops) + 1:09d}" if status == "refunded" else ""}
         self._save(ops)
         return self._result(op_id, ops[op_id])
+
+    @property
+    def refunds_by_reference(self) -> bool:
+        return (self.directory / "by_reference").exists()
+
+    def refund_by_reference(self, op_id: str, amount: int, reference: str) -> PaymentResult:
+        check_call(op_id, amount)
+        if not isinstance(reference, str) or not 0 < len(reference) <= REFERENCE_CHARS_MAX:
+            raise PaymentError(f"payment {op_id}: reference must be 1..{REFERENCE_CHARS_MAX} characters")
+        if (down := self._offline(op_id)) is not None:
+            return down
+        if not self.refunds_by_reference:
+            return PaymentResult(op_id, "declined", amount, detail="this terminal does not refund by reference")
+        ops = self._ops()
+        if op_id in ops:
+            return self._result(op_id, ops[op_id])
+        original = next((o for o in self._acquirer_ops() if o.get("kind") == "sale" and o["status"] == "approved"
+                         and o.get("reference") == reference), None)
+        if original is None:
+            return PaymentResult(op_id, "declined", amount, detail=f"the acquirer has no approved payment {reference}")
+        given = sum(int(o["amount"]) for o in ops.values()  # type: ignore[call-overload]
+                    if o.get("reference_of") == reference and o["status"] == "refunded")
+        if given + amount > int(original["amount"]):  # type: ignore[call-overload]
+            return PaymentResult(op_id, "declined", amount, detail="refund larger than what is left of the payment")
+        status = "refunded" if self._next_outcome() in ("approve", "lost") else "declined"
+        ops[op_id] = {"kind": "refund", "status": status, "amount": amount, "reference_of": reference,
+                      "reference": f"RRN{len(ops) + 1:09d}" if status == "refunded" else ""}
+        self._save(ops)
+        return self._result(op_id, ops[op_id])
+
+    def _acquirer_ops(self) -> list[dict[str, object]]:
+        """Operations of this terminal and of those `by_reference` lists (the merchant's acquirer)."""
+        found = list(self._ops().values())
+        listed = (self.directory / "by_reference").read_text(encoding="utf-8").splitlines()[:script_lines_max]
+        for line in listed:
+            if line.strip():
+                found += SimulatedPaymentTerminal(self.name, line.strip())._ops().values()
+        return found
 
     def status(self, op_id: str) -> PaymentResult:
         check_call(op_id)

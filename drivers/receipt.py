@@ -21,6 +21,7 @@ lines_max = 500
 messages_max = 20
 text_chars_max = 500
 receipt_id_chars_max = 32
+coupons_max = 16  # issued coupons printed on one receipt (each a CODE128 barcode)
 amount_minor_max = 10**15
 
 
@@ -90,12 +91,14 @@ class Receipt:
     store_legal_name: str = ""
     store_tax_id: str = ""
     shift: int | None = None
-    checkout_by: str = ""  # "Self-checkout" or "Cashier NAME"
+    checkout_by: str = ""  # "Self-checkout" when no attendant took the money (printed translated)
+    cashier: str = ""  # the attendant who did: printed "Cashier NAME"
     copy: bool = False  # a reprint: marked COPY on paper
     payments: tuple[tuple[str, int], ...] = ()  # (label, amount) per tender, points included
     change: int = 0
     vat: tuple[tuple[int, int, int], ...] = ()  # (rate in basis points, paid, VAT amount) per rate
     open_drawer: bool = False  # cash moved: the job kicks the cash drawer first
+    coupons: tuple[tuple[str, str], ...] = ()  # (code, last day) issued by the sale: printed as barcodes
 
     def __post_init__(self) -> None:
         _check_language(self.language)
@@ -110,7 +113,7 @@ class Receipt:
             raise ReceiptError(f"receipt {self.receipt_id}: more than {messages_max} messages")
         for name in ("time", "store_name", "store_address", "terminal_id", "payment_method",
                      "card_number", "points_available_from", "points_expiring_date",
-                     "store_legal_name", "store_tax_id", "checkout_by"):
+                     "store_legal_name", "store_tax_id", "checkout_by", "cashier"):
             _check_text(getattr(self, name), name, text_chars_max)
         for text in self.messages:
             _check_text(text, "message", text_chars_max)
@@ -121,6 +124,12 @@ class Receipt:
         for name in ("subtotal", "discount", "total", "points_paid", "points_paid_amount",
                      "to_pay", "points_earned", "points_expiring", "change"):
             _check_int(getattr(self, name), name)
+        if len(self.coupons) > coupons_max:
+            raise ReceiptError(f"receipt {self.receipt_id}: more than {coupons_max} coupons")
+        for code, valid_to in self.coupons:
+            if not (code.isascii() and code.isprintable() and 0 < len(code) <= receipt_id_chars_max):
+                raise ReceiptError(f"coupon code {code[:40]!r} must be 1..{receipt_id_chars_max} printable ASCII")
+            _check_text(valid_to, "coupon valid_to", text_chars_max)
         if len(self.payments) > tenders_max or len(self.vat) > tenders_max:
             raise ReceiptError(f"receipt {self.receipt_id}: more than {tenders_max} payments or VAT rates")
         for label, amount in self.payments:

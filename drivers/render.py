@@ -40,7 +40,7 @@ def receipt_ops(receipt: Receipt, columns: int, qr: bool = True) -> list[Op]:
     """The receipt laid out for a printer `columns` characters wide."""
     rule = Op("line", "-" * columns)
     ops = [Op("drawer")] if receipt.open_drawer else []
-    ops += [*_header(receipt, columns), *_seller(receipt, columns), rule]
+    ops += [*_header(receipt, columns), rule]
     for line in receipt.lines:
         ops += [Op("line", ln) for ln in textwrap.wrap(line.name, columns)[:2] or [""]]
         qty = f"  {format_qty(line.qty_milli)} x {format_minor(line.price)}"
@@ -49,6 +49,7 @@ def receipt_ops(receipt: Receipt, columns: int, qr: bool = True) -> list[Op]:
             ops.append(Op("line", _pair(tr(receipt.language, "  discount"), format_minor(-line.discount), columns)))
     ops += [rule, *_totals(receipt, columns), *_vat(receipt, columns), *_points(receipt, columns)]
     ops += _messages(receipt, columns)
+    ops += _coupons(receipt, columns)
     ops += [Op("style", {"align": "center"})]
     ops.append(Op("qr" if qr else "barcode", receipt.receipt_id))
     ops += [Op("line", receipt.receipt_id), Op("style", {"align": "left"}), Op("cut")]
@@ -56,33 +57,31 @@ def receipt_ops(receipt: Receipt, columns: int, qr: bool = True) -> list[Op]:
 
 
 def _header(receipt: Receipt, columns: int) -> list[Op]:
+    """The store, then the seller as the tax office knows it (legal name, address, tax id), then
+    this document: terminal and receipt numbers, shift and who took the money, time; a return,
+    test or reprint (COPY) says so in bold before any line."""
+    lang = receipt.language
     ops = [Op("style", {"align": "center", "bold": True, "double_height": True})]
     ops += [Op("line", ln) for ln in textwrap.wrap(receipt.store_name, columns)[:2]]
     ops.append(Op("style", {"align": "center", "bold": False, "normal_textsize": True}))
+    ops += [Op("line", ln) for ln in textwrap.wrap(receipt.store_legal_name, columns)[:2]]
     ops += [Op("line", ln) for ln in textwrap.wrap(receipt.store_address, columns)[:3]]
-    lang = receipt.language
-    ident = tr(lang, "Terminal {terminal}  ", terminal=receipt.terminal_id) if receipt.terminal_id else ""
-    ops += [Op("line", ident + tr(lang, "Receipt {receipt}", receipt=receipt.receipt_id)), Op("line", receipt.time)]
-    if receipt.kind != "sale":
-        banner = tr(lang, "RETURN" if receipt.kind == "return" else "TEST RECEIPT - NOT A SALE")
-        ops += [Op("style", {"bold": True}), Op("line", banner), Op("style", {"bold": False})]
-    ops.append(Op("style", {"align": "left"}))
-    return ops
-
-
-def _seller(receipt: Receipt, columns: int) -> list[Op]:
-    """Legal name, tax id, shift and who took the money; COPY on a reprint."""
-    lang = receipt.language
-    ops = [Op("line", ln) for ln in textwrap.wrap(receipt.store_legal_name, columns)[:2]]
     if receipt.store_tax_id:
         ops.append(Op("line", tr(lang, "Tax ID {tax_id}", tax_id=receipt.store_tax_id)))
+    ident = tr(lang, "Terminal {terminal}  ", terminal=receipt.terminal_id) if receipt.terminal_id else ""
+    ops.append(Op("line", ident + tr(lang, "Receipt {receipt}", receipt=receipt.receipt_id)))
     shift = tr(lang, "Shift {shift}", shift=receipt.shift) if receipt.shift else ""
-    who = "  ".join(x for x in (shift, tr(lang, receipt.checkout_by)) if x)
+    by = (tr(lang, "Cashier {name}", name=receipt.cashier) if receipt.cashier
+          else tr(lang, receipt.checkout_by) if receipt.checkout_by else "")
+    who = "  ".join(x for x in (shift, by) if x)
     if who:
         ops.append(Op("line", who[:columns]))
-    if receipt.copy:
-        ops += [Op("style", {"align": "center", "bold": True}), Op("line", tr(receipt.language, "COPY")),
-                Op("style", {"align": "left", "bold": False})]
+    ops.append(Op("line", receipt.time))
+    kind = {"return": "RETURN", "test": "TEST RECEIPT - NOT A SALE"}.get(receipt.kind)
+    banners = [tr(lang, text) for text in (kind, "COPY" if receipt.copy else None) if text]
+    if banners:
+        ops += [Op("style", {"bold": True}), *(Op("line", b) for b in banners), Op("style", {"bold": False})]
+    ops.append(Op("style", {"align": "left"}))
     return ops
 
 
@@ -161,6 +160,19 @@ def _messages(receipt: Receipt, columns: int) -> list[Op]:
     ops = [Op("line", "-" * columns)]
     for text in texts:
         ops += [Op("line", ln) for ln in textwrap.wrap(text, columns)]
+    return ops
+
+
+def _coupons(receipt: Receipt, columns: int) -> list[Op]:
+    """Each coupon the sale issued: a title, its last day, and its code as a CODE128 barcode
+    (the same `barcode` op as the receipt id; a scanner reads it back at the next visit)."""
+    ops: list[Op] = []
+    for code, valid_to in receipt.coupons:
+        ops += [Op("line", "-" * columns), Op("style", {"align": "center", "bold": True}),
+                Op("line", tr(receipt.language, "COUPON")), Op("style", {"bold": False})]
+        ops += [Op("line", ln) for ln in textwrap.wrap(tr(receipt.language, "Valid until {date}", date=valid_to),
+                                                     columns)]
+        ops += [Op("barcode", code), Op("line", code), Op("style", {"align": "left"})]
     return ops
 
 

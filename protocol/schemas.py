@@ -471,6 +471,10 @@ SALE_LINE = Record(
         Field("paid", MONEY, doc="amount − discount − redeem_amount"),
         Field("rules", ListOf(ID, LINE_RULES_MAX), doc="ids of the rules that discounted the line"),
         Field("vat_amount", MONEY, required=False, doc="VAT inside `paid` (when the quote has it)"),
+        Field("vat_rate", Int(0, 10_000, "basis points"), required=False,
+              doc="the line's VAT rate (absent: outside VAT)"),
+        Field("accrual_base", MONEY, required=False,
+              doc="the part of `paid` that earned points (a return at another terminal claws back by it)"),
     )
 )
 GIFT = Record((Field("rule", ID), Field("sku", ID), Field("qty", Int(1, GIFT_QTY_MAX, "count"))))
@@ -520,6 +524,18 @@ CASH_MOVE = (
     Field("reason", Text(TEXT_CHARS_MAX)),
 )
 
+RETURN_LINE = Record(
+    (
+        Field("line", Int(0, LINES_MAX - 1, "count"), doc="index of the sale's line"),
+        Field("qty_milli", Int(0, AMOUNT_MAX, "1/1000 unit")),
+        Field("money", MONEY),
+        Field("redeem_amount", MONEY),
+        Field("accrual_base", MONEY),
+        Field("cumulative_decrease", MONEY),
+        Field("vat_amount", MONEY),
+    )
+)
+
 REFERRAL_BACK = Record(
     (
         Field("card", CARD, doc="the referrer"),
@@ -529,12 +545,32 @@ REFERRAL_BACK = Record(
     )
 )
 
+COUPONS_MAX = 16  # codes presented with one cart (the pricing core's limit, spec §13)
+ISSUED_COUPONS_MAX = 1_000  # codes one sale issues (one per applying coupon rule)
+COUPON_CODE = Text(32, 3)
+USED_COUPON = Record(
+    (
+        Field("code", COUPON_CODE, doc="as presented, upper-cased"),
+        Field("series", ID),
+        Field("single_use", Bool(), doc="true: the sale spent it (central marks it spent)"),
+    )
+)
+ISSUED_COUPON = Record(
+    (
+        Field("code", COUPON_CODE, doc="made by the terminal: CP-<terminal>-<seq>-<rand><check> (§4)"),
+        Field("series", ID),
+        Field("rule", ID, doc="the coupon rule that issued it"),
+        Field("valid_to", Nullable(Text(10, 10)), doc="its last day, YYYY-MM-DD (sale's local date + valid_days)"),
+    )
+)
+
 EVENTS: dict[str, tuple[Field, ...]] = {
     "sale": (
         Field("receipt", ID, doc="the sale's id, also the receipt barcode"),
         Field("card", Nullable(CARD), doc="null: no card (then no points may move)"),
         Field("card_type", Nullable(Text(CARD_TYPE_CHARS_MAX, 0)), doc="the card's type before the sale"),
-        Field("card_type_after", Nullable(Text(CARD_TYPE_CHARS_MAX)), doc="an upgrade, or null"),
+        Field("card_type_after", Nullable(Text(CARD_TYPE_CHARS_MAX)),
+              doc="an upgrade or the level reached (§11), or null"),
         Field("subtotal", MONEY),
         Field("discount", MONEY),
         Field("total", MONEY, doc="subtotal − discount; adds to the card's cumulative"),
@@ -548,6 +584,10 @@ EVENTS: dict[str, tuple[Field, ...]] = {
               doc="the committed quote's lines in cart order (terminals before it omit it)"),
         Field("gifts", ListOf(GIFT, GIFTS_MAX), required=False, doc="gifts given (terminals before it omit it)"),
         Field("vat", ListOf(SALE_VAT, LINES_MAX), required=False, doc="VAT per rate (spec §17)"),
+        Field("coupons", ListOf(USED_COUPON, COUPONS_MAX), required=False,
+              doc="the presented coupons the sale used (spec §13; unused ones are not listed)"),
+        Field("issued_coupons", ListOf(ISSUED_COUPON, ISSUED_COUPONS_MAX), required=False,
+              doc="the codes the sale issued, printed on its receipt"),
     ),
     "return": (
         Field("return", ID, doc="the return's id"),
@@ -565,6 +605,14 @@ EVENTS: dict[str, tuple[Field, ...]] = {
               doc="the sale's referral credits taken back, in proportion to the money returned"),
         Field("tenders", ListOf(REFUND_TENDER, TENDERS_MAX), required=False, doc="where the money went back"),
         Field("vat", ListOf(RETURN_VAT, LINES_MAX), required=False, doc="VAT per rate of the money back"),
+        Field("lines", ListOf(RETURN_LINE, LINES_MAX), required=False,
+              doc="what each returned line gave back (a later return at another terminal counts it)"),
+        Field("card_type_after", Nullable(Text(CARD_TYPE_CHARS_MAX)), required=False,
+              doc="the lower level the return set (spec §11 level_downgrade), or null"),
+        Field("coupons_restored", ListOf(COUPON_CODE, COUPONS_MAX), required=False,
+              doc="the return emptied the receipt: its spent single-use codes are unspent again"),
+        Field("coupons_voided", ListOf(COUPON_CODE, ISSUED_COUPONS_MAX), required=False,
+              doc="the return emptied the receipt: the codes it issued, still unspent, are void"),
     ),
     "expiry": (
         Field("card", CARD),

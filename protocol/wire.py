@@ -54,7 +54,8 @@ CONTENT_TYPE = "application/msgpack"
 
 BATCH_FIELDS = frozenset({"v", "terminal", "epoch", "first_seq", "last_seq", "prev_mac", "events"})
 EVENT_REQUIRED = ("id", "epoch", "seq", "type")
-UPDATE_FIELDS = frozenset({"v", "cursor", "more", "acked", "rules", "catalog", "cards", "balances", "versions"})
+UPDATE_FIELDS = frozenset({"v", "cursor", "more", "acked", "rules", "catalog", "cards", "balances", "versions",
+                           "coupons"})
 _NO_DELTAS: dict[str, int] = {}
 _ID_RE = re.compile(r"[0-9a-f]{32}")
 _TERMINAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -389,7 +390,7 @@ def decode_updates(data: bytes) -> dict[str, Any]:
             raise ProtocolError("update rules version must be 1..64 chars")
         if not isinstance(rules.get("text"), str):
             raise ProtocolError("update rules text must be a string")
-    for name in ("catalog", "cards", "balances"):
+    for name in ("catalog", "cards", "balances", "coupons"):
         for i, entry in enumerate(_list(raw.get(name, []), f"update {name}", UPDATES_ENTRIES_MAX)):
             _map(entry, f"update {name} {i}")
     versions = _map(raw.get("versions", {}), "update versions")

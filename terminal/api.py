@@ -279,8 +279,10 @@ class ApiServer:
 
     async def return_sale(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        _only(body, {"receipt", "lines", "id"})
+        _only(body, {"receipt", "lines", "id", "refund"})
         receipt = _text(body, "receipt")
+        if body.get("refund") not in (None, "cash"):
+            raise BadRequest("field 'refund' must be \"cash\" (all the money back from the drawer) or absent")
         lines = body.get("lines")
         if lines is not None and (not isinstance(lines, list) or not lines):
             raise BadRequest("field 'lines' must be a non-empty list of {line, qty} (omit it to return all)")
@@ -290,7 +292,7 @@ class ApiServer:
         who = needs(self.daemon, request, "return")
         if receipt:  # another terminal's sale: from the central server first
             await self.daemon.find_receipt(receipt)
-        ret = await self.daemon.desk.return_sale(receipt or "", lines, return_id)
+        ret = await self.daemon.desk.return_sale(receipt or "", lines, return_id, who.name, body.get("refund"))
         await record(self.daemon, who, "return", {"receipt": receipt})
         return _ok(ret)
 

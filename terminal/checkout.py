@@ -35,6 +35,7 @@ from typing import Any
 
 import core
 from core.errors import PricingError
+from terminal import coupons as coupon_check
 from terminal import failpoints
 from terminal import tenders as tender_rules
 from terminal.checkout_record import parse_record
@@ -79,12 +80,16 @@ class Checkout:
     commit_at: str | None = None
     attendant: str | None = None  # None: self-checkout
     attempt: int = 0  # payment attempts: each names its card operations afresh
+    coupons: list[dict[str, Any]] = field(default_factory=list)  # checked codes: {code, series, single_use}
 
     def cart(self, store: str) -> dict[str, Any]:
-        return {"store": store, "lines": [
+        cart: dict[str, Any] = {"store": store, "lines": [
             {k: ln[k] for k in ("sku", "name", "price", "qty", "categories", "no_discount",
                                 "no_bonus", "min_price", "vat") if ln.get(k) is not None or k != "vat"}
             for ln in self.lines]}
+        if self.coupons:
+            cart["coupons"] = [{"code": c["code"], "series": c["series"]} for c in self.coupons]
+        return cart
 
 
 def _atomic(action: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
@@ -208,12 +213,13 @@ class Register:
         co = self.current
         if co is None:
             return {"state": "idle", "id": None, "lines": [], "card": None, "card_mode": None,
-                    "redeem": None, "quote": None}
+                    "redeem": None, "quote": None, "coupons": []}
         return {"state": co.state, "id": co.id, "card": co.card, "card_mode": co.card_mode, "redeem": co.redeem,
                 "lines": [{"index": i, "sku": ln["sku"], "name": ln["name"], "qty": ln["qty"],
                            "price": ln["price"], "code": ln["code"], "weighed": ln["weighed"],
                            "age_min": ln.get("age_min", 0), "age_ok": _age_ok(ln)} for i, ln in enumerate(co.lines)],
-                "age_check": any(not _age_ok(ln) for ln in co.lines), "quote": co.quote}
+                "age_check": any(not _age_ok(ln) for ln in co.lines), "quote": co.quote,
+                "coupons": [{"code": c["code"], "series": c["series"]} for c in co.coupons]}
 
     def _changed(self, now: dt.datetime) -> None:
         """Re-quote, keep the hold in step, persist, tell the UI. Called after every change."""
@@ -392,6 +398,15 @@ class Register:
         return self.view()
 
     @_atomic
+    def add_coupon(self, code: Any, now: dt.datetime) -> dict[str, Any]:
+        """A coupon code typed or scanned, checked (terminal.coupons) and priced with the cart."""
+        co = self._open(now, "presenting a coupon")
+        program = None if self.engine is None else self.engine.program
+        co.coupons.append(coupon_check.check(self.ledger, program, code, now.date(), co.coupons))
+        self._changed(now)
+        return self.view()
+
+    @_atomic
     def set_redeem(self, redeem: int | str | None, now: dt.datetime) -> dict[str, Any]:
         co = self._need("paying with points")
         if co.state != "open":
@@ -528,7 +543,8 @@ class Register:
     def _commit(self, co: Checkout) -> dict[str, Any]:
         assert co.quote is not None and co.payment is not None and co.commit_at is not None
         try:
-            result = self.ledger.commit_sale(co.id, co.quote, co.card, co.payment, co.commit_at, co.id)
+            result = self.ledger.commit_sale(co.id, co.quote, co.card, co.payment, co.commit_at, co.id,
+                                             co.coupons or None)
         except LedgerError as exc:
             # Refused whole (nothing written): back to `paying` so the cashier can fix it.
             co.state, co.payment, co.commit_at = "paying", None, None
@@ -542,11 +558,13 @@ class Register:
                 "tenders": co.payment["tenders"], "names": {ln["sku"]: ln["name"] for ln in co.lines},
                 "points_before": points_before, "balance_after": result["balance"], "seq": result["seq"],
                 "shift": result.get("shift"), "attendant": co.attendant,
-                "change": tender_rules.change_of(co.payment["tenders"])}
+                "change": tender_rules.change_of(co.payment["tenders"]),
+                "issued_coupons": result.get("issued_coupons", [])}
         self.publish("sale", {"receipt": co.id, "to_pay": co.quote["to_pay"], "card": co.card,
                               "redeemed": result["redeemed"], "accrued": result["accrued"],
                               "balance": result["balance"], "tenders": sale["tenders"],
-                              "change": sale["change"]})
+                              "change": sale["change"], "card_type_after": co.quote.get("card_type_after"),
+                              "level": co.quote.get("level")})
         return sale
 
     def finish(self) -> None:
@@ -592,7 +610,9 @@ class Register:
         return_id = return_id or f"{self.terminal_id}-R{now.astimezone(dt.UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
         if tenders is None:  # not planned by the paying desk: back to the sale's tenders all the same
             tenders = self._split(receipt, lines)
-        result = self.ledger.commit_return(return_id, receipt_id, lines, now, tenders)
+        # §11 level_downgrade: the running program decides the level a return lowers a card to
+        level_after = None if self.engine is None else self.engine.program.type_after_return
+        result = self.ledger.commit_return(return_id, receipt_id, lines, now, tenders, level_after)
         names = {ln["sku"]: ln["sku"] for ln in receipt["quote"]["lines"]}
         for ln in receipt["quote"]["lines"]:
             try:
@@ -603,7 +623,7 @@ class Register:
                "names": names}
         self.publish("return", {"return": return_id, "receipt": receipt_id,
                                 "money": result["refund"]["money"], "points": result["points"],
-                                "tenders": result.get("tenders")})
+                                "tenders": result.get("tenders"), "card_type_after": result.get("card_type_after")})
         return out
 
     @staticmethod

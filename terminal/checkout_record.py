@@ -31,8 +31,10 @@ LINE_OPTIONAL = {
 }
 RECORD_FIELDS = frozenset({
     "id", "opened_ms", "touched_ms", "state", "lines", "card", "card_mode", "redeem", "quote",
-    "payment", "commit_at", "attendant", "attempt",
+    "payment", "commit_at", "attendant", "attempt", "coupons",
 })
+COUPONS_MAX = 16
+COUPON_FIELDS = {"code": str, "series": str, "single_use": bool}
 ATTEMPTS_MAX = 1_000
 
 
@@ -100,6 +102,7 @@ def parse_record(data: bytes, lines_max: int, qty_milli_max: int) -> dict[str, A
     _text(record.get("commit_at"), "commit_at", 64, optional=True)
     _text(record.get("attendant"), "attendant", ID_CHARS_MAX, optional=True)
     _whole(record.get("attempt", 0), "attempt", 0, ATTEMPTS_MAX)
+    _coupons(record.get("coupons", []))
     if state == "authorizing" and (not lines or record.get("quote") is None or record.get("payment") is None
                                    or not isinstance(record["payment"].get("tenders"), list)):
         raise ValueError("an authorizing record needs its lines, quote and payment tenders")
@@ -110,6 +113,20 @@ def parse_record(data: bytes, lines_max: int, qty_milli_max: int) -> dict[str, A
         if not isinstance(payment.get("tenders"), list):
             raise ValueError("payment.tenders must be a list")
     return record
+
+
+def _coupons(coupons: Any) -> None:
+    """The checked coupon codes: [{code, series, single_use}] (terminal.coupons)."""
+    if not isinstance(coupons, list) or len(coupons) > COUPONS_MAX:
+        raise ValueError(f"coupons must be a list of at most {COUPONS_MAX}")
+    for i, item in enumerate(coupons):
+        if not isinstance(item, dict) or set(item) != set(COUPON_FIELDS):
+            raise ValueError(f"coupon {i} must hold exactly {', '.join(COUPON_FIELDS)}")
+        for name, kind in COUPON_FIELDS.items():
+            if type(item[name]) is not kind:
+                raise ValueError(f"coupon {i} field {name!r} must be a {kind.__name__}")
+        _text(item["code"], f"coupon {i} code", 32)
+        _text(item["series"], f"coupon {i} series", ID_CHARS_MAX)
 
 
 def _no_float(text: str) -> Any:

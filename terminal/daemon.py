@@ -37,6 +37,7 @@ from drivers.printer import ReceiptPrinter
 from drivers.receipt import Receipt, ReceiptLine, ReportKind, ShiftReport, mask_card, vat_rows
 from drivers.receipt_text import tr
 from drivers.spool import Spool
+from protocol.coupons import is_coupon_code
 from terminal import failpoints, housekeeping
 from terminal import tenders as tender_rules
 from terminal.attendants import Desk
@@ -204,6 +205,9 @@ class Daemon:
 
     def on_scan(self, event: ScanEvent, now: dt.datetime) -> None:
         reg = self.register
+        if event.gs1_item is None and is_coupon_code(event.code):
+            reg.add_coupon(event.code, now)  # a coupon's barcode (protocol/coupons.py); refusals: `error`
+            return
         if event.gs1_item is not None:
             plus = [f"{event.gs1_prefix}{event.gs1_item}", event.gs1_item]
             for plu in plus:
@@ -289,11 +293,12 @@ class Daemon:
         return dataclasses.replace(
             receipt, **self._seller(sale.get("shift"), sale.get("attendant")), copy=copy, payments=payments,
             change=tender_rules.change_of(sale["tenders"]),
-            open_drawer=not copy and tender_rules.has_cash(sale["tenders"]))
+            open_drawer=not copy and tender_rules.has_cash(sale["tenders"]),
+            coupons=tuple((c["code"], c["valid_to"] or "-") for c in sale.get("issued_coupons", [])))
 
     def _seller(self, shift: int | None, attendant: str | None) -> dict[str, Any]:
         return {"store_legal_name": self.config.legal_name, "store_tax_id": self.config.tax_id,
-                "shift": shift, "checkout_by": f"Cashier {attendant}" if attendant else "Self-checkout"}
+                "shift": shift, "checkout_by": "" if attendant else "Self-checkout", "cashier": attendant or ""}
 
     def print_return(self, ret: dict[str, Any]) -> None:
         if self.printer is not None:
@@ -318,7 +323,7 @@ class Daemon:
                        total=refund["money"], to_pay=refund["money"], payment_method="refund",
                        card_number=ret["card"] or "", language=lang,
                        messages=(tr(lang, "Sale {receipt}", receipt=ret["receipt"]), *messages),
-                       store_address=self.config.address, **self._seller(ret.get("shift"), None),
+                       store_address=self.config.address, **self._seller(ret.get("shift"), ret.get("attendant")),
                        payments=payments, vat=vat_rows(refund.get("vat")),
                        open_drawer=any(p["method"] == "cash" and p["amount"] for p in split))
 
@@ -339,7 +344,7 @@ class Daemon:
                 names[ln["sku"]] = self.ledger.product(ln["sku"])["name"]
         sale = {"receipt": receipt_id, "at": record["at"], "quote": record["quote"], "names": names,
                 "tenders": record["tenders"], "card": record["card"], "points_before": None,
-                "shift": record.get("shift")}
+                "shift": record.get("shift"), "issued_coupons": record.get("issued_coupons", [])}
         self.submit(self._sale_receipt(sale, copy=True))  # a full queue is the caller's 503, not silence
         return {"receipt": receipt_id, "queued": True}
 
@@ -352,11 +357,11 @@ class Daemon:
             await adopt_from_central(self.ledger, client, receipt_id, self.sync.card_timeout_ms, now_local())
 
     def commit_return(self, receipt_id: str, lines: list[dict[str, Any]] | None, return_id: str | None,
-                      split: list[dict[str, Any]] | None = None) -> Any:
-        ret = self.register.return_lines(receipt_id, lines, return_id, now_local(), split)
+                      split: list[dict[str, Any]] | None = None, attendant: str | None = None) -> Any:
+        ret = {**self.register.return_lines(receipt_id, lines, return_id, now_local(), split), "attendant": attendant}
         self.print_return(ret)
         self.wake_sync()
-        return {k: v for k, v in ret.items() if k not in ("names", "sale_quote")}
+        return {k: v for k, v in ret.items() if k not in ("names", "sale_quote", "attendant")}
 
     def print_cash_slip(self, moved: dict[str, Any]) -> None:
         """Cash in or out: a slip with the amount and reason; the drawer opens with it."""

@@ -37,6 +37,7 @@ from terminal import failpoints
 from terminal import tenders as tender_rules
 from terminal.checkout import BadRequest, CheckoutError, NotFound
 from terminal.ledger import LedgerError
+from terminal.refunds import CardRefunds, card_parts
 
 if TYPE_CHECKING:
     from terminal.daemon import Daemon
@@ -79,6 +80,7 @@ class PaymentDesk:
             daemon.devices[dev.name] = {"role": "fiscal", "state": "unknown", "detail": dev.describe()}
         self.in_flight = False
         self.fiscal_wake = asyncio.Event()
+        self.refunds = CardRefunds(self, Path(cfg.state_dir) / "refund-intents")
 
     # ------------------------------------------------------------------ device calls
 
@@ -216,8 +218,13 @@ class PaymentDesk:
         return ok
 
     async def recover(self) -> None:
-        """After a restart, a checkout left `authorizing`: commit it when every operation was
-        approved, reverse and resume it when not; leave it when the terminal does not answer."""
+        """After a restart: the open card payment, then the card refunds a crash interrupted."""
+        await self._recover_checkout()
+        await self.refunds.recover()
+
+    async def _recover_checkout(self) -> None:
+        """A checkout left `authorizing`: commit it when every operation was approved, reverse
+        and resume it when not; leave it when the terminal does not answer."""
         reg = self.daemon.register
         co = reg.current
         if co is None or co.state != "authorizing" or co.payment is None:
@@ -258,32 +265,38 @@ class PaymentDesk:
     # ------------------------------------------------------------------ returns
 
     async def return_sale(self, receipt_id: str, lines: list[dict[str, Any]] | None,
-                          return_id: str | None) -> dict[str, Any]:
+                          return_id: str | None, attendant: str | None = None,
+                          refund_to: str | None = None) -> dict[str, Any]:
         """Money back to the sale's tenders: card ones through the payment terminal (first, and
-        before the return commits: a refused card refund refuses the return), the rest in cash."""
+        before the return commits: a refused card refund refuses the return; terminal/refunds.py
+        keeps the intent so a crash neither refunds twice nor refunds without a return), the
+        rest in cash."""
         d = self.daemon
-        plan = await d.act(self._plan_return, receipt_id, lines, return_id)
-        await self._fiscal_ready(plan["document"])
-        for part in plan["split"]:
-            if "original" not in part:
-                continue
-            if self.terminal is None:
-                raise DeviceNotReady("the sale was paid through the payment terminal, which is not configured")
-            op = f"{plan['return_id']}-r{part['tender'] + 1}"
-            result = await self._call(self.terminal.refund, op, part["amount"], part["original"])
-            if not result.approved:
-                raise PaymentRefused(f"card refund {op} {result.status}: {result.detail}; the return is not "
-                                     "recorded — retry it with the same id, or refund in cash")
-            part["reference"] = result.reference or op
-        ret = await d.act(d.commit_return, receipt_id, plan["lines"], plan["return_id"], plan["split"])
+        pending = None if return_id is None else self.refunds.intents.find(return_id)
+        if pending is not None:  # a card refund left unsettled: ask the terminal, never refund again
+            return await self.refunds.run(pending[1])
+        plan = await d.act(self._plan_return, receipt_id, lines, return_id, attendant, refund_to)
+        try:
+            await self._fiscal_ready(plan["document"])
+        except DeviceNotReady:
+            if plan["intent"]:  # nothing was refunded: the return simply did not happen
+                self.refunds.intents.remove(plan["return_id"])
+            raise
+        if plan["intent"]:
+            return await self.refunds.run(plan)
+        ret = await d.act(d.commit_return, receipt_id, plan["lines"], plan["return_id"], plan["split"], attendant)
         self.queue_fiscal(plan["document"])
         return ret
 
-    def _plan_return(self, receipt_id: str, lines: list[dict[str, Any]] | None,
-                     return_id: str | None) -> dict[str, Any]:
+    def _plan_return(self, receipt_id: str, lines: list[dict[str, Any]] | None, return_id: str | None,
+                     attendant: str | None = None, refund_to: str | None = None) -> dict[str, Any]:
         reg, ledger = self.daemon.register, self.daemon.ledger
         if reg.current is not None:
             raise CheckoutError(f"checkout {reg.current.id} is open; finish or cancel it before a return")
+        waiting = self.refunds.intents.of_receipt(receipt_id)
+        if waiting is not None:
+            raise CheckoutError(f"return {waiting} of receipt {receipt_id} waits for the payment terminal; "
+                                "retry it with the same id first")
         receipt = ledger.receipt(receipt_id)
         if receipt is None:
             raise NotFound(f"receipt {receipt_id}: not in this terminal's ledger")
@@ -297,18 +310,45 @@ class PaymentDesk:
         stamp = f"{_now().astimezone(dt.UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
         return_id = return_id or f"{self.daemon.config.terminal_id}-R{stamp}"
         split = tender_rules.refund_split(receipt["tenders"], receipt.get("refund_tenders", []), refund["money"])
+        if refund_to == "cash":  # the attendant gives the money back from the drawer (docs/daemon.md)
+            split = tender_rules.all_cash(receipt["tenders"], refund["money"])
+        by_reference = self._by_reference(receipt, split)
         document = None
         if self.fiscal is not None and refund["money"] > 0:
             sale_lines = receipt["quote"]["lines"]
             rows = [{**sale_lines[ln["line"]], "money": ln["money"], "qty_milli": ln["qty_milli"],
-                     "vat_amount": ln.get("vat_amount", 0)} for ln in refund["lines"]]
+                     "vat_amount": ln.get("vat_amount", 0), "redeem_amount": ln.get("redeem_amount", 0)}
+                    for ln in refund["lines"]]
             names = {ln["sku"]: self.daemon.product_name(ln["sku"]) for ln in sale_lines}
             try:
                 document = document_from_lines(return_id, "sellReturn", rows, names, split, self.taxation,
-                                               "self-checkout")
+                                               attendant or "self-checkout", amount_key="money")
             except FiscalError as exc:
                 raise DeviceNotReady(f"return {return_id}: no fiscal document can be made: {exc}") from None
-        return {"return_id": return_id, "lines": lines, "split": split, "document": document}
+        plan = {"return_id": return_id, "receipt": receipt_id, "lines": lines, "split": split,
+                "document": document, "intent": False, "attendant": attendant, "by_reference": by_reference}
+        if card_parts(plan):
+            if self.terminal is None:
+                raise DeviceNotReady("the sale was paid through the payment terminal, which is not configured")
+            self.refunds.intents.put(plan)  # durable before any money moves; SpoolError: nothing moved
+            plan["intent"] = True
+        return plan
+
+    def _by_reference(self, receipt: dict[str, Any], split: list[dict[str, Any]]) -> dict[str, str]:
+        """Card parts of another terminal's sale: refunded by the bank's reference where this
+        payment terminal can; else refused with the fallback (cash) — never a refund attempt
+        against an operation this terminal never saw. {tender index: reference}."""
+        origin = receipt.get("origin")
+        parts = [p for p in split if "original" in p]
+        if not origin or not parts:
+            return {}
+        refs = {str(p["tender"]): str(receipt["tenders"][p["tender"]].get("reference", "")) for p in parts}
+        if self.terminal is not None and self.terminal.refunds_by_reference and all(refs.values()):
+            return refs
+        raise CheckoutError(f"receipt {receipt['id']} was paid by card at terminal {origin['terminal']}; this "
+                            "payment terminal cannot refund a card payment it did not take — make the return "
+                            f"at {origin['terminal']}, or give the money back in cash: the same return with "
+                            '"refund": "cash"')
 
     # ------------------------------------------------------------------ cash in / out
 

@@ -1,13 +1,14 @@
 """`posterm provision`: set a terminal up from nothing — config, ledger, key, rules and data.
 
-Writes the config (checked by the same reader the daemon uses before anything is written),
-creates the ledger (idempotent for the same terminal id), stores the terminal's HMAC key
+Checks the config (with the same reader the daemon uses) and every input before anything is
+written, creates the ledger (idempotent for the same terminal id), stores the terminal's HMAC key
 (32 random bytes, hex, mode 0600, kept when it exists), installs a rules file and imports
 catalog/cards CSV files given on the command line. With `--server`, a `[sync]` section is written
 and the rules, catalog and cards are pulled through the sync client (terminal/sync) when the
 server is reachable; an unreachable server is a warning (the daemon pulls when it runs), a
 refusal (wrong key, unknown terminal) is an error. The key the server knows is given with
-`--key-file` (from `posterm-central terminal add`). Limits: `KEY_BYTES`, `PULL_TIMEOUT_S`.
+`--key-file` (from `posterm-central terminal add`). The config is written last, so a failure
+leaves no config behind and a re-run needs no `--force`. Limits: `KEY_BYTES`, `PULL_TIMEOUT_S`.
 """
 
 from __future__ import annotations
@@ -251,8 +252,8 @@ def provision(req: ProvisionRequest, report: Any = print) -> TerminalConfig:
             raise ConfigError(f"--{name} {path}: no such file")
         if path is not None:
             importing.check_file(path, name, now)
-    _write_file(req.config_path, text.encode(), 0o644)
-    report(f"config      {req.config_path} written (terminal {config.terminal_id}, store {config.store})")
+    # The config is written last: a daemon (or a re-run without --force) must never find a config
+    # whose ledger, key or data a failure below left half made.
     with Ledger.init(config.ledger_path, config.terminal_id) as ledger:
         report(f"ledger      {config.ledger_path} ready")
         report(f"key         {config.key_path} {ensure_key(config.key_path, req.key_file)} (mode 0600)")
@@ -268,6 +269,8 @@ def provision(req: ProvisionRequest, report: Any = print) -> TerminalConfig:
             report(f"cards       {req.cards} imported: {_counts(result)}")
         if req.server_url:
             report(f"server      {req.server_url}: {pull_initial(config, ledger)}")
+    _write_file(req.config_path, text.encode(), 0o644)
+    report(f"config      {req.config_path} written (terminal {config.terminal_id}, store {config.store})")
     if not config.rules_path.exists():
         report(f"warning     no rules at {config.rules_path} yet; the daemon will not start without them")
     return config

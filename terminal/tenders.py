@@ -121,6 +121,15 @@ def refund_split(sale_tenders: Sequence[dict[str, Any]], earlier: Sequence[Seque
     return out
 
 
+def all_cash(sale_tenders: Sequence[dict[str, Any]], money: int) -> list[dict[str, Any]]:
+    """`money` back in cash from the drawer, whatever paid the sale (the attendant's fallback when
+    a card cannot be refunded here); booked against the sale's cash tender when it had one."""
+    if money <= 0:
+        return []
+    cash = next((i for i, t in enumerate(sale_tenders) if t["method"] == "cash"), -1)
+    return [{"tender": cash, "method": "cash", "amount": money}]
+
+
 def paper_lines(tenders: Sequence[dict[str, Any]], points: int, points_money: int) -> tuple[tuple[str, int], ...]:
     """(label, amount) per tender for the receipt; points show as one."""
     rows = [(f"Points ({points})", points_money)] if points else []

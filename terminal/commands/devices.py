@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from drivers.config import DevicesConfig, InputConfig, PrinterConfig, parse_devices
+from drivers.config import DevicesConfig, InputConfig, PrinterConfig, ServiceConfig, parse_devices
 from drivers.errors import DeviceError
 from drivers.events import Event, PrinterStatus
 from drivers.printer import ReceiptPrinter, query_status
@@ -210,17 +210,23 @@ def _check_input(dev: InputConfig) -> tuple[bool, str]:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from terminal.commands.service_checks import check_service
+
     config = load_config(args.config)
     failed = 0
-    for dev in _by_index(config):
+    services = (*config.payment, *config.fiscal)  # the payment terminal and the fiscal registrar
+    for dev in sorted((*_by_index(config), *services), key=lambda d: d.index):
         if isinstance(dev, PrinterConfig):
             ok, verdict = _check_printer(dev)
             print(f"{dev.spec.name} ({dev.spec.describe()}): {verdict}")
+        elif isinstance(dev, ServiceConfig):
+            ok, verdict = check_service(dev)
+            print(f"{dev.name} ({dev.describe()}): {verdict}")
         else:
             ok, verdict = _check_input(dev)
             print(f"{dev.name} ({dev.driver} {dev.source}): {verdict}")
         failed += not ok
-    total = len(config.printers) + len(config.inputs)
+    total = len(config.printers) + len(config.inputs) + len(config.payment) + len(config.fiscal)
     if not total:
         print("no devices configured")
     print(f"verdict: {total - failed} of {total} devices OK" + (

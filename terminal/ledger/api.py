@@ -23,6 +23,7 @@ from terminal.ledger import (
     cash,
     catalog,
     codec,
+    coupons,
     expiry,
     holds,
     importing,
@@ -187,9 +188,18 @@ class Ledger:
             raw = txn.get(key, db=self.store.dbs["receipts"])
             return None if raw is None else codec.load(key, raw, f"receipt {receipt_id}")
 
+    def coupon(self, code: str) -> dict[str, Any] | None:
+        """What this terminal knows of a coupon code (terminal.ledger.coupons), or None."""
+        with self.store.env.begin() as txn:
+            return coupons.lookup(txn, self.store.dbs, code)
+
     def adopt_receipt(self, sale: Any, now: Any) -> dict[str, Any]:
         """Another terminal's sale, from the central server, kept here for a return."""
         return adopted.adopt(self.store, sale, now)
+
+    def merge_returns(self, receipt_id: str, returns: Any) -> dict[str, Any]:
+        """The server's returns of a receipt held here, made at other terminals, counted here."""
+        return adopted.merge_returns(self.store, receipt_id, returns)
 
     def usage(self) -> float:
         return self.store.usage()
@@ -225,13 +235,15 @@ class Ledger:
         payment: Any,
         now: Any,
         checkout: str | None = None,
+        presented: Any = None,
     ) -> dict[str, Any]:
-        return sales.commit(self.store, sale_id, quote, card, payment, now, checkout)
+        return sales.commit(self.store, sale_id, quote, card, payment, now, checkout, presented)
 
     def commit_return(
-        self, return_id: str, receipt_id: str, lines: Any, now: Any, tenders: Any = None
+        self, return_id: str, receipt_id: str, lines: Any, now: Any, tenders: Any = None,
+        level_after: returns.LevelAfter | None = None,
     ) -> dict[str, Any]:
-        return returns.commit(self.store, return_id, receipt_id, lines, now, tenders)
+        return returns.commit(self.store, return_id, receipt_id, lines, now, tenders, level_after)
 
     def cash_move(self, op_id: str, kind: str, amount: Any, reason: Any, now: Any) -> dict[str, Any]:
         return cash.move(self.store, op_id, kind, amount, reason, now)

@@ -6,7 +6,11 @@ last return of a line or receipt gives the exact remainder and the stored refund
 sale. Points: the redeemed points given back go to the lots they were taken from, latest-expiring
 first (annulled when that lot has expired); accrued points are clawed back from the sale's
 accrual lot first, then soonest-expiring first; what the balance cannot cover becomes the debt
-lot that the next accruals pay first. The card's cumulative total falls; its type stays.
+lot that the next accruals pay first. The card's cumulative total falls; a level card whose
+cumulative falls below its level takes the level of the lowered cumulative (spec §11
+`level_downgrade`, decided by the running program: `level_after`, `Program.type_after_return`);
+the event's `card_type_after` names it (null: the type stays), and central does the same with
+its own cumulative.
 
 Referral credits (spec §9 is silent; README "Where the spec is silent"): a return takes back
 each upline's credit — points and cumulative — in proportion to the money returned. After each
@@ -18,16 +22,18 @@ the others through the server, from the return event's `referral` list.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from core.arith import div_round_half_up
 from core.errors import RefundError
 from core.refund import compute_refund
-from terminal.ledger import fields, keys, lots, moments
+from terminal.ledger import coupons, fields, keys, lots, moments
 from terminal.ledger.errors import LedgerInputError, LedgerNotFoundError
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
 
+LevelAfter = Callable[[str, int], str | None]  # (card type, cumulative) → the lower level, or None
 RETURNS_PER_RECEIPT_MAX = 1_000
 TENDERS_MAX = 16
 SPLIT_FIELDS = frozenset({"tender", "method", "amount", "original", "reference"})
@@ -35,13 +41,12 @@ SPLIT_FIELDS = frozenset({"tender", "method", "amount", "original", "reference"}
 
 def _points(
     tx: Tx, receipt: dict[str, Any], refund: dict[str, Any], return_id: str, at: moments.Moment
-) -> dict[str, int]:
+) -> dict[str, Any]:
     number, now_ms = receipt["card"], at.ms
     card = tx.card(number)
     if receipt.get("origin") and refund["points_restored"]:
-        # A sale of another terminal (adopted.py): the lots its points came from are not here.
-        restored, annulled = refund["points_restored"], 0
-        lots.add(tx, number, restored, at, None, f"return {return_id}")
+        # A sale of another terminal (adopted.py): its lots are not here, their dates are.
+        restored, annulled = _restore_dated(tx, receipt, refund["points_restored"], return_id, at)
     else:
         restored, annulled = lots.restore(
             tx, number, receipt["moves"], refund["points_restored"], now_ms
@@ -52,6 +57,58 @@ def _points(
     lots.add_debt(tx, number, short)
     card["cumulative"] = max(0, card["cumulative"] - refund["cumulative_decrease"])
     return {"restored": restored, "annulled": annulled, "clawed": clawed - short, "debt": short}
+
+
+def _restore_dated(
+    tx: Tx, receipt: dict[str, Any], points: int, return_id: str, at: moments.Moment
+) -> tuple[int, int]:
+    """Give `points` back with the dates of the lots the other terminal's sale took them from
+    (`sale_lots`, from the server's sale event), latest-expiring first, as `lots.restore` does
+    with our own moves; an expired lot's part is annulled. A sale the server keeps no lots for
+    (an older terminal) gives them back as a lot usable now that never expires."""
+    number, restored, annulled, left = receipt["card"], 0, 0, points
+    taken = receipt.get("sale_lots") or []
+    for entry in sorted(taken, key=latest_first):
+        part = min(left, entry["points"] - entry.get("returned", 0))
+        if part <= 0:
+            continue
+        entry["returned"] = entry.get("returned", 0) + part  # the receipt keeps this
+        left -= part
+        end = moments.optional(entry["expires_at"], "sale lot expires_at")
+        if end is not None and end.ms <= at.ms:
+            annulled += part
+            continue
+        lots.add(tx, number, part, moments.optional(entry["available_from"], "sale lot available_from"),
+                 end, f"return {return_id}")
+        restored += part
+    if left:
+        lots.add(tx, number, left, at, None, f"return {return_id}")
+        restored += left
+    return restored, annulled
+
+
+def latest_first(entry: dict[str, Any]) -> int:
+    """Sort key of a sale lot: never-expiring first, then the latest-expiring."""
+    end = moments.optional(entry["expires_at"], "sale lot expires_at")
+    return -(2**63) if end is None else -end.ms
+
+
+def event_lines(refund: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each line gave back, as the return event carries it (a return of the same receipt
+    at another terminal counts it towards the remainders)."""
+    names = ("line", "qty_milli", "money", "redeem_amount", "accrual_base", "cumulative_decrease", "vat_amount")
+    return [{name: line[name] for name in names} for line in refund["lines"]]
+
+
+def _lower_level(tx: Tx, number: str, level_after: LevelAfter | None) -> str | None:
+    """§11: the card's new, lower level after its cumulative fell, or None (its type stays)."""
+    if level_after is None:
+        return None
+    card = tx.card(number)
+    lowered = level_after(card["type"], card["cumulative"])
+    if lowered is not None:
+        card["type"] = lowered
+    return lowered
 
 
 def _share(credit: int, returned: int, paid: int) -> int:
@@ -101,9 +158,11 @@ def _checked_split(tenders: Any, where: str) -> list[dict[str, Any]]:
 
 
 def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any,
-           tenders: Any = None) -> dict[str, Any]:
+           tenders: Any = None, level_after: LevelAfter | None = None) -> dict[str, Any]:
     """Return `lines` ([{"line", "qty" | "qty_milli"}]) of a receipt; returns the refund.
-    `tenders`: how the money went back (optional; must add up to the refund's money)."""
+    `tenders`: how the money went back (optional; must add up to the refund's money).
+    `level_after`: the running program's §11 rule (`Program.type_after_return`); None keeps
+    the card's type."""
     at = moments.moment(now, "now")
     fields.items(lines, f"return {return_id} lines")
     split = None if tenders is None else _checked_split(tenders, f"return {return_id}")
@@ -128,11 +187,15 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any,
             raise LedgerInputError(f"return {return_id}: tenders give back {sum(p['amount'] for p in split)}, "
                                    f"the refund is {refund['money']}")
         moved = _points(tx, receipt, refund, return_id, at) if receipt["card"] else {}
+        type_after = _lower_level(tx, receipt["card"], level_after) if receipt["card"] else None
         receipt["returns"].append(return_id)
         receipt["refunds"].append(refund)
         if split is not None:
             receipt.setdefault("refund_tenders", []).append(split)
         referral = _referral_back(tx, receipt, at.ms)
+        given_back, voided = [], []
+        if (receipt.get("coupons_used") or receipt.get("issued_coupons")) and coupons.emptied(receipt):
+            given_back, voided = coupons.at_return(tx, receipt)  # spec §13: the return that empties it
         tx.put("receipts", key, receipt, f"receipt {receipt_id}")
         record = {
             "id": return_id,
@@ -143,6 +206,7 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any,
             "referral": referral,
             "shift": tx.meta["shift"],
             "tenders": split,
+            "card_type_after": type_after,
         }
         tx.put_new("returns", keys.text(return_id, "return id"), record, f"return {return_id}")
         seq = tx.event(
@@ -163,6 +227,12 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any,
                 "tenders": split or [],
                 "vat": refund.get("vat", []),
                 "referral": referral,
+                "lines": event_lines(refund),
+
+
+                "card_type_after": type_after,
+                **({"coupons_restored": given_back} if given_back else {}),
+                **({"coupons_voided": voided} if voided else {}),
             },
         )
         return {
@@ -174,6 +244,9 @@ def commit(store: Store, return_id: str, receipt_id: str, lines: Any, now: Any,
             "tenders": split,
             "shift": record["shift"],
             "referral": referral,
+            "card_type_after": type_after,
+            "coupons_restored": given_back,
+            "coupons_voided": voided,
         }
 
     return write(store, return_id, "return", request, body)

@@ -16,7 +16,7 @@ from typing import Any
 import lmdb
 
 from protocol import schemas
-from terminal.ledger import codec, fields, holds, keys, lots, moments
+from terminal.ledger import codec, coupons, fields, holds, keys, lots, moments
 from terminal.ledger.errors import LedgerBalanceError, LedgerInputError, LedgerInvariantError
 from terminal.ledger.moments import Moment
 from terminal.ledger.store import Store
@@ -251,8 +251,10 @@ def commit(
     payment: Any,
     now: Any,
     checkout: str | None = None,
+    presented: Any = None,
 ) -> dict[str, Any]:
-    """Record a paid sale. Returns {receipt, seq, redeemed, accrued, debt_paid, balance}."""
+    """Record a paid sale. Returns {receipt, seq, redeemed, accrued, debt_paid, balance,
+    issued_coupons}. `presented`: the coupons the checkout checked, [{code, series, single_use}]."""
     at = moments.moment(now, "now")
     where = f"sale {sale_id}"
     q = check_quote(quote, where)
@@ -260,6 +262,9 @@ def commit(
     if card is None and (q["redeem"]["points"] or q["accrual"]["points"]):
         raise LedgerInputError(f"{where}: points move but no card is named")
     request = {"quote": q, "card": card, "payment": payment, "checkout": checkout}
+    shown = coupons.checked_presented(presented, where) if presented else []
+    if shown:
+        request["coupons"] = shown
     key = keys.text(sale_id, "sale id")
 
     def body(tx: Tx) -> dict[str, Any]:
@@ -277,6 +282,11 @@ def commit(
             "refunds": [],
             **(part or {"moves": [], "accrual_lot": "", "type_before": None}),
         }
+        used, issued = coupons.at_sale(tx, sale_id, q, shown, at) if shown or q.get("issued_coupons") else ([], [])
+        if shown:
+            receipt["coupons"] = shown  # part of the request (`_request_of`)
+        if used or issued:
+            receipt["coupons_used"], receipt["issued_coupons"] = used, issued
         balance = None
         if card:
             record = tx.card(card)
@@ -301,6 +311,8 @@ def commit(
                 "lines": event_lines(q["lines"]),
                 "gifts": [{"rule": g["rule"], "sku": g["sku"], "qty": g["qty"]} for g in q.get("gifts", [])],
                 "vat": q.get("vat", []),
+                **({"coupons": used} if used else {}),
+                **({"issued_coupons": issued} if issued else {}),
             },
         )
         result = {
@@ -311,6 +323,7 @@ def commit(
             "debt_paid": receipt.get("debt_paid", 0),
             "balance": balance,
             "shift": receipt["shift"],
+            **({"issued_coupons": issued} if issued else {}),
         }
         # The receipt is the sale's op record too: a retry gets this result back from it.
         receipt["result"] = result
@@ -329,6 +342,9 @@ def commit(
     return write(store, sale_id, "sale", request, body, stored)
 
 
+_EVENT_LINE_OPTIONAL = ("vat_amount", "vat_rate", "accrual_base")
+
+
 def event_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The committed quote's lines as the sale event carries them, in cart order (central keeps
     them for returns at another terminal and for analytics; docs/protocol.md §3)."""
@@ -342,7 +358,7 @@ def event_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "redeem_amount": line["redeem_amount"],
             "paid": line["paid"],
             "rules": list(line.get("rules", [])),
-            **({"vat_amount": line["vat_amount"]} if "vat_amount" in line else {}),
+            **{name: line[name] for name in _EVENT_LINE_OPTIONAL if line.get(name) is not None},
         }
         for line in lines
     ]
@@ -351,9 +367,12 @@ def event_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _request_of(receipt: dict[str, Any]) -> dict[str, Any]:
     """The request a receipt was committed from: check_payment allows `tenders` alone in the
     payment, and returns never change a receipt's quote, card or tenders."""
-    return {
+    request = {
         "quote": receipt["quote"],
         "card": receipt["card"],
         "payment": {"tenders": receipt["tenders"]},
         "checkout": receipt.get("checkout"),
     }
+    if receipt.get("coupons"):
+        request["coupons"] = receipt["coupons"]
+    return request

@@ -8,6 +8,7 @@ Sub-databases (keys are fixed-width big-endian, see `keys`; values are msgpack, 
   holds     card + checkout key → hold    receipts  receipt id key → quote, payment, lot moves
   returns   return id key → refund        outbox    u64 seq → event
   ops       operation id key → kind, content digest, result (idempotent retries)
+  phones    phone digest → card number  coupons   code key → series, valid_to, state
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ DB_NAMES = (
     "outbox",
     "ops",
     "phones",  # digest of a phone registered at the kiosk → card number (terminal.ledger.staff)
+    "coupons",  # coupon code → series, last day, state (terminal.ledger.coupons)
 )
 MAX_DBS = 16
 MAP_SIZE_DEFAULT_BYTES = 1024 * 1024 * 1024

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminal.ledger import cards, catalog, fields, keys, lots, mirror, moments
+from protocol import coupons as coupon_codes
+from terminal.ledger import cards, catalog, coupons, fields, keys, lots, mirror, moments
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
 
@@ -28,7 +29,7 @@ ENTRIES_MAX = 10_000
 VERSIONS_MAX = 16
 REFUSED_EVENTS_MAX = 100
 REASON_CHARS_MAX = 300
-BATCH_FIELDS = frozenset({"catalog", "cards", "balances", "versions", "acked", "refused"})
+BATCH_FIELDS = frozenset({"catalog", "cards", "balances", "versions", "acked", "refused", "coupons"})
 REFUSAL_FIELDS = frozenset({"item", "key", "reason"})
 CARD_FIELDS = frozenset(
     {"number", "type", "holder", "referrers", "cumulative", "blocked", "version", "balance", "lots"}
@@ -139,6 +140,13 @@ def _balance_entry(tx: Tx, entry: dict[str, Any], at: moments.Moment, batch_id: 
     return True
 
 
+def _checked_coupon(raw: Any, where: str) -> dict[str, Any]:
+    try:
+        return coupon_codes.check_item(raw)
+    except coupon_codes.CouponCodeError as exc:
+        raise fields.LedgerInputError(f"{where}: {exc}") from None
+
+
 def _refusal(kind: str, raw: Any, exc: Exception) -> dict[str, str]:
     return {"item": kind, "key": mirror.describe(raw), "reason": str(exc)[:REASON_CHARS_MAX]}
 
@@ -189,6 +197,9 @@ def apply(store: Store, batch_id: str, batch: Any, now: Any) -> dict[str, Any]:
         fields.items(b.get("balances", []), f"{where} balances", ENTRIES_MAX), "balance", where, _checked_balance,
         refused,
     )
+    fed_coupons = _checked(
+        fields.items(b.get("coupons", []), f"{where} coupons", ENTRIES_MAX), "coupon", where, _checked_coupon, refused
+    )
     raw_versions = fields.mapping(b.get("versions", {}), f"{where} versions")
     if len(raw_versions) > VERSIONS_MAX:
         raise fields.LedgerInputError(f"{where}: more than {VERSIONS_MAX} versions")
@@ -212,6 +223,9 @@ def apply(store: Store, batch_id: str, batch: Any, now: Any) -> dict[str, Any]:
         for entry in balances:
             ok = _balance_entry(tx, entry, at, batch_id)
             applied, skipped = applied + ok, skipped + (not ok)
+        replay_after = _replay_after(tx, acked) if fed_coupons else 0
+        for item in fed_coupons:  # a code changed here and not yet stored by central keeps its state
+            coupons.put_fed(tx, item, replay_after)
         tx.meta["versions"].update(versions)
         tx.meta["last_update"] = batch_id
         tx.meta["updates_refused"] = tx.meta.get("updates_refused", 0) + len(refused)

@@ -4,7 +4,7 @@
     GET  /v1/screen              language, store name, the programme's terms (shown in full at enrolment)
     GET  /v1/receipts/{id}/qr.svg  the receipt's QR code, SVG drawn by segno
     POST /v1/checkout/phone      attach the card registered to a phone number typed on the screen
-    POST /v1/checkout/coupon     a coupon code typed or scanned (501 until the pricing core has coupons)
+    POST /v1/checkout/coupon     a coupon code typed or scanned, checked and priced (terminal/coupons.py)
     POST /v1/cards               enrolment: a new card for a phone, with consent to the terms
     POST /v1/attendant/session   an attendant's name + PIN → a session token (rate-limited)
     GET|DELETE /v1/attendant/session
@@ -38,15 +38,11 @@ from terminal.ledger import LedgerConflictError
 from terminal.screen import ASSETS, STATIC
 
 TERMS_BYTES_MAX = 64 * 1024
-COUPON = re.compile(r"^[A-Za-z0-9-]{3,32}$")
+COUPON = re.compile(r"^[A-Za-z0-9_-]{3,32}$")
 RECEIPT_ID_CHARS_MAX = 32
 ENROL_TRIES_MAX = 8
 CARD_DIGITS = 13
 CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
-
-
-class NotSupported(CheckoutError):
-    status = 501
 
 
 class KioskRoutes:
@@ -131,10 +127,8 @@ class KioskRoutes:
         _only(body, {"code"})
         code = _text(body, "code") or ""
         if not COUPON.match(code):
-            raise BadRequest("a coupon code is 3..32 of A-Z a-z 0-9 -")
-        # The pricing core of this build has no coupons (spec §13 lands with core v2): say so,
-        # change nothing, and let the screen tell the customer.
-        raise NotSupported(f"coupon {code}: coupons are not supported by this terminal yet; nothing changed")
+            raise BadRequest("a coupon code is 3..32 of A-Z a-z 0-9 _ -")
+        return _ok(await self.daemon.act(self.daemon.register.add_coupon, code, now_local()))
 
     async def enrol(self, request: web.Request) -> web.Response:
 

@@ -6,6 +6,12 @@ Offline — the server does not answer in time — the return is refused with wh
 terminal cannot know what that sale was, nor whether it was returned already. The card the sale
 names is fetched too when the ledger lacks it. A receipt the server does not know either is
 refused as unknown.
+
+A receipt this ledger holds (our own sale, or one adopted earlier) is looked up too when the
+server answers in time: returns of it made at other terminals are folded in
+(`Ledger.merge_returns`), so they count towards the remainders and the receipt is not returned
+twice. Offline, or not yet at the server, the return goes on with what this ledger knows — a
+terminal's own returns must work offline (README "Returns at any terminal").
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import logging
 import re
 from typing import Any
 
-from terminal.ledger import Ledger, LedgerNotFoundError
+from terminal.ledger import Ledger, LedgerError, LedgerNotFoundError
 from terminal.sync.cards import _store_online
 from terminal.sync.client import SyncClient
 from terminal.sync.errors import SyncError, TransientError
@@ -43,6 +49,8 @@ async def adopt_from_central(
     """Make `receipt` available in the ledger for a return; True when it was adopted now.
     A receipt already here is left alone (False)."""
     if await asyncio.to_thread(ledger.receipt, receipt) is not None:
+        if client is not None:
+            await _merge_elsewhere(ledger, client, receipt, timeout_ms)
         return False
     if client is None:
         raise ReceiptOfflineError(_offline(receipt, "the sync task has not started"))
@@ -60,6 +68,23 @@ async def adopt_from_central(
     done = await asyncio.to_thread(ledger.adopt_receipt, sale, now)
     log.info("event=receipt_adopted receipt=%s from=%s", receipt, sale.get("terminal"))
     return bool(done["adopted"])
+
+
+async def _merge_elsewhere(ledger: Ledger, client: SyncClient, receipt: str, timeout_ms: int) -> None:
+    try:
+        sale = await asyncio.wait_for(client.get_receipt(receipt, timeout_ms), timeout_ms / 1000)
+    except (TransientError, TimeoutError, SyncError) as exc:
+        log.info("event=receipt_returns_unchecked receipt=%s reason=%r", receipt, str(exc)[:120])
+        return
+    if sale is None or not sale.get("returns"):
+        return
+    try:
+        done = await asyncio.to_thread(ledger.merge_returns, receipt, sale["returns"])
+    except LedgerError as exc:  # the server's data must not stop a return made here
+        log.warning("event=receipt_returns_refused receipt=%s reason=%r", receipt, str(exc)[:200])
+        return
+    if done["merged"]:
+        log.info("event=receipt_returns_merged receipt=%s returns=%d", receipt, len(done["merged"]))
 
 
 async def _has_card(ledger: Ledger, number: Any, now: Any) -> bool:

@@ -88,9 +88,11 @@ def ledger_batch(page: dict[str, Any]) -> dict[str, Any]:
         "balances": page.get("balances", []),
         "versions": page.get("versions", {}),
     }
+    if page.get("coupons"):
+        batch["coupons"] = page["coupons"]
     if page.get("refused"):
         batch["refused"] = page["refused"]
-    if batch["cards"] and "acked" in page:
+    if (batch["cards"] or batch.get("coupons")) and "acked" in page:
         batch["acked"] = page["acked"]  # what the card states include of this terminal's events
     return batch
 

@@ -71,6 +71,25 @@ def test_edge_moments(now):
     assert {"rule": f"day{weekday}", "text": f"day {weekday}"} in compiled["messages"]
 
 
+@pytest.mark.parametrize("now", [
+    "2026-12-02T11:30:00.000000+03:00",  # zero microseconds: isoformat leaves them out
+    "2026-12-02T11:30:00.000250+03:00",
+    "2026-12-02T11:30:00-00:00",  # UTC written with a minus: isoformat writes "+00:00"
+    "2028-02-10T00:00:00+00:00",  # the lot's window crosses a leap day
+    "9999-12-10T10:00:00-23:59",  # its expiry passes year 9999: the reference's refusal
+    "9999-12-31T23:59:59.999999+23:59",
+])
+def test_lot_dates_written_in_c_match_the_reference(now):
+    def lot(cls):
+        try:
+            return cls(PROGRAM).quote(CART, CARD, now)["accrual"]
+        except CartError as exc:
+            return f"CartError: {exc}"
+    compiled, pure = lot(_cengine.Engine), lot(fallback.Engine)
+    assert compiled == pure
+    assert now.startswith("9999") == isinstance(compiled, str)
+
+
 def test_json_decoded_keys_read_like_literal_ones():
     now = "2026-12-02T11:30:00+03:00"
     decoded_cart, decoded_card = json.loads(json.dumps(CART)), json.loads(json.dumps(CARD))

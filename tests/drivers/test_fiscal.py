@@ -1,5 +1,6 @@
 """Fiscal documents, the simulated registrar, the fiscal queue, and the ATOL JSON-task driver
-against a loopback aiohttp server that checks every request against the task schema."""
+against a loopback aiohttp server that checks every request against the task schema and answers
+as ATOL's web server does (field names as docs/fiscal.md cites them)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiohttp import web
@@ -50,6 +51,29 @@ def test_document_from_quote_lines() -> None:
         document_from_lines("x", "refund", LINES, {}, TENDERS, "osn", "")  # type: ignore[arg-type]
 
 
+POINTS_LINES = [  # 2 × milk at 89.90: 50.00 paid with points on the first line, 30.00 off the TV
+    {**LINES[0], "paid": 12980, "redeem_amount": 5000, "vat_amount": 1180},
+    {**LINES[1], "paid": 1137000, "redeem_amount": 3000, "vat_amount": 189500},
+    {**LINES[2], "redeem_amount": 100},  # a line paid with points only
+]
+
+
+def test_points_are_a_payment_of_type_other_and_the_items_keep_their_price() -> None:
+    d = document_from_lines("T01-P", "sell", POINTS_LINES, {}, [{"method": "card", "amount": 1149980}],
+                            "osn", "self-checkout")
+    assert [(i.amount, i.vat_amount) for i in d.items] == [(17980, 1635), (1140000, 190000), (100, 0)]
+    assert [(p.type, p.amount) for p in d.payments] == [("electronically", 1149980), ("other", 8100)]
+    task = sell_task(d, "osn")
+    assert task["payments"] == [{"type": "electronically", "sum": 11499.8}, {"type": "other", "sum": 81.0}]
+    assert task["total"] == 11580.8
+    # a partial return of the first line: its refunded money and points, the same payment types
+    back = document_from_lines("T01-R", "sellReturn", [{**POINTS_LINES[0], "money": 6490, "redeem_amount": 2500,
+                                                        "qty_milli": 1000}], {}, [{"method": "card", "amount": 6490}],
+                               "osn", "Olga", amount_key="money")
+    assert [(p.type, p.amount) for p in back.payments] == [("electronically", 6490), ("other", 2500)]
+    assert back.items[0].amount == 8990 and back.items[0].vat_amount == 817
+
+
 def test_atol_sell_task_fields() -> None:
     task = sell_task(doc(), "osn")
     assert task["type"] == "sell" and task["taxationType"] == "osn" and task["operator"] == {"name": "Olga"}
@@ -69,6 +93,8 @@ class AtolServer:
     """ATOL's web server, enough of it: tasks are checked against the schema, then 'executed'."""
 
     TAX = frozenset({"none", "vat0", "vat5", "vat7", "vat10", "vat20", "vat22"})
+    PAYMENTS = frozenset({"cash", "electronically", "prepaid", "credit", "other"})
+    OK: ClassVar[dict[str, Any]] = {"code": 0, "description": ""}
 
     def __init__(self) -> None:
         self.tasks: dict[str, dict[str, Any]] = {}
@@ -119,7 +145,7 @@ class AtolServer:
                 assert isinstance(item[key], Decimal | int)
             assert item["amount"] == item["amount"].quantize(Decimal("0.01"))
             total += item["amount"]
-        assert all(p["type"] in ("cash", "electronically") and set(p) == {"type", "sum"} for p in task["payments"])
+        assert all(p["type"] in self.PAYMENTS and set(p) == {"type", "sum"} for p in task["payments"])
         assert sum(p["sum"] for p in task["payments"]) == total == task["total"]
 
     async def get(self, request: web.Request) -> web.Response:
@@ -128,15 +154,15 @@ class AtolServer:
             return web.json_response({"error": "no such task"}, status=404)
         entry["polls"] += 1
         if entry["polls"] <= self.polls_before_ready:
-            return web.json_response({"results": [{"status": "inProgress", "errorCode": 0}]})
+            return web.json_response({"results": [{"status": "inProgress", "error": self.OK, "result": None}]})
         if entry["fail"]:
-            return web.json_response({"results": [{"status": "error", "errorCode": 44,
-                                                   "errorDescription": entry["fail"]}]})
+            return web.json_response({"results": [{"status": "error", "result": None,
+                                                   "error": {"code": 44, "description": entry["fail"]}}]})
         if entry["task"]["type"] == "getDeviceStatus":
-            return web.json_response({"results": [{"status": "ready", "errorCode": 0,
+            return web.json_response({"results": [{"status": "ready", "error": self.OK,
                                                    "result": {"deviceStatus": self.device}}]})
         number = list(self.tasks).index(request.match_info["uuid"]) + 1
-        return web.json_response({"results": [{"status": "ready", "errorCode": 0, "result": {
+        return web.json_response({"results": [{"status": "ready", "error": self.OK, "result": {
             "fiscalParams": {"fiscalDocumentNumber": number, "total": entry["task"]["total"]}}}]},
             dumps=lambda v: json.dumps(v, default=str))
 
@@ -159,13 +185,18 @@ def test_atol_registers_once_and_reports_why_it_cannot() -> None:
             assert task_uuid("T01-20261123-0001") in server.tasks
             back = await atol.register(doc("sellReturn", "T01-R1"))
             assert back.ok and server.posted[-1]["type"] == "sellReturn"
+            points = document_from_lines("T01-P", "sell", POINTS_LINES, {}, [{"method": "card", "amount": 1149980}],
+                                         "usnIncome", "self-checkout")
+            assert (await atol.register(points)).ok and server.posted[-1]["payments"][-1]["type"] == "other"
 
             server.device |= {"paperPresent": False, "shift": "expired"}
             reason = await atol.check()
             assert reason == "fiscal registrar fiscal: out of paper, shift over 24 h: close the shift (Z report)"
             server.fail_next = "Нет связи с ФН"
             failed = await atol.register(doc("sell", "T01-2"))
-            assert not failed.ok and failed.detail == "Нет связи с ФН"
+            assert not failed.ok and failed.detail == "Нет связи с ФН (code 44)"
+            server.fail_next = "Смена превысила 24 часа"
+            assert await atol.check() == "fiscal registrar fiscal: Смена превысила 24 часа (code 44)"
         finally:
             await server.runner.cleanup()
         gone = await AtolRegistrar("fiscal", url, timeout_s=1).check()

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import socket
 import threading
@@ -488,7 +489,7 @@ def test_x_report_of_a_first_shift_and_bad_reports():
 
 TENDERED = Receipt(
     "R-7", "2026-11-23 12:00", "Shop", store_address="1 Main St", store_legal_name="Shop LLC",
-    store_tax_id="7701234567", shift=3, checkout_by="Cashier Olga",
+    store_tax_id="7701234567", shift=3, cashier="Olga",
     lines=(ReceiptLine("Milk", 1000, 8990, 8990),), subtotal=8990, total=8990, to_pay=8990,
     payments=(("Cash", 8990), ("  Cash given", 10000)), change=1010, vat=((1000, 8990, 817),),
     open_drawer=True, copy=True,
@@ -510,16 +511,16 @@ def test_tenders_vat_seller_copy_and_drawer_bytes_per_profile(tmp_path, profile)
     want.set(align="center", bold=True, double_height=True)
     want.textln("Shop")
     want.set(align="center", bold=False, normal_textsize=True)
+    want.textln("Shop LLC")  # the seller block: legal name, address, tax id, under the store's name
     want.textln("1 Main St")
-    want.textln("Receipt R-7")
-    want.textln("2026-11-23 12:00")
-    want.set(align="left")
-    want.textln("Shop LLC")
     want.textln("Tax ID 7701234567")
+    want.textln("Receipt R-7")
     want.textln("Shift 3  Cashier Olga")
-    want.set(align="center", bold=True)
+    want.textln("2026-11-23 12:00")
+    want.set(bold=True)
     want.textln("COPY")
-    want.set(align="left", bold=False)
+    want.set(bold=False)
+    want.set(align="left")
     want.textln("-" * cols)
     want.textln("Milk")
     want.textln(pair("  1 x 89.90", "89.90"))
@@ -547,6 +548,15 @@ def test_tenders_vat_seller_copy_and_drawer_bytes_per_profile(tmp_path, profile)
     # pinned literally: ESC @, then the drawer kick on pin 2 (ESC p 0 50 50), before any text
     assert data.startswith(b"\x1b@\x1bp\x0022\x1b!")
     assert "COPY" in text and "Change" in text and "[DRAWER]" not in text
+    assert [ln.strip() for ln in text.splitlines()[:8]] == [
+        "Shop", "Shop LLC", "1 Main St", "Tax ID 7701234567", "Receipt R-7", "Shift 3  Cashier Olga",
+        "2026-11-23 12:00", "COPY"]
+    ru = printer.render(dataclasses.replace(TENDERED, language="ru", cashier="", checkout_by="Self-checkout",
+                                            kind="return"))[1]
+    assert [ln.strip() for ln in ru.splitlines()[3:9]] == [
+        "ИНН 7701234567", "Чек R-7", "Смена 3  Касса самообслуживания", "2026-11-23 12:00", "ВОЗВРАТ", "КОПИЯ"]
+    cashier_ru = printer.render(dataclasses.replace(TENDERED, language="ru"))[1]
+    assert "Смена 3  Кассир Olga" in cashier_ru
 
 
 @pytest.mark.parametrize(("profile", "want"), [
@@ -633,3 +643,33 @@ def test_receipt_language_is_checked():
 
     with pytest.raises(ReceiptError, match="language"):
         dataclasses.replace(SMALL, language="de")
+
+
+def test_issued_coupons_print_as_code128_barcodes_with_their_last_day(tmp_path):
+    # spec §13: each code the sale issued, as the same python-escpos barcode call as a receipt id
+    code = "CP-T01-1-K7QD3"
+    receipt = Receipt(**{**{f: getattr(SMALL, f) for f in ("receipt_id", "time", "store_name", "lines", "subtotal",
+                                                            "discount", "total", "to_pay", "payment_method")}},
+                      coupons=((code, "2026-05-10"),))
+    printer = ReceiptPrinter(spec(), Spool(tmp_path / "a"))
+    data, text = printer.render(receipt)
+    columns = printer.columns
+    want = Dummy(profile="TM-T88V")
+    want.textln("-" * columns)
+    want.set(align="center", bold=True)
+    want.textln("COUPON")
+    want.set(bold=False)
+    want.textln("Valid until 2026-05-10")
+    want.barcode("{B" + code, "CODE128", function_type="B")
+    want.textln(code)
+    want.set(align="left")
+    block = want.output.removeprefix(b"\x1bt\x00")  # a fresh Dummy selects its code page first
+    assert block in data and data.index(block) < data.index(b"\x1d(k")  # before the receipt's own QR
+    # GS k 73 (CODE128, function B), length, code set B, then the code itself
+    assert b"\x1dkI" + bytes([len(code) + 2]) + b"{B" + code.encode() in data
+    assert "COUPON" in text and "Valid until 2026-05-10" in text and code in text
+    simple = ReceiptPrinter(PrinterSpec("p", "file", profile="simple"), Spool(tmp_path / "b"))
+    data, _ = simple.render(receipt)
+    assert b"\x1dk" not in data and code.encode() + b"\n" in data  # no barcode support: the code as text
+    with pytest.raises(ReceiptError, match="coupon code"):
+        Receipt("R-2", "t", "Shop", coupons=(("bad\ncode", "2026-05-10"),))

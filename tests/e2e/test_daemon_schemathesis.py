@@ -40,11 +40,8 @@ CHECKS = [
     openapi_checks.allow_header_conformance,
 ]
 
-# The event stream never ends; tests/e2e/test_daemon_api_guards.py covers it. The coupon route
-# answers its documented 501 until the terminal keeps coupon codes (issue 13's ledger part), which
-# the server-error check would count as a failure.
-schema = (schemathesis.openapi.from_path(DOC).exclude(path="/v1/events")
-          .exclude(path="/v1/checkout/coupon"))
+# The event stream never ends; tests/e2e/test_daemon_api_guards.py covers it.
+schema = schemathesis.openapi.from_path(DOC).exclude(path="/v1/events")
 
 
 @pytest.fixture(scope="module")

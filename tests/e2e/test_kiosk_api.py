@@ -137,7 +137,7 @@ def test_enrolment_makes_a_card_found_by_phone_and_a_card_registered_event(termi
             status, body = await api.call("POST", "/v1/checkout/phone", {"phone": "+7 900 000-00-00"})
             assert status == 404
             status, body = await api.call("POST", "/v1/checkout/coupon", {"code": "SPR-0001"})
-            assert status == 501 and "not supported" in body["error"]
+            assert status == 404 and "not known to this terminal" in body["error"]  # no such code fed
             assert (await api.call("POST", "/v1/checkout/coupon", {"code": "<script>"}))[0] == 400
             return str(card["card"])
 

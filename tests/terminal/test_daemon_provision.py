@@ -81,3 +81,18 @@ def test_status_refuses_an_unprovisioned_ledger(tmp_path: Path, capsys: pytest.C
         item.unlink()
     assert main(["status", "--config", str(cfg.path)]) == 2
     assert "run posterm provision" in capsys.readouterr().err
+
+
+def test_a_ledger_that_cannot_be_made_leaves_no_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by the checks' blind spot: the config used to be written before the ledger, so a
+    ledger failure left a config that pointed at nothing (and a re-run needed --force)."""
+    ledger_dir = tmp_path / "state" / "ledger"
+    ledger_dir.mkdir(parents=True)
+    (ledger_dir / "data.mdb").write_bytes(b"not an lmdb file")
+    assert main(provision_args(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("posterm: ") and err.count("\n") == 1
+    assert not (tmp_path / "etc" / "terminal.toml").exists()
+    (ledger_dir / "data.mdb").unlink()
+    assert main(provision_args(tmp_path)) == 0  # the fixed machine provisions without --force
+    assert load_config(tmp_path / "etc" / "terminal.toml").terminal_id == "T07"

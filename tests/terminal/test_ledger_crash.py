@@ -3,7 +3,8 @@
 After every kill the next child first retries the operation that was in flight (same id, same
 content). At the end: every acknowledged operation is in the ledger exactly once, nothing that
 was never begun is there, no sale is partial, all invariants hold and the outbox is gap-free.
-Bounded: POSTERM_CRASH_KILLS kills (default 200) and `WALL_S_MAX` seconds, fixed seed.
+Bounded: POSTERM_CRASH_KILLS kills (default 200) and `WALL_S_MAX` seconds (longer, up to
+`WALL_S_HARD`, until `KILLS_MIN` kills on a loaded machine), fixed seed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from .conftest import add_card
 KILLS = int(os.environ.get("POSTERM_CRASH_KILLS", "200"))
 KILLS_MIN = 100
 WALL_S_MAX = 50.0
+# A loaded machine runs past WALL_S_MAX until KILLS_MIN kills: the test bounds work, not speed.
+WALL_S_HARD = 300.0
 SEED = 20261123
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +74,9 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates_a_sale(tmp_path):
     retry = None
     kills = 0
     started = time.monotonic()
-    while kills < KILLS and time.monotonic() - started < WALL_S_MAX:
+    while kills < KILLS and (
+        (elapsed := time.monotonic() - started) < WALL_S_MAX or (kills < KILLS_MIN and elapsed < WALL_S_HARD)
+    ):
         lines = _run_child(
             path, kills, rng.randrange(2**32), retry, rng.uniform(0.0, 0.04), tmp_path / "child.err"
         )
@@ -86,7 +91,7 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates_a_sale(tmp_path):
                 if in_flight is not None and in_flight["id"] == line[4:]:
                     in_flight = None
         retry = in_flight
-    assert kills >= min(KILLS, KILLS_MIN), f"only {kills} kills in {WALL_S_MAX} s"
+    assert kills >= min(KILLS, KILLS_MIN), f"only {kills} kills in {WALL_S_HARD} s"
 
     ledger = Ledger(path)
     result = ledger.verify()

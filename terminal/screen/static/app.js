@@ -24,7 +24,6 @@ const T = {
     points_title: "Pay with points", points_have: "Up to {points} points can pay for this purchase",
     points_take: "{points} points take {money} off", apply: "Apply", no_points: "No points",
     coupon_title: "Coupon or promo code", coupon_how: "Type the code or scan the coupon", send: "Send",
-    coupon_unsupported: "Coupons are not accepted at this kiosk yet.",
     pay_title: "Payment", pay_how: "Insert, tap or swipe your bank card on the payment terminal.",
     pay_device: "Pay {money} (payment terminal)", paying: "Waiting for the payment terminal…",
     enrol_title: "Register a loyalty card", enrol_phone: "Your mobile phone number:",
@@ -62,7 +61,6 @@ const T = {
     points_title: "Оплата баллами", points_have: "Этой покупкой можно оплатить до {points} баллов",
     points_take: "{points} баллов спишут {money}", apply: "Применить", no_points: "Без баллов",
     coupon_title: "Купон или промокод", coupon_how: "Введите код или отсканируйте купон", send: "Отправить",
-    coupon_unsupported: "Эта касса пока не принимает купоны.",
     pay_title: "Оплата", pay_how: "Вставьте, приложите или проведите банковскую карту на платёжном терминале.",
     pay_device: "Оплатить {money} (платёжный терминал)", paying: "Ждём платёжный терминал…",
     enrol_title: "Оформление карты лояльности", enrol_phone: "Номер вашего мобильного телефона:",
@@ -380,7 +378,7 @@ function couponPanel(panel) {
       await api("POST", "/v1/checkout/coupon", { code: input.value.trim() });
       closePanel();
     } catch (err) {
-      error.textContent = err.status === 501 ? t("coupon_unsupported") : err.message;
+      error.textContent = err.message;  // the daemon's one line: unknown, used, expired, …
     }
   };
   panel.replaceChildren(h("h2", {}, t("coupon_title")), h("p", {}, t("coupon_how")), input, error,
@@ -388,7 +386,7 @@ function couponPanel(panel) {
       h("button", { type: "button", class: "secondary", on: { click: closePanel } }, t("cancel")),
       h("button", { type: "button", class: "primary", on: { click: send } }, t("send"))));
   input.focus();
-  // a coupon scanned while this panel is open arrives as an unknown product code
+  // a coupon's barcode goes to the checkout by itself; any other unknown code lands here
   return { name: "coupon", scanned: (code) => { input.value = code; send(); } };
 }
 
