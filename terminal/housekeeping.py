@@ -23,20 +23,22 @@ PASSES_PER_ROUND_MAX = 20
 def prune_round(daemon: Daemon, now: Any) -> dict[str, Any]:
     """Prune until done or the round's budget is spent; skipped while a checkout is open."""
     keep = daemon.config.retention
-    totals: dict[str, Any] = {"events": 0, "receipts": 0, "more": False, "skipped": False}
+    totals: dict[str, Any] = {"events": 0, "receipts": 0, "ops": 0, "more": False, "skipped": False}
     if daemon.register.current is not None:
         return {**totals, "skipped": True}
     for _ in range(PASSES_PER_ROUND_MAX):
         step = daemon.ledger.prune(now, keep.events_keep_days, keep.receipts_keep_days)
         totals["events"] += step["events"]
         totals["receipts"] += step["receipts"]
+        totals["ops"] += step["ops"]
         totals["more"] = step["more"]
         if not step["more"]:
             break
-    if totals["events"] or totals["receipts"]:
+    if totals["events"] or totals["receipts"] or totals["ops"]:
         from terminal.daemon import log_event  # the daemon module imports this one
 
-        log_event("ledger_pruned", events=totals["events"], receipts=totals["receipts"], more=totals["more"])
+        log_event("ledger_pruned", events=totals["events"], receipts=totals["receipts"], ops=totals["ops"],
+                  more=totals["more"])
     return totals
 
 

@@ -283,7 +283,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    totals = {"events": 0, "receipts": 0}
+    totals = {"events": 0, "receipts": 0, "ops": 0}
     with _open(args) as ledger:
         for _ in range(retention.PASSES_MAX):
             step = ledger.prune(_now(args), args.events_keep_days, args.receipts_keep_days)
@@ -292,7 +292,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
                 break
         size = ledger.stats()["usage_percent"]
     _print(args, {**totals, "usage_percent": size},
-           f"{args.ledger}: pruned {totals['events']} events, {totals['receipts']} receipts; map {size} % used")
+           f"{args.ledger}: pruned {totals['events']} events, {totals['receipts']} receipts, "
+           f"{totals['ops']} op records; map {size} % used")
     return 0
 
 

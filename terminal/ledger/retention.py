@@ -5,7 +5,12 @@ Without it a ledger grows by every sale forever. `prune` drops
   period reports and a restored central server (which the terminal re-sends to) need them until then;
 - receipts older than `receipts_keep_days` (the return window) whose sale and returns the server
   acknowledged, with their return records and those returns' op records — a later return of such
-  a receipt goes through the central server.
+  a receipt goes through the central server;
+- op records of the other operations (cash in/out, adjustments, holds, expiry, imports, shift
+  closes, attendant actions, enrolments, applied updates) once the ledger's newest event when
+  they committed (`last_seq`: theirs, or the one before when they wrote none) is pruned: acked
+  and outside `events_keep_days`. A retry of such an old operation id is no longer recognised —
+  the window is far longer than any client's retry. Records of builds before `last_seq` stay.
 Nothing unsent, nothing of the open shift and never the newest event is dropped.
 
 One bounded write transaction per call (`ITEMS_PER_PRUNE_MAX` deletions), no outbox event (it is
@@ -97,6 +102,32 @@ def _prune_receipts(txn: lmdb.Transaction, dbs: dict[str, Any], acked_seq: int, 
     return len(doomed), more
 
 
+# Op records that retention may drop by their events' age; sales and returns go with their receipt.
+PRUNABLE_OP_KINDS = frozenset({"adjustment", "cash_in", "cash_out", "expiry", "hold", "hold_void", "import",
+                               "shift_close", "attendant_action", "card_registered", "update"})
+
+
+def _prune_ops(txn: lmdb.Transaction, dbs: dict[str, Any], budget: int) -> tuple[int, bool]:
+    """Delete op records of `PRUNABLE_OP_KINDS` whose `last_seq` is below the outbox's first
+    event (pruned: acked, of a closed shift, outside the window); scans ≤ 4 × `budget` records."""
+    outbox = txn.cursor(db=dbs["outbox"])
+    if not outbox.first():
+        return 0, False
+    first_seq = keys.read_u64(bytes(outbox.key()))
+    doomed: list[bytes] = []
+    more = False
+    for scanned, (key, raw) in enumerate(txn.cursor(db=dbs["ops"])):
+        if scanned >= budget * 4 or len(doomed) >= budget:
+            more = len(doomed) >= budget  # a full scan of unprunable records is no reason to loop
+            break
+        op = codec.load(key, raw, "operation")
+        if op.get("kind") in PRUNABLE_OP_KINDS and 0 < op.get("last_seq", 0) < first_seq:
+            doomed.append(bytes(key))
+    for key in doomed:
+        txn.delete(key, db=dbs["ops"])
+    return len(doomed), more
+
+
 def prune(store: Store, now: Any, events_keep_days: int = EVENTS_KEEP_DAYS_DEFAULT,
           receipts_keep_days: int = RECEIPTS_KEEP_DAYS_DEFAULT,
           items_max: int = ITEMS_PER_PRUNE_MAX) -> dict[str, Any]:
@@ -113,6 +144,7 @@ def prune(store: Store, now: Any, events_keep_days: int = EVENTS_KEEP_DAYS_DEFAU
             receipts, more_receipts = _prune_receipts(
                 txn, store.dbs, meta["acked_seq"], at.ms - receipts_days * DAY_MS, items_max - events or 1
             )
+            ops, more_ops = _prune_ops(txn, store.dbs, max(items_max - events - receipts, 1))
     except lmdb.MapFullError:
         raise store.map_full() from None
-    return {"events": events, "receipts": receipts, "more": more_events or more_receipts}
+    return {"events": events, "receipts": receipts, "ops": ops, "more": more_events or more_receipts or more_ops}

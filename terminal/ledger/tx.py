@@ -379,8 +379,13 @@ def write(
                 rider(tx)
             tx.finish()
             if stored is None:
+                # `last_seq`: the ledger's newest event once it committed (its own, or the one
+                # before it when it wrote none) — retention drops the record once that event is
+                # pruned (terminal/ledger/retention.py).
+                last_seq = tx.meta["next_seq"] - 1
                 tx.put_new(
-                    "ops", op_key, {"kind": kind, "digest": wanted, "result": result}, f"operation {op_id}"
+                    "ops", op_key, {"kind": kind, "digest": wanted, "result": result, "last_seq": last_seq},
+                    f"operation {op_id}",
                 )
     except lmdb.MapFullError:
         raise store.map_full() from None
