@@ -272,8 +272,7 @@ def terminals(store: Store) -> list[dict[str, Any]]:
 
 
 def feed_head(store: Store) -> int:
-    rows = store._query("SELECT MAX(cursor) FROM feed")
-    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+    return store.feed_head()
 
 
 __all__ = ["ROLES", "ConsoleError", "StoreError", "User"]

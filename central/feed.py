@@ -10,6 +10,12 @@ includes exactly this terminal's events through `acked` — never one more. Entr
 card's §12 facts when it has any (central/cardfacts.py).
 Limits: `FEED_PAGE_ENTRIES_MAX` entries and about `PAGE_CARD_BYTES_MAX` bytes of card entries a
 page (a card's lots make entries of very different sizes; the rest waits for the next page).
+
+A terminal's cursor above the feed's head can only mean that the server was restored from an
+older backup: the reply is then an empty page `{"cursor": 0, "reset": true, "head": H}`, and
+the terminal takes its card versions above H back to 1 (older than anything this server will
+send) and reads the feed again from 0 (terminal/sync/updates.py) — instead of being told
+"nothing new" for ever.
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ def build_updates(store: Store, terminal: str, since: int, limit: int = FEED_PAG
     )
     more = len(merged) > limit or len(items) == limit or len(cards) == limit
     page = merged[:limit]
+    if not page and since > 0:
+        head = store.feed_head()
+        if since > head:
+            return {"cursor": 0, "more": True, "acked": acked, "rules": None, "catalog": [], "cards": [],
+                    "versions": {}, "reset": True, "head": head}
     out: dict[str, Any] = {
         "cursor": since,
         "more": more,

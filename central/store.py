@@ -449,6 +449,11 @@ class Store(ABC):
             out[str(sku)] = [] if item.get("deleted") else list(item.get("barcodes", []))
         return out
 
+    def feed_head(self) -> int:
+        """The newest cursor of the feed (items and cards); 0 for an empty one."""
+        rows = self._query("SELECT (SELECT MAX(cursor) FROM feed), (SELECT MAX(cursor) FROM cards)")
+        return max((int(v) for v in rows[0] if v is not None), default=0) if rows else 0
+
     def feed_cards(self, since: int, limit: int) -> list[tuple[int, CardState]]:
         rows = self._query(
             f"SELECT {CARD_COLUMNS}, cursor FROM cards WHERE cursor > ? ORDER BY cursor LIMIT ?", (since, limit)

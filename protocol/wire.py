@@ -55,7 +55,7 @@ CONTENT_TYPE = "application/msgpack"
 BATCH_FIELDS = frozenset({"v", "terminal", "epoch", "first_seq", "last_seq", "prev_mac", "events"})
 EVENT_REQUIRED = ("id", "epoch", "seq", "type")
 UPDATE_FIELDS = frozenset({"v", "cursor", "more", "acked", "rules", "catalog", "cards", "balances", "versions",
-                           "coupons"})
+                           "coupons", "reset", "head"})
 _NO_DELTAS: dict[str, int] = {}
 _ID_RE = re.compile(r"[0-9a-f]{32}")
 _TERMINAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -390,6 +390,10 @@ def decode_updates(data: bytes) -> dict[str, Any]:
             raise ProtocolError("update rules version must be 1..64 chars")
         if not isinstance(rules.get("text"), str):
             raise ProtocolError("update rules text must be a string")
+    if "reset" in raw and (raw["reset"] is not True or raw.get("cursor") != 0):
+        raise ProtocolError("update field 'reset' must be true, with cursor 0")
+    if "head" in raw:
+        _int(raw["head"], "update head")
     for name in ("catalog", "cards", "balances", "coupons"):
         for i, entry in enumerate(_list(raw.get(name, []), f"update {name}", UPDATES_ENTRIES_MAX)):
             _map(entry, f"update {name} {i}")

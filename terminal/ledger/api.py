@@ -276,6 +276,10 @@ class Ledger:
     def apply_updates(self, batch_id: str, batch: Any, now: Any) -> dict[str, Any]:
         return updates.apply(self.store, batch_id, batch, now)
 
+    def rebase_feed(self, head: int, was: int) -> dict[str, Any]:
+        """A restored central server: card versions above its feed head go back (updates.rebase)."""
+        return updates.rebase(self.store, head, was)
+
     def close_shift(self, op_id: str, totals: dict[str, Any], now: Any) -> dict[str, Any]:
         return shifts.close(self.store, op_id, totals, now)
 

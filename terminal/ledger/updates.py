@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from protocol import coupons as coupon_codes
-from terminal.ledger import cards, catalog, coupons, fields, keys, lots, mirror, moments
+from terminal.ledger import cards, catalog, codec, coupons, fields, keys, lots, mirror, moments
 from terminal.ledger.store import Store
 from terminal.ledger.tx import Tx, write
 
@@ -90,6 +90,26 @@ def _checked_card(raw: Any, where: str) -> dict[str, Any]:
             raise fields.LedgerInputError(f"{where}: lots without a balance")
         out["lots"] = mirror.checked_lots(entry["lots"], where, out["balance"])
     return out
+
+
+def rebase(store: Store, head: int, was: int) -> dict[str, Any]:
+    """The central server was restored (its feed's head `head` is below our cursor `was`): card
+    versions above `head` go back to 1 — confirmed by a server, older than anything the restored
+    one sends — so its entries apply again, in one write transaction. Versions at or below
+    `head` are the same history on both sides and stay."""
+
+    def body(tx: Tx) -> dict[str, Any]:
+        above = []
+        with tx.txn.cursor(db=tx.dbs["cards"]) as cursor:
+            for key, raw in cursor:
+                record = codec.load(bytes(key), raw, "card")
+                if record["server_version"] > head:
+                    above.append(record["number"])
+        for number in above:
+            tx.card(number)["server_version"] = 1
+        return {"head": head, "was": was, "cards": len(above)}
+
+    return write(store, f"rebase-{was}-{head}", "feed_rebase", {"head": head, "was": was}, body)
 
 
 def _card_entry(

@@ -179,6 +179,14 @@ class UpdatesPuller:
         self.applied_pages = 0
         self.rules_refused: str | None = None  # the last rules from the feed that did not compile
 
+    async def _rebase(self, head: int) -> None:
+        """The server's feed ends below our cursor: it was restored from an older backup. Card
+        versions above its head go back, then the feed is read again from 0 (central/feed.py)."""
+        done = await asyncio.to_thread(self.ledger.rebase_feed, head, self.cursor)
+        log.warning("event=feed_reset cursor=%s head=%s cards_rebased=%s", self.cursor, head, done["cards"])
+        await asyncio.to_thread(write_atomic, self.state_file, cursor_state(0, self.epoch))
+        self.cursor = 0
+
     async def pull(self) -> int:
         """Pull and apply pages until the feed has no more; returns the pages applied."""
         pages = 0
@@ -188,6 +196,9 @@ class UpdatesPuller:
                 page = await self.client.get_updates(self.cursor, backlog)
             except wire.ProtocolError as exc:
                 raise SyncError(f"update page after cursor {self.cursor}: refused: {exc}") from None
+            if page.get("reset"):
+                await self._rebase(page.get("head", 0))
+                continue
             if page["cursor"] < self.cursor:
                 raise SyncError(f"central moved the cursor back ({page['cursor']} < {self.cursor})")
             now = datetime.now(UTC).isoformat()
