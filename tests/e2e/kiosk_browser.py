@@ -24,6 +24,10 @@ POLL_S = 0.02
 SCREENS_ENV = "POSTERM_SCREENSHOTS"  # a directory: screenshots are kept there (docs/screens)
 
 
+# What the kiosk screen showed, for a timeout's message: screen, toast, panel.
+KIOSK_SHOWN = ("return [document.body.dataset.screen, document.getElementById('toast').textContent,"
+               "document.getElementById('panel').innerText.slice(0, 200)]")
+
 class Browser:
     def __init__(self, profile: Path, width: int, height: int) -> None:
         if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
@@ -48,17 +52,16 @@ class Browser:
     def js(self, script: str, *args: Any) -> Any:
         return self.driver.execute_script(script, *args)
 
-    def until(self, script: str, *args: Any, timeout_s: float = WAIT_S) -> Any:
-        """Poll a JS expression (`return …`) until it is truthy; its value."""
+    def until(self, script: str, *args: Any, timeout_s: float = WAIT_S, shown: str = KIOSK_SHOWN) -> Any:
+        """Poll a JS expression (`return …`) until it is truthy; its value. On a timeout the
+        error says what the page showed (`shown`, a JS expression)."""
         deadline = time.monotonic() + timeout_s
         while True:
             value = self.js(script, *args)
             if value:
                 return value
             if time.monotonic() > deadline:
-                shown = self.js("return [document.body.dataset.screen, document.getElementById('toast').textContent,"
-                                "document.getElementById('panel').innerText.slice(0, 200)]")
-                raise AssertionError(f"the screen never showed it: {script} {args}; screen, toast, panel: {shown}")
+                raise AssertionError(f"the page never showed it: {script} {args}; it showed: {self.js(shown)}")
             time.sleep(POLL_S)
 
     def click(self, selector: str) -> None:

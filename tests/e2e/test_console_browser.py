@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from tests.central.helpers import REPO, CentralProcess, sqlite_dsn
 
-from .kiosk_browser import POLL_S, WAIT_S, Browser
+from .kiosk_browser import Browser
 
 PASSWORD = "console-demo-pass"
 CARD = "7700000000026"
@@ -54,14 +53,7 @@ def console(tmp_path: Path) -> Iterator[tuple[Browser, str]]:
 
 
 def wait_for(browser: Browser, script: str, *args: object) -> object:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        value = browser.js(script, *args)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the page never showed it: {script}; page: {browser.text('main')[:400]}")
-        time.sleep(POLL_S)
+    return browser.until(script, *args, shown="return document.querySelector('main')?.innerText.slice(0, 400)")
 
 
 def submit(browser: Browser, form: str, fields: dict[str, str]) -> None:

@@ -12,7 +12,9 @@ import sqlite3
 from pathlib import Path
 
 from central.balances import CardState
+from central.store import open_store
 from terminal.ledger import Ledger
+from terminal.sync import SyncConfig
 from tests.central.helpers import (
     CentralProcess,
     assert_consistent,
@@ -35,14 +37,18 @@ def _sqlite_backup(db: Path, out: Path) -> None:
         target.close()
 
 
-def test_terminal_resends_what_a_restored_server_lost(tmp_path: Path) -> None:
+def _chain(tmp_path: Path) -> tuple[str, Path, CentralProcess, Ledger, list[tuple[Ledger, SyncConfig]]]:
+    """A central on SQLite with card C1 (1 000 points) and one terminal T01 synced against it."""
     dsn = sqlite_dsn(tmp_path)
-    db = tmp_path / "central.db"
     publish_cards(dsn, {"C1": 1000})
     key = provision(dsn, "T01")
     server = CentralProcess(dsn, tmp_path / "central.log").start()
     ledger = Ledger.init(tmp_path / "T01", "T01")
-    terminal = [(ledger, sync_config(server.url, key, tmp_path, "T01"))]
+    return dsn, tmp_path / "central.db", server, ledger, [(ledger, sync_config(server.url, key, tmp_path, "T01"))]
+
+
+def test_terminal_resends_what_a_restored_server_lost(tmp_path: Path) -> None:
+    dsn, db, server, ledger, terminal = _chain(tmp_path)
     try:
         asyncio.run(settle(terminal))
         for i in range(5):
@@ -71,15 +77,7 @@ def test_the_feed_reaches_a_terminal_whose_cursor_is_above_a_restored_server(tmp
     """Before: the terminal asked for updates after its cursor, above the restored server's
     head, and was told "nothing new" until the server's cursor passed it again — and then its
     newer card versions made it skip the restored server's entries as stale."""
-    from central.store import open_store
-
-    dsn = sqlite_dsn(tmp_path)
-    db = tmp_path / "central.db"
-    publish_cards(dsn, {"C1": 1000})
-    key = provision(dsn, "T01")
-    server = CentralProcess(dsn, tmp_path / "central.log").start()
-    ledger = Ledger.init(tmp_path / "T01", "T01")
-    terminal = [(ledger, sync_config(server.url, key, tmp_path, "T01"))]
+    dsn, db, server, ledger, terminal = _chain(tmp_path)
     try:
         asyncio.run(settle(terminal))
         _sqlite_backup(db, tmp_path / "backup.db")
